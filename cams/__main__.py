@@ -1,0 +1,5 @@
+import sys
+
+from cams.cli import main
+
+sys.exit(main())

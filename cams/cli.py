@@ -1,0 +1,211 @@
+"""``python -m cams``: explain images, list methods and backbones, run the benchmark.
+
+A bad input ends with one line on stderr and exit code 2 (no traceback); the other images of the
+same run are still explained and written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from cams.backbones import DEFAULT_BACKBONE, REGISTRY, load_backbone, weights_available_offline
+from cams.engine import DEFAULT_METHODS, explain, select_methods
+from cams.errors import UserInputError
+from cams.images import EXAMPLES, example_image, load_image
+from cams.methods import DIFF_BASELINES, METHOD_NAMES, METHODS
+from cams.metrics import baseline_similarity
+from cams.render import grid_figure, save_figure
+
+EXIT_BAD_INPUT = 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit 2), like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see python -m cams {self.prog.split()[-1]} "
+                                  "--help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="cams", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    run = commands.add_parser("explain", help="write a labelled grid (PNG) and the maps (NPZ) "
+                                              "for each image")
+    run.add_argument("images", nargs="*", type=Path, help="image files")
+    run.add_argument("--example", action="append", default=[], choices=list(EXAMPLES),
+                     help="a bundled example photo (repeatable)")
+    run.add_argument("--backbone", default=DEFAULT_BACKBONE, help=f"default {DEFAULT_BACKBONE}")
+    run.add_argument("--weights", help="a .safetensors or state-dict file, or 'random'")
+    run.add_argument("--target", help="class index or exact class name (default: top-1)")
+    run.add_argument("--false-class", help="class index or name (default: strongest rival)")
+    run.add_argument("--methods", default="default",
+                     help="all, default (all but ScoreCAM) or a comma list of names")
+    run.add_argument("--out", type=Path, default=Path("cams_out"), help="output folder")
+    run.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when present)")
+    run.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
+    run.add_argument("--opacity", type=float, default=0.5, help="heatmap opacity in the grid")
+
+    commands.add_parser("methods", help="list the CAM methods")
+    commands.add_parser("backbones", help="list the registered backbones and offline weights")
+
+    bench = commands.add_parser("bench", help="time the engine against grad-cam")
+    bench.add_argument("--backbones", default=f"{DEFAULT_BACKBONE},resnet50")
+    bench.add_argument("--batch-sizes", default="1,32")
+    bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument("--device")
+    bench.add_argument("--skip-scorecam", action="store_true")
+    bench.add_argument("--out", type=Path, help="also write the results as JSON here")
+    return parser
+
+
+def parse_class(text: str | None, class_names: Sequence[str], what: str) -> int | None:
+    """A class index, or a class name matched case-insensitively."""
+    if text is None:
+        return None
+    if text.strip().lstrip("-").isdigit():
+        return int(text)
+    matches = [i for i, name in enumerate(class_names) if name.lower() == text.strip().lower()]
+    if not matches:
+        raise UserInputError(f"{what} {text!r} is neither a class index nor a class name of this "
+                             "model: give an index from 0 to "
+                             f"{len(class_names) - 1}")
+    return matches[0]
+
+
+def parse_methods(text: str) -> str | list[str]:
+    return text if text in ("all", "default") else [name.strip() for name in text.split(",")
+                                                     if name.strip()]
+
+
+@dataclass
+class Job:
+    stem: str
+    image: Image.Image
+
+
+def unique_stem(stem: str, taken: set[str]) -> str:
+    candidate, counter = stem, 1
+    while candidate in taken:
+        counter += 1
+        candidate = f"{stem}-{counter}"
+    taken.add(candidate)
+    return candidate
+
+
+def write_outputs(out: Path, stem: str, backbone, result, index: int, opacity: float) -> None:
+    """``<stem>.png`` (labelled grid) and ``<stem>.npz`` (maps, input, logits, target)."""
+    maps = {name: values[index].cpu().numpy().astype(np.float32)
+            for name, values in result.maps.items()}
+    inputs = result.inputs[index].cpu()
+    target = int(result.targets[index])
+    false_class = int(result.false_classes[index])
+    np.savez_compressed(out / f"{stem}.npz", **maps, input=inputs.numpy().astype(np.float32),
+                        logits=result.logits[index].cpu().numpy().astype(np.float32),
+                        target=np.int64(target), false_class=np.int64(false_class))
+    similarity = baseline_similarity({name: values[index:index + 1]
+                                      for name, values in result.maps.items()})
+    captions = {name: f"MSE vs {DIFF_BASELINES[name]}: {float(value):.2e}"
+                for name, value in similarity.items()}
+    probabilities = result.probabilities[index]
+    top1 = int(probabilities.argmax())
+    title = (f"{stem} · {backbone.name} · predicted {backbone.class_label(top1)} "
+             f"({float(probabilities[top1]):.1%})\nexplained: {backbone.class_label(target)}"
+             f" · false class: {backbone.class_label(false_class)}")
+    picture = backbone.to_display(inputs[None])[0].permute(1, 2, 0).numpy()
+    save_figure(grid_figure(picture, maps, captions, title, opacity=opacity), out / f"{stem}.png")
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    if not args.images and not args.example:
+        raise UserInputError("no image given: pass image files or --example NAME "
+                             f"({', '.join(EXAMPLES)})")
+    if args.batch_size < 1:
+        raise UserInputError("--batch-size must be at least 1")
+    backbone = load_backbone(args.backbone, weights=args.weights, device=args.device)
+    methods = select_methods(backbone, parse_methods(args.methods))
+    target = parse_class(args.target, backbone.class_names, "target class")
+    false_class = parse_class(args.false_class, backbone.class_names, "false class")
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    failures = 0
+    taken: set[str] = set()
+    jobs = [Job(unique_stem(name, taken), example_image(name)) for name in args.example]
+    for path in args.images:
+        try:
+            jobs.append(Job(unique_stem(path.stem, taken), load_image(path)))
+        except UserInputError as error:
+            print(f"error: {error}", file=sys.stderr)
+            failures += 1
+
+    scorecam_bar = tqdm(desc="ScoreCAM masked passes", unit="mask", leave=False,
+                        disable="ScoreCAM" not in methods)
+
+    def report(done: int, total: int) -> None:
+        scorecam_bar.total = total
+        scorecam_bar.n = done
+        scorecam_bar.refresh()
+
+    batches = [jobs[i:i + args.batch_size] for i in range(0, len(jobs), args.batch_size)]
+    with tqdm(total=len(jobs), desc="images", unit="image", disable=len(jobs) < 2) as bar:
+        for batch in batches:
+            result = explain(backbone, [job.image for job in batch], methods=methods,
+                             target=target, false_class=false_class, progress=report)
+            for index, job in enumerate(batch):
+                write_outputs(args.out, job.stem, backbone, result, index, args.opacity)
+                label = backbone.class_label(int(result.logits[index].argmax()))
+                tqdm.write(f"{job.stem}: {label} → {args.out / job.stem}.png, .npz")
+                bar.update(1)
+    scorecam_bar.close()
+    return EXIT_BAD_INPUT if failures else 0
+
+
+def run_methods() -> int:
+    width = max(len(name) for name in METHOD_NAMES)
+    for name in METHOD_NAMES:
+        method = METHODS[name]
+        default = "" if name in DEFAULT_METHODS else "  (opt-in: --methods all or by name)"
+        print(f"{name:<{width}}  {method.summary}{default}")
+    return 0
+
+
+def run_backbones() -> int:
+    width = max(len(name) for name in REGISTRY)
+    for name, spec in REGISTRY.items():
+        offline = "weights offline" if weights_available_offline(name) else "no weights offline"
+        print(f"{name:<{width}}  {offline:<18}  {spec.summary}")
+    print("Any other timm CNN by name also works, with --weights FILE or its timm weights.")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "explain":
+            return run_explain(args)
+        if args.command == "methods":
+            return run_methods()
+        if args.command == "backbones":
+            return run_backbones()
+        from cams.bench import run_bench
+        return run_bench(args)
+    except UserInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except torch.cuda.OutOfMemoryError:
+        print("error: out of GPU memory: use --batch-size 1 or --device cpu", file=sys.stderr)
+        return 1

@@ -1,0 +1,232 @@
+"""The CAM engine: every map of the panel from one forward pass and one vector-Jacobian product.
+
+``explain`` runs the backbone's features once (no graph below the target layer), the head once
+with a graph, and ONE batched VJP from the logits back to the activations with one cotangent per
+explained scalar (``cams.targets``). Then it calls the method table (``cams.methods``). Nothing is
+stored on the model (no hooks), so one backbone can serve several threads at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
+from cams.backbones import Backbone
+from cams.errors import UserInputError
+from cams.methods import (
+    ACTIVATION_METHODS,
+    GRADIENT_METHODS,
+    METHOD_NAMES,
+    METHODS,
+    display_maps,
+    eigencam,
+    scorecam_combine,
+    weighted_activations,
+)
+from cams.targets import strongest_rival, target_cotangents
+
+ClassChoice = int | Sequence[int] | Tensor | None
+ProgressCallback = Callable[[int, int], None]
+
+SCORECAM_MASK_EPS = 1e-8  # grad-cam 1.5.x, ScoreCAM.get_cam_weights
+DEFAULT_METHODS: tuple[str, ...] = tuple(name for name in METHOD_NAMES if name != "ScoreCAM")
+
+
+@dataclass
+class Explanation:
+    """The maps of a batch of N images and what they explain.
+
+    ``maps``: display name → N×H×W in [0, 1] at input resolution (SPEC display normalization).
+    ``layer_maps``: display name → N×h×w at layer resolution, before normalization (ReLU applied
+    where the method has one); entropy and the training losses use these.
+    """
+
+    maps: dict[str, Tensor]
+    layer_maps: dict[str, Tensor]
+    logits: Tensor
+    targets: Tensor
+    false_classes: Tensor
+    inputs: Tensor
+
+    @property
+    def probabilities(self) -> Tensor:
+        return self.logits.softmax(dim=1)
+
+
+def select_methods(backbone: Backbone, methods: str | Iterable[str] | None) -> list[str]:
+    """Resolve ``None`` (every method but ScoreCAM), ``"all"``, or names, in display order."""
+    if methods is None or methods == "default":
+        wanted = [name for name in DEFAULT_METHODS if name != "CAM" or backbone.linear_head]
+    elif methods == "all":
+        wanted = [name for name in METHOD_NAMES if name != "CAM" or backbone.linear_head]
+    else:
+        wanted = [methods] if isinstance(methods, str) else list(methods)
+    unknown = [name for name in wanted if name not in METHODS]
+    if unknown:
+        raise UserInputError(f"unknown method {unknown[0]!r}: choose from {', '.join(METHOD_NAMES)}")
+    if "CAM" in wanted and not backbone.linear_head:
+        raise UserInputError(
+            f"CAM needs a global-average-pool → Linear head, and {backbone.name}'s head is not one: "
+            "use GradCAM (its generalisation) instead")
+    return [name for name in METHOD_NAMES if name in wanted]
+
+
+def as_input_batch(backbone: Backbone, images: Tensor | Sequence[Image.Image]) -> Tensor:
+    """A preprocessed N×3×H×W tensor on the backbone's device, from a tensor or PIL images."""
+    if isinstance(images, Image.Image):
+        images = [images]
+    if not isinstance(images, Tensor):
+        if len(images) == 0:
+            raise UserInputError("no images given: pass at least one")
+        images = torch.cat([backbone.preprocess(image) for image in images])
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise UserInputError(f"images must be an N×3×H×W tensor, got shape {tuple(images.shape)}")
+    return images.to(backbone.device, torch.float32)
+
+
+def resolve_classes(choice: ClassChoice, default: Tensor, num_classes: int, what: str) -> Tensor:
+    """Per-image class indices from an int, a sequence, a tensor, or ``None`` (the default)."""
+    if choice is None:
+        return default
+    classes = torch.as_tensor(choice, dtype=torch.long, device=default.device).reshape(-1)
+    if classes.numel() == 1:
+        classes = classes.expand_as(default)
+    if classes.shape != default.shape:
+        raise UserInputError(f"{what}: {classes.numel()} classes given for {default.numel()} images")
+    bad = classes[(classes < 0) | (classes >= num_classes)]
+    if bad.numel():
+        raise UserInputError(f"{what} {int(bad[0])} is out of range: the model has {num_classes} "
+                             f"classes, 0 to {num_classes - 1}")
+    return classes.clone()
+
+
+def scorecam_scores(backbone: Backbone, inputs: Tensor, activations: Tensor, targets: Tensor,
+                    batch_size: int | None = None, progress: ProgressCallback | None = None) -> Tensor:
+    """ScoreCAM's channel scores ``s_k = y_c(x ⊙ M_k)``, N×K, with ``M_k`` = minmax(upsample(A_k)).
+
+    Channels whose masks coincide (dead channels, above all) share one forward pass: only the
+    distinct masks of each image run, ``batch_size`` masked images at a time (default: 16 on CPU,
+    64 on CUDA), in inference mode.
+    """
+    if batch_size is None:  # small batches stay in the CPU's caches; a GPU wants large ones
+        batch_size = 64 if inputs.is_cuda else 16
+    n, k = activations.shape[:2]
+    flat = activations.detach().flatten(2)
+    low, high = flat.amin(dim=2, keepdim=True), flat.amax(dim=2, keepdim=True)
+    # The upsampled mask's min-max is an affine map of the channel's: equal keys ⇒ equal masks.
+    keys = torch.where(high > low, (flat - low) / (high - low).clamp_min(1e-30), 0.0)
+    inverses = [torch.unique(keys[i], dim=0, return_inverse=True)[1] for i in range(n)]
+    total = sum(int(inverse.max()) + 1 for inverse in inverses)
+    done = 0
+    scores = torch.empty(n, k, device=activations.device)
+    with torch.inference_mode():
+        for i, inverse in enumerate(inverses):
+            # One representative channel per distinct mask (the first that maps onto it).
+            first = torch.full((int(inverse.max()) + 1,), k, device=inverse.device).scatter_reduce(
+                0, inverse, torch.arange(k, device=inverse.device), "amin")
+            chunks = []
+            for channels in first.split(batch_size):
+                upsampled = F.interpolate(activations[i, channels, None].detach(),
+                                          size=inputs.shape[-2:], mode="bilinear",
+                                          align_corners=True)
+                up_low = upsampled.amin(dim=(2, 3), keepdim=True)
+                up_high = upsampled.amax(dim=(2, 3), keepdim=True)
+                masks = (upsampled - up_low) / (up_high - up_low + SCORECAM_MASK_EPS)
+                logits = backbone.model(inputs[i:i + 1] * masks)
+                chunks.append(logits[:, targets[i]].float())
+                done += len(channels)
+                if progress is not None:
+                    progress(done, total)
+            scores[i] = torch.cat(chunks)[inverse]
+    return scores
+
+
+def layer_cams(backbone: Backbone, inputs: Tensor, methods: Sequence[str],
+               target: ClassChoice = None, false_class: ClassChoice = None, *,
+               create_graph: bool = False, scorecam_batch_size: int | None = None,
+               progress: ProgressCallback | None = None,
+               ) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
+    """Maps at layer resolution (before display normalization), logits, targets, false classes.
+
+    With ``create_graph=True`` the features keep their graph and the VJP is differentiable, so
+    the maps are differentiable with respect to the model's parameters (training losses).
+    """
+    gradient_names = list(dict.fromkeys(
+        GRADIENT_METHODS[name].gradient for name in methods if name in GRADIENT_METHODS))
+    needs_graph = bool(gradient_names) or create_graph
+    if create_graph:
+        activations = backbone.features(inputs)
+        head_input = activations
+    else:
+        with torch.no_grad():
+            activations = backbone.features(inputs)
+        head_input = activations.detach().requires_grad_(needs_graph)
+    with torch.set_grad_enabled(needs_graph):
+        logits = backbone.head(head_input)
+
+    top1 = logits.detach().argmax(dim=1)
+    targets = resolve_classes(target, top1, logits.shape[1], "target class")
+    false_classes = resolve_classes(false_class, strongest_rival(logits, targets),
+                                    logits.shape[1], "false class")
+    if logits.shape[1] > 1 and bool((false_classes == targets).any()):
+        raise UserInputError("the false class must differ from the target class: pick another one")
+
+    gradients: dict[str, Tensor] = {}
+    if gradient_names:
+        cotangents = target_cotangents(logits if create_graph else logits.detach(), targets,
+                                       false_classes, gradient_names)
+        stacked, = torch.autograd.grad(logits, head_input, grad_outputs=cotangents,
+                                       is_grads_batched=True, create_graph=create_graph)
+        gradients = dict(zip(gradient_names, stacked))
+    if not create_graph:
+        activations = activations.detach()
+
+    maps: dict[str, Tensor] = {}
+    with torch.set_grad_enabled(create_graph):
+        for name in methods:
+            if name in GRADIENT_METHODS:
+                method = GRADIENT_METHODS[name]
+                maps[name] = method.layer_map(activations, gradients[method.gradient])
+            elif name == "CAM":
+                maps[name] = weighted_activations(activations,
+                                                  backbone.classifier_weight()[targets])
+            elif name == "EigenCAM":
+                maps[name] = eigencam(activations)
+            elif name == "ScoreCAM":
+                scores = scorecam_scores(backbone, inputs, activations, targets,
+                                         scorecam_batch_size, progress)
+                maps[name] = scorecam_combine(activations, scores)
+            else:  # the table and this dispatch must name the same methods
+                raise AssertionError(f"{name} is in ACTIVATION_METHODS "
+                                     f"{list(ACTIVATION_METHODS)} but the engine lacks it")
+    return maps, logits if create_graph else logits.detach(), targets, false_classes
+
+
+def explain(backbone: Backbone, images: Tensor | Sequence[Image.Image],
+            methods: str | Iterable[str] | None = None, target: ClassChoice = None,
+            false_class: ClassChoice = None, *, create_graph: bool = False,
+            scorecam_batch_size: int | None = None, progress: ProgressCallback | None = None,
+            ) -> Explanation:
+    """Explain a batch of images with every requested CAM method.
+
+    ``images``: a preprocessed N×3×H×W tensor or PIL images. ``methods``: names (see
+    ``cams.methods.METHOD_NAMES``), ``"all"``, or ``None`` for every method but ScoreCAM.
+    ``target`` defaults to the top-1 class, ``false_class`` to the strongest rival; each may be
+    one index for all images or one per image. ``progress(done, total)`` reports ScoreCAM's
+    masked forward passes.
+    """
+    names = select_methods(backbone, methods)
+    inputs = as_input_batch(backbone, images)
+    layer_maps, logits, targets, false_classes = layer_cams(
+        backbone, inputs, names, target, false_class, create_graph=create_graph,
+        scorecam_batch_size=scorecam_batch_size, progress=progress)
+    # One upsampling call for every map of every image.
+    stacked = display_maps(torch.cat(list(layer_maps.values())), tuple(inputs.shape[-2:]))
+    maps = dict(zip(layer_maps, stacked.split(inputs.shape[0])))
+    return Explanation(maps=maps, layer_maps=layer_maps, logits=logits, targets=targets,
+                       false_classes=false_classes, inputs=inputs)

@@ -1,0 +1,97 @@
+"""Metrics of SPEC ("Metrics"): MSE, CAM entropy, Wilcoxon rank-sum, NISSIM, MOD and VID.
+
+Maps are N×H×W tensors; every function works on the maps' device, batched over N.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from scipy import stats
+from torch import Tensor
+
+from cams.methods import DIFF_BASELINES, minmax
+
+SSIM_WINDOW = 7  # scikit-image's structural_similarity defaults: 7×7 uniform window,
+SSIM_K1, SSIM_K2 = 0.01, 0.03  # K1, K2, sample covariance, data range 1 for maps in [0, 1]
+
+
+def mse(maps_a: Tensor, maps_b: Tensor) -> Tensor:
+    """Per-map mean squared error between normalised maps (DiffGradCAM paper, Tables 3–4): N."""
+    return (maps_a - maps_b).pow(2).flatten(1).mean(dim=1)
+
+
+def cam_entropy_nats(layer_maps: Tensor) -> Tensor:
+    """``H = −Σ p_i ln p_i`` with ``p = L / Σ L`` on the min-max normalised layer-resolution map.
+
+    Natural log: 28 equal pixels give ln 28 = 3.33 nats (the papers' "Shannons"). An all-zero map
+    has no mass and entropy 0.
+    """
+    mass = minmax(layer_maps).flatten(1)
+    total = mass.sum(dim=1, keepdim=True)
+    p = mass / total.clamp_min(torch.finfo(mass.dtype).tiny)
+    return -(p * torch.log(p.clamp_min(torch.finfo(p.dtype).tiny))).sum(dim=1)
+
+
+@dataclass(frozen=True)
+class RankSum:
+    statistic: float
+    p_value: float
+
+
+def rank_sum(scores_a: Tensor, scores_b: Tensor) -> RankSum:
+    """Wilcoxon rank-sum test between two sets of per-image scores (``scipy.stats.ranksums``)."""
+    result = stats.ranksums(scores_a.detach().cpu().numpy(), scores_b.detach().cpu().numpy())
+    return RankSum(float(result.statistic), float(result.pvalue))
+
+
+def ssim(maps_a: Tensor, maps_b: Tensor) -> Tensor:
+    """Mean structural similarity per map pair (Wang et al. 2004) for maps in [0, 1]: N.
+
+    Same definition as scikit-image's ``structural_similarity(data_range=1)``: 7×7 uniform
+    window, sample covariance, averaged over the windows that fit inside the map.
+    """
+    a, b = maps_a[:, None].double(), maps_b[:, None].double()
+    pool = lambda x: F.avg_pool2d(x, SSIM_WINDOW, stride=1)  # noqa: E731
+    n = SSIM_WINDOW * SSIM_WINDOW
+    cov_norm = n / (n - 1)
+    mean_a, mean_b = pool(a), pool(b)
+    var_a = cov_norm * (pool(a * a) - mean_a * mean_a)
+    var_b = cov_norm * (pool(b * b) - mean_b * mean_b)
+    cov_ab = cov_norm * (pool(a * b) - mean_a * mean_b)
+    c1, c2 = SSIM_K1 ** 2, SSIM_K2 ** 2
+    index = ((2 * mean_a * mean_b + c1) * (2 * cov_ab + c2)
+             / ((mean_a ** 2 + mean_b ** 2 + c1) * (var_a + var_b + c2)))
+    return index.flatten(1).mean(dim=1).to(maps_a.dtype)
+
+
+def nissim(maps_a: Tensor, maps_b: Tensor) -> Tensor:
+    """Normalised inverted SSIM ``(1 − SSIM) / 2`` ∈ [0, 1] (Generalizing Adversarial
+    Explanations with Grad-CAM): 0 for identical maps."""
+    return (1 - ssim(maps_a, maps_b)) / 2
+
+
+@dataclass(frozen=True)
+class Dissimilarity:
+    """MOD (mean observed dissimilarity), VID (variance in dissimilarity) and its square root."""
+
+    mod: float
+    vid: float
+    vid_std: float
+    count: int
+
+
+def mod_vid(clean_maps: Tensor, attacked_maps: Tensor) -> Dissimilarity:
+    """MOD and VID over a set: mean and variance of NISSIM between clean and attacked maps."""
+    values = nissim(clean_maps, attacked_maps).double()
+    variance = float(values.var(unbiased=False)) if values.numel() > 1 else 0.0
+    return Dissimilarity(float(values.mean()), variance, variance ** 0.5, values.numel())
+
+
+def baseline_similarity(maps: dict[str, Tensor]) -> dict[str, Tensor]:
+    """MSE of each DiffGradCAM(++) map to its GradCAM(++) baseline, where both are present: N each
+    (DiffGradCAM paper, §6.2: near 0 on clean models for the Mean variants)."""
+    return {name: mse(maps[name], maps[baseline]) for name, baseline in DIFF_BASELINES.items()
+            if name in maps and baseline in maps}

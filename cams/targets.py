@@ -1,0 +1,57 @@
+"""The explained scalars, as cotangent vectors on the logits.
+
+Every scalar a CAM explains is a function ``s(y)`` of the logits, and its gradient at the target
+layer is ``∂s/∂A = Σ_j v_j ∂y_j/∂A`` with ``v = ∂s/∂y`` (SPEC, "Explained scalar"). So all of them
+come from one vector-Jacobian product with a small batch of cotangents ``v``.
+
+Difference targets (DiffGradCAM paper, §4.3, Eq. 5–8): ``s = y_c − b(y_¬c)`` with
+  Mean ``b = mean_{j≠c} y_j``, Max ``b = max_{j≠c} y_j``, LSE ``b = log Σ_{j≠c} exp(y_j) − log(C−1)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from cams.methods import FALSE_LOGIT, LOGIT, LSE_DIFF, MAX_DIFF, MEAN_DIFF, TRUE_MINUS_FALSE
+
+
+def strongest_rival(logits: Tensor, target: Tensor) -> Tensor:
+    """Index of the largest logit other than ``target`` (N), the default false class."""
+    others = logits.detach().scatter(1, target[:, None], float("-inf"))
+    return others.argmax(dim=1)
+
+
+def target_cotangents(logits: Tensor, target: Tensor, false_class: Tensor,
+                      names: list[str]) -> Tensor:
+    """Stack ``v = ∂s/∂y`` for each named explained scalar: T×N×C.
+
+    The LSE cotangent depends on the logits (a softmax over the rivals); it keeps their graph, so in
+    differentiable mode the second-order terms of ``∂s/∂A`` are exact.
+    """
+    num_classes = logits.shape[1]
+    one_hot = torch.zeros_like(logits).scatter(1, target[:, None], 1.0)
+    false_hot = torch.zeros_like(logits).scatter(1, false_class[:, None], 1.0)
+    rivals = 1.0 - one_hot
+    # With one class there is no rival: every difference target is y_c alone.
+    num_rivals = max(num_classes - 1, 1)
+
+    def lse() -> Tensor:
+        if num_classes == 1:
+            return one_hot
+        rival_logits = logits.masked_fill(one_hot.bool(), float("-inf"))
+        return one_hot - torch.softmax(rival_logits, dim=1) * rivals
+
+    def max_difference() -> Tensor:
+        return one_hot - torch.zeros_like(logits).scatter(
+            1, strongest_rival(logits, target)[:, None], 1.0) * rivals
+
+    builders = {
+        LOGIT: lambda: one_hot,
+        MEAN_DIFF: lambda: one_hot - rivals / num_rivals,
+        MAX_DIFF: max_difference,
+        LSE_DIFF: lse,
+        FALSE_LOGIT: lambda: false_hot,
+        TRUE_MINUS_FALSE: lambda: one_hot - false_hot,
+    }
+    return torch.stack([builders[name]() for name in names])

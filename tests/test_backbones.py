@@ -1,0 +1,146 @@
+"""Backbones: real predictions of the shipped weights, safe weight files, clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+
+import huggingface_hub.constants
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from cams import load_backbone
+from cams.errors import UserInputError
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])
+def test_shipped_weights_recognise_real_photos(name, chelsea, coffee):
+    backbone = load_backbone(name, device="cpu")
+    inputs = torch.cat([backbone.preprocess(chelsea), backbone.preprocess(coffee)])
+    with torch.no_grad():
+        top1 = backbone.model(inputs).argmax(dim=1).tolist()
+    assert top1 == [285, 967]
+    assert backbone.class_names[285] == "Egyptian cat" and backbone.class_names[967] == "espresso"
+    assert backbone.linear_head
+
+
+def test_default_backbone_preprocessing_comes_from_timm_config(lite0, chelsea):
+    assert lite0.input_size == (224, 224)
+    assert lite0.data_config["mean"] == (0.5, 0.5, 0.5)
+    x = lite0.preprocess(chelsea)
+    assert x.shape == (1, 3, 224, 224) and x.dtype == torch.float32
+    assert -1.0 <= float(x.min()) and float(x.max()) <= 1.0  # (v − 0.5) / 0.5 for v in [0, 1]
+
+
+def two_class_resnet(seed: int = 0) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    return timm.create_model("resnet18", num_classes=2).state_dict()
+
+
+def test_safetensors_file_sets_classes_and_names(tmp_path):
+    state = two_class_resnet()
+    path = tmp_path / "binary.safetensors"
+    save_file(state, path, metadata={"class_names": json.dumps(["live", "spoof"])})
+    backbone = load_backbone("resnet18", weights=path, device="cpu")
+    assert backbone.num_classes == 2 and backbone.class_names == ["live", "spoof"]
+    assert torch.equal(backbone.model.state_dict()["fc.weight"], state["fc.weight"])
+
+
+def test_state_dict_file_with_sidecar_names(tmp_path):
+    path = tmp_path / "binary.pt"
+    torch.save(two_class_resnet(), path)
+    path.with_suffix(".json").write_text(json.dumps({"class_names": ["cat", "dog"]}))
+    backbone = load_backbone("resnet18", weights=path, device="cpu")
+    assert backbone.class_names == ["cat", "dog"]
+    assert backbone.linear_head and backbone.feature_shape[0] == 512
+
+
+class Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch exploited",))
+
+
+def test_malicious_pickle_is_never_executed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as handle:
+        pickle.dump({"fc.weight": Exploit()}, handle)
+    with pytest.raises(UserInputError, match="cannot be read safely"):
+        load_backbone("resnet18", weights=path, device="cpu")
+    assert not (tmp_path / "exploited").exists()
+
+
+def test_pickle_with_more_than_tensors_is_refused(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"fc.weight": torch.zeros(2, 512), "epoch": 3}, path)
+    with pytest.raises(UserInputError, match="more than tensors"):
+        load_backbone("resnet18", weights=path, device="cpu")
+
+
+@pytest.mark.parametrize(("backbone", "message"), [
+    ("densenet121", "does not fit backbone densenet121"),
+    ("resnet34", "missing and"),
+])
+def test_weights_of_another_architecture_are_refused(tmp_path, backbone, message):
+    path = tmp_path / "resnet18.safetensors"
+    save_file(two_class_resnet(), path)
+    with pytest.raises(UserInputError, match=message):
+        load_backbone(backbone, weights=path, device="cpu")
+
+
+def test_weights_of_the_wrong_shape_are_refused(tmp_path):
+    state = two_class_resnet()
+    state["conv1.weight"] = torch.zeros(64, 3, 5, 5)
+    path = tmp_path / "reshaped.safetensors"
+    save_file(state, path)
+    with pytest.raises(UserInputError, match="shapes differ"):
+        load_backbone("resnet18", weights=path, device="cpu")
+
+
+@pytest.mark.parametrize(("content", "suffix", "message"), [
+    (b"", ".safetensors", "empty"),
+    (b"\x00\x01garbage" * 10, ".safetensors", "not a valid .safetensors"),
+    (b"garbage" * 10, ".pt", "cannot be read safely"),
+])
+def test_broken_weight_files_are_refused(tmp_path, content, suffix, message):
+    path = tmp_path / f"broken{suffix}"
+    path.write_bytes(content)
+    with pytest.raises(UserInputError, match=message):
+        load_backbone("resnet18", weights=path, device="cpu")
+
+
+def test_missing_weight_file_is_refused(tmp_path):
+    with pytest.raises(UserInputError, match="not found"):
+        load_backbone("resnet18", weights=tmp_path / "nope.safetensors")
+
+
+def test_unknown_backbone_is_refused():
+    with pytest.raises(UserInputError, match="unknown backbone 'resnet_9000'"):
+        load_backbone("resnet_9000")
+
+
+def test_no_weights_offline_says_how_to_provide_them(tmp_path, monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("CAMS_OFFLINE", "1")
+    with pytest.raises(UserInputError, match="--weights FILE"):
+        load_backbone("resnet50")
+
+
+def test_random_weights_only_when_asked(resnet_random):
+    assert resnet_random.weights_source == "random initialisation"
+    assert resnet_random.class_names[285] == "Egyptian cat"  # 1000-class head: ImageNet names
+
+
+def test_a_vision_transformer_is_not_a_cnn():
+    with pytest.raises(UserInputError, match="not a CNN"):
+        load_backbone("vit_tiny_patch16_224", weights="random", device="cpu")
+
+
+def test_unavailable_cuda_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(UserInputError, match="no CUDA GPU"):
+        load_backbone("resnet18", weights="random", device="cuda")

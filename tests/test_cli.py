@@ -1,0 +1,149 @@
+"""The command line: outputs a user can open, and one clear line (exit 2) for every bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import timm
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from cams import explain
+from cams.cli import main
+from cams.engine import DEFAULT_METHODS
+from cams.images import example_image
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_module_entry_point_writes_grid_and_maps(tmp_path, lite0):
+    completed = subprocess.run(
+        [sys.executable, "-m", "cams", "explain", "--example", "chelsea", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    assert "Egyptian cat" in completed.stdout
+    png = Image.open(tmp_path / "chelsea.png")
+    assert png.size[0] > 800 and png.size[1] > 800
+    saved = np.load(tmp_path / "chelsea.npz")
+    assert set(DEFAULT_METHODS) | {"input", "logits", "target", "false_class"} == set(saved.files)
+    assert int(saved["target"]) == 285 and saved["logits"].shape == (1000,)
+    assert saved["input"].shape == (3, 224, 224) and saved["input"].dtype == np.float32
+    expected = explain(lite0, [example_image("chelsea")])
+    for name in DEFAULT_METHODS:
+        heatmap = saved[name]
+        assert heatmap.dtype == np.float32 and heatmap.shape == (224, 224)
+        assert heatmap.min() == 0.0 and heatmap.max() == 1.0
+        np.testing.assert_allclose(heatmap, expected.maps[name][0].numpy(), atol=1e-5)
+
+
+def test_target_by_name_and_method_subset(tmp_path, capsys):
+    code, _, err = run(capsys, "explain", "--example", "coffee", "--target", "tiger cat",
+                         "--methods", "GradCAM,MeanDiffGradCAM", "--out", str(tmp_path))
+    assert code == 0, err
+    saved = np.load(tmp_path / "coffee.npz")
+    assert int(saved["target"]) == 282
+    assert {"GradCAM", "MeanDiffGradCAM"} <= set(saved.files) and "HiResCAM" not in saved.files
+
+
+def test_all_methods_include_scorecam(tmp_path, capsys):
+    image = tmp_path / "photo.png"
+    example_image("rocket").resize((160, 120)).save(image)
+    code, _, err = run(capsys, "explain", str(image), "--backbone", "resnet10t", "--weights",
+                       "random", "--methods", "all", "--out", str(tmp_path / "out"))
+    assert code == 0, err
+    assert "ScoreCAM" in np.load(tmp_path / "out" / "photo.npz").files
+
+
+def test_one_bad_image_does_not_lose_the_others(tmp_path, capsys):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    good = tmp_path / "good.png"
+    example_image("coffee").save(good)
+    code, _, err = run(capsys, "explain", str(tmp_path / "empty.jpg"), str(good),
+                         "--methods", "GradCAM", "--out", str(tmp_path / "out"))
+    assert code == 2
+    assert err.strip().count("\n") == 0 and "empty (0 bytes)" in err
+    assert (tmp_path / "out" / "good.npz").exists()
+
+
+def make_bad_input(tmp_path, kind):
+    """Files for the bad-input table below; returns the extra command-line arguments."""
+    if kind == "missing":
+        return [str(tmp_path / "nowhere.png")]
+    if kind == "not-an-image":
+        (tmp_path / "notes.png").write_text("hello")
+        return [str(tmp_path / "notes.png")]
+    if kind == "corrupt":
+        example_image("coffee").save(tmp_path / "full.jpg")
+        data = (tmp_path / "full.jpg").read_bytes()
+        (tmp_path / "cut.jpg").write_bytes(data[:200])
+        return [str(tmp_path / "cut.jpg")]
+    if kind == "huge":
+        Image.new("1", (9000, 9000)).save(tmp_path / "huge.png")
+        return [str(tmp_path / "huge.png")]
+    state = timm.create_model("resnet18", num_classes=3).state_dict()
+    if kind == "wrong-architecture":
+        save_file(state, tmp_path / "resnet.safetensors")
+        return ["--example", "chelsea", "--weights", str(tmp_path / "resnet.safetensors")]
+    if kind == "pickle-with-objects":
+        torch.save({**state, "optimizer": {"lr": 0.1}}, tmp_path / "ckpt.pt")
+        return ["--example", "chelsea", "--backbone", "resnet18", "--weights",
+                str(tmp_path / "ckpt.pt")]
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(("kind", "message"), [
+    ("missing", "not found"),
+    ("not-an-image", "not an image"),
+    ("corrupt", "corrupt or truncated"),
+    ("huge", "megapixels"),
+    ("wrong-architecture", "does not fit backbone efficientnet_lite0"),
+    ("pickle-with-objects", "holds more than tensors"),
+])
+def test_bad_files_give_one_line_and_exit_2(tmp_path, capsys, kind, message):
+    code, _, err = run(capsys, "explain", *make_bad_input(tmp_path, kind), "--methods", "GradCAM",
+                       "--out", str(tmp_path / "out"))
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--backbone", "resnet_9000"], "unknown backbone"),
+    (["--methods", "GradCAM,NopeCAM"], "unknown method 'NopeCAM'"),
+    (["--target", "1000"], "target class 1000 is out of range"),
+    (["--target", "unicorn"], "neither a class index nor a class name"),
+    (["--false-class", "285"], "must differ"),
+    (["--batch-size", "0"], "at least 1"),
+])
+def test_bad_options_give_one_line_and_exit_2(tmp_path, capsys, argv, message):
+    code, _, err = run(capsys, "explain", "--example", "chelsea", *argv, "--out", str(tmp_path))
+    assert code == 2
+    assert err.count("\n") == 1 and message in err
+
+
+def test_usage_errors_are_one_line_too(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["explain", "--no-such-flag"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.count("\n") == 1 and "unrecognized arguments" in err
+
+
+def test_no_image_is_a_clear_error(capsys):
+    code, _, err = run(capsys, "explain")
+    assert code == 2 and "no image given" in err
+
+
+def test_lists(capsys):
+    code, out, _ = run(capsys, "methods")
+    assert code == 0 and all(name in out for name in DEFAULT_METHODS + ("ScoreCAM",))
+    code, out, _ = run(capsys, "backbones")
+    assert code == 0 and "efficientnet_lite0  weights offline" in out and "resnet50" in out

@@ -1,0 +1,168 @@
+"""Engine invariants, computed by hand from the model's own weights; threads; differentiability."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import timm
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from cams import explain, load_backbone
+from cams.engine import DEFAULT_METHODS
+from cams.errors import UserInputError
+from cams.methods import minmax
+
+
+def hand_normalised(layer_map: torch.Tensor, size) -> torch.Tensor:
+    """SPEC's display normalization, written out: bilinear upsample, then per-map min-max."""
+    up = F.interpolate(layer_map[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+    low = up.amin(dim=(1, 2), keepdim=True)
+    high = up.amax(dim=(1, 2), keepdim=True)
+    return (up - low) / (high - low)
+
+
+def test_default_panel_has_every_method_but_scorecam(lite0, chelsea):
+    result = explain(lite0, [chelsea])
+    assert list(result.maps) == list(DEFAULT_METHODS)
+    for name, heatmap in result.maps.items():
+        assert heatmap.shape == (1, 224, 224), name
+        assert float(heatmap.min()) == 0.0 and float(heatmap.max()) == 1.0, name
+        assert not heatmap.requires_grad
+    assert int(result.targets[0]) == 285 and int(result.false_classes[0]) == 282
+
+
+def test_cam_and_difference_salience_by_hand_from_the_classifier(lite0, chelsea, coffee):
+    inputs = torch.cat([lite0.preprocess(chelsea), lite0.preprocess(coffee)])
+    result = explain(lite0, inputs, methods=["CAM", "TrueClassCAM", "FalseClassCAM",
+                                             "DifferenceSalience"], false_class=[281, 968])
+    with torch.no_grad():
+        activations = lite0.model.forward_features(inputs)
+        weight = lite0.model.classifier.weight
+        logits = lite0.model(inputs)
+    targets = logits.argmax(dim=1)
+    t = torch.einsum("nk,nkhw->nhw", weight[targets], activations)
+    f = torch.einsum("nk,nkhw->nhw", weight[torch.tensor([281, 968])], activations)
+    expected = {"CAM": t, "TrueClassCAM": t, "FalseClassCAM": f, "DifferenceSalience": t - f}
+    for name, layer_map in expected.items():
+        torch.testing.assert_close(result.maps[name], hand_normalised(layer_map, (224, 224)),
+                                   atol=1e-4, rtol=0)
+    torch.testing.assert_close(result.logits, logits, atol=1e-4, rtol=1e-4)
+
+
+def binary_backbone(tmp_path_factory):
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("binary") / "binary.safetensors"
+    save_file(timm.create_model("resnet18", num_classes=2).state_dict(), path)
+    return load_backbone("resnet18", weights=path, device="cpu")
+
+
+def test_binary_head_mean_max_lse_coincide_and_equal_the_difference(tmp_path_factory, chelsea):
+    backbone = binary_backbone(tmp_path_factory)
+    inputs = F.interpolate(backbone.preprocess(chelsea), size=(128, 128), mode="bilinear")
+    result = explain(backbone, inputs, methods="all")
+    for suffix in ("", "++"):
+        mean = result.maps[f"MeanDiffGradCAM{suffix}"]
+        torch.testing.assert_close(result.maps[f"MaxDiffGradCAM{suffix}"], mean)
+        torch.testing.assert_close(result.maps[f"LSEDiffGradCAM{suffix}"], mean)
+    # Binary: y_c − y_other has gradient (W_c − W_other)/Z, so GradCAM of it is ReLU(t − f).
+    with torch.no_grad():
+        activations = backbone.model.forward_features(inputs)
+    weight = backbone.model.fc.weight
+    c = int(result.targets[0])
+    difference = torch.einsum("k,nkhw->nhw", weight[c] - weight[1 - c], activations)
+    torch.testing.assert_close(result.maps["MeanDiffGradCAM"],
+                               hand_normalised(F.relu(difference), (128, 128)), atol=1e-4, rtol=0)
+    assert int(result.false_classes[0]) == 1 - c
+
+
+def test_gradient_panel_computes_no_parameter_gradients_and_leaves_no_hooks(resnet_random, chelsea):
+    model = resnet_random.model
+    model.zero_grad(set_to_none=True)
+    explain(resnet_random, [chelsea], methods="all")
+    assert all(p.grad is None for p in model.parameters())
+    assert all(not m._forward_hooks and not m._backward_hooks and not m._forward_pre_hooks
+               for m in model.modules())
+
+
+def test_explicit_target_and_false_class(lite0, chelsea):
+    result = explain(lite0, [chelsea], methods=["GradCAM"], target=281, false_class=285)
+    assert int(result.targets[0]) == 281 and int(result.false_classes[0]) == 285
+    other = explain(lite0, [chelsea], methods=["GradCAM"])
+    assert float((result.maps["GradCAM"] - other.maps["GradCAM"]).abs().max()) > 0.05
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"target": 1000}, "target class 1000 is out of range"),
+    ({"target": -1}, "out of range"),
+    ({"false_class": 5000}, "false class 5000 is out of range"),
+    ({"target": 3, "false_class": 3}, "must differ"),
+    ({"methods": ["GradCAM", "FooCAM"]}, "unknown method 'FooCAM'"),
+    ({"target": [1, 2, 3]}, "3 classes given for 1 images"),
+])
+def test_bad_requests_are_refused(lite0, chelsea, kwargs, message):
+    with pytest.raises(UserInputError, match=message):
+        explain(lite0, [chelsea], **kwargs)
+
+
+def test_cam_is_refused_for_heads_that_are_not_average_pool_linear(convnext_random, chelsea):
+    assert not convnext_random.linear_head
+    assert "CAM" not in explain(convnext_random, [chelsea]).maps
+    with pytest.raises(UserInputError, match="CAM needs a global-average-pool"):
+        explain(convnext_random, [chelsea], methods=["CAM"])
+
+
+def test_threads_share_one_backbone_safely(lite0, chelsea, coffee):
+    images = {"chelsea": chelsea, "coffee": coffee}
+    sequential = {name: explain(lite0, [image]).maps for name, image in images.items()}
+    results, errors = {}, []
+
+    def work(name):
+        try:
+            for _ in range(3):
+                results[name] = explain(lite0, [images[name]]).maps
+        except Exception as error:  # surfaced by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(name,)) for name in images]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    for name in images:
+        for method, heatmap in sequential[name].items():
+            torch.testing.assert_close(results[name][method], heatmap, atol=1e-5, rtol=0)
+
+
+def test_batched_equals_one_by_one(lite0, chelsea, coffee):
+    batch = explain(lite0, [chelsea, coffee])
+    for index, image in enumerate([chelsea, coffee]):
+        single = explain(lite0, [image])
+        for method, heatmap in single.maps.items():
+            torch.testing.assert_close(batch.maps[method][index:index + 1], heatmap,
+                                       atol=1e-4, rtol=0)
+
+
+def test_differentiable_mode_reaches_the_parameters(resnet_random, chelsea):
+    model = resnet_random.model
+    inputs = F.interpolate(resnet_random.preprocess(chelsea), size=(96, 96), mode="bilinear")
+    result = explain(resnet_random, inputs, methods=["GradCAM", "LSEDiffGradCAM++",
+                                                     "DifferenceSalience"], create_graph=True)
+    loss = sum(layer_map.sum() for layer_map in result.layer_maps.values())
+    conv_weight = model.layer4[0].downsample[0].weight  # below the target layer
+    gradient, = torch.autograd.grad(loss, conv_weight)
+    assert gradient.abs().sum() > 0
+    # The graph-free run gives the same maps.
+    plain = explain(resnet_random, inputs, methods=list(result.maps))
+    for name, heatmap in plain.maps.items():
+        torch.testing.assert_close(result.maps[name].detach(), heatmap, atol=1e-5, rtol=0)
+
+
+def test_minmax_maps_constant_maps_to_zero():
+    maps = torch.stack([torch.full((3, 3), 2.0), torch.arange(9.0).reshape(3, 3)])
+    normalised = minmax(maps)
+    assert float(normalised[0].abs().max()) == 0.0
+    torch.testing.assert_close(normalised[1], torch.arange(9.0).reshape(3, 3) / 8)

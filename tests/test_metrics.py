@@ -1,0 +1,96 @@
+"""Metrics against independent computations: numpy, scipy and scikit-image."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from skimage.metrics import structural_similarity
+
+from cams.metrics import baseline_similarity, cam_entropy_nats, mod_vid, mse, nissim, rank_sum, ssim
+
+
+@pytest.fixture
+def maps():
+    generator = torch.Generator().manual_seed(0)
+    smooth = torch.nn.functional.avg_pool2d(torch.rand(6, 1, 40, 48, generator=generator), 5,
+                                            stride=1, padding=2)[:, 0]
+    return smooth[:3], smooth[3:]
+
+
+def test_mse_is_the_per_map_mean_of_squares(maps):
+    a, b = maps
+    expected = ((a.numpy() - b.numpy()) ** 2).reshape(3, -1).mean(axis=1)
+    np.testing.assert_allclose(mse(a, b).numpy(), expected, rtol=1e-6)
+
+
+def test_entropy_of_the_sham_border_is_ln_28():
+    border = torch.zeros(1, 7, 7)  # the 24-pixel outer ring plus 4 of the next ring: 28 on
+    border[0, [0, 6], :] = 1
+    border[0, :, [0, 6]] = 1
+    border[0, 1, 1:3] = 1
+    border[0, 5, 4:6] = 1
+    assert int(border.sum()) == 28
+    assert math.isclose(float(cam_entropy_nats(border)[0]), math.log(28), rel_tol=1e-6)
+    assert math.isclose(math.log(28), 3.332, abs_tol=1e-3)
+
+
+def test_entropy_matches_scipy_on_a_graded_map(maps):
+    a, _ = maps
+    layer = a[:, ::6, ::6]
+    normalised = (layer - layer.amin((1, 2), keepdim=True)) / (
+        layer.amax((1, 2), keepdim=True) - layer.amin((1, 2), keepdim=True))
+    expected = [stats.entropy(m.flatten()) for m in normalised.numpy()]
+    np.testing.assert_allclose(cam_entropy_nats(layer).numpy(), expected, rtol=1e-5)
+
+
+def test_entropy_of_an_empty_map_is_zero():
+    assert float(cam_entropy_nats(torch.zeros(1, 7, 7))[0]) == 0.0
+
+
+def test_rank_sum_is_scipys():
+    x = torch.tensor([0.1, 0.4, 0.35, 0.8, 0.05])
+    y = torch.tensor([0.9, 0.7, 0.95, 0.6, 0.85, 0.99])
+    expected = stats.ranksums(x.numpy(), y.numpy())
+    result = rank_sum(x, y)
+    assert math.isclose(result.p_value, expected.pvalue) and result.p_value < 0.05
+    assert math.isclose(result.statistic, expected.statistic)
+
+
+def test_ssim_matches_scikit_image(maps):
+    a, b = maps
+    expected = [structural_similarity(x, y, data_range=1.0) for x, y in
+                zip(a.double().numpy(), b.double().numpy())]
+    np.testing.assert_allclose(ssim(a, b).numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_nissim_range_and_identity(maps):
+    a, b = maps
+    assert torch.allclose(nissim(a, a), torch.zeros(3), atol=1e-6)
+    values = nissim(a, b)
+    assert bool(((values >= 0) & (values <= 1)).all())
+    expected = [(1 - structural_similarity(x, y, data_range=1.0)) / 2 for x, y in
+                zip(a.double().numpy(), b.double().numpy())]
+    np.testing.assert_allclose(values.numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_mod_and_vid_are_mean_and_variance_of_nissim(maps):
+    a, b = maps
+    values = np.array([(1 - structural_similarity(x, y, data_range=1.0)) / 2 for x, y in
+                       zip(a.double().numpy(), b.double().numpy())])
+    result = mod_vid(a, b)
+    assert math.isclose(result.mod, values.mean(), rel_tol=1e-5)
+    assert math.isclose(result.vid, values.var(), rel_tol=1e-4)
+    assert math.isclose(result.vid_std, values.std(), rel_tol=1e-4) and result.count == 3
+
+
+def test_baseline_similarity_pairs_each_variant_with_its_baseline(maps):
+    a, b = maps
+    result = baseline_similarity({"GradCAM": a, "MeanDiffGradCAM": b, "GradCAM++": b,
+                                  "MaxDiffGradCAM++": b})
+    assert set(result) == {"MeanDiffGradCAM", "MaxDiffGradCAM++"}
+    torch.testing.assert_close(result["MeanDiffGradCAM"], mse(b, a))
+    assert float(result["MaxDiffGradCAM++"].abs().max()) == 0.0
