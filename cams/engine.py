@@ -34,6 +34,7 @@ ClassChoice = int | Sequence[int] | Tensor | None
 ProgressCallback = Callable[[int, int], None]
 
 SCORECAM_MASK_EPS = 1e-8  # grad-cam 1.5.x, ScoreCAM.get_cam_weights
+METHOD_CHUNK_ELEMENTS = 2**19  # gradient elements per method call (2 MB of float32)
 DEFAULT_METHODS: tuple[str, ...] = tuple(name for name in METHOD_NAMES if name != "ScoreCAM")
 
 
@@ -86,7 +87,7 @@ def as_input_batch(backbone: Backbone, images: Tensor | Sequence[Image.Image]) -
         images = torch.cat([backbone.preprocess(image) for image in images])
     if images.ndim != 4 or images.shape[1] != 3:
         raise UserInputError(f"images must be an N×3×H×W tensor, got shape {tuple(images.shape)}")
-    return images.to(backbone.device, torch.float32)
+    return images.to(backbone.device, torch.float32, memory_format=backbone.memory_format)
 
 
 def resolve_classes(choice: ClassChoice, default: Tensor, num_classes: int, what: str) -> Tensor:
@@ -163,9 +164,11 @@ def layer_cams(backbone: Backbone, inputs: Tensor, methods: Sequence[str],
         activations = backbone.features(inputs)
         head_input = activations
     else:
-        with torch.no_grad():
+        with torch.inference_mode():
             activations = backbone.features(inputs)
-        head_input = activations.detach().requires_grad_(needs_graph)
+        # A clone made outside inference mode is an ordinary tensor the head can record on.
+        activations = activations.clone()
+        head_input = activations.requires_grad_(needs_graph)
     with torch.set_grad_enabled(needs_graph):
         logits = backbone.head(head_input)
 
@@ -176,23 +179,33 @@ def layer_cams(backbone: Backbone, inputs: Tensor, methods: Sequence[str],
     if logits.shape[1] > 1 and bool((false_classes == targets).any()):
         raise UserInputError("the false class must differ from the target class: pick another one")
 
-    gradients: dict[str, Tensor] = {}
+    maps: dict[str, Tensor] = {}
     if gradient_names:
         cotangents = target_cotangents(logits if create_graph else logits.detach(), targets,
                                        false_classes, gradient_names)
-        stacked, = torch.autograd.grad(logits, head_input, grad_outputs=cotangents,
-                                       is_grads_batched=True, create_graph=create_graph)
-        gradients = dict(zip(gradient_names, stacked))
-    if not create_graph:
-        activations = activations.detach()
+        gradients, = torch.autograd.grad(logits, head_input, grad_outputs=cotangents,
+                                         is_grads_batched=True, create_graph=create_graph)
+    # The same memory layout as the gradients keeps the element-wise maths of the methods fast.
+    activations = (activations if create_graph else activations.detach()).contiguous()
 
-    maps: dict[str, Tensor] = {}
     with torch.set_grad_enabled(create_graph):
+        # Methods sharing a function run as one call over their stacked gradients (T×N×K×h×w),
+        # a few images at a time so that the temporaries stay small enough to sit in the caches.
+        by_function: dict[Callable, list[str]] = {}
         for name in methods:
             if name in GRADIENT_METHODS:
-                method = GRADIENT_METHODS[name]
-                maps[name] = method.layer_map(activations, gradients[method.gradient])
-            elif name == "CAM":
+                by_function.setdefault(GRADIENT_METHODS[name].layer_map, []).append(name)
+        for function, names in by_function.items():
+            rows = [gradient_names.index(GRADIENT_METHODS[name].gradient) for name in names]
+            if rows == list(range(rows[0], rows[0] + len(rows))):
+                rows = slice(rows[0], rows[0] + len(rows))  # a view, not a copy
+            per_image = len(names) * activations[0].numel()
+            step = max(1, METHOD_CHUNK_ELEMENTS // per_image)
+            chunks = [function(activations[i:i + step], gradients[rows, i:i + step])
+                      for i in range(0, len(activations), step)]
+            maps.update(zip(names, torch.cat(chunks, dim=1)))
+        for name in methods:
+            if name == "CAM":
                 maps[name] = weighted_activations(activations,
                                                   backbone.classifier_weight()[targets])
             elif name == "EigenCAM":
@@ -201,9 +214,10 @@ def layer_cams(backbone: Backbone, inputs: Tensor, methods: Sequence[str],
                 scores = scorecam_scores(backbone, inputs, activations, targets,
                                          scorecam_batch_size, progress)
                 maps[name] = scorecam_combine(activations, scores)
-            else:  # the table and this dispatch must name the same methods
+            elif name not in GRADIENT_METHODS:  # the table and this dispatch must agree
                 raise AssertionError(f"{name} is in ACTIVATION_METHODS "
                                      f"{list(ACTIVATION_METHODS)} but the engine lacks it")
+    maps = {name: maps[name] for name in methods}
     return maps, logits if create_graph else logits.detach(), targets, false_classes
 
 

@@ -1,13 +1,16 @@
 """Every CAM method as a pure function of tensors, and the one table that names them.
 
-Shapes: activations ``A`` and gradients ``G`` are N×K×h×w (target layer), maps are N×h×w.
-The equations are those of ``shared/SPEC.md`` ("Maps"); the numerical conventions (epsilons,
-where ReLU applies) follow the reference implementation, the ``grad-cam`` package 1.5.x, so that
-our maps agree with it. The engine computes ``A`` and every ``G`` once and then calls the table.
+Shapes: activations ``A`` are N×K×h×w (target layer); gradients ``G`` are N×K×h×w or, for several
+explained scalars at once, T×N×K×h×w (the functions broadcast over leading dimensions); maps are
+N×h×w (or T×N×h×w). The equations are those of ``shared/SPEC.md`` ("Maps"); the numerical
+conventions (epsilons, where ReLU applies) follow the reference implementation, the ``grad-cam``
+package 1.5.x, so that our maps agree with it. The engine computes ``A`` and every ``G`` once and
+then calls the table.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,16 +20,19 @@ from torch import Tensor
 
 GRADCAM_PP_EPS = 1e-6  # grad-cam 1.5.x, GradCAMPlusPlus.get_cam_weights
 XGRADCAM_EPS = 1e-7  # grad-cam 1.5.x, XGradCAM.get_cam_weights
+SPATIAL = (-2, -1)
 
 
 def weighted_activations(activations: Tensor, channel_weights: Tensor) -> Tensor:
-    """``Σ_k w_k A_k``, no ReLU: the class activation map for channel weights ``w`` (N×K)."""
-    return torch.einsum("nk,nkhw->nhw", channel_weights, activations)
+    """``Σ_k w_k A_k``, no ReLU: the class activation map for channel weights ``w`` (…×N×K)."""
+    flat = activations.flatten(-2)  # N×K×Z
+    summed = torch.matmul(channel_weights.unsqueeze(-2), flat).squeeze(-2)
+    return summed.unflatten(-1, activations.shape[-2:])
 
 
 def gradcam_weights(gradients: Tensor) -> Tensor:
     """GradCAM channel weights ``α_k = (1/Z) Σ_ij G_kij`` (Selvaraju et al. 2017, Eq. 1)."""
-    return gradients.mean(dim=(2, 3))
+    return gradients.mean(dim=SPATIAL)
 
 
 def gradcam(activations: Tensor, gradients: Tensor) -> Tensor:
@@ -42,26 +48,26 @@ def gradcam_plus_plus(activations: Tensor, gradients: Tensor) -> Tensor:
 
     ``a_kij = G² / (2G² + (Σ_ab A_kab)·G³ + ε)`` (0 where G = 0), ``w_k = Σ_ij a_kij·ReLU(G_kij)``,
     map ``ReLU(Σ_k w_k A_k)``. With a difference target's gradient this is DiffGradCAM++
-    (DiffGradCAM paper, §4.7, Eq. 11–12).
+    (DiffGradCAM paper, §4.7, Eq. 11–12). Where G = 0 the numerator G² is 0 and the denominator
+    is ε, so ``a = 0`` there without a special case.
     """
-    g2 = gradients.pow(2)
-    g3 = g2 * gradients
-    activation_sums = activations.sum(dim=(2, 3), keepdim=True)
-    alpha = g2 / (2 * g2 + activation_sums * g3 + GRADCAM_PP_EPS)
-    alpha = torch.where(gradients != 0, alpha, torch.zeros_like(alpha))
-    channel_weights = (alpha * F.relu(gradients)).sum(dim=(2, 3))
-    return F.relu(weighted_activations(activations, channel_weights))
+    activation_sums = activations.sum(dim=SPATIAL).unsqueeze(-1)
+    flat = gradients.flatten(-2)
+    g2 = flat * flat
+    weighted = g2 * F.relu(flat) / (g2 * (activation_sums * flat + 2) + GRADCAM_PP_EPS)
+    return F.relu(weighted_activations(activations, weighted.sum(dim=-1)))
 
 
 def hirescam(activations: Tensor, gradients: Tensor) -> Tensor:
     """HiResCAM (Draelos & Carin 2020): ``ReLU(Σ_k G_k ⊙ A_k)``, no spatial averaging."""
-    return F.relu((gradients * activations).sum(dim=1))
+    return F.relu((gradients * activations).sum(dim=-3))
 
 
 def xgradcam(activations: Tensor, gradients: Tensor) -> Tensor:
-    """XGradCAM (Fu et al. 2020): ``w_k = Σ_ij A_kij G_kij / (Σ_ab A_kab + ε)``, ``ReLU(Σ_k w_k A_k)``."""
-    activation_sums = activations.sum(dim=(2, 3))
-    channel_weights = (activations * gradients).sum(dim=(2, 3)) / (activation_sums + XGRADCAM_EPS)
+    """XGradCAM (Fu et al. 2020): ``w_k = Σ_ij A_kij G_kij / (Σ_ab A_kab + ε)``, map
+    ``ReLU(Σ_k w_k A_k)``."""
+    activation_sums = activations.sum(dim=SPATIAL)
+    channel_weights = (activations * gradients).sum(dim=SPATIAL) / (activation_sums + XGRADCAM_EPS)
     return F.relu(weighted_activations(activations, channel_weights))
 
 
@@ -79,19 +85,20 @@ def class_activation(activations: Tensor, gradients: Tensor) -> Tensor:
 def eigencam(activations: Tensor) -> Tensor:
     """EigenCAM (Muhammad & Yeasin 2020): the first principal component of the activations.
 
-    The Z×K matrix of activations (rows = positions) is centred per channel and projected on its
-    first right-singular vector; the sign is chosen so the projection correlates positively with
-    ``Σ_k A_k`` (the SVD sign is otherwise arbitrary); then ReLU.
+    The Z×K matrix ``X`` of activations (rows = positions) is centred per channel and projected on
+    its first right-singular vector, ``X v₁ = σ₁ u₁``; ``u₁`` and ``σ₁²`` come from the small Z×Z
+    Gram matrix ``X Xᵀ`` (Z ≪ K at the last stage). The sign is chosen so the projection correlates
+    positively with ``Σ_k A_k`` (the SVD's sign is otherwise arbitrary); then ReLU.
     """
     n, k, h, w = activations.shape
     positions = activations.reshape(n, k, h * w).transpose(1, 2)
     centred = positions - positions.mean(dim=1, keepdim=True)
-    u, s, _ = torch.linalg.svd(centred, full_matrices=False)
-    projection = u[:, :, 0] * s[:, :1]
+    eigenvalues, eigenvectors = torch.linalg.eigh(centred @ centred.transpose(1, 2))
+    projection = eigenvectors[:, :, -1] * eigenvalues[:, -1:].clamp_min(0).sqrt()
     channel_sum = positions.sum(dim=2)
     covariance = ((projection - projection.mean(1, keepdim=True))
                   * (channel_sum - channel_sum.mean(1, keepdim=True))).sum(dim=1, keepdim=True)
-    sign = torch.where(covariance < 0, -1.0, 1.0).to(projection.dtype)
+    sign = torch.where(covariance < 0, -1.0, 1.0)
     return F.relu(projection * sign).reshape(n, h, w)
 
 
@@ -107,16 +114,48 @@ def scorecam_combine(activations: Tensor, masked_scores: Tensor) -> Tensor:
 def minmax(maps: Tensor) -> Tensor:
     """Min-max normalise each map of N×h×w to [0, 1]; a constant map becomes all zeros."""
     flat = maps.flatten(1)
-    low = flat.min(dim=1, keepdim=True).values
-    span = flat.max(dim=1, keepdim=True).values - low
-    scaled = torch.where(span > 0, (flat - low) / span.clamp_min(torch.finfo(flat.dtype).tiny), 0.0)
-    return scaled.reshape(maps.shape)
+    low, high = torch.aminmax(flat, dim=1, keepdim=True)
+    span = high - low
+    # The clamp keeps gradients finite for constant maps in differentiable mode.
+    inverse = torch.where(span > 0, 1 / span.clamp_min(torch.finfo(flat.dtype).tiny), 0.0)
+    return ((flat - low) * inverse).reshape(maps.shape)
+
+
+@functools.lru_cache(maxsize=64)
+def interpolation_matrix(size_in: int, size_out: int, device: torch.device,
+                         dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """1-D bilinear resampling (``align_corners=False``) as a size_out×size_in matrix, taken from
+    ``F.interpolate`` itself applied to the unit vectors; and the output indices that can hold an
+    extreme: the first and last output of each run sharing the same pair of inputs (between them
+    the resampled value is linear, so its extremes lie at the ends)."""
+    unit_vectors = torch.eye(size_in, device=device, dtype=dtype)[:, None, :, None]
+    resampled = F.interpolate(unit_vectors, size=(size_out, 1), mode="bilinear", align_corners=False)
+    matrix = resampled[:, 0, :, 0].T.contiguous()
+    first_input = (matrix > 0).to(torch.int8).argmax(dim=1)
+    run_edges = torch.ones(size_out, dtype=torch.bool, device=device)
+    run_edges[1:-1] = (first_input[1:-1] != first_input[:-2]) | (first_input[1:-1] != first_input[2:])
+    return matrix, run_edges.nonzero()[:, 0]
 
 
 def display_maps(layer_maps: Tensor, size: tuple[int, int]) -> Tensor:
-    """SPEC's display normalization: bilinear upsample (``align_corners=False``), then min-max."""
-    upsampled = F.interpolate(layer_maps[:, None], size=size, mode="bilinear", align_corners=False)
-    return minmax(upsampled[:, 0])
+    """SPEC's display normalization: bilinear upsample (``align_corners=False``), then min-max.
+
+    Bilinear resampling is separable and affine-equivariant, so this is computed as: the upsampled
+    map's exact min and max, read at the few output pixels that can hold them; min-max at layer
+    resolution with those; then one upsampling by two small matrix products. Same numbers as
+    ``F.interpolate`` followed by min-max, with one pass over the large output instead of three.
+    """
+    rows, row_edges = interpolation_matrix(layer_maps.shape[-2], size[0], layer_maps.device,
+                                           layer_maps.dtype)
+    columns, column_edges = interpolation_matrix(layer_maps.shape[-1], size[1],
+                                                 layer_maps.device, layer_maps.dtype)
+    candidates = (rows[row_edges] @ layer_maps @ columns[column_edges].T).flatten(1)
+    low, high = torch.aminmax(candidates, dim=1)
+    span = (high - low)[:, None, None]
+    inverse = torch.where(span > 0, 1 / span.clamp_min(torch.finfo(span.dtype).tiny), 0.0)
+    normalised = (layer_maps - low[:, None, None]) * inverse
+    # Rows of the resampling matrices sum to 1 only up to rounding: clamp the last ulp.
+    return (rows @ normalised @ columns.T).clamp_(0.0, 1.0)
 
 
 # The explained scalars whose gradients the engine computes, one cotangent each (cams.targets).

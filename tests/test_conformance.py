@@ -2,87 +2,26 @@
 
 Each reference map is computed by grad-cam itself: its own hooks, one full forward and backward
 per method, numpy normalization and cv2 resizing. DiffGradCAM(++) there is GradCAM(++) with a
-target callable that returns the difference logit (written here by hand, per SPEC).
+target callable that returns the difference logit, written out from its definition
+(``cams.reference.DifferenceTarget``), not from our cotangents.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, ScoreCAM, XGradCAM
 from pytorch_grad_cam.utils.image import scale_cam_image
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
-from torch import nn
 
 from cams import explain
+from cams.reference import reference_classes, reference_map
 
 TOLERANCE = 1e-3
 
 
-class _Features(nn.Module):
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return self.model.forward_features(x)
-
-
-class SplitModel(nn.Module):
-    """The backbone as features → head, so grad-cam can hook the target layer's output."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.features = _Features(model)
-        self.model = model
-
-    def forward(self, x):
-        return self.model.forward_head(self.features(x))
-
-
-class DifferenceTarget:
-    """``y_c − b(y_¬c)``, the DiffGradCAM paper's difference logit (§4.3)."""
-
-    def __init__(self, category: int, baseline: str):
-        self.category, self.baseline = category, baseline
-
-    def __call__(self, output):
-        others = torch.cat([output[..., :self.category], output[..., self.category + 1:]], dim=-1)
-        if self.baseline == "mean":
-            base = others.mean(dim=-1)
-        elif self.baseline == "max":
-            base = others.max(dim=-1).values
-        else:
-            base = torch.logsumexp(others, dim=-1) - math.log(others.shape[-1])
-        return output[..., self.category] - base
-
-
-REFERENCES = {
-    "GradCAM": (GradCAM, None),
-    "GradCAM++": (GradCAMPlusPlus, None),
-    "HiResCAM": (HiResCAM, None),
-    "XGradCAM": (XGradCAM, None),
-    "MeanDiffGradCAM": (GradCAM, "mean"),
-    "MaxDiffGradCAM": (GradCAM, "max"),
-    "LSEDiffGradCAM": (GradCAM, "lse"),
-    "MeanDiffGradCAM++": (GradCAMPlusPlus, "mean"),
-    "MaxDiffGradCAM++": (GradCAMPlusPlus, "max"),
-    "LSEDiffGradCAM++": (GradCAMPlusPlus, "lse"),
-}
-
-
-def reference_map(backbone, inputs, method, targets):
-    cam_class, baseline = REFERENCES[method]
-    split = SplitModel(backbone.model)
-    wanted = [ClassifierOutputTarget(c) if baseline is None else DifferenceTarget(c, baseline)
-              for c in targets]
-    with cam_class(model=split, target_layers=[split.features]) as cam:
-        return cam(input_tensor=inputs, targets=wanted)
+REFERENCES = [name for name in reference_classes() if name != "EigenCAM"]
 
 
 def photo_batch(backbone, images, size):
@@ -117,9 +56,7 @@ def test_eigencam_matches_grad_cam_up_to_svd_sign(request, chelsea, coffee, fixt
     backbone = request.getfixturevalue(fixture)
     inputs = photo_batch(backbone, [chelsea, coffee], size)
     ours = explain(backbone, inputs, methods=["EigenCAM"]).maps["EigenCAM"].numpy()
-    split = SplitModel(backbone.model)
-    with EigenCAM(model=split, target_layers=[split.features]) as cam:
-        theirs = cam(input_tensor=inputs, targets=None)
+    theirs = reference_map(backbone, inputs, "EigenCAM", [])
     with torch.no_grad():
         projection = get_2d_projection(backbone.features(inputs).numpy())
     # The SVD's sign is arbitrary: the other sign, normalised the way grad-cam does.
@@ -135,9 +72,6 @@ def test_scorecam_matches_grad_cam_on_a_small_model(resnet_random, chelsea):
     calls = []
     ours = explain(resnet_random, inputs, methods=["ScoreCAM"], target=3,
                    progress=lambda done, total: calls.append((done, total)))
-    split = SplitModel(resnet_random.model)
-    with ScoreCAM(model=split, target_layers=[split.features]) as cam:
-        cam.batch_size = 64
-        theirs = cam(input_tensor=inputs, targets=[ClassifierOutputTarget(3)])
+    theirs = reference_map(resnet_random, inputs, "ScoreCAM", [3], scorecam_batch_size=64)
     assert np.abs(ours.maps["ScoreCAM"].numpy() - theirs).max() <= TOLERANCE
     assert calls and calls[-1][0] == calls[-1][1] <= resnet_random.feature_shape[0]

@@ -1,0 +1,82 @@
+"""The reference implementation, the ``grad-cam`` package, wired to our backbones.
+
+Used by the conformance tests (our maps must match these) and by the benchmark (our speed is
+measured against these). grad-cam is a development dependency (requirements-dev.txt); it computes
+each map with its own hooks and one full forward and backward pass per method.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from cams.backbones import Backbone
+
+
+class _Features(nn.Module):
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        return self.model.forward_features(inputs)
+
+
+class SplitModel(nn.Module):
+    """The backbone as ``features`` → head, so grad-cam can hook the target layer's output."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.features = _Features(model)
+        self.model = model
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        return self.model.forward_head(self.features(inputs))
+
+
+class DifferenceTarget:
+    """A grad-cam target returning the DiffGradCAM paper's difference logit ``y_c − b(y_¬c)``
+    (§4.3), written out directly from its definition (no cotangents)."""
+
+    def __init__(self, category: int, baseline: str):
+        self.category, self.baseline = category, baseline
+
+    def __call__(self, output: Tensor) -> Tensor:
+        others = torch.cat([output[..., :self.category], output[..., self.category + 1:]], dim=-1)
+        if self.baseline == "mean":
+            base = others.mean(dim=-1)
+        elif self.baseline == "max":
+            base = others.max(dim=-1).values
+        else:
+            base = torch.logsumexp(others, dim=-1) - math.log(others.shape[-1])
+        return output[..., self.category] - base
+
+
+def reference_classes() -> dict[str, tuple[type, str | None]]:
+    """Display name → (grad-cam class, difference baseline or None) for the 11 maps grad-cam has
+    (EigenCAM is class-agnostic; ScoreCAM is separate, being a different kind of cost)."""
+    from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, XGradCAM
+    return {
+        "GradCAM": (GradCAM, None), "GradCAM++": (GradCAMPlusPlus, None),
+        "HiResCAM": (HiResCAM, None), "XGradCAM": (XGradCAM, None), "EigenCAM": (EigenCAM, None),
+        "MeanDiffGradCAM": (GradCAM, "mean"), "MaxDiffGradCAM": (GradCAM, "max"),
+        "LSEDiffGradCAM": (GradCAM, "lse"), "MeanDiffGradCAM++": (GradCAMPlusPlus, "mean"),
+        "MaxDiffGradCAM++": (GradCAMPlusPlus, "max"), "LSEDiffGradCAM++": (GradCAMPlusPlus, "lse"),
+    }
+
+
+def reference_map(backbone: Backbone, inputs: Tensor, method: str, targets: list[int],
+                  scorecam_batch_size: int = 16) -> np.ndarray:
+    """grad-cam's normalised N×H×W map for one of our method names (ScoreCAM included)."""
+    from pytorch_grad_cam import ScoreCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    cam_class, baseline = (ScoreCAM, None) if method == "ScoreCAM" else reference_classes()[method]
+    split = SplitModel(backbone.model)
+    wanted = [ClassifierOutputTarget(c) if baseline is None else DifferenceTarget(c, baseline)
+              for c in targets]
+    with cam_class(model=split, target_layers=[split.features]) as cam:
+        cam.batch_size = scorecam_batch_size
+        return cam(input_tensor=inputs, targets=None if method == "EigenCAM" else wanted)
