@@ -111,11 +111,11 @@ def scorecam_scores(backbone: Backbone, inputs: Tensor, activations: Tensor, tar
     """ScoreCAM's channel scores ``s_k = y_c(x ⊙ M_k)``, N×K, with ``M_k`` = minmax(upsample(A_k)).
 
     Channels whose masks coincide (dead channels, above all) share one forward pass: only the
-    distinct masks of each image run, ``batch_size`` masked images at a time (default: 16 on CPU,
-    64 on CUDA), in inference mode.
+    distinct masks of each image run, ``batch_size`` masked images at a time (default: 8 on CPU,
+    the fastest per image on a 2-core machine, see BENCHMARKS.md; 64 on CUDA), in inference mode.
     """
     if batch_size is None:  # small batches stay in the CPU's caches; a GPU wants large ones
-        batch_size = 64 if inputs.is_cuda else 16
+        batch_size = 64 if inputs.is_cuda else 8
     n, k = activations.shape[:2]
     flat = activations.detach().flatten(2)
     low, high = flat.amin(dim=2, keepdim=True), flat.amax(dim=2, keepdim=True)
