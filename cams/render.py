@@ -30,14 +30,15 @@ def grid_figure(image: np.ndarray, maps: dict[str, np.ndarray], captions: dict[s
         for name, heatmap in maps.items()]
     rows = math.ceil(len(panels) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.5 * rows + 0.6),
-                                squeeze=False)
+                                squeeze=False, layout="constrained")
     for axis in axes.flat:
         axis.axis("off")
     for axis, (name, picture, caption) in zip(axes.flat, panels):
         axis.imshow(picture)
         axis.set_title(f"{name}\n{caption}" if caption else name, fontsize=10)
     mappable = plt.cm.ScalarMappable(cmap=COLORMAP, norm=matplotlib.colors.Normalize(0, 1))
-    figure.colorbar(mappable, ax=axes, fraction=0.02, pad=0.01, label="normalised salience")
+    figure.colorbar(mappable, ax=axes, fraction=0.02, pad=0.01, shrink=0.6,
+                    label="normalised salience")
     figure.suptitle(title, fontsize=12)
     return figure
 
