@@ -139,8 +139,13 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         resolved = torch.device(device)
     except RuntimeError as error:
         raise UserInputError(f"unknown device {device!r}: use cpu, cuda or cuda:N") from error
+    if resolved.type not in ("cpu", "cuda"):
+        raise UserInputError(f"device {device!r} is not supported: use cpu, cuda or cuda:N")
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise UserInputError(f"device {device!r} asked for, but no CUDA GPU is available: use cpu")
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise UserInputError(f"device {device!r}: this machine has {torch.cuda.device_count()} "
+                             "CUDA device(s), numbered from 0")
     return resolved
 
 
@@ -288,7 +293,12 @@ def _timm_pretrained(spec: BackboneSpec) -> tuple[nn.Module, str]:
             f"state dict for timm's {spec.timm_name}), put timm's weights in the Hugging Face cache "
             f"(download {cfg.get('hf_hub_id')} on a connected machine), "
             f"or use --weights random")
-    return timm.create_model(spec.timm_name, pretrained=True), "timm pretrained (downloaded)"
+    try:
+        return timm.create_model(spec.timm_name, pretrained=True), "timm pretrained (downloaded)"
+    except Exception as error:  # network, HTTP and cache errors of huggingface_hub / torch.hub
+        raise UserInputError(
+            f"downloading the weights of {spec.name} failed ({type(error).__name__}): pass "
+            "--weights FILE, or set CAMS_OFFLINE=1 and put them in the Hugging Face cache") from error
 
 
 def _model_from_file(spec: BackboneSpec, path: Path) -> tuple[nn.Module, dict[str, str]]:

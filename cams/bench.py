@@ -214,6 +214,8 @@ def run_bench(args: argparse.Namespace) -> int:
         batch_sizes = [int(size) for size in args.batch_sizes.split(",")]
     except ValueError as error:
         raise UserInputError(f"--batch-sizes {args.batch_sizes!r}: give integers like 1,32") from error
+    if not names or min(batch_sizes) < 1 or args.repeats < 1:
+        raise UserInputError("bench needs at least one backbone, batch sizes ≥ 1 and --repeats ≥ 1")
     results: dict = {"machine": machine_description(device), "panel": [], "scorecam": []}
     for name in names:
         for batch_size in batch_sizes:

@@ -7,6 +7,7 @@ same run are still explained and written.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -74,13 +75,16 @@ def parse_class(text: str | None, class_names: Sequence[str], what: str) -> int 
     """A class index, or a class name matched case-insensitively."""
     if text is None:
         return None
-    if text.strip().lstrip("-").isdigit():
+    if re.fullmatch(r"\s*-?[0-9]+\s*", text):
         return int(text)
     matches = [i for i, name in enumerate(class_names) if name.lower() == text.strip().lower()]
     if not matches:
         raise UserInputError(f"{what} {text!r} is neither a class index nor a class name of this "
                              "model: give an index from 0 to "
                              f"{len(class_names) - 1}")
+    if len(matches) > 1:
+        raise UserInputError(f"{what} {text!r} names several classes ({', '.join(map(str, matches))}):"
+                             " give the index")
     return matches[0]
 
 
@@ -137,7 +141,11 @@ def run_explain(args: argparse.Namespace) -> int:
     methods = select_methods(backbone, parse_methods(args.methods))
     target = parse_class(args.target, backbone.class_names, "target class")
     false_class = parse_class(args.false_class, backbone.class_names, "false class")
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserInputError(f"cannot create the output folder {args.out} ({error.strerror}): "
+                             "pick another --out") from error
 
     failures = 0
     taken: set[str] = set()
@@ -163,10 +171,16 @@ def run_explain(args: argparse.Namespace) -> int:
             result = explain(backbone, [job.image for job in batch], methods=methods,
                              target=target, false_class=false_class, progress=report)
             for index, job in enumerate(batch):
-                write_outputs(args.out, job.stem, backbone, result, index, args.opacity)
+                bar.update(1)
+                try:
+                    write_outputs(args.out, job.stem, backbone, result, index, args.opacity)
+                except OSError as error:
+                    print(f"error: cannot write {args.out / job.stem}.png/.npz ({error.strerror}): "
+                          "check the --out folder's permissions and free space", file=sys.stderr)
+                    failures += 1
+                    continue
                 label = backbone.class_label(int(result.logits[index].argmax()))
                 tqdm.write(f"{job.stem}: {label} → {args.out / job.stem}.png, .npz")
-                bar.update(1)
     scorecam_bar.close()
     return EXIT_BAD_INPUT if failures else 0
 

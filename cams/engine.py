@@ -67,6 +67,8 @@ def select_methods(backbone: Backbone, methods: str | Iterable[str] | None) -> l
         wanted = [name for name in METHOD_NAMES if name != "CAM" or backbone.linear_head]
     else:
         wanted = [methods] if isinstance(methods, str) else list(methods)
+    if not wanted:
+        raise UserInputError(f"no method given: name at least one of {', '.join(METHOD_NAMES)}")
     unknown = [name for name in wanted if name not in METHODS]
     if unknown:
         raise UserInputError(f"unknown method {unknown[0]!r}: choose from {', '.join(METHOD_NAMES)}")
@@ -119,7 +121,8 @@ def scorecam_scores(backbone: Backbone, inputs: Tensor, activations: Tensor, tar
     n, k = activations.shape[:2]
     flat = activations.detach().flatten(2)
     low, high = flat.amin(dim=2, keepdim=True), flat.amax(dim=2, keepdim=True)
-    # The upsampled mask's min-max is an affine map of the channel's: equal keys ⇒ equal masks.
+    # Upsampling commutes with affine maps, so channels with equal keys (affinely related
+    # activations) have equal masks, up to the 1e-8 guard in the mask's denominator.
     keys = torch.where(high > low, (flat - low) / (high - low).clamp_min(1e-30), 0.0)
     inverses = [torch.unique(keys[i], dim=0, return_inverse=True)[1] for i in range(n)]
     total = sum(int(inverse.max()) + 1 for inverse in inverses)
@@ -161,7 +164,10 @@ def layer_cams(backbone: Backbone, inputs: Tensor, methods: Sequence[str],
         GRADIENT_METHODS[name].gradient for name in methods if name in GRADIENT_METHODS))
     needs_graph = bool(gradient_names) or create_graph
     if create_graph:
-        activations = backbone.features(inputs)
+        with torch.enable_grad():
+            activations = backbone.features(inputs)
+        if not activations.requires_grad:  # frozen features: differentiate from the layer on
+            activations = activations.detach().requires_grad_()
         head_input = activations
     else:
         with torch.inference_mode():
@@ -181,10 +187,11 @@ def layer_cams(backbone: Backbone, inputs: Tensor, methods: Sequence[str],
 
     maps: dict[str, Tensor] = {}
     if gradient_names:
-        cotangents = target_cotangents(logits if create_graph else logits.detach(), targets,
-                                       false_classes, gradient_names)
-        gradients, = torch.autograd.grad(logits, head_input, grad_outputs=cotangents,
-                                         is_grads_batched=True, create_graph=create_graph)
+        with torch.enable_grad():
+            cotangents = target_cotangents(logits if create_graph else logits.detach(), targets,
+                                           false_classes, gradient_names)
+            gradients, = torch.autograd.grad(logits, head_input, grad_outputs=cotangents,
+                                             is_grads_batched=True, create_graph=create_graph)
     # The same memory layout as the gradients keeps the element-wise maths of the methods fast.
     activations = (activations if create_graph else activations.detach()).contiguous()
 

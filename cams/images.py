@@ -89,6 +89,7 @@ def load_image(path: str | Path) -> Image.Image:
                     f"more than the {MAX_PIXELS / 1e6:.0f} allowed: downscale it first")
             image.seek(0)  # first frame of an animation or a multi-page file
             image.load()
+            return to_rgb(image)
     except UserInputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
@@ -102,4 +103,3 @@ def load_image(path: str | Path) -> Image.Image:
     except (OSError, ValueError, SyntaxError) as error:
         raise UserInputError(f"image {path} is corrupt or truncated ({error}): "
                              "re-export or re-download it") from error
-    return to_rgb(image)

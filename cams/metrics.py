@@ -24,12 +24,15 @@ def mse(maps_a: Tensor, maps_b: Tensor) -> Tensor:
 
 
 def cam_entropy_nats(layer_maps: Tensor) -> Tensor:
-    """``H = −Σ p_i ln p_i`` with ``p = L / Σ L`` on the min-max normalised layer-resolution map.
+    """``H = −Σ p_i ln p_i`` with ``p = L / Σ L`` on the layer-resolution map ``L`` (SPEC).
 
-    Natural log: 28 equal pixels give ln 28 = 3.33 nats (the papers' "Shannons"). An all-zero map
-    has no mass and entropy 0.
+    Natural log: 28 equal pixels give ln 28 = 3.33 nats (the papers' "Shannons"). Maps with
+    negative values (the un-ReLU'd TrueClassCAM, FalseClassCAM and t − f) are taken min-max
+    normalised, as they are displayed, so that ``p`` is a distribution. An all-zero map has no
+    mass and entropy 0.
     """
-    mass = minmax(layer_maps).flatten(1)
+    has_negatives = (layer_maps.flatten(1).amin(dim=1) < 0)[:, None, None]
+    mass = torch.where(has_negatives, minmax(layer_maps), layer_maps).flatten(1)
     total = mass.sum(dim=1, keepdim=True)
     p = mass / total.clamp_min(torch.finfo(mass.dtype).tiny)
     return -(p * torch.log(p.clamp_min(torch.finfo(p.dtype).tiny))).sum(dim=1)

@@ -122,6 +122,10 @@ def test_bad_files_give_one_line_and_exit_2(tmp_path, capsys, kind, message):
     (["--target", "unicorn"], "neither a class index nor a class name"),
     (["--false-class", "285"], "must differ"),
     (["--batch-size", "0"], "at least 1"),
+    (["--methods", ","], "no method given"),
+    (["--target", "²"], "neither a class index nor a class name"),
+    (["--target", "crane"], "names several classes (134, 517)"),
+    (["--device", "mps"], "not supported"),
 ])
 def test_bad_options_give_one_line_and_exit_2(tmp_path, capsys, argv, message):
     code, _, err = run(capsys, "explain", "--example", "chelsea", *argv, "--out", str(tmp_path))
@@ -135,6 +139,13 @@ def test_usage_errors_are_one_line_too(capsys):
     err = capsys.readouterr().err
     assert exit_info.value.code == 2
     assert err.count("\n") == 1 and "unrecognized arguments" in err
+
+
+def test_output_folder_that_is_a_file(tmp_path, capsys):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    code, _, err = run(capsys, "explain", "--example", "chelsea", "--methods", "GradCAM",
+                       "--out", str(tmp_path / "taken"))
+    assert code == 2 and err.count("\n") == 1 and "cannot create the output folder" in err
 
 
 def test_no_image_is_a_clear_error(capsys):

@@ -163,6 +163,24 @@ def test_differentiable_mode_reaches_the_parameters(resnet_random, chelsea):
         torch.testing.assert_close(result.maps[name].detach(), heatmap, atol=1e-5, rtol=0)
 
 
+def test_differentiable_mode_with_frozen_features_and_under_no_grad(resnet_random, chelsea):
+    model = resnet_random.model
+    inputs = F.interpolate(resnet_random.preprocess(chelsea), size=(96, 96), mode="bilinear")
+    frozen = [p for name, p in model.named_parameters() if not name.startswith("fc.")]
+    try:
+        for parameter in frozen:
+            parameter.requires_grad_(False)
+        result = explain(resnet_random, inputs, methods=["GradCAM"], create_graph=True)
+        gradient, = torch.autograd.grad(result.layer_maps["GradCAM"].sum(), model.fc.weight)
+        assert gradient.abs().sum() > 0
+    finally:
+        for parameter in frozen:
+            parameter.requires_grad_(True)
+    with torch.no_grad():
+        result = explain(resnet_random, inputs, methods=["GradCAM"], create_graph=True)
+    assert result.layer_maps["GradCAM"].requires_grad
+
+
 def test_minmax_maps_constant_maps_to_zero():
     maps = torch.stack([torch.full((3, 3), 2.0), torch.arange(9.0).reshape(3, 3)])
     normalised = minmax(maps)

@@ -51,6 +51,14 @@ def test_sixteen_bit_grey_is_scaled_not_clipped(tmp_path):
     assert list(result) == [0, 128, 255]  # 65535 / 257 = 255, 32768 / 257 ≈ 127.5
 
 
+def test_sixteen_bit_rgb_is_scaled(tmp_path):
+    import cv2
+    values = np.zeros((2, 2, 3), np.uint16)
+    values[0, 0] = (65535, 32768, 0)
+    cv2.imwrite(str(tmp_path / "deep-rgb.png"), values[..., ::-1])  # cv2 writes BGR
+    assert list(pixels(load_image(tmp_path / "deep-rgb.png"))[0, 0]) == [255, 128, 0]
+
+
 def test_cmyk_is_converted(tmp_path):
     Image.new("CMYK", (4, 4), (0, 255, 255, 0)).save(tmp_path / "cmyk.jpg")
     red, green, blue = pixels(load_image(tmp_path / "cmyk.jpg"))[2, 2]

@@ -40,11 +40,20 @@ def test_entropy_of_the_sham_border_is_ln_28():
 
 def test_entropy_matches_scipy_on_a_graded_map(maps):
     a, _ = maps
-    layer = a[:, ::6, ::6]
-    normalised = (layer - layer.amin((1, 2), keepdim=True)) / (
-        layer.amax((1, 2), keepdim=True) - layer.amin((1, 2), keepdim=True))
-    expected = [stats.entropy(m.flatten()) for m in normalised.numpy()]
+    layer = a[:, ::6, ::6] + 0.5  # strictly positive: p = L / ΣL on the map itself
+    expected = [stats.entropy(m.flatten()) for m in layer.double().numpy()]
     np.testing.assert_allclose(cam_entropy_nats(layer).numpy(), expected, rtol=1e-5)
+
+
+def test_entropy_of_a_uniform_map_is_ln_of_its_size():
+    assert math.isclose(float(cam_entropy_nats(torch.full((1, 7, 7), 0.3))[0]), math.log(49),
+                        rel_tol=1e-6)
+
+
+def test_entropy_of_a_signed_map_uses_its_min_max_normalisation():
+    signed = torch.tensor([[[-1.0, 0.0], [1.0, 3.0]]])  # min-max: 0, 0.25, 0.5, 1
+    assert math.isclose(float(cam_entropy_nats(signed)[0]),
+                        stats.entropy([0.0, 0.25, 0.5, 1.0]), rel_tol=1e-6)
 
 
 def test_entropy_of_an_empty_map_is_zero():
