@@ -43,6 +43,37 @@ def grid_figure(image: np.ndarray, maps: dict[str, np.ndarray], captions: dict[s
     return figure
 
 
+def rows_figure(image: np.ndarray, rows: list[tuple[str, dict[str, np.ndarray]]], title: str,
+                opacity: float = 0.5) -> Figure:
+    """One row per (label, maps): the input, then the overlays in order; rows given the same
+    methods (checkpoints A and B) line up column by column."""
+    width = max(len(maps) for _, maps in rows) + 1
+    figure, axes = plt.subplots(len(rows), width, figsize=(2.4 * width, 2.7 * len(rows) + 0.6),
+                                squeeze=False, layout="constrained")
+    for axis in axes.flat:
+        axis.axis("off")
+    for row_axes, (label, maps) in zip(axes, rows):
+        row_axes[0].imshow(image)
+        row_axes[0].set_title(label, fontsize=9, fontweight="bold")
+        for axis, (name, heatmap) in zip(row_axes[1:], maps.items()):
+            axis.imshow(overlay(image, heatmap, opacity))
+            axis.set_title(name, fontsize=9)
+    mappable = plt.cm.ScalarMappable(cmap=COLORMAP, norm=matplotlib.colors.Normalize(0, 1))
+    figure.colorbar(mappable, ax=axes, fraction=0.02, pad=0.01, shrink=0.8,
+                    label="normalised salience")
+    figure.suptitle(title, fontsize=11)
+    return figure
+
+
+def figure_to_array(figure: Figure, dpi: int = 90) -> np.ndarray:
+    """Render a figure to an H×W×3 uint8 array (and close it)."""
+    figure.set_dpi(dpi)
+    figure.canvas.draw()
+    picture = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(figure)
+    return picture
+
+
 def save_figure(figure: Figure, path: Path) -> None:
     figure.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(figure)

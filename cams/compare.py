@@ -1,0 +1,139 @@
+"""Comparing checkpoints of one backbone on one image: maps, the MSE tables, entropy, agreement.
+
+This is the computation behind the app's Compare tab and its ``explain`` API: checkpoint A (e.g.
+the clean model) and optionally B (e.g. a SHAM-fooled one) explain the same preprocessed image
+for the same target and false class, so that their maps can be compared method by method
+(DiffGradCAM paper, Table 3 "similarity" and Table 4 "susceptibility").
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from cams.backbones import Backbone
+from cams.engine import ClassChoice, Explanation, ProgressCallback, explain
+from cams.errors import UserInputError
+from cams.metrics import baseline_similarity, cam_entropy_nats, mse
+
+TABLE_COLUMNS = ("quantity", "method", "A", "B", "A vs B")
+
+
+@dataclass
+class Comparison:
+    """Explanations of one image by one or two checkpoints (``labels`` names them)."""
+
+    labels: list[str]
+    backbones: list[Backbone]
+    results: list[Explanation]
+
+    @property
+    def target(self) -> int:
+        return int(self.results[0].targets[0])
+
+    @property
+    def false_class(self) -> int:
+        return int(self.results[0].false_classes[0])
+
+    @property
+    def methods(self) -> list[str]:
+        return list(self.results[0].maps)
+
+    def picture(self) -> np.ndarray:
+        """The preprocessed input as H×W×3 RGB in [0, 1], for display."""
+        return self.backbones[0].to_display(self.results[0].inputs)[0].permute(1, 2, 0).cpu().numpy()
+
+    def maps(self, index: int) -> dict[str, np.ndarray]:
+        return {name: values[0].cpu().numpy() for name, values in self.results[index].maps.items()}
+
+    def top_k(self, index: int, k: int = 5) -> list[tuple[int, str, float]]:
+        """The k most probable classes of checkpoint ``index``: (class, name, probability)."""
+        probabilities = self.results[index].probabilities[0]
+        values, classes = probabilities.topk(min(k, probabilities.numel()))
+        names = self.backbones[index].class_names
+        return [(int(c), names[int(c)], float(v)) for v, c in zip(values, classes)]
+
+    def predictions_agree(self) -> bool | None:
+        if len(self.results) < 2:
+            return None
+        return self.top_k(0, 1)[0][0] == self.top_k(1, 1)[0][0]
+
+    def table(self) -> list[list[str | float | None]]:
+        """Rows of TABLE_COLUMNS: similarity of each DiffGradCAM(++) to its baseline, per-method
+        MSE between A and B (susceptibility), CAM entropy (nats) per map, and the prediction."""
+        rows: list[list[str | float | None]] = []
+        similarity = [baseline_similarity(result.maps) for result in self.results]
+        for name in similarity[0]:
+            values = [float(s[name][0]) for s in similarity]
+            rows.append(["similarity: MSE to baseline", name, *pad(values), None])
+        if len(self.results) == 2:
+            for name in self.methods:
+                value = float(mse(self.results[0].maps[name], self.results[1].maps[name])[0])
+                rows.append(["susceptibility: MSE A vs B", name, None, None, value])
+        for name in self.methods:
+            values = [float(cam_entropy_nats(result.layer_maps[name])[0])
+                      for result in self.results]
+            rows.append(["CAM entropy (nats)", name, *pad(values), None])
+        top1 = [self.top_k(index, 1)[0] for index in range(len(self.results))]
+        labels = [f"{c}: {name} ({p:.1%})" for c, name, p in top1]
+        agree = self.predictions_agree()
+        rows.append(["prediction (top-1)", "", *pad(labels),
+                     None if agree is None else ("agree" if agree else "DISAGREE")])
+        return rows
+
+    def figure(self, opacity: float = 0.5):
+        """The comparison grid: per checkpoint a row of the CAM methods, then a row of the
+        true-class / false-class / Difference Salience panels (Divisive Decisions, Eq. 1)."""
+        from cams.render import rows_figure
+        panels = ("TrueClassCAM", "FalseClassCAM", "DifferenceSalience")
+        rows = []
+        for part in (lambda name: name not in panels, lambda name: name in panels):
+            for label, index in zip(self.labels, range(len(self.results))):
+                maps = {name: m for name, m in self.maps(index).items() if part(name)}
+                if maps:
+                    rows.append((label, maps))
+        names = self.backbones[0].class_names
+        title = (f"{self.backbones[0].name} · explained: {self.target}: {names[self.target]} · "
+                 f"false class: {self.false_class}: {names[self.false_class]}")
+        return rows_figure(self.picture(), rows, title, opacity)
+
+    def table_csv(self) -> str:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(TABLE_COLUMNS)
+        writer.writerows([["" if value is None else value for value in row]
+                          for row in self.table()])
+        return buffer.getvalue()
+
+
+def pad(values: list) -> list:
+    """Two columns (A, B) from one or two values."""
+    return [*values, None][:2]
+
+
+def compare_checkpoints(backbones: list[Backbone], labels: list[str], image: Image.Image,
+                        methods: list[str] | str | None = None, target: ClassChoice = None,
+                        false_class: ClassChoice = None,
+                        progress: ProgressCallback | None = None) -> Comparison:
+    """Explain ``image`` with checkpoint A and, if given, B, for the same classes.
+
+    The target defaults to A's top-1 class and the false class to A's strongest rival; B explains
+    those same classes, so each method's maps of A and B are directly comparable.
+    """
+    if not 1 <= len(backbones) <= 2 or len(labels) != len(backbones):
+        raise ValueError("compare one or two checkpoints, each with a label")
+    if len(backbones) == 2 and backbones[1].num_classes != backbones[0].num_classes:
+        raise UserInputError(
+            f"checkpoints A and B have {backbones[0].num_classes} and {backbones[1].num_classes} "
+            "classes: compare checkpoints of the same task")
+    inputs = backbones[0].preprocess(image)
+    first = explain(backbones[0], inputs, methods, target, false_class, progress=progress)
+    results = [first] + [
+        explain(backbone, inputs, list(first.maps), first.targets, first.false_classes,
+                progress=progress)
+        for backbone in backbones[1:]]
+    return Comparison(labels=labels, backbones=backbones, results=results)

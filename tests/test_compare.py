@@ -1,0 +1,89 @@
+"""Comparing two checkpoints: tables checked against numpy / scipy on the returned maps."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from cams import load_backbone
+from cams.compare import TABLE_COLUMNS, compare_checkpoints
+from cams.errors import UserInputError
+from cams.methods import DIFF_BASELINES
+
+
+@pytest.fixture(scope="module")
+def perturbed_lite0():
+    """A second checkpoint of the default backbone: the head's last conv nudged by noise."""
+    backbone = load_backbone("efficientnet_lite0", device="cpu")
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        weight = backbone.model.conv_head.weight
+        weight.add_(0.3 * weight.std() * torch.randn(weight.shape, generator=generator))
+    return backbone
+
+
+def rows_by(table, quantity):
+    return {row[1]: row[2:] for row in table if row[0].startswith(quantity)}
+
+
+def test_same_checkpoint_twice_is_identical(lite0, chelsea):
+    comparison = compare_checkpoints([lite0, lite0], ["A", "B"], chelsea)
+    table = comparison.table()
+    assert all(values[2] == 0.0 for values in rows_by(table, "susceptibility").values())
+    assert comparison.predictions_agree()
+    assert table[-1][-1] == "agree"
+
+
+def test_tables_match_an_independent_computation(lite0, perturbed_lite0, chelsea):
+    comparison = compare_checkpoints([lite0, perturbed_lite0], ["clean", "nudged"], chelsea)
+    maps_a, maps_b = comparison.maps(0), comparison.maps(1)
+    table = comparison.table()
+    susceptibility = rows_by(table, "susceptibility")
+    assert set(susceptibility) == set(maps_a)
+    for name, values in susceptibility.items():
+        assert values[2] == pytest.approx(float(np.mean((maps_a[name] - maps_b[name]) ** 2)),
+                                          rel=1e-5, abs=1e-12)
+    assert max(values[2] for values in susceptibility.values()) > 1e-4
+    similarity = rows_by(table, "similarity")
+    assert set(similarity) == set(DIFF_BASELINES)
+    for name, baseline in DIFF_BASELINES.items():
+        expected = [np.mean((m[name] - m[baseline]) ** 2) for m in (maps_a, maps_b)]
+        assert similarity[name][:2] == pytest.approx(expected, rel=1e-5, abs=1e-12)
+    entropy = rows_by(table, "CAM entropy")
+    layer = comparison.results[1].layer_maps["GradCAM"][0].numpy().ravel()
+    assert entropy["GradCAM"][1] == pytest.approx(stats.entropy(layer), rel=1e-5)
+
+
+def test_b_explains_the_classes_of_a(lite0, perturbed_lite0, chelsea):
+    comparison = compare_checkpoints([lite0, perturbed_lite0], ["A", "B"], chelsea,
+                                     target=281, false_class=285)
+    for result in comparison.results:
+        assert int(result.targets[0]) == 281 and int(result.false_classes[0]) == 285
+    assert [c for c, _, _ in comparison.top_k(0)][:1] == [285]
+    assert len(comparison.top_k(1)) == 5
+
+
+def test_csv_and_figure(lite0, chelsea):
+    comparison = compare_checkpoints([lite0], ["A: clean"], chelsea,
+                                     methods=["GradCAM", "MeanDiffGradCAM", "TrueClassCAM",
+                                              "FalseClassCAM", "DifferenceSalience"])
+    rows = list(csv.reader(io.StringIO(comparison.table_csv())))
+    assert tuple(rows[0]) == TABLE_COLUMNS and len(rows) == 1 + 1 + 5 + 1
+    from cams.render import figure_to_array
+    picture = figure_to_array(comparison.figure())
+    assert picture.ndim == 3 and picture.shape[2] == 3 and picture.shape[1] > picture.shape[0]
+
+
+def test_checkpoints_of_different_tasks_are_refused(lite0, resnet_random, chelsea, tmp_path):
+    import timm
+    from safetensors.torch import save_file
+    path = tmp_path / "two.safetensors"
+    save_file(timm.create_model("efficientnet_lite0", num_classes=2).state_dict(), path)
+    with pytest.raises(UserInputError, match="same task"):
+        compare_checkpoints([lite0, load_backbone("efficientnet_lite0", weights=path)],
+                            ["A", "B"], chelsea)
