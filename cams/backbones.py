@@ -12,6 +12,7 @@ import importlib
 import importlib.util
 import json
 import os
+import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -381,3 +382,20 @@ def weights_available_offline(name: str) -> bool:
     if spec.weights_package is not None:
         return importlib.util.find_spec(spec.weights_package) is not None
     return _hub_file(spec.timm_name) is not None
+
+
+def parse_class(text: str | None, class_names: list[str], what: str) -> int | None:
+    """A class index, or a class name matched case-insensitively."""
+    if text is None:
+        return None
+    if re.fullmatch(r"\s*-?[0-9]+\s*", text):
+        return int(text)
+    matches = [i for i, name in enumerate(class_names) if name.lower() == text.strip().lower()]
+    if not matches:
+        raise UserInputError(f"{what} {text!r} is neither a class index nor a class name of this "
+                             "model: give an index from 0 to "
+                             f"{len(class_names) - 1}")
+    if len(matches) > 1:
+        raise UserInputError(f"{what} {text!r} names several classes ({', '.join(map(str, matches))}):"
+                             " give the index")
+    return matches[0]

@@ -7,7 +7,6 @@ same run are still explained and written.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from cams.backbones import DEFAULT_BACKBONE, REGISTRY, load_backbone, weights_available_offline
+from cams.backbones import DEFAULT_BACKBONE, REGISTRY, load_backbone, parse_class, weights_available_offline
 from cams.engine import DEFAULT_METHODS, explain, select_methods
 from cams.errors import UserInputError
 from cams.images import EXAMPLES, example_image, load_image
@@ -69,23 +68,6 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--skip-scorecam", action="store_true")
     bench.add_argument("--out", type=Path, help="also write the results as JSON here")
     return parser
-
-
-def parse_class(text: str | None, class_names: Sequence[str], what: str) -> int | None:
-    """A class index, or a class name matched case-insensitively."""
-    if text is None:
-        return None
-    if re.fullmatch(r"\s*-?[0-9]+\s*", text):
-        return int(text)
-    matches = [i for i, name in enumerate(class_names) if name.lower() == text.strip().lower()]
-    if not matches:
-        raise UserInputError(f"{what} {text!r} is neither a class index nor a class name of this "
-                             "model: give an index from 0 to "
-                             f"{len(class_names) - 1}")
-    if len(matches) > 1:
-        raise UserInputError(f"{what} {text!r} names several classes ({', '.join(map(str, matches))}):"
-                             " give the index")
-    return matches[0]
 
 
 def parse_methods(text: str) -> str | list[str]:

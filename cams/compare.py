@@ -85,10 +85,10 @@ class Comparison:
                      None if agree is None else ("agree" if agree else "DISAGREE")])
         return rows
 
-    def figure(self, opacity: float = 0.5):
-        """The comparison grid: per checkpoint a row of the CAM methods, then a row of the
-        true-class / false-class / Difference Salience panels (Divisive Decisions, Eq. 1)."""
-        from cams.render import rows_figure
+    def grid(self, opacity: float = 0.5) -> np.ndarray:
+        """The comparison grid (H×W×3 uint8): per checkpoint a row of the CAM methods, then a row
+        of the true-class / false-class / Difference Salience panels (Divisive Decisions, Eq. 1)."""
+        from cams.render import compose_rows
         panels = ("TrueClassCAM", "FalseClassCAM", "DifferenceSalience")
         rows = []
         for part in (lambda name: name not in panels, lambda name: name in panels):
@@ -99,7 +99,7 @@ class Comparison:
         names = self.backbones[0].class_names
         title = (f"{self.backbones[0].name} · explained: {self.target}: {names[self.target]} · "
                  f"false class: {self.false_class}: {names[self.false_class]}")
-        return rows_figure(self.picture(), rows, title, opacity)
+        return compose_rows(self.picture(), rows, title, opacity)
 
     def table_csv(self) -> str:
         buffer = io.StringIO()

@@ -69,19 +69,24 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
 
 
-def load_image(path: str | Path) -> Image.Image:
-    """Open an image file as RGB, refusing missing, empty, corrupt, non-image and huge files."""
-    path = Path(path)
-    if not path.exists():
+def load_image(path: str | Path, name: str | None = None) -> Image.Image:
+    """Open an image file as RGB, refusing missing, empty, corrupt, non-image and huge files.
+
+    ``name`` is how messages call the file (e.g. an upload's own name, not the server path)."""
+    return _load_image(Path(path), Path(name or path))
+
+
+def _load_image(source: Path, path: Path) -> Image.Image:
+    if not source.exists():
         raise UserInputError(f"image {path} not found: check the path")
-    if not path.is_file():
+    if not source.is_file():
         raise UserInputError(f"{path} is not a file: give the path of an image")
-    if path.stat().st_size == 0:
+    if source.stat().st_size == 0:
         raise UserInputError(f"image {path} is empty (0 bytes): copy it again")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
+            image = Image.open(source)
             width, height = image.size
             if width * height > MAX_PIXELS:
                 raise UserInputError(

@@ -1,7 +1,8 @@
-"""Drawing maps: colour overlays on the input and a labelled grid (matplotlib, no screen needed)."""
+"""Drawing maps: colour overlays on the input and labelled grids (no screen needed)."""
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -10,7 +11,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import font_manager
 from matplotlib.figure import Figure
+from PIL import Image, ImageDraw, ImageFont
 
 COLORMAP = "jet"  # the CAM literature's convention: red = most salient
 
@@ -18,7 +21,8 @@ COLORMAP = "jet"  # the CAM literature's convention: red = most salient
 def overlay(image: np.ndarray, heatmap: np.ndarray, opacity: float = 0.5,
             colormap: str = COLORMAP) -> np.ndarray:
     """Blend an H×W map in [0, 1] over an H×W×3 RGB image in [0, 1]: H×W×3 in [0, 1]."""
-    colours = matplotlib.colormaps[colormap](np.clip(heatmap, 0, 1))[..., :3]
+    lookup = matplotlib.colormaps[colormap](np.linspace(0, 1, 256))[:, :3].astype(np.float32)
+    colours = lookup[np.round(np.clip(heatmap, 0, 1) * 255).astype(np.uint8)]
     return (1 - opacity) * image + opacity * colours
 
 
@@ -43,35 +47,56 @@ def grid_figure(image: np.ndarray, maps: dict[str, np.ndarray], captions: dict[s
     return figure
 
 
-def rows_figure(image: np.ndarray, rows: list[tuple[str, dict[str, np.ndarray]]], title: str,
-                opacity: float = 0.5) -> Figure:
-    """One row per (label, maps): the input, then the overlays in order; rows given the same
-    methods (checkpoints A and B) line up column by column."""
-    width = max(len(maps) for _, maps in rows) + 1
-    figure, axes = plt.subplots(len(rows), width, figsize=(2.4 * width, 2.7 * len(rows) + 0.6),
-                                squeeze=False, layout="constrained")
-    for axis in axes.flat:
-        axis.axis("off")
-    for row_axes, (label, maps) in zip(axes, rows):
-        row_axes[0].imshow(image)
-        row_axes[0].set_title(label, fontsize=9, fontweight="bold")
-        for axis, (name, heatmap) in zip(row_axes[1:], maps.items()):
-            axis.imshow(overlay(image, heatmap, opacity))
-            axis.set_title(name, fontsize=9)
-    mappable = plt.cm.ScalarMappable(cmap=COLORMAP, norm=matplotlib.colors.Normalize(0, 1))
-    figure.colorbar(mappable, ax=axes, fraction=0.02, pad=0.01, shrink=0.8,
-                    label="normalised salience")
-    figure.suptitle(title, fontsize=11)
-    return figure
+@functools.lru_cache(maxsize=8)
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
 
 
-def figure_to_array(figure: Figure, dpi: int = 90) -> np.ndarray:
-    """Render a figure to an H×W×3 uint8 array (and close it)."""
-    figure.set_dpi(dpi)
-    figure.canvas.draw()
-    picture = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(figure)
-    return picture
+def _text_strip(text: str, width: int, height: int, size: int, bold: bool = False) -> Image.Image:
+    strip = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(strip)
+    font = _font(size)
+    text_width = draw.textlength(text, font=font)
+    draw.text(((width - text_width) / 2, (height - size) / 2 - 1), text,
+              fill="darkred" if bold else "black", font=font)
+    return strip
+
+
+def _colorbar(height: int, width: int = 60) -> Image.Image:
+    bar = Image.new("RGB", (width, height), "white")
+    ramp = np.linspace(1, 0, height - 40)[:, None].repeat(14, axis=1)
+    colours = (matplotlib.colormaps[COLORMAP](ramp)[..., :3] * 255).astype(np.uint8)
+    bar.paste(Image.fromarray(colours), (8, 20))
+    draw = ImageDraw.Draw(bar)
+    font = _font(12)
+    draw.text((26, 14), "1", fill="black", font=font)
+    draw.text((26, height - 30), "0", fill="black", font=font)
+    return bar
+
+
+def compose_rows(image: np.ndarray, rows: list[tuple[str, dict[str, np.ndarray]]], title: str,
+                 opacity: float = 0.5) -> np.ndarray:
+    """A labelled grid as an H×W×3 uint8 array, drawn with PIL (fast enough for every request):
+    per row the input then its overlays in order, so rows given the same methods (checkpoints A
+    and B) line up column by column; a colour bar on the right and the title on top."""
+    height, width = image.shape[:2]
+    label_height, title_height = 20, 30
+    columns = max(len(maps) for _, maps in rows) + 1
+    cell_height = height + label_height
+    canvas = Image.new("RGB", (columns * (width + 4) + 64, title_height + len(rows) * cell_height),
+                       "white")
+    canvas.paste(_text_strip(title, canvas.width, title_height, 15), (0, 0))
+    for row, (label, maps) in enumerate(rows):
+        top = title_height + row * cell_height
+        panels = [(label, image, True)] + [(name, overlay(image, heatmap, opacity), False)
+                                           for name, heatmap in maps.items()]
+        for column, (name, picture, bold) in enumerate(panels):
+            left = column * (width + 4)
+            canvas.paste(_text_strip(name, width, label_height, 12, bold), (left, top))
+            canvas.paste(Image.fromarray((np.clip(picture, 0, 1) * 255).astype(np.uint8)),
+                         (left, top + label_height))
+    canvas.paste(_colorbar(canvas.height - title_height), (canvas.width - 62, title_height))
+    return np.asarray(canvas)
 
 
 def save_figure(figure: Figure, path: Path) -> None:

@@ -74,9 +74,9 @@ def test_csv_and_figure(lite0, chelsea):
                                               "FalseClassCAM", "DifferenceSalience"])
     rows = list(csv.reader(io.StringIO(comparison.table_csv())))
     assert tuple(rows[0]) == TABLE_COLUMNS and len(rows) == 1 + 1 + 5 + 1
-    from cams.render import figure_to_array
-    picture = figure_to_array(comparison.figure())
-    assert picture.ndim == 3 and picture.shape[2] == 3 and picture.shape[1] > picture.shape[0]
+    picture = comparison.grid()
+    assert picture.dtype == np.uint8 and picture.shape[2] == 3
+    assert picture.shape[1] > picture.shape[0] > 2 * 224  # two rows: methods, then t / f / t − f
 
 
 def test_checkpoints_of_different_tasks_are_refused(lite0, resnet_random, chelsea, tmp_path):

@@ -1,0 +1,129 @@
+"""CAM Studio: compare every class activation map of a clean and a fooled checkpoint.
+
+    python app.py [--host 127.0.0.1] [--port 7860] [--share]
+
+This file only builds the page and wires its events to ``cams.service`` (STYLE: no computation
+in the UI file); the ``explain`` endpoint serves the same computation to ``gradio_client``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr
+
+from cams.backbones import DEFAULT_BACKBONE
+from cams.compare import TABLE_COLUMNS
+from cams.engine import DEFAULT_METHODS
+from cams.errors import UserInputError
+from cams.images import EXAMPLES
+from cams.methods import METHOD_NAMES, METHODS
+from cams.service import CLEAN, NONE, BackboneCache, backbone_choices, run_compare
+
+CONCURRENCY_LIMIT = 4  # requests computed in parallel; more wait in Gradio's queue
+
+EXPLAINER = "\n".join(
+    ["### What am I looking at?",
+     "Each panel colours the image by how much a region drove the model's decision "
+     "(red = most). Different methods ask the question differently:", ""]
+    + [f"- **{name}**: {METHODS[name].summary}" for name in METHOD_NAMES]
+    + ["",
+       "**Passive fooling** fine-tunes a model so that its predictions stay the same while its "
+       "explanations change. A **SHAM** (Salience-Hoax Activation Map) is the fake target used "
+       "for this: a ring along the image border, as large as real explanations usually are. A "
+       "model trained to match it still answers correctly, but GradCAM then points at the "
+       "border. Compare checkpoint A (clean) with B (fooled): a robust method keeps the same "
+       "map (low MSE A vs B); the DiffGradCAM variants explain the *difference* between the "
+       "true class and its rivals, which is what the softmax decision depends on."])
+
+cache = BackboneCache()
+
+
+def uploaded_path(payload):
+    """The image input hands over the uploaded file untouched: ``cams.images.load_image``
+    decodes it, so corrupt, empty, huge or odd files get our one-line errors, not Gradio's."""
+    return None if payload is None else payload.path
+
+
+def explain(image, example, backbone, checkpoint_a, upload_a, checkpoint_b, upload_b, target,
+            false_class, methods, opacity, progress=gr.Progress()):  # noqa: B008 (Gradio idiom)
+    """The comparison: image + settings in; grid, MSE table, top-5 and downloads out."""
+    def report(done: int, total: int) -> None:
+        progress(done / max(total, 1), desc=f"ScoreCAM masked passes {done}/{total}")
+
+    try:
+        response = run_compare(cache, image, example, backbone, checkpoint_a, upload_a,
+                               checkpoint_b, upload_b, target, false_class, methods, opacity,
+                               progress=report)
+    except UserInputError as error:
+        raise gr.Error(str(error)) from error
+    return response.files[0], response.table, response.predictions, response.files
+
+
+def build_page() -> gr.Blocks:
+    with gr.Blocks(title="CAM Studio", analytics_enabled=False) as page:
+        gr.Markdown("# CAM Studio\nEvery CAM of a clean (A) and a fooled (B) checkpoint, "
+                    "side by side, with the MSE between them.")
+        with gr.Tab("Compare"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    image = gr.Image(type="filepath", label="Image (upload or paste)",
+                                     sources=["upload", "clipboard"], height=240)
+                    image.preprocess = uploaded_path
+                    example = gr.Dropdown(list(EXAMPLES), value="chelsea",
+                                          label="…or a bundled example (used when no image)")
+                    backbone = gr.Dropdown(backbone_choices(), value=DEFAULT_BACKBONE,
+                                           label="Backbone")
+                    with gr.Row():
+                        checkpoint_a = gr.Dropdown([CLEAN], value=CLEAN, label="Checkpoint A")
+                        checkpoint_b = gr.Dropdown([NONE, CLEAN], value=NONE,
+                                                   label="Checkpoint B")
+                    with gr.Row():
+                        upload_a = gr.File(label="A: upload .safetensors", type="filepath",
+                                           file_types=[".safetensors"])
+                        upload_b = gr.File(label="B: upload .safetensors", type="filepath",
+                                           file_types=[".safetensors"])
+                    with gr.Row():
+                        target = gr.Textbox(label="Target class (index or name; blank = top-1)")
+                        false_class = gr.Textbox(
+                            label="False class (blank = strongest rival)")
+                    methods = gr.CheckboxGroup(list(METHOD_NAMES), value=list(DEFAULT_METHODS),
+                                               label="Methods (ScoreCAM is slow: opt-in)")
+                    opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heatmap opacity")
+                    run = gr.Button("Compare", variant="primary")
+                with gr.Column(scale=3):
+                    grid = gr.Image(label="CAMs: one row per checkpoint", type="filepath",
+                                    interactive=False)
+                    predictions = gr.Markdown(label="Top-5 predictions")
+                    table = gr.Dataframe(headers=list(TABLE_COLUMNS), label="MSE and entropy",
+                                         interactive=False, wrap=True)
+                    downloads = gr.File(label="Downloads: grid PNG, maps NPZ, table CSV",
+                                        file_count="multiple", interactive=False)
+            gr.Markdown(EXPLAINER)
+        inputs = [image, example, backbone, checkpoint_a, upload_a, checkpoint_b, upload_b,
+                  target, false_class, methods, opacity]
+        outputs = [grid, table, predictions, downloads]
+        gr.on([run.click, example.change, backbone.change, checkpoint_a.change,
+               checkpoint_b.change, image.change, methods.change, opacity.release,
+               target.submit, false_class.submit, page.load],
+              explain, inputs, outputs, api_name="explain",
+              concurrency_limit=CONCURRENCY_LIMIT)
+    return page
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--share", action="store_true", help="also open a public Gradio link")
+    args = parser.parse_args()
+    page = build_page()
+    page.queue(max_size=64).launch(server_name=args.host, server_port=args.port, share=args.share,
+                                   show_error=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""What the app and its API do per request: load checkpoints (cached), compare, write downloads.
+
+``app.py`` only builds the page and wires its events here; the same functions serve the API
+(``api_name="explain"``) and the tests. Every user mistake raises ``UserInputError`` with a
+one-line message (the app shows it with ``gr.Error``).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from cams.backbones import REGISTRY, Backbone, load_backbone, parse_class, weights_available_offline
+from cams.compare import TABLE_COLUMNS, Comparison, compare_checkpoints
+from cams.engine import DEFAULT_METHODS
+from cams.errors import UserInputError
+from cams.images import EXAMPLES, example_image, load_image
+
+CLEAN = "clean"
+NONE = "none"
+CACHE_SIZE = 3  # backbones (with their checkpoints) kept in memory at once
+
+
+class BackboneCache:
+    """A bounded, thread-safe LRU cache of loaded checkpoints, keyed by (backbone, weights).
+
+    Loading happens outside the lock's critical path for other keys: one lock per key, so two
+    users asking for different backbones load in parallel and the same backbone loads once.
+    """
+
+    def __init__(self, capacity: int = CACHE_SIZE):
+        self.capacity = capacity
+        self._items: OrderedDict[tuple[str, str], Backbone] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[tuple[str, str], threading.Lock] = {}
+
+    def get(self, name: str, weights: str | None) -> Backbone:
+        key = (name, weights or CLEAN)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            key_lock = self._loading.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._items:
+                    return self._items[key]
+            try:
+                backbone = load_backbone(name, weights=weights)
+            finally:
+                with self._lock:
+                    self._loading.pop(key, None)
+            with self._lock:
+                self._items[key] = backbone
+                while len(self._items) > self.capacity:
+                    self._items.popitem(last=False)
+            return backbone
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def backbone_choices() -> list[tuple[str, str]]:
+    """(label, name) for the dropdown; backbones without offline weights say so."""
+    choices = []
+    for name in REGISTRY:
+        label = name if weights_available_offline(name) else f"{name} (no weights offline)"
+        choices.append((label, name))
+    return choices
+
+
+def checkpoint_path(choice: str | None, upload: str | None) -> str | None:
+    """The weights file for a picker: an uploaded file wins, "clean" means pretrained (None)."""
+    if upload:
+        if not str(upload).endswith(".safetensors"):
+            raise UserInputError("a checkpoint upload must be a .safetensors file")
+        return str(upload)
+    return None if choice in (None, "", CLEAN) else choice
+
+
+@dataclass
+class CompareResponse:
+    grid: np.ndarray
+    table: list[list]
+    predictions: str
+    files: list[str]
+    comparison: Comparison
+
+
+def resolve_image(image: str | Image.Image | None, example: str | None) -> tuple[Image.Image, str]:
+    if image is not None and not isinstance(image, str):
+        return image.convert("RGB"), "upload"
+    if image:
+        return load_image(image, name=Path(image).name), Path(image).stem
+    if example:
+        if example not in EXAMPLES:
+            raise UserInputError(f"unknown example {example!r}: choose one of {', '.join(EXAMPLES)}")
+        return example_image(example), example
+    raise UserInputError("no image: upload one or pick an example")
+
+
+def predictions_markdown(comparison: Comparison) -> str:
+    lines = []
+    for index, label in enumerate(comparison.labels):
+        lines.append(f"**{label}**  ")
+        lines += [f"{rank}. `{c}` {name} — {p:.1%}  " for rank, (c, name, p)
+                  in enumerate(comparison.top_k(index), 1)]
+    agree = comparison.predictions_agree()
+    if agree is not None:
+        lines.append(f"**A and B {'agree' if agree else 'DISAGREE'} on the prediction.**")
+    return "\n".join(lines)
+
+
+def write_downloads(comparison: Comparison, grid: np.ndarray, stem: str) -> list[str]:
+    """The grid (PNG), the maps of each checkpoint (NPZ, keys = method names), the table (CSV),
+    in a fresh temporary folder of the app's own."""
+    folder = Path(tempfile.mkdtemp(prefix="cams-"))
+    files = [folder / f"{stem}-grid.png"]
+    Image.fromarray(grid).save(files[0], compress_level=1)  # fast; the page shows this file
+    for index, letter in zip(range(len(comparison.results)), "AB"):
+        path = folder / f"{stem}-{letter}.npz"
+        np.savez(path, **{k: v.astype(np.float32) for k, v in comparison.maps(index).items()})
+        files.append(path)
+    files.append(folder / f"{stem}-table.csv")
+    files[-1].write_text(comparison.table_csv())
+    return [str(path) for path in files]
+
+
+def run_compare(cache: BackboneCache, image, example: str | None, backbone_name: str,
+                checkpoint_a: str | None, upload_a: str | None,
+                checkpoint_b: str | None, upload_b: str | None,
+                target: str | None, false_class: str | None, methods: list[str] | None,
+                opacity: float = 0.5, progress=None) -> CompareResponse:
+    """One comparison request, from the page's values to what it shows."""
+    picture, stem = resolve_image(image, example)
+    if backbone_name not in REGISTRY:
+        raise UserInputError(f"unknown backbone {backbone_name!r}")
+    backbones = [cache.get(backbone_name, checkpoint_path(checkpoint_a, upload_a))]
+    labels = [f"A: {Path(upload_a).name if upload_a else checkpoint_a or CLEAN}"]
+    if upload_b or checkpoint_b not in (None, "", NONE):
+        backbones.append(cache.get(backbone_name, checkpoint_path(checkpoint_b, upload_b)))
+        labels.append(f"B: {Path(upload_b).name if upload_b else checkpoint_b}")
+    names = backbones[0].class_names
+    chosen = list(methods) if methods else list(DEFAULT_METHODS)
+    if "CAM" in chosen and not backbones[0].linear_head:
+        chosen.remove("CAM")
+    comparison = compare_checkpoints(
+        backbones, labels, picture, chosen,
+        parse_class(target or None, names, "target class"),
+        parse_class(false_class or None, names, "false class"), progress=progress)
+    grid = comparison.grid(opacity)
+    return CompareResponse(grid=grid, table=comparison.table(),
+                           predictions=predictions_markdown(comparison),
+                           files=write_downloads(comparison, grid, stem), comparison=comparison)
+
+
+__all__ = ["CLEAN", "NONE", "TABLE_COLUMNS", "BackboneCache", "backbone_choices", "run_compare"]

@@ -1,0 +1,145 @@
+"""The real app, launched on a free port, driven through its API with gradio_client."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import timm
+from gradio_client import Client, handle_file
+from PIL import Image
+from safetensors.torch import save_file
+
+from cams.engine import DEFAULT_METHODS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    port = free_port()
+    env = {**os.environ, "CAMS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if process.poll() is not None:
+                pytest.fail(f"app exited: {process.stdout.read()[-2000:]}")
+            time.sleep(0.5)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    return Client(app_url, verbose=False)
+
+
+def request(client, image=None, example="chelsea", checkpoint_b="clean", upload_a=None,
+            target="", methods=DEFAULT_METHODS):
+    return client.predict(image, example, "efficientnet_lite0", "clean", upload_a, checkpoint_b,
+                          None, target, "", list(methods), 0.5, api_name="/explain")
+
+
+def test_good_request_compares_a_and_b(client):
+    grid, table, predictions, files = request(client)
+    assert Image.open(grid).size[0] > 2000
+    rows = table["data"]
+    assert table["headers"] == ["quantity", "method", "A", "B", "A vs B"]
+    susceptibility = {row[1]: row[4] for row in rows if row[0].startswith("susceptibility")}
+    assert set(susceptibility) == set(DEFAULT_METHODS)
+    assert all(value == 0.0 for value in susceptibility.values())  # clean vs clean
+    assert "Egyptian cat" in predictions and "agree" in predictions
+    names = sorted(Path(f).name for f in files)
+    assert names == ["chelsea-A.npz", "chelsea-B.npz", "chelsea-grid.png", "chelsea-table.csv"]
+    maps = np.load(next(f for f in files if f.endswith("-A.npz")))
+    assert set(maps.files) == set(DEFAULT_METHODS)
+
+
+def make_bad(tmp_path, kind):
+    path = tmp_path / f"{kind}.png"
+    if kind == "corrupt":
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)).save(path)
+        path.write_bytes(path.read_bytes()[:300])
+    elif kind == "not-an-image":
+        path.write_text("hello")
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "huge":
+        Image.new("1", (9000, 9000)).save(path)
+    return path
+
+
+@pytest.mark.parametrize(("kind", "message"), [
+    ("corrupt", "corrupt or truncated"), ("not-an-image", "not an image format"),
+    ("empty", "empty (0 bytes)"), ("huge", "megapixels")])
+def test_bad_images_give_readable_errors_and_the_app_keeps_serving(client, tmp_path, kind,
+                                                                   message):
+    with pytest.raises(Exception, match=re.escape(message)) as error:
+        request(client, image=handle_file(str(make_bad(tmp_path, kind))), methods=["GradCAM"])
+    assert "/tmp/" not in str(error.value)  # no server paths in messages
+    assert request(client, methods=["GradCAM"])[2]
+
+
+def test_odd_modes_are_accepted(client, tmp_path):
+    path = tmp_path / "transparent.png"
+    Image.new("RGBA", (120, 90), (200, 30, 40, 128)).save(path)
+    assert request(client, image=handle_file(str(path)), methods=["GradCAM"])[2]
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("evil.pt", b"\x80\x04garbage", ".safetensors"),  # refused by type (Gradio or ours)
+    ("broken.safetensors", b"\x00" * 64, "not a valid .safetensors"),
+    ("resnet.safetensors", None, "does not fit backbone efficientnet_lite0"),
+])
+def test_wrong_or_malicious_checkpoints_are_refused(client, tmp_path, name, content, message):
+    path = tmp_path / name
+    if content is None:
+        save_file(timm.create_model("resnet18", num_classes=3).state_dict(), path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(Exception, match=re.escape(message)):
+        request(client, upload_a=handle_file(str(path)), methods=["GradCAM"])
+    assert request(client, methods=["GradCAM"])[2]
+
+
+def test_bad_class_index(client):
+    with pytest.raises(Exception, match="out of range"):
+        request(client, target="1000", methods=["GradCAM"])
+
+
+def test_concurrent_clients_get_the_sequential_results(app_url):
+    examples = ["chelsea", "coffee", "astronaut", "rocket", "grace_hopper"]
+    solo = Client(app_url, verbose=False)
+    expected = {example: request(solo, example=example)[1]["data"] for example in examples}
+
+    def one_client(index):
+        own = Client(app_url, verbose=False)
+        return [(example, request(own, example=example)[1]["data"])
+                for example in examples[index % 5:] + examples[:index % 5]]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = [pair for batch in pool.map(one_client, range(8)) for pair in batch]
+    assert len(results) == 40
+    for example, data in results:
+        assert data == expected[example]
