@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from cams.backbones import load_backbone, weights_available_offline
-from cams.engine import explain
+from cams.engine import DEFAULT_METHODS, explain
 from cams.errors import UserInputError
 from cams.images import example_image
 
@@ -216,6 +216,10 @@ def run_bench(args: argparse.Namespace) -> int:
         raise UserInputError(f"--batch-sizes {args.batch_sizes!r}: give integers like 1,32") from error
     if not names or min(batch_sizes) < 1 or args.repeats < 1:
         raise UserInputError("bench needs at least one backbone, batch sizes ≥ 1 and --repeats ≥ 1")
+    if args.app:
+        row = bench_app()
+        print(json.dumps(row, indent=2))
+        return 0
     results: dict = {"machine": machine_description(device), "panel": [], "scorecam": []}
     for name in names:
         for batch_size in batch_sizes:
@@ -236,3 +240,47 @@ def run_bench(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     child_main(*sys.argv[1:])
+
+
+def bench_app(requests: int = 10) -> dict:
+    """The app end to end: start ``app.py`` on a free port, time ``explain`` requests through
+    ``gradio_client`` (A and B set, every gradient method, default backbone, 224 px), then read
+    the server's resident memory after it has loaded two backbones."""
+    import socket
+
+    from gradio_client import Client
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    root = Path(__file__).resolve().parents[1]
+    server = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=root,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "CAMS_OFFLINE": "1"})
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                break
+            except Exception:
+                if time.time() > deadline:
+                    raise
+                time.sleep(1)
+
+        def explain_request(backbone: str = "efficientnet_lite0") -> float:
+            start = time.perf_counter()
+            client.predict(None, "chelsea", backbone, "clean", None, "clean", None, "", "",
+                           [m for m in DEFAULT_METHODS], 0.5, api_name="/explain")
+            return (time.perf_counter() - start) * 1000
+
+        explain_request()  # warm-up: loads the backbone
+        latencies = [explain_request() for _ in range(requests)]
+        explain_request("efficientnet_lite1")  # a second backbone in the cache
+        status = Path(f"/proc/{server.pid}/status").read_text()
+        rss_mb = int(next(line for line in status.splitlines()
+                          if line.startswith("VmRSS:")).split()[1]) / 1024
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {"requests": requests, "median_ms": statistics.median(latencies),
+            "max_ms": max(latencies), "rss_after_two_backbones_mb": rss_mb}

@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=5)
     bench.add_argument("--device")
     bench.add_argument("--skip-scorecam", action="store_true")
+    bench.add_argument("--app", action="store_true",
+                       help="time the app's explain endpoint through gradio_client instead")
     bench.add_argument("--out", type=Path, help="also write the results as JSON here")
     return parser
 

@@ -85,17 +85,21 @@ class Comparison:
                      None if agree is None else ("agree" if agree else "DISAGREE")])
         return rows
 
-    def grid(self, opacity: float = 0.5) -> np.ndarray:
-        """The comparison grid (H×W×3 uint8): per checkpoint a row of the CAM methods, then a row
-        of the true-class / false-class / Difference Salience panels (Divisive Decisions, Eq. 1)."""
+    def grid(self, opacity: float = 0.5, columns: int = 6) -> np.ndarray:
+        """The comparison grid (H×W×3 uint8). The CAM methods in groups of ``columns``, each group
+        one row per checkpoint (so A and B sit one above the other, method by method); then per
+        checkpoint the true-class / false-class / Difference Salience panels (Divisive Decisions,
+        Eq. 1)."""
         from cams.render import compose_rows
         panels = ("TrueClassCAM", "FalseClassCAM", "DifferenceSalience")
+        methods = [name for name in self.methods if name not in panels]
+        groups = [methods[i:i + columns] for i in range(0, len(methods), columns)]
+        groups.append([name for name in self.methods if name in panels])
         rows = []
-        for part in (lambda name: name not in panels, lambda name: name in panels):
-            for label, index in zip(self.labels, range(len(self.results))):
-                maps = {name: m for name, m in self.maps(index).items() if part(name)}
-                if maps:
-                    rows.append((label, maps))
+        for group in filter(None, groups):
+            for index, label in enumerate(self.labels):
+                maps = self.maps(index)
+                rows.append((label, {name: maps[name] for name in group}))
         names = self.backbones[0].class_names
         title = (f"{self.backbones[0].name} · explained: {self.target}: {names[self.target]} · "
                  f"false class: {self.false_class}: {names[self.false_class]}")

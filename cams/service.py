@@ -108,12 +108,12 @@ def resolve_image(image: str | Image.Image | None, example: str | None) -> tuple
 def predictions_markdown(comparison: Comparison) -> str:
     lines = []
     for index, label in enumerate(comparison.labels):
-        lines.append(f"**{label}**  ")
-        lines += [f"{rank}. `{c}` {name} — {p:.1%}  " for rank, (c, name, p)
+        lines.append(f"\n**{label}**\n")
+        lines += [f"{rank}. `{c}` {name} — {p:.1%}" for rank, (c, name, p)
                   in enumerate(comparison.top_k(index), 1)]
     agree = comparison.predictions_agree()
     if agree is not None:
-        lines.append(f"**A and B {'agree' if agree else 'DISAGREE'} on the prediction.**")
+        lines.append(f"\n**A and B {'agree' if agree else 'DISAGREE'} on the prediction.**")
     return "\n".join(lines)
 
 
@@ -155,7 +155,8 @@ def run_compare(cache: BackboneCache, image, example: str | None, backbone_name:
         parse_class(target or None, names, "target class"),
         parse_class(false_class or None, names, "false class"), progress=progress)
     grid = comparison.grid(opacity)
-    return CompareResponse(grid=grid, table=comparison.table(),
+    return CompareResponse(grid=grid, table=[[f"{v:.3g}" if isinstance(v, float) else v
+                                              for v in row] for row in comparison.table()],
                            predictions=predictions_markdown(comparison),
                            files=write_downloads(comparison, grid, stem), comparison=comparison)
 

@@ -63,12 +63,12 @@ def request(client, image=None, example="chelsea", checkpoint_b="clean", upload_
 
 def test_good_request_compares_a_and_b(client):
     grid, table, predictions, files = request(client)
-    assert Image.open(grid).size[0] > 2000
+    assert Image.open(grid).size[0] > 1000
     rows = table["data"]
     assert table["headers"] == ["quantity", "method", "A", "B", "A vs B"]
     susceptibility = {row[1]: row[4] for row in rows if row[0].startswith("susceptibility")}
     assert set(susceptibility) == set(DEFAULT_METHODS)
-    assert all(value == 0.0 for value in susceptibility.values())  # clean vs clean
+    assert all(float(value) == 0.0 for value in susceptibility.values())  # clean vs clean
     assert "Egyptian cat" in predictions and "agree" in predictions
     names = sorted(Path(f).name for f in files)
     assert names == ["chelsea-A.npz", "chelsea-B.npz", "chelsea-grid.png", "chelsea-table.csv"]

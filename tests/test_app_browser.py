@@ -1,0 +1,53 @@
+"""The app in a real browser: Playwright driving Debian's chromium (never a downloaded one)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.test_app_api import app_url  # noqa: F401 (the launched-app fixture)
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshot.png"
+
+pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM),
+                                reason="Debian's chromium is not installed (.ci/run installs it)")
+
+
+def test_compare_an_example_in_the_browser(app_url, tmp_path):  # noqa: F811
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS,
+                                             headless=True)
+        page = browser.new_page(viewport={"width": 1600, "height": 1300})
+        page.goto(app_url, wait_until="domcontentloaded")
+        body = page.locator("body")
+        # The page computes the default example on load; wait for it before interacting.
+        expect(body).to_contain_text("Egyptian cat", timeout=120_000)
+        # Pick an example and a checkpoint B, then compare.
+        page.get_by_label("…or a bundled example (used when no image)").click()
+        page.get_by_role("option", name="coffee").click()
+        page.get_by_label("Checkpoint B").click()
+        page.get_by_role("option", name="clean").click()
+        page.get_by_role("button", name="Compare").click()
+        # The table's rows exist only once A and B have been compared on the new example.
+        expect(body).to_contain_text("susceptibility: MSE A vs B", timeout=120_000)
+        expect(body).to_contain_text("espresso", timeout=120_000)
+        expect(page.locator("img[src*='coffee-grid']").first).to_be_visible(timeout=120_000)
+        text = page.inner_text("body")
+        for name in ("GradCAM++", "LSEDiffGradCAM", "DifferenceSalience", "susceptibility"):
+            assert name in text
+        assert "e-0" in text  # MSE values in the table
+        page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(SCREENSHOT), full_page=False)
+        browser.close()
+    assert (tmp_path / "page.png").stat().st_size > 50_000
