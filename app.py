@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -19,7 +21,7 @@ from cams.backbones import DEFAULT_BACKBONE
 from cams.compare import TABLE_COLUMNS
 from cams.engine import DEFAULT_METHODS
 from cams.errors import UserInputError
-from cams.images import EXAMPLES
+from cams.images import EXAMPLES, example_thumbnails
 from cams.methods import METHOD_NAMES, METHODS
 from cams.service import CLEAN, NONE, BackboneCache, backbone_choices, run_compare
 
@@ -40,6 +42,11 @@ EXPLAINER = "\n".join(
        "true class and its rivals, which is what the softmax decision depends on."])
 
 cache = BackboneCache()
+
+
+def pick_example(selection: gr.SelectData):
+    """A click on a thumbnail: that example, and no uploaded image (an upload would win)."""
+    return list(EXAMPLES)[selection.index], None
 
 
 def uploaded_path(payload):
@@ -73,6 +80,10 @@ def build_page() -> gr.Blocks:
                     image = gr.Image(type="filepath", label="Image (upload or paste)",
                                      sources=["upload", "clipboard"], height=240)
                     image.preprocess = uploaded_path
+                    thumbnails = example_thumbnails(Path(tempfile.mkdtemp(prefix="cams-examples-")))
+                    gallery = gr.Gallery(thumbnails, label="Examples (click one)", columns=5,
+                                         height=130, allow_preview=False, object_fit="cover",
+                                         elem_id="examples")
                     example = gr.Dropdown(list(EXAMPLES), value="chelsea",
                                           label="…or a bundled example (used when no image)")
                     backbone = gr.Dropdown(backbone_choices(), value=DEFAULT_BACKBONE,
@@ -103,6 +114,7 @@ def build_page() -> gr.Blocks:
                     downloads = gr.File(label="Downloads: grid PNG, maps NPZ, table CSV",
                                         file_count="multiple", interactive=False)
             gr.Markdown(EXPLAINER)
+        gallery.select(pick_example, None, [example, image])
         inputs = [image, example, backbone, checkpoint_a, upload_a, checkpoint_b, upload_b,
                   target, false_class, methods, opacity]
         outputs = [grid, table, predictions, downloads]

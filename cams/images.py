@@ -44,6 +44,19 @@ def example_image(name: str) -> Image.Image:
     return Image.fromarray(EXAMPLES[name][0]()).convert("RGB")
 
 
+def example_thumbnails(folder: Path, size: int = 160) -> list[tuple[str, str]]:
+    """Write a small JPEG of every example into ``folder``: (path, name) pairs for a gallery."""
+    folder.mkdir(parents=True, exist_ok=True)
+    thumbnails = []
+    for name in EXAMPLES:
+        image = example_image(name)
+        image.thumbnail((size, size))
+        path = folder / f"{name}.jpg"
+        image.save(path, quality=85)
+        thumbnails.append((str(path), name))
+    return thumbnails
+
+
 def _over_white(image: Image.Image) -> Image.Image:
     rgba = image.convert("RGBA")
     background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

@@ -32,8 +32,9 @@ def test_compare_an_example_in_the_browser(app_url, tmp_path):  # noqa: F811
         # The page computes the default example on load; wait for it before interacting.
         expect(body).to_contain_text("Egyptian cat", timeout=120_000)
         # Pick an example and a checkpoint B, then compare.
-        page.get_by_label("…or a bundled example (used when no image)").click()
-        page.get_by_role("option", name="coffee").click()
+        page.locator("#examples img").nth(1).click()  # the coffee thumbnail
+        expect(page.get_by_label("…or a bundled example (used when no image)")).to_have_value(
+            "coffee")
         page.get_by_label("Checkpoint B").click()
         page.get_by_role("option", name="clean").click()
         page.get_by_role("button", name="Compare").click()
