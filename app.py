@@ -67,7 +67,9 @@ def explain(image, example, backbone, checkpoint_a, upload_a, checkpoint_b, uplo
                                progress=report)
     except UserInputError as error:
         raise gr.Error(str(error)) from error
-    return response.files[0], response.table, response.predictions, response.files
+    choices = response.class_choices
+    return (response.files[0], response.table, response.predictions, response.files,
+            gr.update(choices=choices), gr.update(choices=choices))
 
 
 def build_page() -> gr.Blocks:
@@ -98,8 +100,12 @@ def build_page() -> gr.Blocks:
                         upload_b = gr.File(label="B: upload .safetensors", type="filepath",
                                            file_types=[".safetensors"])
                     with gr.Row():
-                        target = gr.Textbox(label="Target class (index or name; blank = top-1)")
-                        false_class = gr.Textbox(
+                        target = gr.Dropdown(
+                            [], value=None, allow_custom_value=True, filterable=True,
+                            label="Target class: A's top-5, or type an index or name "
+                                  "(blank = top-1)")
+                        false_class = gr.Dropdown(
+                            [], value=None, allow_custom_value=True, filterable=True,
                             label="False class (blank = strongest rival)")
                     methods = gr.CheckboxGroup(list(METHOD_NAMES), value=list(DEFAULT_METHODS),
                                                label="Methods (ScoreCAM is slow: opt-in)")
@@ -117,10 +123,10 @@ def build_page() -> gr.Blocks:
         gallery.select(pick_example, None, [example, image])
         inputs = [image, example, backbone, checkpoint_a, upload_a, checkpoint_b, upload_b,
                   target, false_class, methods, opacity]
-        outputs = [grid, table, predictions, downloads]
+        outputs = [grid, table, predictions, downloads, target, false_class]
         gr.on([run.click, example.change, backbone.change, checkpoint_a.change,
                checkpoint_b.change, image.change, methods.change, opacity.release,
-               target.submit, false_class.submit, page.load],
+               target.input, false_class.input, page.load],
               explain, inputs, outputs, api_name="explain",
               concurrency_limit=CONCURRENCY_LIMIT)
     return page

@@ -390,6 +390,9 @@ def parse_class(text: str | None, class_names: list[str], what: str) -> int | No
         return None
     if re.fullmatch(r"\s*-?[0-9]+\s*", text):
         return int(text)
+    picked = re.fullmatch(r"\s*([0-9]+): .*", text)  # a picker entry: "285: Egyptian cat (38.1%)"
+    if picked:
+        return int(picked.group(1))
     matches = [i for i, name in enumerate(class_names) if name.lower() == text.strip().lower()]
     if not matches:
         raise UserInputError(f"{what} {text!r} is neither a class index nor a class name of this "

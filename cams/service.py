@@ -92,6 +92,11 @@ class CompareResponse:
     files: list[str]
     comparison: Comparison
 
+    @property
+    def class_choices(self) -> list[str]:
+        """A's top-5 as picker entries, e.g. "285: Egyptian cat (38.1%)"."""
+        return [f"{c}: {name} ({p:.1%})" for c, name, p in self.comparison.top_k(0)]
+
 
 def resolve_image(image: str | Image.Image | None, example: str | None) -> tuple[Image.Image, str]:
     if image is not None and not isinstance(image, str):

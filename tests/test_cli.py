@@ -125,6 +125,7 @@ def test_bad_files_give_one_line_and_exit_2(tmp_path, capsys, kind, message):
     (["--methods", ","], "no method given"),
     (["--target", "²"], "neither a class index nor a class name"),
     (["--target", "crane"], "names several classes (134, 517)"),
+    (["--target", "282: tiger cat (33.0%)", "--false-class", "282"], "must differ"),
     (["--device", "mps"], "not supported"),
 ])
 def test_bad_options_give_one_line_and_exit_2(tmp_path, capsys, argv, message):
