@@ -128,7 +128,10 @@ def build_page() -> gr.Blocks:
                checkpoint_b.change, image.change, methods.change, opacity.release,
                target.input, false_class.input, page.load],
               explain, inputs, outputs, api_name="explain",
-              concurrency_limit=CONCURRENCY_LIMIT)
+              concurrency_limit=CONCURRENCY_LIMIT,
+              # A burst of changes runs once more with the latest inputs, after the running
+              # request, so an older, slower result never overwrites a newer one.
+              trigger_mode="always_last")
     return page
 
 

@@ -37,6 +37,7 @@ def test_compare_an_example_in_the_browser(app_url, tmp_path):  # noqa: F811
             "coffee")
         page.get_by_label("Checkpoint B").click()
         page.get_by_role("option", name="clean").click()
+        expect(page.get_by_label("Checkpoint B")).to_have_value("clean")
         page.get_by_role("button", name="Compare").click()
         # The table's rows exist only once A and B have been compared on the new example.
         expect(body).to_contain_text("susceptibility: MSE A vs B", timeout=120_000)
