@@ -32,8 +32,6 @@ from cams.engine import DEFAULT_METHODS, explain
 from cams.errors import UserInputError
 from cams.images import example_image
 
-GRAD_CAM_MAPS = 11  # GradCAM, GradCAM++, HiResCAM, XGradCAM, EigenCAM and the six DiffGradCAMs
-
 
 def machine_description(device: torch.device) -> str:
     cpu = platform.processor() or platform.machine()

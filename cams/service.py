@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from cams.backbones import REGISTRY, Backbone, load_backbone, parse_class, weights_available_offline
-from cams.compare import TABLE_COLUMNS, Comparison, compare_checkpoints
+from cams.compare import Comparison, compare_checkpoints
 from cams.engine import DEFAULT_METHODS
 from cams.errors import UserInputError
 from cams.images import EXAMPLES, example_image, load_image
@@ -164,6 +164,3 @@ def run_compare(cache: BackboneCache, image, example: str | None, backbone_name:
                                               for v in row] for row in comparison.table()],
                            predictions=predictions_markdown(comparison),
                            files=write_downloads(comparison, grid, stem), comparison=comparison)
-
-
-__all__ = ["CLEAN", "NONE", "TABLE_COLUMNS", "BackboneCache", "backbone_choices", "run_compare"]
