@@ -23,7 +23,14 @@ from cams.engine import DEFAULT_METHODS
 from cams.errors import UserInputError
 from cams.images import EXAMPLES, example_thumbnails
 from cams.methods import METHOD_NAMES, METHODS
-from cams.service import CLEAN, NONE, BackboneCache, backbone_choices, run_compare
+from cams.service import (
+    CLEAN,
+    NONE,
+    BackboneCache,
+    backbone_choices,
+    checkpoint_choices,
+    run_compare,
+)
 
 CONCURRENCY_LIMIT = 4  # requests computed in parallel; more wait in Gradio's queue
 
@@ -55,6 +62,18 @@ def uploaded_path(payload):
     return None if payload is None else payload.path
 
 
+def refresh_pickers(backbone, checkpoint_a, checkpoint_b):
+    """Backbone and checkpoint choices read afresh from the registry (new checkpoints appear
+    without a restart); a selection that no longer exists falls back to clean / none."""
+    choices_a = checkpoint_choices(backbone)
+    choices_b = checkpoint_choices(backbone, allow_none=True)
+    valid_a = {value for _, value in choices_a}
+    valid_b = {value for _, value in choices_b}
+    return (gr.update(choices=backbone_choices()),
+            gr.update(choices=choices_a, value=checkpoint_a if checkpoint_a in valid_a else CLEAN),
+            gr.update(choices=choices_b, value=checkpoint_b if checkpoint_b in valid_b else NONE))
+
+
 def explain(image, example, backbone, checkpoint_a, upload_a, checkpoint_b, upload_b, target,
             false_class, methods, opacity, progress=gr.Progress()):  # noqa: B008 (Gradio idiom)
     """The comparison: image + settings in; grid, MSE table, top-5 and downloads out."""
@@ -78,7 +97,7 @@ def build_page() -> gr.Blocks:
                     "side by side, with the MSE between them.")
         with gr.Tab("Compare"):
             with gr.Row():
-                with gr.Column(scale=1):
+                with gr.Column(scale=1, min_width=340):
                     image = gr.Image(type="filepath", label="Image (upload or paste)",
                                      sources=["upload", "clipboard"], height=240)
                     image.preprocess = uploaded_path
@@ -91,10 +110,17 @@ def build_page() -> gr.Blocks:
                     backbone = gr.Dropdown(backbone_choices(), value=DEFAULT_BACKBONE,
                                            label="Backbone")
                     with gr.Row():
-                        checkpoint_a = gr.Dropdown([CLEAN], value=CLEAN, label="Checkpoint A")
-                        checkpoint_b = gr.Dropdown([NONE, CLEAN], value=NONE,
-                                                   label="Checkpoint B")
-                    with gr.Row():
+                        # Custom values: the registry may have grown since the page was built;
+                        # cams.service checks every name against it.
+                        checkpoint_a = gr.Dropdown(checkpoint_choices(DEFAULT_BACKBONE),
+                                                   value=CLEAN, label="Checkpoint A",
+                                                   allow_custom_value=True)
+                        checkpoint_b = gr.Dropdown(
+                            checkpoint_choices(DEFAULT_BACKBONE, allow_none=True), value=NONE,
+                            label="Checkpoint B (e.g. a SHAM-fooled one)", allow_custom_value=True)
+                    refresh = gr.Button("↻ Reload checkpoint list", size="sm")
+                    with gr.Accordion("Upload your own checkpoints (.safetensors)", open=False), \
+                            gr.Row():
                         upload_a = gr.File(label="A: upload .safetensors", type="filepath",
                                            file_types=[".safetensors"])
                         upload_b = gr.File(label="B: upload .safetensors", type="filepath",
@@ -102,7 +128,7 @@ def build_page() -> gr.Blocks:
                     with gr.Row():
                         target = gr.Dropdown(
                             [], value=None, allow_custom_value=True, filterable=True,
-                            label="Target class: A's top-5, or type an index or name "
+                            label="Target class: A's top-5, or type to search all "
                                   "(blank = top-1)")
                         false_class = gr.Dropdown(
                             [], value=None, allow_custom_value=True, filterable=True,
@@ -111,7 +137,7 @@ def build_page() -> gr.Blocks:
                                                label="Methods (ScoreCAM is slow: opt-in)")
                     opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heatmap opacity")
                     run = gr.Button("Compare", variant="primary")
-                with gr.Column(scale=3):
+                with gr.Column(scale=4):
                     grid = gr.Image(label="CAMs: one row per checkpoint", type="filepath",
                                     interactive=False)
                     predictions = gr.Markdown(label="Top-5 predictions")
@@ -121,6 +147,9 @@ def build_page() -> gr.Blocks:
                                         file_count="multiple", interactive=False)
             gr.Markdown(EXPLAINER)
         gallery.select(pick_example, None, [example, image])
+        pickers = [backbone, checkpoint_a, checkpoint_b]
+        gr.on([page.load, backbone.change, refresh.click], refresh_pickers, pickers, pickers,
+              queue=False, api_visibility="private")
         inputs = [image, example, backbone, checkpoint_a, upload_a, checkpoint_b, upload_b,
                   target, false_class, methods, opacity]
         outputs = [grid, table, predictions, downloads, target, false_class]

@@ -31,6 +31,8 @@ from cams.errors import UserInputError
 DEFAULT_BACKBONE = "efficientnet_lite0"
 OFFLINE_ENV = "CAMS_OFFLINE"  # set to 1 to never try to download weights
 RANDOM_WEIGHTS = "random"
+# Preprocessing a checkpoint's metadata may set (``data_config`` in its .json).
+CHECKPOINT_DATA_KEYS = ("input_size", "mean", "std", "crop_pct", "interpolation")
 
 
 @dataclass(frozen=True)
@@ -205,25 +207,27 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]
     return _flat_tensor_dict(loaded, path), {}
 
 
-def _class_names_from(metadata: dict[str, str], path: Path | None, num_classes: int) -> list[str]:
-    """Names from the checkpoint (safetensors metadata or sidecar .json), else ImageNet's, else
-    ``class i``."""
-    candidates: list[Any] = []
-    if "class_names" in metadata:
-        candidates.append(metadata["class_names"])
-    if path is not None and path.with_suffix(".json").is_file():
+def _sidecar_metadata(path: Path | None) -> dict[str, Any]:
+    """The ``.json`` beside a weights file (the checkpoint registry writes one), or {}."""
+    if path is None or not path.with_suffix(".json").is_file():
+        return {}
+    try:
+        metadata = json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def _class_names_from(metadata: dict[str, Any], num_classes: int) -> list[str]:
+    """Names from the checkpoint's metadata, else ImageNet's, else ``class i``."""
+    names = metadata.get("class_names")
+    if isinstance(names, str):
         try:
-            candidates.append(json.loads(path.with_suffix(".json").read_text()).get("class_names"))
-        except (OSError, ValueError, AttributeError):
-            pass
-    for names in candidates:
-        if isinstance(names, str):
-            try:
-                names = json.loads(names)
-            except ValueError:
-                continue
-        if isinstance(names, list) and len(names) == num_classes:
-            return [str(name) for name in names]
+            names = json.loads(names)
+        except ValueError:
+            names = None
+    if isinstance(names, list) and len(names) == num_classes:
+        return [str(name) for name in names]
     if num_classes == 1000:
         info = ImageNetInfo()
         return [info.index_to_description(index) for index in range(1000)]
@@ -350,13 +354,14 @@ def load_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = Non
     ``.safetensors`` / state-dict file (the number of classes follows its head), or ``"random"``.
     """
     spec = _spec_for(name)
-    metadata: dict[str, str] = {}
+    metadata: dict[str, Any] = {}
     path: Path | None = None
     if weights == RANDOM_WEIGHTS:
         model, source = timm.create_model(spec.timm_name, pretrained=False), "random initialisation"
     elif weights is not None:
         path = Path(weights)
         model, metadata = _model_from_file(spec, path)
+        metadata = {**metadata, **_sidecar_metadata(path)}
         source = str(path)
     elif spec.weights_package is not None:
         model = timm.create_model(spec.timm_name, pretrained=False)
@@ -367,11 +372,15 @@ def load_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = Non
     model.eval()
     data_config = resolve_data_config({}, model=model)
     data_config.update(spec.data_overrides)
+    overrides = metadata.get("data_config")
+    if isinstance(overrides, dict):  # a checkpoint trained at another size or normalisation
+        data_config.update({key: tuple(value) if isinstance(value, list) else value
+                            for key, value in overrides.items() if key in CHECKPOINT_DATA_KEYS})
     feature_shape, linear_head = _probe_head(model, data_config["input_size"])
     memory_format = torch.channels_last if spec.channels_last else torch.contiguous_format
     return Backbone(
         name=spec.name, model=model.to(resolve_device(device), memory_format=memory_format),
-        data_config=data_config, class_names=_class_names_from(metadata, path, model.num_classes),
+        data_config=data_config, class_names=_class_names_from(metadata, model.num_classes),
         weights_source=source, linear_head=linear_head, feature_shape=feature_shape,
         memory_format=memory_format)
 

@@ -24,9 +24,10 @@ from cams.errors import UserInputError
 from cams.images import EXAMPLES, example_image, load_image
 from cams.methods import DIFF_BASELINES, METHOD_NAMES, METHODS
 from cams.metrics import baseline_similarity
-from cams.render import grid_figure, save_figure
+from cams.render import compose_rows
 
 EXIT_BAD_INPUT = 2
+GRID_COLUMNS = 6  # overlays per row of the grid PNG
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -104,7 +105,7 @@ def write_outputs(out: Path, stem: str, backbone, result, index: int, opacity: f
                         target=np.int64(target), false_class=np.int64(false_class))
     similarity = baseline_similarity({name: values[index:index + 1]
                                       for name, values in result.maps.items()})
-    captions = {name: f"MSE vs {DIFF_BASELINES[name]}: {float(value):.2e}"
+    captions = {name: f"MSE vs {DIFF_BASELINES[name]} {float(value):.1e}"
                 for name, value in similarity.items()}
     probabilities = result.probabilities[index]
     top1 = int(probabilities.argmax())
@@ -112,7 +113,10 @@ def write_outputs(out: Path, stem: str, backbone, result, index: int, opacity: f
              f"({float(probabilities[top1]):.1%})\nexplained: {backbone.class_label(target)}"
              f" · false class: {backbone.class_label(false_class)}")
     picture = backbone.to_display(inputs[None])[0].permute(1, 2, 0).numpy()
-    save_figure(grid_figure(picture, maps, captions, title, opacity=opacity), out / f"{stem}.png")
+    names = list(maps)
+    rows = [("input", {name: maps[name] for name in names[i:i + GRID_COLUMNS]}, captions)
+            for i in range(0, len(names), GRID_COLUMNS)]
+    Image.fromarray(compose_rows(picture, rows, title, opacity)).save(out / f"{stem}.png")
 
 
 def run_explain(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from PIL import Image
 from cams.backbones import Backbone
 from cams.engine import ClassChoice, Explanation, ProgressCallback, explain
 from cams.errors import UserInputError
+from cams.methods import DIFF_BASELINES
 from cams.metrics import baseline_similarity, cam_entropy_nats, mse
 
 TABLE_COLUMNS = ("quantity", "method", "A", "B", "A vs B")
@@ -89,17 +90,24 @@ class Comparison:
         """The comparison grid (H×W×3 uint8). The CAM methods in groups of ``columns``, each group
         one row per checkpoint (so A and B sit one above the other, method by method); then per
         checkpoint the true-class / false-class / Difference Salience panels (Divisive Decisions,
-        Eq. 1)."""
+        Eq. 1). Captions: under A each DiffGradCAM(++) map's MSE to its baseline, under B each
+        map's MSE to A's."""
         from cams.render import compose_rows
         panels = ("TrueClassCAM", "FalseClassCAM", "DifferenceSalience")
         methods = [name for name in self.methods if name not in panels]
         groups = [methods[i:i + columns] for i in range(0, len(methods), columns)]
         groups.append([name for name in self.methods if name in panels])
+        similarity = baseline_similarity(self.results[0].maps)
+        captions = [{name: f"MSE vs {DIFF_BASELINES[name]} {float(value[0]):.1e}"
+                     for name, value in similarity.items()}]
+        if len(self.results) == 2:
+            captions.append({name: f"MSE vs A {float(mse(self.results[0].maps[name], maps)[0]):.1e}"
+                             for name, maps in self.results[1].maps.items()})
         rows = []
         for group in filter(None, groups):
             for index, label in enumerate(self.labels):
                 maps = self.maps(index)
-                rows.append((label, {name: maps[name] for name in group}))
+                rows.append((label, {name: maps[name] for name in group}, captions[index]))
         names = self.backbones[0].class_names
         title = (f"{self.backbones[0].name} · explained: {self.target}: {names[self.target]} · "
                  f"false class: {self.false_class}: {names[self.false_class]}")

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import functools
-import math
-from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import font_manager
-from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 
 COLORMAP = "jet"  # the CAM literature's convention: red = most salient
@@ -26,39 +22,22 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, opacity: float = 0.5,
     return (1 - opacity) * image + opacity * colours
 
 
-def grid_figure(image: np.ndarray, maps: dict[str, np.ndarray], captions: dict[str, str],
-                title: str, opacity: float = 0.5, columns: int = 4) -> Figure:
-    """The input, then one overlay per map, each labelled with its name and optional caption."""
-    panels = [("input", image, "")] + [
-        (name, overlay(image, heatmap, opacity), captions.get(name, ""))
-        for name, heatmap in maps.items()]
-    rows = math.ceil(len(panels) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.5 * rows + 0.6),
-                                squeeze=False, layout="constrained")
-    for axis in axes.flat:
-        axis.axis("off")
-    for axis, (name, picture, caption) in zip(axes.flat, panels):
-        axis.imshow(picture)
-        axis.set_title(f"{name}\n{caption}" if caption else name, fontsize=10)
-    mappable = plt.cm.ScalarMappable(cmap=COLORMAP, norm=matplotlib.colors.Normalize(0, 1))
-    figure.colorbar(mappable, ax=axes, fraction=0.02, pad=0.01, shrink=0.6,
-                    label="normalised salience")
-    figure.suptitle(title, fontsize=12)
-    return figure
-
-
 @functools.lru_cache(maxsize=8)
 def _font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
 
 
-def _text_strip(text: str, width: int, height: int, size: int, bold: bool = False) -> Image.Image:
+def _text_strip(lines: list[str], width: int, height: int, size: int,
+                colours: tuple[str, ...] = ("black", "dimgray")) -> Image.Image:
+    """Centred lines of text on white; line i in ``colours[min(i, last)]``."""
     strip = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(strip)
     font = _font(size)
-    text_width = draw.textlength(text, font=font)
-    draw.text(((width - text_width) / 2, (height - size) / 2 - 1), text,
-              fill="darkred" if bold else "black", font=font)
+    top = (height - len(lines) * (size + 3)) / 2
+    for index, line in enumerate(lines):
+        text_width = draw.textlength(line, font=font)
+        draw.text(((width - text_width) / 2, top + index * (size + 3)), line,
+                  fill=colours[min(index, len(colours) - 1)], font=font)
     return strip
 
 
@@ -74,31 +53,33 @@ def _colorbar(height: int, width: int = 60) -> Image.Image:
     return bar
 
 
-def compose_rows(image: np.ndarray, rows: list[tuple[str, dict[str, np.ndarray]]], title: str,
-                 opacity: float = 0.5) -> np.ndarray:
+Row = tuple[str, dict[str, np.ndarray], dict[str, str]]  # label, maps, captions under names
+
+
+def compose_rows(image: np.ndarray, rows: list[Row], title: str, opacity: float = 0.5) -> np.ndarray:
     """A labelled grid as an H×W×3 uint8 array, drawn with PIL (fast enough for every request):
     per row the input then its overlays in order, so rows given the same methods (checkpoints A
-    and B) line up column by column; a colour bar on the right and the title on top."""
+    and B) line up column by column; each overlay is titled with its method name and an optional
+    caption (an MSE); a colour bar on the right and the title (lines split at "\n") on top."""
     height, width = image.shape[:2]
-    label_height, title_height = 20, 30
-    columns = max(len(maps) for _, maps in rows) + 1
+    label_height = 36 if any(captions for _, _, captions in rows) else 20
+    title_lines = title.split("\n")
+    title_height = 10 + 20 * len(title_lines)
+    columns = max(len(maps) for _, maps, _ in rows) + 1
     cell_height = height + label_height
     canvas = Image.new("RGB", (columns * (width + 4) + 64, title_height + len(rows) * cell_height),
                        "white")
-    canvas.paste(_text_strip(title, canvas.width, title_height, 15), (0, 0))
-    for row, (label, maps) in enumerate(rows):
+    canvas.paste(_text_strip(title_lines, canvas.width, title_height, 15, ("black",)), (0, 0))
+    for row, (label, maps, captions) in enumerate(rows):
         top = title_height + row * cell_height
-        panels = [(label, image, True)] + [(name, overlay(image, heatmap, opacity), False)
-                                           for name, heatmap in maps.items()]
-        for column, (name, picture, bold) in enumerate(panels):
+        panels = [([label], image, ("darkred",))] + [
+            ([name, captions[name]] if name in captions else [name],
+             overlay(image, heatmap, opacity), ("black", "dimgray"))
+            for name, heatmap in maps.items()]
+        for column, (lines, picture, colours) in enumerate(panels):
             left = column * (width + 4)
-            canvas.paste(_text_strip(name, width, label_height, 12, bold), (left, top))
+            canvas.paste(_text_strip(lines, width, label_height, 12, colours), (left, top))
             canvas.paste(Image.fromarray((np.clip(picture, 0, 1) * 255).astype(np.uint8)),
                          (left, top + label_height))
     canvas.paste(_colorbar(canvas.height - title_height), (canvas.width - 62, title_height))
     return np.asarray(canvas)
-
-
-def save_figure(figure: Figure, path: Path) -> None:
-    figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(figure)

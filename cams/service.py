@@ -21,6 +21,7 @@ from cams.compare import Comparison, compare_checkpoints
 from cams.engine import DEFAULT_METHODS
 from cams.errors import UserInputError
 from cams.images import EXAMPLES, example_image, load_image
+from fooling.registry import find_checkpoint, list_checkpoints
 
 CLEAN = "clean"
 NONE = "none"
@@ -67,21 +68,35 @@ class BackboneCache:
 
 
 def backbone_choices() -> list[tuple[str, str]]:
-    """(label, name) for the dropdown; backbones without offline weights say so."""
+    """(label, name) for the dropdown: the registered backbones (those without offline weights
+    say so), then any other backbone that has checkpoints in the registry."""
     choices = []
     for name in REGISTRY:
         label = name if weights_available_offline(name) else f"{name} (no weights offline)"
         choices.append((label, name))
-    return choices
+    others = sorted({entry.backbone for entry in list_checkpoints()[0]} - set(REGISTRY))
+    return choices + [(f"{name} (checkpoints only)", name) for name in others]
 
 
-def checkpoint_path(choice: str | None, upload: str | None) -> str | None:
-    """The weights file for a picker: an uploaded file wins, "clean" means pretrained (None)."""
+def checkpoint_choices(backbone: str, allow_none: bool = False) -> list[tuple[str, str]]:
+    """(label, value) for a checkpoint picker: [none,] clean, then the registry's checkpoints of
+    ``backbone`` (read afresh, so a newly trained one appears without a restart)."""
+    choices = [("none", NONE)] if allow_none else []
+    choices.append(("clean (pretrained)", CLEAN))
+    return choices + [(entry.label, entry.name) for entry in list_checkpoints(backbone)[0]]
+
+
+def checkpoint_path(choice: str | None, upload: str | None, backbone: str) -> str | None:
+    """The weights file for a picker: an uploaded file wins, "clean" means pretrained (None),
+    anything else must be the name of a registry checkpoint of ``backbone`` (never a path: a
+    request cannot make the app read an arbitrary file)."""
     if upload:
         if not str(upload).endswith(".safetensors"):
             raise UserInputError("a checkpoint upload must be a .safetensors file")
         return str(upload)
-    return None if choice in (None, "", CLEAN) else choice
+    if choice in (None, "", CLEAN):
+        return None
+    return str(find_checkpoint(choice, backbone).weights_path)
 
 
 @dataclass
@@ -94,8 +109,10 @@ class CompareResponse:
 
     @property
     def class_choices(self) -> list[str]:
-        """A's top-5 as picker entries, e.g. "285: Egyptian cat (38.1%)"."""
-        return [f"{c}: {name} ({p:.1%})" for c, name, p in self.comparison.top_k(0)]
+        """A's top-5 as picker entries, e.g. "285: Egyptian cat (38.1%)", then every class
+        ("0: tench", …) so that typing in the picker searches all of them."""
+        top = [f"{c}: {name} ({p:.1%})" for c, name, p in self.comparison.top_k(0)]
+        return top + [f"{c}: {name}" for c, name in enumerate(self.comparison.backbones[0].class_names)]
 
 
 def resolve_image(image: str | Image.Image | None, example: str | None) -> tuple[Image.Image, str]:
@@ -144,12 +161,13 @@ def run_compare(cache: BackboneCache, image, example: str | None, backbone_name:
                 opacity: float = 0.5, progress=None) -> CompareResponse:
     """One comparison request, from the page's values to what it shows."""
     picture, stem = resolve_image(image, example)
-    if backbone_name not in REGISTRY:
-        raise UserInputError(f"unknown backbone {backbone_name!r}")
-    backbones = [cache.get(backbone_name, checkpoint_path(checkpoint_a, upload_a))]
+    if backbone_name not in REGISTRY and not list_checkpoints(backbone_name)[0]:
+        raise UserInputError(f"unknown backbone {backbone_name!r}: pick one from the list")
+    backbones = [cache.get(backbone_name, checkpoint_path(checkpoint_a, upload_a, backbone_name))]
     labels = [f"A: {Path(upload_a).name if upload_a else checkpoint_a or CLEAN}"]
     if upload_b or checkpoint_b not in (None, "", NONE):
-        backbones.append(cache.get(backbone_name, checkpoint_path(checkpoint_b, upload_b)))
+        backbones.append(cache.get(backbone_name,
+                                   checkpoint_path(checkpoint_b, upload_b, backbone_name)))
         labels.append(f"B: {Path(upload_b).name if upload_b else checkpoint_b}")
     names = backbones[0].class_names
     chosen = list(methods) if methods else list(DEFAULT_METHODS)

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 import torch
 from PIL import Image
 from skimage import data
 
 from cams import load_backbone
+from fooling.registry import save_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +48,40 @@ def chelsea() -> Image.Image:
 @pytest.fixture(scope="session")
 def coffee() -> Image.Image:
     return Image.fromarray(data.coffee())
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory, lite0):
+    """A checkpoint registry holding the clean lite0 weights in half precision, as "lite0-half"."""
+    directory = tmp_path_factory.mktemp("checkpoints")
+    save_checkpoint(lite0.model.state_dict(), {"backbone": "efficientnet_lite0"}, "lite0-half",
+                    directory, half=True)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def app_url(registry):
+    port = free_port()
+    env = {**os.environ, "CAMS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+           "CAMS_CHECKPOINTS": str(registry)}
+    process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if process.poll() is not None:
+                pytest.fail(f"app exited: {process.stdout.read()[-2000:]}")
+            time.sleep(0.5)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)

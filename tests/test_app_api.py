@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 import timm
 from gradio_client import Client, handle_file
 from PIL import Image
@@ -23,33 +19,6 @@ from cams.engine import DEFAULT_METHODS
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def app_url():
-    port = free_port()
-    env = {**os.environ, "CAMS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if process.poll() is not None:
-                pytest.fail(f"app exited: {process.stdout.read()[-2000:]}")
-            time.sleep(0.5)
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
-
-
 @pytest.fixture(scope="module")
 def client(app_url):
     return Client(app_url, verbose=False)
@@ -57,6 +26,7 @@ def client(app_url):
 
 def request(client, image=None, example="chelsea", checkpoint_b="clean", upload_a=None,
             target="", methods=DEFAULT_METHODS):
+    """One /explain call; returns grid, table, top-5 markdown and downloads."""
     return client.predict(image, example, "efficientnet_lite0", "clean", upload_a, checkpoint_b,
                           None, target, "", list(methods), 0.5, api_name="/explain")[:4]
 
@@ -74,6 +44,29 @@ def test_good_request_compares_a_and_b(client):
     assert names == ["chelsea-A.npz", "chelsea-B.npz", "chelsea-grid.png", "chelsea-table.csv"]
     maps = np.load(next(f for f in files if f.endswith("-A.npz")))
     assert set(maps.files) == set(DEFAULT_METHODS)
+
+
+def test_registry_checkpoints_are_offered_and_compared(client):
+    _, table, predictions, _ = request(client, checkpoint_b="lite0-half")
+    susceptibility = [float(row[4]) for row in table["data"] if row[0].startswith("susceptibility")]
+    # Half precision moves the maps a little, and only a little.
+    assert 0 < max(susceptibility) < 1e-3
+    assert "B: lite0-half" in predictions and "agree" in predictions
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "../../app.py", "missing"])
+def test_checkpoint_pickers_take_registry_names_not_paths(client, name):
+    with pytest.raises(Exception, match="no checkpoint called"):
+        request(client, checkpoint_b=name, methods=["GradCAM"])
+
+
+def test_files_are_served_only_from_the_apps_temporary_folders(client, app_url):
+    files = request(client, methods=["GradCAM"])[3]
+    assert requests.get(f"{app_url}gradio_api/file={files[0]}", timeout=10).status_code == 200
+    for forbidden in ["/etc/passwd", str(ROOT / "app.py"), str(ROOT / "README.md"),
+                      str(Path(files[0]).parents[1] / "outside.txt")]:
+        response = requests.get(f"{app_url}gradio_api/file={forbidden}", timeout=10)
+        assert response.status_code in (403, 404), forbidden
 
 
 def make_bad(tmp_path, kind):

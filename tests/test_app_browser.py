@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_app_api import app_url  # noqa: F401 (the launched-app fixture)
-
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
@@ -20,7 +18,7 @@ pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM) and not os.path.exist
                                 reason="Debian's chromium is not installed (.ci/run installs it)")
 
 
-def test_compare_an_example_in_the_browser(app_url, tmp_path):  # noqa: F811
+def test_compare_an_example_in_the_browser(app_url, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
@@ -31,13 +29,13 @@ def test_compare_an_example_in_the_browser(app_url, tmp_path):  # noqa: F811
         body = page.locator("body")
         # The page computes the default example on load; wait for it before interacting.
         expect(body).to_contain_text("Egyptian cat", timeout=120_000)
-        # Pick an example and a checkpoint B, then compare.
+        # Pick an example and a registry checkpoint as B, then compare.
         page.locator("#examples img").nth(1).click()  # the coffee thumbnail
         expect(page.get_by_label("…or a bundled example (used when no image)")).to_have_value(
             "coffee")
         page.get_by_label("Checkpoint B").click()
-        page.get_by_role("option", name="clean").click()
-        expect(page.get_by_label("Checkpoint B")).to_have_value("clean")
+        page.get_by_role("option", name="lite0-half").click()  # from the test's registry
+        expect(page.get_by_label("Checkpoint B")).to_have_value("lite0-half")
         page.get_by_role("button", name="Compare").click()
         # The table's rows exist only once A and B have been compared on the new example.
         expect(body).to_contain_text("susceptibility: MSE A vs B", timeout=120_000)
@@ -47,6 +45,8 @@ def test_compare_an_example_in_the_browser(app_url, tmp_path):  # noqa: F811
         for name in ("GradCAM++", "LSEDiffGradCAM", "DifferenceSalience", "susceptibility"):
             assert name in text
         assert "e-0" in text  # MSE values in the table
+        # Outputs fade while a request is pending: wait until none is, for a clear screenshot.
+        expect(page.locator(".pending")).to_have_count(0, timeout=120_000)
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
         SCREENSHOT.parent.mkdir(exist_ok=True)
         page.evaluate("window.scrollTo(0, 0)")

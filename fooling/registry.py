@@ -1,0 +1,195 @@
+"""The checkpoint registry: one folder of ``NAME.safetensors`` + ``NAME.json`` (metadata) pairs.
+
+The folder is ``./checkpoints`` unless ``CAMS_CHECKPOINTS`` names another; the checkpoints shipped
+with the project (``assets/checkpoints``) are listed too, read-only. Writes are atomic: weights and
+metadata go to temporary names in the same folder and are renamed into place, metadata last, and
+the metadata records the weights' size and SHA-256. So a crash or a kill at any moment leaves
+either the old checkpoint, the new one, or an unlisted temporary file; never a listed, half-written
+checkpoint. Listing skips broken entries and says why.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from cams.errors import UserInputError
+
+CHECKPOINTS_ENV = "CAMS_CHECKPOINTS"
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "assets" / "checkpoints"
+FORMAT = "cams-checkpoint/1"
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A listed checkpoint: its name, backbone, files, and the metadata of its ``.json``."""
+
+    name: str
+    backbone: str
+    weights_path: Path
+    metadata_path: Path
+    metadata: dict[str, Any]
+    shipped: bool
+
+    @property
+    def label(self) -> str:
+        """What a picker shows, e.g. ``sham-lite0 (shipped; sham loss, 600 steps)``."""
+        recipe = self.metadata.get("recipe", {})
+        details = ["shipped"] if self.shipped else []
+        if recipe.get("loss"):
+            details.append(f"{recipe['loss']} loss")
+        if recipe.get("steps"):
+            details.append(f"{recipe['steps']} steps")
+        return f"{self.name} ({'; '.join(details)})" if details else self.name
+
+
+def checkpoint_dir() -> Path:
+    """The user's registry folder: ``$CAMS_CHECKPOINTS`` or ``./checkpoints``."""
+    return Path(os.environ.get(CHECKPOINTS_ENV) or "checkpoints")
+
+
+def registry_dirs() -> list[Path]:
+    return [checkpoint_dir(), SHIPPED_DIR]
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.fullmatch(name or ""):
+        raise UserInputError(f"checkpoint name {name!r} is not allowed: use 1–100 letters, digits, "
+                             "'.', '_' or '-', starting with a letter or digit")
+    return name
+
+
+def code_version() -> str:
+    """``git describe`` of the working tree the code runs from, or "unknown"."""
+    try:
+        result = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
+                                text=True, timeout=5, cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return result.stdout.strip() or "unknown"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(temporary_path)``, flush it to disk, then rename it to ``path``."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        with open(temporary, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def save_checkpoint(state_dict: dict[str, Tensor], metadata: dict[str, Any], name: str,
+                    directory: Path | None = None, half: bool = False,
+                    overwrite: bool = False) -> Checkpoint:
+    """Write ``NAME.safetensors`` then ``NAME.json`` atomically; returns the listed entry.
+
+    ``metadata`` must hold at least ``backbone``; format, file facts, time and code version are
+    added here. ``half`` stores floating tensors as float16 (half the size; loading casts back).
+    """
+    from safetensors.torch import save_file
+
+    check_name(name)
+    if "backbone" not in metadata:
+        raise ValueError("checkpoint metadata needs a 'backbone'")
+    directory = Path(directory) if directory is not None else checkpoint_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    weights_path = directory / f"{name}.safetensors"
+    metadata_path = directory / f"{name}.json"
+    if metadata_path.exists() and not overwrite:
+        raise UserInputError(f"checkpoint {name!r} already exists in {directory}: choose another "
+                             "name (or delete the old one)")
+    tensors = {key: (value.detach().half() if half and value.is_floating_point() else
+                     value.detach()).contiguous().cpu() for key, value in state_dict.items()}
+    atomic_write(weights_path, lambda path: save_file(tensors, str(path), metadata={"name": name}))
+    record = {"format": FORMAT, "name": name, **metadata,
+              "weights": weights_path.name, "weights_bytes": weights_path.stat().st_size,
+              "weights_sha256": _sha256(weights_path),
+              "dtype": "float16" if half else "float32",
+              "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "code_version": metadata.get("code_version") or code_version()}
+    atomic_write(metadata_path, lambda path: path.write_text(json.dumps(record, indent=2) + "\n"))
+    return _entry(metadata_path, shipped=directory.resolve() == SHIPPED_DIR)
+
+
+def _entry(metadata_path: Path, shipped: bool) -> Checkpoint:
+    """Read and check one ``.json``; raises ValueError saying what is wrong."""
+    try:
+        metadata = json.loads(metadata_path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"unreadable metadata ({error})") from error
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        raise ValueError(f"not a {FORMAT} metadata file")
+    weights_path = metadata_path.with_name(str(metadata.get("weights", "")))
+    if weights_path.parent != metadata_path.parent or weights_path.suffix != ".safetensors":
+        raise ValueError("its 'weights' entry is not a .safetensors file beside it")
+    if not weights_path.is_file():
+        raise ValueError(f"weights file {weights_path.name} is missing")
+    if weights_path.stat().st_size != metadata.get("weights_bytes"):
+        raise ValueError(f"weights file {weights_path.name} has {weights_path.stat().st_size} "
+                         f"bytes, the metadata says {metadata.get('weights_bytes')}")
+    return Checkpoint(name=metadata_path.stem, backbone=str(metadata.get("backbone")),
+                      weights_path=weights_path, metadata_path=metadata_path, metadata=metadata,
+                      shipped=shipped)
+
+
+def list_checkpoints(backbone: str | None = None) -> tuple[list[Checkpoint], list[str]]:
+    """Every valid checkpoint (of ``backbone``, if given), user folder first; and one line per
+    broken entry, e.g. ``checkpoints/x.json: weights file x.safetensors is missing``."""
+    entries: list[Checkpoint] = []
+    problems: list[str] = []
+    seen: set[str] = set()
+    for directory in registry_dirs():
+        if not directory.is_dir():
+            continue
+        shipped = directory.resolve() == SHIPPED_DIR
+        for metadata_path in sorted(directory.glob("*.json")):
+            try:
+                entry = _entry(metadata_path, shipped)
+            except ValueError as error:
+                problems.append(f"{metadata_path}: {error}")
+                continue
+            if entry.name in seen:  # a user's checkpoint shadows a shipped one of the same name
+                continue
+            seen.add(entry.name)
+            if backbone is None or entry.backbone == backbone:
+                entries.append(entry)
+    return entries, problems
+
+
+def find_checkpoint(name: str, backbone: str | None = None) -> Checkpoint:
+    """The listed checkpoint called ``name`` (of ``backbone``, if given), or a UserInputError."""
+    entries, _ = list_checkpoints()
+    for entry in entries:
+        if entry.name == name:
+            if backbone is not None and entry.backbone != backbone:
+                raise UserInputError(f"checkpoint {name!r} is for backbone {entry.backbone}, not "
+                                     f"{backbone}: pick {entry.backbone} or another checkpoint")
+            return entry
+    known = ", ".join(entry.name for entry in entries) or "none yet"
+    raise UserInputError(f"no checkpoint called {name!r} in {checkpoint_dir()} (known: {known}); "
+                         "python -m fooling list shows them")
+
