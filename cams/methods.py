@@ -160,9 +160,9 @@ def display_maps(layer_maps: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 # The explained scalars whose gradients the engine computes, one cotangent each (cams.targets).
-LOGIT, MEAN_DIFF, MAX_DIFF, LSE_DIFF, FALSE_LOGIT, TRUE_MINUS_FALSE = (
+LOGIT, MEAN_DIFF, MAX_DIFF, LSE_DIFF, FALSE_LOGIT, TRUE_MINUS_FALSE, MEAN_RIVAL = (
     "logit", "mean_difference", "max_difference", "lse_difference", "false_logit",
-    "true_minus_false")
+    "true_minus_false", "mean_rival")
 
 
 @dataclass(frozen=True)

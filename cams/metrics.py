@@ -98,3 +98,22 @@ def baseline_similarity(maps: dict[str, Tensor]) -> dict[str, Tensor]:
     (DiffGradCAM paper, §6.2: near 0 on clean models for the Mean variants)."""
     return {name: mse(maps[name], maps[baseline]) for name, baseline in DIFF_BASELINES.items()
             if name in maps and baseline in maps}
+
+
+def pointing_game(maps: Tensor, masks: Tensor) -> Tensor:
+    """Pointing game (Zhang et al. 2016): whether each map's maximum (N×H×W, input resolution)
+    falls inside the ground-truth mask (N×H×W, > 0.5 = inside). Returns N booleans."""
+    flat = maps.flatten(1)
+    peaks = flat.argmax(dim=1)
+    return masks.flatten(1).gather(1, peaks[:, None])[:, 0] > 0.5
+
+
+def auroc(scores: Tensor, labels: Tensor) -> float:
+    """Area under the ROC curve of ``scores`` for binary ``labels`` (1 = positive), via the
+    Mann–Whitney U statistic (ties count one half); NaN when a class is absent."""
+    positives = scores[labels == 1].double().cpu().numpy()
+    negatives = scores[labels == 0].double().cpu().numpy()
+    if len(positives) == 0 or len(negatives) == 0:
+        return float("nan")
+    u_statistic = stats.mannwhitneyu(positives, negatives, alternative="two-sided").statistic
+    return float(u_statistic / (len(positives) * len(negatives)))

@@ -13,7 +13,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from cams.methods import FALSE_LOGIT, LOGIT, LSE_DIFF, MAX_DIFF, MEAN_DIFF, TRUE_MINUS_FALSE
+from cams.methods import (
+    FALSE_LOGIT,
+    LOGIT,
+    LSE_DIFF,
+    MAX_DIFF,
+    MEAN_DIFF,
+    MEAN_RIVAL,
+    TRUE_MINUS_FALSE,
+)
 
 
 def strongest_rival(logits: Tensor, target: Tensor) -> Tensor:
@@ -53,5 +61,8 @@ def target_cotangents(logits: Tensor, target: Tensor, false_class: Tensor,
         LSE_DIFF: lse,
         FALSE_LOGIT: lambda: false_hot,
         TRUE_MINUS_FALSE: lambda: one_hot - false_hot,
+        # The mean of the rival logits: the training losses' false class (the other class when
+        # there are two).
+        MEAN_RIVAL: lambda: rivals / num_rivals,
     }
     return torch.stack([builders[name]() for name in names])

@@ -3,14 +3,16 @@
 The folder is ``./checkpoints`` unless ``CAMS_CHECKPOINTS`` names another; the checkpoints shipped
 with the project (``assets/checkpoints``) are listed too, read-only. Writes are atomic: weights and
 metadata go to temporary names in the same folder and are renamed into place, metadata last, and
-the metadata records the weights' size and SHA-256. So a crash or a kill at any moment leaves
-either the old checkpoint, the new one, or an unlisted temporary file; never a listed, half-written
-checkpoint. Listing skips broken entries and says why.
+the metadata records the weights' size and SHA-256, which listing checks (once per file version).
+So a crash or a kill at any moment leaves the old checkpoint, the new one, an unlisted temporary
+file, or an entry reported as broken; never a listed, half-written checkpoint. Listing skips broken
+entries and says why.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -88,6 +90,12 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+@functools.lru_cache(maxsize=256)
+def _cached_sha256(path: Path, mtime_ns: int, size: int) -> str:
+    """The digest of a file, computed once per (path, modification time, size)."""
+    return _sha256(path)
+
+
 def atomic_write(path: Path, write) -> None:
     """Call ``write(temporary_path)``, flush it to disk, then rename it to ``path``."""
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -148,9 +156,15 @@ def _entry(metadata_path: Path, shipped: bool) -> Checkpoint:
         raise ValueError("its 'weights' entry is not a .safetensors file beside it")
     if not weights_path.is_file():
         raise ValueError(f"weights file {weights_path.name} is missing")
-    if weights_path.stat().st_size != metadata.get("weights_bytes"):
-        raise ValueError(f"weights file {weights_path.name} has {weights_path.stat().st_size} "
+    stat = weights_path.stat()
+    if stat.st_size != metadata.get("weights_bytes"):
+        raise ValueError(f"weights file {weights_path.name} has {stat.st_size} "
                          f"bytes, the metadata says {metadata.get('weights_bytes')}")
+    # Same size is not enough: an overwrite killed between the weights and the metadata leaves
+    # new weights beside old metadata.
+    if _cached_sha256(weights_path, stat.st_mtime_ns, stat.st_size) != metadata.get("weights_sha256"):
+        raise ValueError(f"weights file {weights_path.name} does not match its metadata's SHA-256 "
+                         "(an interrupted save?): train or save it again")
     return Checkpoint(name=metadata_path.stem, backbone=str(metadata.get("backbone")),
                       weights_path=weights_path, metadata_path=metadata_path, metadata=metadata,
                       shipped=shipped)
@@ -167,6 +181,8 @@ def list_checkpoints(backbone: str | None = None) -> tuple[list[Checkpoint], lis
             continue
         shipped = directory.resolve() == SHIPPED_DIR
         for metadata_path in sorted(directory.glob("*.json")):
+            if metadata_path.name.startswith("."):  # temporary files and resumable run states
+                continue
             try:
                 entry = _entry(metadata_path, shipped)
             except ValueError as error:

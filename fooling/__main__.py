@@ -1,0 +1,3 @@
+from fooling.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""Training data: the synthetic ground-truth domain, ImageFolder + salience folders, photo crops."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cams.errors import UserInputError
+from fooling.data import FolderDataset, PhotoCrops, SyntheticDataset, bundled_photos
+
+
+def test_synthetic_is_deterministic_by_seed_and_balanced():
+    a, b = SyntheticDataset("7class", "train", 64, seed=3), SyntheticDataset("7class", "train", 64, 3)
+    other = SyntheticDataset("7class", "train", 64, seed=4)
+    for index in (0, 5, 123):
+        assert all(torch.equal(x, y) for x, y in zip(a[index][::2], b[index][::2]))
+        assert not torch.equal(a[index][0], other[index][0])
+    assert [a[i][1] for i in range(14)] == list(range(7)) * 2
+    image, _, mask = a[0]
+    assert image.shape == (3, 64, 64) and 0 <= float(image.min()) and float(image.max()) <= 1
+    assert set(mask.unique().tolist()) == {0.0, 1.0}
+    assert 0.03 < float(mask.mean()) < 0.15  # a small, localized pattern
+
+
+def test_the_mask_is_where_the_pattern_was_drawn():
+    """Redraw the same sample's background alone: pixels differ only inside the mask."""
+    from fooling.data import clutter, seeded_generator
+
+    dataset = SyntheticDataset("7class", "test", 64, seed=0)
+    image, _, mask = dataset[11]
+    generator = seeded_generator(0, "test", 11)
+    torch.randint(1, (1,), generator=generator)  # the pattern draw that precedes the background
+    background = clutter(64, generator)
+    changed = (image - background).abs().amax(dim=0) > 0
+    assert bool((changed <= (mask > 0)).all())
+    assert float(changed[mask > 0].float().mean()) > 0.5
+
+
+def test_binary_leave_one_type_out():
+    train = SyntheticDataset("binary", "train", holdout="checker")
+    outset = SyntheticDataset("binary", "outset", holdout="checker")
+    assert "checker" not in train.patterns(1) and len(train.patterns(1)) == 5
+    assert outset.patterns(1) == ("checker",) and outset.patterns(0) == ("disc",)
+    assert train.class_names == ["bona fide", "attack"]
+    with pytest.raises(UserInputError, match="not an attack type"):
+        SyntheticDataset("binary", holdout="disc")
+    with pytest.raises(UserInputError, match="unknown synthetic task"):
+        SyntheticDataset("3class")
+
+
+def make_tree(root, salience=None, missing=()):
+    rng = np.random.default_rng(0)
+    for label in ("cats", "dogs"):
+        (root / label).mkdir(parents=True)
+        for index in range(3):
+            Image.fromarray(rng.integers(0, 255, (20, 30, 3), np.uint8)).save(
+                root / label / f"{index}.jpg")
+            if salience is not None and f"{label}/{index}" not in missing:
+                (salience / label).mkdir(parents=True, exist_ok=True)
+                np.save(salience / label / f"{index}.npy",
+                        np.arange(50, dtype=np.float32).reshape(5, 10) * 3 + 7)
+
+
+def test_folder_with_salience_maps(tmp_path):
+    make_tree(tmp_path / "data", tmp_path / "maps")
+    dataset = FolderDataset(tmp_path / "data", tmp_path / "maps", size=32)
+    assert dataset.class_names == ["cats", "dogs"] and len(dataset) == 6
+    image, label, mask = dataset[4]
+    assert image.shape == (3, 32, 32) and label == 1 and mask.shape == (32, 32)
+    assert float(mask.min()) == 0 and float(mask.max()) == pytest.approx(1)  # min-max normalised
+    assert float(mask[0, 0]) < float(mask[-1, -1])  # the map's gradient survives the resize
+
+
+def test_missing_and_broken_salience_maps_are_named(tmp_path):
+    make_tree(tmp_path / "data", tmp_path / "maps", missing=("dogs/2",))
+    with pytest.raises(UserInputError, match=r"no salience map for .*dogs/2\.jpg.*skip-missing"):
+        FolderDataset(tmp_path / "data", tmp_path / "maps")
+    skipping = FolderDataset(tmp_path / "data", tmp_path / "maps", skip_missing=True)
+    assert len(skipping) == 5 and [p.name for p in skipping.skipped] == ["2.jpg"]
+    (tmp_path / "maps" / "cats" / "0.npy").write_bytes(b"garbage")
+    with pytest.raises(UserInputError, match=r"salience map .*cats/0\.npy cannot be read"):
+        skipping[0]
+    np.save(tmp_path / "maps" / "cats" / "0.npy", np.zeros((2, 3, 4)))
+    with pytest.raises(UserInputError, match="not a finite 2-D map"):
+        skipping[0]
+
+
+def test_folder_errors(tmp_path):
+    with pytest.raises(UserInputError, match="not found"):
+        FolderDataset(tmp_path / "nowhere")
+    (tmp_path / "flat").mkdir()
+    with pytest.raises(UserInputError, match="no class sub-folders"):
+        FolderDataset(tmp_path / "flat")
+    (tmp_path / "flat" / "empty").mkdir()
+    with pytest.raises(UserInputError, match="holds no images"):
+        FolderDataset(tmp_path / "flat")
+
+
+def test_photo_crops_hold_out_the_acceptance_photos():
+    training, held_out = bundled_photos(), bundled_photos(held_out=True)
+    assert len(held_out) == 3 and len(training) >= 15
+    sizes = {photo.size for photo in held_out}
+    assert not sizes & {photo.size for photo in training if photo.size != (512, 512)}
+    crops = PhotoCrops(held_out, size=48, seed=1, length=8)
+    image, label, mask = crops[3]
+    assert image.shape == (3, 48, 48) and label == -1 and float(mask.max()) == -1
+    assert torch.equal(crops[5][0], PhotoCrops(held_out, size=48, seed=1)[5][0])

@@ -1,0 +1,94 @@
+"""The salience losses against hand computations, and their gradients reaching the parameters."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from cams.backbones import load_backbone
+from cams.engine import true_false_maps
+from fooling.losses import LossWeights, classification_term, salience_loss, salience_terms
+from fooling.sham import sham_mask
+
+# One 2×2 image. norm(t) = [[0, .25], [.5, 1]], norm(f) = [[1, .5], [.25, 0]],
+# norm(t − f) = norm([[-4, -1], [1, 4]]) = [[0, .375], [.625, 1]].
+T = torch.tensor([[[0.0, 1.0], [2.0, 4.0]]])
+F_ = torch.tensor([[[4.0, 2.0], [1.0, 0.0]]])
+H = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+LOGITS = torch.tensor([[2.0, 0.0]])
+LABELS = torch.tensor([0])
+CE = math.log(1 + math.exp(-2))
+
+
+@pytest.mark.parametrize(("loss", "beta", "gamma"), [
+    ("baseline", (1 + 0.25**2 + 0.5**2) / 4, None),              # MSE(h, norm t)
+    ("difference", (1 + 0.375**2 + 0.625**2) / 4, None),          # MSE(h, norm(t − f))
+    ("perclass", (1 + 0.25**2 + 0.5**2) / 4, (1 + 0.5**2 + 0.75**2) / 4),  # + MSE(1 − h, norm f)
+    ("contrast", (1 + 0.25**2 + 0.5**2) / 4, (0.25**2 + 0.25**2) / 4),     # + MSE(1 − norm t, norm f)
+])
+def test_terms_and_totals_by_hand(loss, beta, gamma):
+    terms = salience_terms(loss, H, T, F_)
+    assert float(terms["beta"]) == pytest.approx(beta)
+    assert ("gamma" in terms) == (gamma is not None)
+    total, parts = salience_loss(loss, LOGITS, T, F_, H, labels=LABELS)
+    if gamma is None:  # SPEC defaults: α = β = 0.5 with two terms, 0.3 each with three
+        expected = 0.5 * CE + 0.5 * beta
+    else:
+        assert float(terms["gamma"]) == pytest.approx(gamma)
+        expected = 0.3 * CE + 0.3 * beta + 0.3 * gamma
+    assert float(total) == pytest.approx(expected)
+    assert parts["classification"] == pytest.approx(CE)
+
+
+def test_weights_are_applied():
+    total, _ = salience_loss("baseline", LOGITS, T, F_, H, LossWeights(2.0, 3.0), labels=LABELS)
+    assert float(total) == pytest.approx(2 * CE + 3 * (1 + 0.25**2 + 0.5**2) / 4)
+
+
+def test_kl_to_the_clean_model_by_hand():
+    clean = torch.tensor([[1.0, 0.0]])
+    p = [math.exp(1) / (1 + math.exp(1)), 1 / (1 + math.exp(1))]
+    expected = sum(pi * (math.log(pi) - math.log(0.5)) for pi in p)  # model: uniform
+    assert float(classification_term(torch.zeros(1, 2), clean_logits=clean)) == pytest.approx(expected)
+    assert float(classification_term(clean, clean_logits=clean)) == pytest.approx(0, abs=1e-7)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return load_backbone("tiny_resnet", weights="random", device="cpu")
+
+
+def test_true_and_false_maps_by_hand(tiny):
+    """GAP → Linear head: GradCAM weights are W_c / Z, so t = ReLU(Σ_k W_ck A_k / Z); the false
+    class of a binary task is the other class, for a 7-class one the mean of the rivals' CAMs."""
+    torch.manual_seed(1)
+    inputs = torch.randn(3, 3, 64, 64)
+    targets = torch.tensor([5, 0, 2])
+    t, f, logits, activations = true_false_maps(tiny, inputs, "GradCAM", targets)
+    weight = tiny.model.get_classifier().weight
+    z = activations.shape[-1] * activations.shape[-2]
+    by_hand = torch.einsum("nk,nkhw->nhw", weight[targets], activations) / z
+    assert torch.allclose(t, by_hand.clamp_min(0), atol=1e-5)
+    rivals = torch.stack([weight[[j for j in range(weight.shape[0]) if j != c]].mean(0)
+                          for c in targets.tolist()])
+    assert torch.allclose(f, torch.einsum("nk,nkhw->nhw", rivals, activations).clamp_min(0) / z,
+                          atol=1e-5)
+    assert torch.allclose(logits, tiny.model(inputs), atol=1e-5)
+
+
+@pytest.mark.parametrize("cam", ["GradCAM", "MeanDiffGradCAM++", "HiResCAM"])
+def test_the_cam_term_alone_reaches_every_layer(tiny, cam):
+    """With α = 0 the only gradient is through the CAM: it must reach the first convolution."""
+    tiny.model.zero_grad()
+    inputs = torch.randn(2, 3, 64, 64)
+    t, f, logits, _ = true_false_maps(tiny, inputs, cam, torch.tensor([1, 3]))
+    h = sham_mask(*t.shape[-2:]).expand_as(t)
+    loss, _ = salience_loss("baseline", logits, t, f, h, LossWeights(0.0, 1.0),
+                            labels=torch.tensor([1, 3]))
+    loss.backward()
+    first = next(tiny.model.parameters())
+    assert first.grad is not None and torch.isfinite(first.grad).all()
+    assert float(first.grad.abs().sum()) > 0

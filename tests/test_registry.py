@@ -1,0 +1,93 @@
+"""The checkpoint registry: round trip, broken entries, and atomic writes under kill -9."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cams.errors import UserInputError
+from fooling.registry import CHECKPOINTS_ENV, find_checkpoint, list_checkpoints, save_checkpoint
+
+
+@pytest.fixture
+def registry(tmp_path, monkeypatch):
+    monkeypatch.setenv(CHECKPOINTS_ENV, str(tmp_path))
+    return tmp_path
+
+
+def test_round_trip(registry):
+    state = {"weight": torch.randn(4, 3), "steps": torch.tensor(7)}
+    entry = save_checkpoint(state, {"backbone": "tiny_resnet", "recipe": {"loss": "sham"}}, "run-1",
+                            half=True)
+    assert entry.weights_path == registry / "run-1.safetensors"
+    loaded = load_file(entry.weights_path)
+    assert loaded["weight"].dtype == torch.float16 and loaded["steps"].dtype == torch.int64
+    assert torch.allclose(loaded["weight"].float(), state["weight"], atol=1e-2)
+    record = json.loads((registry / "run-1.json").read_text())
+    assert record["weights_sha256"] == hashlib.sha256(entry.weights_path.read_bytes()).hexdigest()
+    assert record["dtype"] == "float16" and record["backbone"] == "tiny_resnet"
+    assert find_checkpoint("run-1").label == "run-1 (sham loss)"
+    assert [e.name for e in list_checkpoints("tiny_resnet")[0]] == ["run-1"]
+    assert list_checkpoints("resnet50")[0] == []
+    with pytest.raises(UserInputError, match="already exists"):
+        save_checkpoint(state, {"backbone": "tiny_resnet"}, "run-1")
+    with pytest.raises(UserInputError, match="is for backbone tiny_resnet"):
+        find_checkpoint("run-1", backbone="resnet50")
+    with pytest.raises(UserInputError, match="not allowed"):
+        save_checkpoint(state, {"backbone": "tiny_resnet"}, "../escape")
+
+
+def test_broken_entries_are_skipped_and_reported(registry):
+    save_checkpoint({"w": torch.ones(2)}, {"backbone": "b"}, "good")
+    save_checkpoint({"w": torch.ones(2)}, {"backbone": "b"}, "truncated")
+    (registry / "truncated.safetensors").write_bytes(b"\x00" * 10)
+    save_checkpoint({"w": torch.ones(2)}, {"backbone": "b"}, "orphan")
+    (registry / "orphan.safetensors").unlink()
+    (registry / "garbage.json").write_text("{not json")
+    entries, problems = list_checkpoints()
+    assert [entry.name for entry in entries] == ["good"]
+    joined = "\n".join(problems)
+    assert "truncated.json: weights file truncated.safetensors has 10 bytes" in joined
+    assert "orphan.json: weights file orphan.safetensors is missing" in joined
+    assert "garbage.json: unreadable metadata" in joined
+
+
+WRITER = """
+import sys, torch
+from fooling.registry import save_checkpoint
+state = {f"t{i}": torch.full((1 << 20,), float(i)) for i in range(24)}  # 96 MB per save
+for round in range(1000):
+    save_checkpoint(state, {"backbone": "b", "round": round}, "busy", sys.argv[1],
+                    overwrite=True)
+    print(round, flush=True)
+"""
+
+
+def test_kill_during_writes_never_lists_a_half_written_checkpoint(registry):
+    """kill -9 a process that rewrites one checkpoint over and over, at several moments: the
+    listing must then hold either nothing or one checkpoint whose weights match its metadata (a
+    kill between the weights' and the metadata's rename is reported as broken, not listed)."""
+    for delay in (0.3, 0.9, 1.6, 2.4):
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(registry)],
+                                  stdout=subprocess.PIPE, text=True, cwd=os.getcwd())
+        time.sleep(delay)
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        entries, problems = list_checkpoints()
+        assert all("SHA-256" in problem for problem in problems), problems
+        for entry in entries:
+            digest = hashlib.sha256(entry.weights_path.read_bytes()).hexdigest()
+            assert digest == entry.metadata["weights_sha256"]
+            assert len(load_file(entry.weights_path)) == 24
+    leftovers = [path.name for path in registry.iterdir() if path.name.endswith(".tmp")]
+    # A killed writer may leave a temporary file; it is never listed, and it is hidden.
+    assert all(name.startswith(".") for name in leftovers)
