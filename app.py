@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import time
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -22,7 +23,7 @@ from cams.compare import TABLE_COLUMNS
 from cams.engine import DEFAULT_METHODS
 from cams.errors import UserInputError
 from cams.images import EXAMPLES, example_thumbnails
-from cams.methods import METHOD_NAMES, METHODS
+from cams.methods import GRADIENT_METHODS, METHOD_NAMES, METHODS
 from cams.service import (
     CLEAN,
     NONE,
@@ -31,6 +32,10 @@ from cams.service import (
     checkpoint_choices,
     run_compare,
 )
+from fooling import service as finetune
+from fooling.jobs import start_job
+from fooling.losses import LOSSES
+from fooling.sham import DEFAULT_ENTROPY_NATS
 
 CONCURRENCY_LIMIT = 4  # requests computed in parallel; more wait in Gradio's queue
 
@@ -91,6 +96,89 @@ def explain(image, example, backbone, checkpoint_a, upload_a, checkpoint_b, uplo
             gr.update(choices=choices), gr.update(choices=choices))
 
 
+def preview_sham(backbone, size):
+    try:
+        picture, caption = finetune.sham_preview(backbone, size, DEFAULT_ENTROPY_NATS)
+    except UserInputError as error:
+        return None, str(error)
+    return picture, caption
+
+
+def refresh_inits(backbone, init):
+    choices = finetune.init_choices(backbone)
+    valid = {value for _, value in choices}
+    return gr.update(choices=choices, value=init if init in valid else choices[0][1])
+
+
+def start_training(name, backbone, init, loss, cam, source, folder, salience, upload, steps, batch,
+                   size, lr, seed):
+    """Start a run and stream its status and curves until it ends (Cancel stops it)."""
+    try:
+        job = start_job(finetune.training_config(name, backbone, init, loss, cam, source, folder,
+                                                 salience, upload, steps, batch, size, lr, seed))
+    except UserInputError as error:
+        raise gr.Error(str(error)) from error
+    while job.running:
+        yield job, *finetune.report(job)
+        time.sleep(1.0)
+    yield job, *finetune.report(job)
+
+
+def cancel_training(job):
+    if job is not None:
+        job.cancel()
+
+
+def build_finetune_tab(page: gr.Blocks, pickers: list) -> None:
+    """Fine-tune: train with any of the five objectives, watch it, find it in Compare."""
+    with gr.Row():
+        with gr.Column(scale=1, min_width=340):
+            name = gr.Textbox("my-sham-model", label="Checkpoint name")
+            backbone = gr.Dropdown(backbone_choices(), value="tiny_resnet", label="Backbone")
+            init = gr.Dropdown(finetune.init_choices("tiny_resnet"), value="random",
+                               label="Start from", allow_custom_value=True)
+            loss = gr.Radio(list(LOSSES), value="sham", label="Objective (SPEC: Baseline = "
+                            "CYBORG; sham = passive fooling)")
+            cam = gr.Dropdown(list(GRADIENT_METHODS), value="GradCAM",
+                              label="CAM the loss supervises (another = an adaptive attack)")
+            source = gr.Dropdown(list(finetune.DATA_SOURCES),
+                                 value=next(iter(finetune.DATA_SOURCES)), label="Data")
+            folder = gr.Textbox(label="Server folder (ImageFolder), for 'a folder on the server'")
+            salience = gr.Textbox(label="Salience folder beside it (optional)")
+            upload = gr.File(label="Dataset zip", file_types=[".zip"], type="filepath")
+            with gr.Row():
+                steps = gr.Number(200, label="Steps", precision=0, minimum=1)
+                batch = gr.Number(32, label="Batch", precision=0, minimum=1)
+                size = gr.Number(None, label="Size px (blank: backbone's)", precision=0)
+            with gr.Row():
+                lr = gr.Number(0.05, label="Learning rate", minimum=0)
+                seed = gr.Number(0, label="Seed", precision=0)
+            with gr.Row():
+                start = gr.Button("Start", variant="primary")
+                cancel = gr.Button("Cancel (saves a resumable state)", variant="stop")
+        with gr.Column(scale=2):
+            status = gr.Markdown("No run yet.", label="Status")
+            with gr.Row():
+                loss_plot = gr.LinePlot(x="step", y="loss", label="Training loss", height=260)
+                metric_plot = gr.LinePlot(x="step", y="value", color="metric", height=260,
+                                          label="Validation (held-out images)")
+            sham = gr.Image(label="SHAM preview", height=220, interactive=False)
+            sham_caption = gr.Markdown()
+    job = gr.State(None)
+    gr.on([backbone.change, size.change], preview_sham, [backbone, size], [sham, sham_caption],
+          api_visibility="private")
+    backbone.change(refresh_inits, [backbone, init], init, api_visibility="private")
+    run = start.click(start_training, [name, backbone, init, loss, cam, source, folder, salience,
+                                       upload, steps, batch, size, lr, seed],
+                      [job, status, loss_plot, metric_plot], api_name="train",
+                      concurrency_limit=1)
+    # A finished run appears in the Compare tab's pickers (and as a starting point here).
+    run.then(refresh_pickers, pickers, pickers, api_visibility="private").then(
+        refresh_inits, [backbone, init], init, api_visibility="private")
+    cancel.click(cancel_training, job, None, api_visibility="private", queue=False)
+    page.load(preview_sham, [backbone, size], [sham, sham_caption], api_visibility="private")
+
+
 def build_page() -> gr.Blocks:
     with gr.Blocks(title="CAM Studio", analytics_enabled=False) as page:
         gr.Markdown("# CAM Studio\nEvery CAM of a clean (A) and a fooled (B) checkpoint, "
@@ -146,7 +234,9 @@ def build_page() -> gr.Blocks:
                     downloads = gr.File(label="Downloads: grid PNG, maps NPZ, table CSV",
                                         file_count="multiple", interactive=False)
             gr.Markdown(EXPLAINER)
-        gallery.select(pick_example, None, [example, image])
+        with gr.Tab("Fine-tune"):
+            build_finetune_tab(page, [backbone, checkpoint_a, checkpoint_b])
+        gallery.select(pick_example, None, [example, image], api_visibility="private")
         pickers = [backbone, checkpoint_a, checkpoint_b]
         gr.on([page.load, backbone.change, refresh.click], refresh_pickers, pickers, pickers,
               queue=False, api_visibility="private")

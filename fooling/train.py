@@ -75,7 +75,7 @@ class TrainConfig:
     steps: int | None = None
     epochs: float | None = None
     batch: int = 16
-    size: int | None = None  # input side in pixels (default: synthetic 64, else the backbone's)
+    size: int | None = None  # input side in pixels (default: the backbone's)
     lr: float = 0.002
     momentum: float = 0.9
     seed: int = 0
@@ -120,7 +120,7 @@ def make_data(config: TrainConfig, default_size: int) -> TrainingData:
     spec = config.data
     if spec.startswith(SYNTHETIC_PREFIX):
         task = spec.removeprefix(SYNTHETIC_PREFIX)
-        size = config.size or 64
+        size = config.size or default_size
         train = SyntheticDataset(task, "train", size, config.seed, config.holdout)
         val = SyntheticDataset(task, "val", size, config.seed, config.holdout,
                                length=config.val_size)
@@ -451,7 +451,13 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None,
     metrics (``"validation": {...}``) when they are computed. Setting ``cancel`` saves the state
     and raises ``TrainingCancelled``; ``resume=True`` continues a saved state.
     """
-    run = prepare(config)
+    return execute(prepare(config), progress, cancel, resume)
+
+
+def execute(run: Run, progress: ProgressCallback | None = None,
+            cancel: threading.Event | None = None, resume: bool = False) -> Checkpoint:
+    """Train a prepared run (``prepare`` checks the config and loads everything first)."""
+    config = run.config
     if resume and load_resume_state(run) and progress:
         progress({"step": run.step, "steps": run.total_steps, "resumed": True})
     epoch_steps = max(1, math.ceil(len(run.data.train) / config.batch))

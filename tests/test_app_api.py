@@ -136,3 +136,54 @@ def test_concurrent_clients_get_the_sequential_results(app_url):
     assert len(results) == 40
     for example, data in results:
         assert data == expected[example]
+
+
+def train_request(client, name, source="synthetic: bona fide vs attack (binary)", loss="baseline",
+                  upload=None, steps=4):
+    """One /train call (tiny_resnet from random weights); returns the final status line."""
+    job = client.submit(name, "tiny_resnet", "random", loss, "GradCAM", source, "", "", upload,
+                        steps, 8, None, 0.05, 0, api_name="/train")
+    return job.result()[0]
+
+
+def test_fine_tune_then_compare_without_a_restart(client):
+    status = train_request(client, "tiny-api")
+    assert status.startswith("**Done**: `tiny-api` saved") and "auroc" in status
+    grid, _, predictions, _ = client.predict(
+        None, "chelsea", "tiny_resnet", "tiny-api", None, "none", None, "", "", ["GradCAM"], 0.5,
+        api_name="/explain")[:4]
+    assert "bona fide" in predictions and "attack" in predictions  # its two classes, by name
+    assert Image.open(grid).size[1] > 64
+
+
+def test_fine_tune_on_an_uploaded_zip_with_salience(client, tmp_path):
+    import zipfile
+    rng = np.random.default_rng(0)
+    archive = tmp_path / "data.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for label in ("real", "fake"):
+            for index in range(4):
+                path = tmp_path / f"{label}{index}.png"
+                Image.fromarray(rng.integers(0, 255, (40, 40, 3), np.uint8)).save(path)
+                zipped.write(path, f"images/{label}/{index}.png")
+                mask = np.zeros((10, 10), np.uint8)
+                mask[2:5, 3:7] = 255
+                Image.fromarray(mask).save(path)
+                zipped.write(path, f"salience/{label}/{index}.png")
+    status = train_request(client, "zip-run", "an uploaded zip (images/CLASS/…, optional "
+                           "salience/CLASS/…)", loss="contrast", upload=handle_file(str(archive)))
+    assert status.startswith("**Done**: `zip-run` saved"), status
+
+
+def test_fine_tune_refuses_unsafe_zips_and_missing_maps(client, tmp_path):
+    import zipfile
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("../../escape.txt", "x")
+    with pytest.raises(Exception, match="unsafe path"):
+        train_request(client, "evil", "an uploaded zip (images/CLASS/…, optional salience/CLASS/…)",
+                      upload=handle_file(str(archive)))
+    with pytest.raises(Exception, match="needs salience maps"):
+        train_request(client, "no-maps", "bundled photos (unlabelled: KL to the starting model)",
+                      loss="difference")
+    assert request(client, methods=["GradCAM"])[2]  # still serving

@@ -1,0 +1,119 @@
+"""What the app's Fine-tune tab does: its choices, the SHAM preview, starting and reporting runs.
+
+``app.py`` wires the tab's events here; the training itself is ``fooling.train`` (the CLI's).
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import timm
+import torch
+
+from cams.backbones import RANDOM_WEIGHTS, REGISTRY
+from cams.errors import UserInputError
+from fooling.jobs import TrainingJob, unpack_dataset_zip
+from fooling.registry import list_checkpoints
+from fooling.sham import mask_entropy_nats, sham_mask
+from fooling.train import CLEAN_INIT, PHOTOS, TrainConfig
+
+DATA_SOURCES: dict[str, str] = {
+    "synthetic: bona fide vs attack (binary)": "synthetic:binary",
+    "synthetic: 7 pattern classes": "synthetic:7class",
+    "bundled photos (unlabelled: KL to the starting model)": PHOTOS,
+    "a folder on the server (ImageFolder)": "folder",
+    "an uploaded zip (images/CLASS/…, optional salience/CLASS/…)": "zip",
+}
+METRIC_NAMES = ("accuracy", "auroc", "agreement", "salience_mse", "pointing_game",
+                "cam_entropy_nats")
+
+
+def init_choices(backbone: str) -> list[tuple[str, str]]:
+    """Starting weights: pretrained, random, or any registry checkpoint of ``backbone``."""
+    return [("clean (pretrained)", CLEAN_INIT), ("random initialisation", RANDOM_WEIGHTS)] + [
+        (entry.label, entry.name) for entry in list_checkpoints(backbone)[0]]
+
+
+@functools.lru_cache(maxsize=32)
+def layer_size(backbone: str, size: int) -> tuple[int, int]:
+    """The target layer's resolution for ``size``-pixel inputs (a random-init forward pass)."""
+    spec = REGISTRY.get(backbone)
+    name, kwargs = (spec.timm_name, spec.timm_kwargs) if spec else (backbone, {})
+    with torch.no_grad():
+        model = timm.create_model(name, pretrained=False, **kwargs).eval()
+        return tuple(model.forward_features(torch.zeros(1, 3, size, size)).shape[-2:])
+
+
+def default_size(backbone: str) -> int:
+    spec = REGISTRY.get(backbone)
+    if spec and "input_size" in spec.data_overrides:
+        return spec.data_overrides["input_size"][-1]
+    config = timm.models.get_pretrained_cfg(spec.timm_name if spec else backbone)
+    return (config.input_size[-1] if config is not None else 224)
+
+
+def sham_preview(backbone: str, size: int | None, entropy_nats: float) -> tuple[np.ndarray, str]:
+    """The SHAM a run would supervise, enlarged for display, and a caption."""
+    height, width = layer_size(backbone, int(size or default_size(backbone)))
+    try:
+        mask = sham_mask(height, width, entropy_nats)
+    except ValueError as error:
+        raise UserInputError(f"no SHAM for {backbone} at this input size: {error}") from error
+    scale = max(1, 192 // max(height, width))
+    picture = np.kron(mask.numpy(), np.ones((scale, scale)))
+    picture = np.pad(picture, 1, constant_values=0.5)  # a thin frame shows where the map ends
+    caption = (f"SHAM at {backbone}'s {height}×{width} layer: {int(mask.sum())} of "
+               f"{height * width} cells on, entropy {mask_entropy_nats(mask):.2f} nats")
+    return (picture * 255).astype(np.uint8), caption
+
+
+def training_config(name: str, backbone: str, init: str, loss: str, cam: str, source: str,
+                    folder: str | None, salience: str | None, upload: str | None, steps: float,
+                    batch: float, size: float | None, lr: float, seed: float) -> TrainConfig:
+    """A run's config from the tab's values (a zip upload is unpacked into a temp folder)."""
+    if not name or not name.strip():
+        raise UserInputError("give the checkpoint a name")
+    data = DATA_SOURCES.get(source, source)
+    if data == "folder":
+        if not folder:
+            raise UserInputError("give the server folder of the dataset (ImageFolder layout)")
+        data = folder
+    elif data == "zip":
+        if not upload:
+            raise UserInputError("upload the dataset zip first")
+        images, found = unpack_dataset_zip(upload, Path(tempfile.mkdtemp(prefix="cams-data-")))
+        data, salience = str(images), str(found) if found else None
+    return TrainConfig(name=name.strip(), backbone=backbone, init=init or CLEAN_INIT, loss=loss,
+                       cam=cam, data=data, salience=salience or None, steps=int(steps),
+                       batch=int(batch), size=int(size) if size else None, lr=float(lr),
+                       seed=int(seed), command=f"app Fine-tune tab: {name.strip()}")
+
+
+def report(job: TrainingJob | None) -> tuple[str, pd.DataFrame, pd.DataFrame]:
+    """Status line, loss curve (step, loss) and validation curves (step, metric, value)."""
+    if job is None:
+        return "No run yet.", pd.DataFrame({"step": [], "loss": []}), pd.DataFrame(
+            {"step": [], "metric": [], "value": []})
+    events = list(job.events)
+    losses = pd.DataFrame([{"step": e["step"], "loss": e["loss"]} for e in events if "loss" in e],
+                          columns=["step", "loss"])
+    rows = [{"step": e["validation"]["step"], "metric": key, "value": e["validation"][key]}
+            for e in events if "validation" in e for key in METRIC_NAMES if key in e["validation"]]
+    metrics = pd.DataFrame(rows, columns=["step", "metric", "value"])
+    last = events[-1] if events else {}
+    done, total = last.get("step", 0), last.get("steps", job.config.steps)
+    if job.result is not None:
+        final = job.result.metadata.get("metrics", {})
+        shown = ", ".join(f"{key} {final[key]:.3f}" for key in METRIC_NAMES if key in final)
+        status = (f"**Done**: `{job.result.name}` saved ({shown}). Pick it as checkpoint B in the "
+                  "Compare tab.")
+    elif job.error:
+        status = f"**Stopped** at step {done}: {job.error}"
+    else:
+        status = f"**Training** `{job.config.name}`: step {done} of {total}" + (
+            f", loss {last['loss']:.4f}" if "loss" in last else " (validating the start)")
+    return status, losses, metrics
