@@ -30,6 +30,7 @@ from cams.service import (
     BackboneCache,
     backbone_choices,
     checkpoint_choices,
+    example_choices,
     run_compare,
 )
 from fooling import service as finetune
@@ -111,11 +112,12 @@ def refresh_inits(backbone, init):
 
 
 def start_training(name, backbone, init, loss, cam, source, folder, salience, upload, steps, batch,
-                   size, lr, seed):
+                   size, lr, seed, resume):
     """Start a run and stream its status and curves until it ends (Cancel stops it)."""
     try:
         job = start_job(finetune.training_config(name, backbone, init, loss, cam, source, folder,
-                                                 salience, upload, steps, batch, size, lr, seed))
+                                                 salience, upload, steps, batch, size, lr, seed),
+                        resume=bool(resume))
     except UserInputError as error:
         raise gr.Error(str(error)) from error
     while job.running:
@@ -153,6 +155,7 @@ def build_finetune_tab(page: gr.Blocks, pickers: list) -> None:
             with gr.Row():
                 lr = gr.Number(0.05, label="Learning rate", minimum=0)
                 seed = gr.Number(0, label="Seed", precision=0)
+            resume = gr.Checkbox(False, label="Resume the cancelled run of this name (same settings)")
             with gr.Row():
                 start = gr.Button("Start", variant="primary")
                 cancel = gr.Button("Cancel (saves a resumable state)", variant="stop")
@@ -169,7 +172,7 @@ def build_finetune_tab(page: gr.Blocks, pickers: list) -> None:
           api_visibility="private")
     backbone.change(refresh_inits, [backbone, init], init, api_visibility="private")
     run = start.click(start_training, [name, backbone, init, loss, cam, source, folder, salience,
-                                       upload, steps, batch, size, lr, seed],
+                                       upload, steps, batch, size, lr, seed, resume],
                       [job, status, loss_plot, metric_plot], api_name="train",
                       concurrency_limit=1)
     # A finished run appears in the Compare tab's pickers (and as a starting point here).
@@ -193,7 +196,7 @@ def build_page() -> gr.Blocks:
                     gallery = gr.Gallery(thumbnails, label="Examples (click one)", columns=5,
                                          height=130, allow_preview=False, object_fit="cover",
                                          elem_id="examples")
-                    example = gr.Dropdown(list(EXAMPLES), value="chelsea",
+                    example = gr.Dropdown(example_choices(), value="chelsea",
                                           label="…or a bundled example (used when no image)")
                     backbone = gr.Dropdown(backbone_choices(), value=DEFAULT_BACKBONE,
                                            label="Backbone")

@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--app", action="store_true",
                        help="time the app's explain endpoint through gradio_client instead")
     bench.add_argument("--out", type=Path, help="also write the results as JSON here")
+
+    from evaluation.cli import add_arguments
+    evaluate = commands.add_parser("evaluate", help="reproduce the papers' tables (similarity, "
+                                                    "susceptibility, run time, MOD/VID, training)")
+    add_arguments(evaluate)
     return parser
 
 
@@ -200,6 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_methods()
         if args.command == "backbones":
             return run_backbones()
+        if args.command == "evaluate":
+            from evaluation.cli import run_evaluate
+            return run_evaluate(args)
         from cams.bench import run_bench
         return run_bench(args)
     except UserInputError as error:

@@ -21,6 +21,7 @@ from cams.compare import Comparison, compare_checkpoints
 from cams.engine import DEFAULT_METHODS
 from cams.errors import UserInputError
 from cams.images import EXAMPLES, example_image, load_image
+from fooling.data import SYNTHETIC_EXAMPLE_PREFIX, synthetic_example, synthetic_examples
 from fooling.registry import find_checkpoint, list_checkpoints
 
 CLEAN = "clean"
@@ -68,14 +69,20 @@ class BackboneCache:
 
 
 def backbone_choices() -> list[tuple[str, str]]:
-    """(label, name) for the dropdown: the registered backbones (those without offline weights
-    say so), then any other backbone that has checkpoints in the registry."""
+    """(label, name) for the dropdown: the registered backbones (those without offline
+    pretrained weights say so, and how many registry checkpoints they have), then any other
+    backbone that has checkpoints in the registry."""
+    counts: dict[str, int] = {}
+    for entry in list_checkpoints()[0]:
+        counts[entry.backbone] = counts.get(entry.backbone, 0) + 1
     choices = []
-    for name in REGISTRY:
-        label = name if weights_available_offline(name) else f"{name} (no weights offline)"
-        choices.append((label, name))
-    others = sorted({entry.backbone for entry in list_checkpoints()[0]} - set(REGISTRY))
-    return choices + [(f"{name} (checkpoints only)", name) for name in others]
+    for name in [*REGISTRY, *sorted(set(counts) - set(REGISTRY))]:
+        if name in REGISTRY and weights_available_offline(name):
+            choices.append((name, name))
+        else:
+            choices.append((f"{name} (no pretrained weights offline; "
+                            f"{counts.get(name, 0)} checkpoints)", name))
+    return choices
 
 
 def checkpoint_choices(backbone: str, allow_none: bool = False) -> list[tuple[str, str]]:
@@ -115,14 +122,22 @@ class CompareResponse:
         return top + [f"{c}: {name}" for c, name in enumerate(self.comparison.backbones[0].class_names)]
 
 
+def example_choices() -> list[str]:
+    """The bundled photos, then one synthetic-task image per pattern (for the synthetic models)."""
+    return list(EXAMPLES) + synthetic_examples()
+
+
 def resolve_image(image: str | Image.Image | None, example: str | None) -> tuple[Image.Image, str]:
     if image is not None and not isinstance(image, str):
         return image.convert("RGB"), "upload"
     if image:
         return load_image(image, name=Path(image).name), Path(image).stem
+    if example and example.startswith(SYNTHETIC_EXAMPLE_PREFIX):
+        return synthetic_example(example), example.split()[1]
     if example:
         if example not in EXAMPLES:
-            raise UserInputError(f"unknown example {example!r}: choose one of {', '.join(EXAMPLES)}")
+            raise UserInputError(f"unknown example {example!r}: choose one of "
+                                 f"{', '.join(example_choices())}")
         return example_image(example), example
     raise UserInputError("no image: upload one or pick an example")
 

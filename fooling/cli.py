@@ -3,6 +3,8 @@
     python -m fooling sham --size 7x7 [--entropy 3.35] [--png FILE]
     python -m fooling train --backbone NAME --loss sham --data photos --steps 300 --name NAME
     python -m fooling list
+    python -m fooling check NAME [--crops 200] [--out docs/results]
+    python -m fooling bench [--repeats 10] [--json FILE]
 
 User mistakes print one line on stderr and exit with status 2.
 """
@@ -95,6 +97,19 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_check_command(args: argparse.Namespace) -> int:
+    from fooling.check import report_markdown, run_check
+    result = run_check(args.name, args.crops, args.seed, args.out, args.device)
+    print(report_markdown(args.name, result["summary"],
+                          f"python -m fooling check {args.name} --crops {args.crops}"))
+    return 0 if all(result["summary"]["passed"].values()) else 1
+
+
+def run_bench_command(args: argparse.Namespace) -> int:
+    from fooling.bench import run_bench
+    return run_bench(args.repeats, args.device, args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fooling", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -158,6 +173,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true",
                        help="continue the saved state of a run with this --name")
     train.set_defaults(run=run_train)
+
+    check = commands.add_parser("check", help="measure a SHAM-fooled checkpoint against its "
+                                               "clean model on held-out photo crops")
+    check.add_argument("name", help="registry checkpoint name")
+    check.add_argument("--crops", type=int, default=200)
+    check.add_argument("--seed", type=int, default=1234)
+    check.add_argument("--out", type=Path, help="write NAME.md and NAME.json here")
+    check.add_argument("--device")
+    check.set_defaults(run=run_check_command)
+
+    bench = commands.add_parser("bench", help="time a SHAM training step against a plain one")
+    bench.add_argument("--repeats", type=int, default=10)
+    bench.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when present)")
+    bench.add_argument("--json", type=Path, help="also write the numbers as JSON")
+    bench.set_defaults(run=run_bench_command)
     return parser
 
 

@@ -185,6 +185,25 @@ class SyntheticDataset(Dataset):
         return image, label, mask
 
 
+SYNTHETIC_EXAMPLE_PREFIX = "synthetic: "
+
+
+def synthetic_examples() -> list[str]:
+    """Example names for the app, one per pattern: "synthetic: disc (bona fide)", …"""
+    return [f"{SYNTHETIC_EXAMPLE_PREFIX}{pattern}" + (" (bona fide)" if pattern == "disc" else "")
+            for pattern in PATTERNS]
+
+
+def synthetic_example(name: str, size: int = 64) -> Image.Image:
+    """The test-split image of one pattern (seed 0), as a PIL image, for a named example."""
+    pattern = name.removeprefix(SYNTHETIC_EXAMPLE_PREFIX).removesuffix(" (bona fide)")
+    if pattern not in PATTERNS:
+        raise UserInputError(f"unknown synthetic example {name!r}: choose one of "
+                             f"{', '.join(synthetic_examples())}")
+    image, _, _ = SyntheticDataset("7class", "test", size, seed=0)[PATTERNS.index(pattern)]
+    return Image.fromarray((image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+
+
 # --- Folders -------------------------------------------------------------------------------------
 
 def read_salience(path: Path, size: int) -> Tensor:
@@ -323,9 +342,9 @@ class PhotoCrops(Dataset):
         return image, -1, torch.full((self.size, self.size), NO_MASK)
 
 
-def bundled_photos(held_out: bool = False) -> list[Image.Image]:
-    """The photos the installed packages ship, minus (or, with ``held_out``, only) the held-out
-    ones; grey-level photos become RGB."""
+def named_photos() -> dict[str, Image.Image]:
+    """Every photo the installed packages ship without a download, by name, as RGB (grey-level
+    photos converted)."""
     import matplotlib.cbook
     from skimage import data as skimage_data
 
@@ -334,9 +353,14 @@ def bundled_photos(held_out: bool = False) -> list[Image.Image]:
         photos.setdefault(name, Image.fromarray(getattr(skimage_data, name)()))
     for name in MATPLOTLIB_PHOTOS:
         with matplotlib.cbook.get_sample_data(name) as handle:
-            photos[name] = Image.open(handle).convert("RGB")
+            photos[Path(name).stem] = Image.open(handle).convert("RGB")
     motorcycle_left, motorcycle_right, _ = skimage_data.stereo_motorcycle()
     photos["motorcycle_left"] = Image.fromarray(motorcycle_left)
     photos["motorcycle_right"] = Image.fromarray(motorcycle_right)
-    return [photo.convert("RGB") for name, photo in photos.items()
+    return {name: photo.convert("RGB") for name, photo in photos.items()}
+
+
+def bundled_photos(held_out: bool = False) -> list[Image.Image]:
+    """The bundled photos minus (or, with ``held_out``, only) the held-out ones."""
+    return [photo for name, photo in named_photos().items()
             if (name in HELD_OUT_PHOTOS) == held_out]

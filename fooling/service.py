@@ -112,7 +112,8 @@ def report(job: TrainingJob | None) -> tuple[str, pd.DataFrame, pd.DataFrame]:
         status = (f"**Done**: `{job.result.name}` saved ({shown}). Pick it as checkpoint B in the "
                   "Compare tab.")
     elif job.error:
-        status = f"**Stopped** at step {done}: {job.error}"
+        status = f"**Stopped** at step {done}: {job.error}".replace(
+            "--resume continues it", "tick Resume and Start to continue it")
     else:
         status = f"**Training** `{job.config.name}`: step {done} of {total}" + (
             f", loss {last['loss']:.4f}" if "loss" in last else " (validating the start)")

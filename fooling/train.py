@@ -425,6 +425,20 @@ def prepare(config: TrainConfig) -> Run:
     return Run(config, backbone, start, data, optimizer, total, freeze_bn)
 
 
+def revalidate(entry: Checkpoint, device: str | None = None) -> dict[str, float]:
+    """Recompute a registry checkpoint's final validation from its recorded recipe (the same
+    data, starting model and seed): it must reproduce the metrics its metadata records."""
+    fields = TrainConfig.__dataclass_fields__
+    recorded = {key: value for key, value in entry.metadata["recipe"].items() if key in fields}
+    config = TrainConfig(**{**recorded, "name": f"{entry.name}-revalidate", "steps": 1,
+                            "device": device, "command": "revalidate"})
+    run = prepare(config)
+    from safetensors.torch import load_file
+    run.backbone.model.load_state_dict(load_file(str(entry.weights_path)))
+    run.step = int(entry.metadata["metrics"]["step"])
+    return run.validate()
+
+
 def metadata(run: Run, seconds: float) -> dict[str, Any]:
     backbone = run.backbone
     return {

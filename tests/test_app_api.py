@@ -142,7 +142,7 @@ def train_request(client, name, source="synthetic: bona fide vs attack (binary)"
                   upload=None, steps=4):
     """One /train call (tiny_resnet from random weights); returns the final status line."""
     job = client.submit(name, "tiny_resnet", "random", loss, "GradCAM", source, "", "", upload,
-                        steps, 8, None, 0.05, 0, api_name="/train")
+                        steps, 8, None, 0.05, 0, False, api_name="/train")
     return job.result()[0]
 
 

@@ -53,3 +53,29 @@ def test_compare_an_example_in_the_browser(app_url, tmp_path):
         page.screenshot(path=str(SCREENSHOT), full_page=False)
         browser.close()
     assert (tmp_path / "page.png").stat().st_size > 50_000
+
+
+def test_fine_tune_in_the_browser(app_url, tmp_path):
+    """Start a short run from the Fine-tune tab, watch it finish, find it in Compare's picker."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS,
+                                             headless=True)
+        page = browser.new_page(viewport={"width": 1600, "height": 1300})
+        page.goto(app_url, wait_until="domcontentloaded")
+        page.get_by_role("tab", name="Fine-tune").click()
+        expect(page.get_by_text("SHAM at tiny_resnet's 8×8 layer")).to_be_visible(timeout=60_000)
+        page.get_by_label("Checkpoint name").fill("browser-run")
+        page.get_by_label("Steps").fill("3")
+        page.get_by_label("Batch").fill("8")
+        page.get_by_role("button", name="Start").click()
+        expect(page.get_by_text("Done")).to_be_visible(timeout=120_000)
+        expect(page.locator("body")).to_contain_text("browser-run", timeout=10_000)
+        page.screenshot(path=str(tmp_path / "finetune.png"), full_page=True)
+        page.get_by_role("tab", name="Compare").click()
+        page.get_by_label("Backbone").first.click()
+        page.get_by_role("option", name="tiny_resnet").click()
+        page.get_by_label("Checkpoint B").click()
+        expect(page.get_by_role("option", name="browser-run (sham loss; 3 steps)")).to_be_visible()
+        browser.close()

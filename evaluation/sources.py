@@ -1,0 +1,109 @@
+"""Where the evaluation's images come from: ``--images DIR|examples|photos|crops:N|synthetic:NAME``.
+
+Each source yields ``Sample``s with a stable id (so an interrupted run resumes by id), lazily, one
+at a time: 50,000 images never sit in memory at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from torch import Tensor
+
+from cams.errors import UserInputError
+from cams.images import EXAMPLES, example_image, load_image
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@dataclass
+class Sample:
+    id: str
+    image: Image.Image
+    label: int | None = None
+    mask: Tensor | None = None  # ground-truth salience in [0, 1] at the image's size
+
+
+def describe(spec: str) -> str:
+    return {"examples": f"the {len(EXAMPLES)} bundled example photos",
+            "photos": "every photo the installed packages ship"}.get(spec, spec)
+
+
+def samples(spec: str, limit: int | None = None) -> Iterator[Sample]:
+    """The images of ``spec``, at most ``limit`` of them."""
+    produced = 0
+    for sample in _samples(spec):
+        if limit is not None and produced >= limit:
+            return
+        produced += 1
+        yield sample
+    if produced == 0:
+        raise UserInputError(f"--images {spec}: no images found")
+
+
+def count(spec: str, limit: int | None = None) -> int | None:
+    """How many images ``spec`` gives, when that is known without reading them."""
+    total: int | None
+    if spec == "examples":
+        total = len(EXAMPLES)
+    elif spec.startswith("crops:") or spec.startswith("synthetic:"):
+        parts = spec.split(":")
+        total = int(parts[2]) if spec.startswith("synthetic:") and len(parts) > 2 else (
+            int(parts[1]) if spec.startswith("crops:") else 1000)
+    elif Path(spec).is_dir():
+        total = sum(1 for path in Path(spec).rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES)
+    else:
+        total = None
+    return min(total, limit) if total is not None and limit is not None else total
+
+
+def _samples(spec: str) -> Iterator[Sample]:
+    if spec == "examples":
+        for name in EXAMPLES:
+            yield Sample(name, example_image(name))
+    elif spec == "photos":
+        from fooling.data import named_photos
+        for name, photo in named_photos().items():
+            yield Sample(name, photo)
+    elif spec.startswith("crops:"):
+        yield from _crops(spec)
+    elif spec.startswith("synthetic:"):
+        yield from _synthetic(spec)
+    else:
+        folder = Path(spec)
+        if not folder.is_dir():
+            raise UserInputError(f"--images {spec}: no such folder (or use examples, photos, "
+                                 "crops:N, synthetic:binary, synthetic:7class)")
+        for path in sorted(folder.rglob("*")):
+            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+                yield Sample(str(path.relative_to(folder)), load_image(path))
+
+
+def _crops(spec: str) -> Iterator[Sample]:
+    from fooling.data import PhotoCrops, bundled_photos
+    try:
+        number = int(spec.split(":")[1])
+    except (IndexError, ValueError):
+        raise UserInputError(f"--images {spec}: write crops:N, e.g. crops:200") from None
+    crops = PhotoCrops(bundled_photos(held_out=True), 256, seed=4321, length=number,
+                       mosaics=False)
+    for index in range(number):
+        image = crops[index][0]
+        array = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        yield Sample(f"crop-{index}", Image.fromarray(array))
+
+
+def _synthetic(spec: str) -> Iterator[Sample]:
+    from fooling.data import SyntheticDataset
+    parts = spec.split(":")
+    task, split = parts[1], "test"
+    number = int(parts[2]) if len(parts) > 2 else None
+    dataset = SyntheticDataset(task, split, 64, seed=0, length=number)
+    for index in range(len(dataset)):
+        image, label, mask = dataset[index]
+        array = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        yield Sample(f"{task}-{split}-{index}", Image.fromarray(array), label, mask)

@@ -1,0 +1,54 @@
+"""The shipped checkpoints load, stay small, and reproduce the numbers recorded for them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cams.backbones import load_backbone
+from fooling.check import RECORDED_CROPS, crop_records
+from fooling.registry import SHIPPED_DIR, list_checkpoints
+from fooling.train import revalidate
+
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
+SHIPPED = {entry.name: entry for entry in list_checkpoints()[0] if entry.shipped}
+
+
+def test_the_shipped_checkpoints_are_listed_and_small():
+    assert {"sham-efficientnet_lite0", "synthetic-binary-clean",
+            "synthetic-binary-sham"} <= set(SHIPPED)
+    assert SHIPPED["sham-efficientnet_lite0"].weights_path.stat().st_size <= 12 * 1024**2
+    synthetic = sum(SHIPPED[name].weights_path.stat().st_size
+                    for name in ("synthetic-binary-clean", "synthetic-binary-sham"))
+    assert synthetic <= 20 * 1024**2
+    for entry in SHIPPED.values():
+        assert entry.weights_path.parent == SHIPPED_DIR
+        assert entry.metadata["command"].startswith("python -m fooling train")
+
+
+def test_the_fooled_lite0_reproduces_its_recorded_crops():
+    """The first crops of the acceptance check, recomputed: same predictions, same distances."""
+    recorded = json.loads((RESULTS / "sham-efficientnet_lite0.json").read_text())
+    entry = SHIPPED["sham-efficientnet_lite0"]
+    clean = load_backbone("efficientnet_lite0", device="cpu")
+    fooled = load_backbone("efficientnet_lite0", weights=entry.weights_path, device="cpu")
+    records = crop_records(clean, fooled, RECORDED_CROPS, recorded["seed"], batch=RECORDED_CROPS)
+    for mine, theirs in zip(records, recorded["first_crops"], strict=True):
+        assert mine["clean_top1"] == theirs["clean_top1"]
+        assert mine["fooled_top1"] == theirs["fooled_top1"]
+        for key in ("clean_p", "gradcam_sham_mse_clean", "gradcam_sham_mse_fooled"):
+            assert mine[key] == pytest.approx(theirs[key], abs=1e-4)
+        for name, value in theirs["moved"].items():
+            assert mine["moved"][name] == pytest.approx(value, abs=1e-4)
+    summary = recorded["summary"]
+    assert all(summary["passed"].values()), summary["passed"]
+
+
+@pytest.mark.parametrize("name", ["synthetic-binary-clean", "synthetic-binary-sham"])
+def test_the_synthetic_checkpoints_reproduce_their_validation(name):
+    entry = SHIPPED[name]
+    metrics = revalidate(entry, device="cpu")
+    for key, value in entry.metadata["metrics"].items():
+        assert metrics[key] == pytest.approx(value, abs=1e-5), key
