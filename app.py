@@ -33,6 +33,8 @@ from cams.service import (
     example_choices,
     run_compare,
 )
+from evaluation import service as evaluation
+from evaluation.run import TABLES
 from fooling import service as finetune
 from fooling.jobs import start_job
 from fooling.losses import LOSSES
@@ -182,6 +184,49 @@ def build_finetune_tab(page: gr.Blocks, pickers: list) -> None:
     page.load(preview_sham, [backbone, size], [sham, sham_caption], api_visibility="private")
 
 
+def run_evaluation(source, folder, backbones, pairs, tables, limit, seeds, training_steps,
+                   progress=gr.Progress()):  # noqa: B008 (Gradio idiom)
+    try:
+        return evaluation.evaluate_from_page(source, folder, backbones, pairs, tables, limit,
+                                             seeds, training_steps, progress)
+    except UserInputError as error:
+        raise gr.Error(str(error)) from error
+
+
+def refresh_pairs(pairs):
+    options = evaluation.pair_options()
+    return gr.update(choices=options, value=[pair for pair in pairs or [] if pair in options])
+
+
+def build_evaluate_tab(page: gr.Blocks) -> None:
+    """Evaluate: the papers' tables on the chosen images, backbones and checkpoint pairs."""
+    with gr.Row():
+        with gr.Column(scale=1, min_width=340):
+            source = gr.Dropdown(list(evaluation.IMAGE_SOURCES), value="examples",
+                                 label="Images")
+            folder = gr.Textbox(label="Server folder of images (for 'a server folder')")
+            backbones = gr.CheckboxGroup(evaluation.backbone_options(),
+                                         value=evaluation.backbone_options()[:1],
+                                         label="Backbones (similarity, run time, MOD/VID)")
+            pairs = gr.Dropdown(evaluation.pair_options(), value=evaluation.pair_options()[:1],
+                                multiselect=True, label="clean:fooled pairs (susceptibility)")
+            tables = gr.CheckboxGroup(list(TABLES), value=["similarity", "susceptibility"],
+                                      label="Tables (training trains 4 objectives × seeds: slow)")
+            with gr.Row():
+                limit = gr.Number(None, label="At most N images", precision=0, minimum=1)
+                seeds = gr.Number(1, label="Training seeds", precision=0, minimum=1)
+                steps = gr.Number(300, label="Training steps", precision=0, minimum=1)
+            start = gr.Button("Run the evaluation", variant="primary")
+        with gr.Column(scale=2):
+            report = gr.Markdown("Choose what to run; the tables appear here.")
+            plots = gr.Gallery(label="Plots", columns=2, height=420)
+            archive = gr.File(label="The report folder (zip): Markdown, CSV, PNG, per-image "
+                                    "records")
+    start.click(run_evaluation, [source, folder, backbones, pairs, tables, limit, seeds, steps],
+                [report, plots, archive], api_name="evaluate", concurrency_limit=1)
+    page.load(refresh_pairs, pairs, pairs, api_visibility="private")
+
+
 def build_page() -> gr.Blocks:
     with gr.Blocks(title="CAM Studio", analytics_enabled=False) as page:
         gr.Markdown("# CAM Studio\nEvery CAM of a clean (A) and a fooled (B) checkpoint, "
@@ -239,6 +284,8 @@ def build_page() -> gr.Blocks:
             gr.Markdown(EXPLAINER)
         with gr.Tab("Fine-tune"):
             build_finetune_tab(page, [backbone, checkpoint_a, checkpoint_b])
+        with gr.Tab("Evaluate"):
+            build_evaluate_tab(page)
         gallery.select(pick_example, None, [example, image], api_visibility="private")
         pickers = [backbone, checkpoint_a, checkpoint_b]
         gr.on([page.load, backbone.change, refresh.click], refresh_pickers, pickers, pickers,

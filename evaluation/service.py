@@ -1,0 +1,73 @@
+"""What the app's Evaluate tab does: run the suite on the page's choices, return the report."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from cams.backbones import REGISTRY, weights_available_offline
+from cams.errors import UserInputError
+from evaluation.report import build_report
+from evaluation.run import TABLES, EvaluationConfig, run_all
+from fooling.registry import list_checkpoints
+
+IMAGE_SOURCES = ("examples", "photos", "crops:50", "synthetic:binary:200", "a server folder")
+
+
+def backbone_options() -> list[str]:
+    return [name for name in REGISTRY if weights_available_offline(name)]
+
+
+def pair_options() -> list[str]:
+    """"clean:NAME" for every registry checkpoint of a backbone with clean weights offline, and
+    "START:NAME" for checkpoints trained from another registry checkpoint."""
+    options = []
+    for entry in list_checkpoints()[0]:
+        start = entry.metadata.get("recipe", {}).get("init", "clean")
+        if start == "clean" and not weights_available_offline(entry.backbone):
+            continue
+        if start not in ("random",) and not start.endswith(".safetensors"):
+            options.append(f"{start}:{entry.name}")
+    return options
+
+
+def evaluate_from_page(source: str, folder: str | None, backbones: list[str], pairs: list[str],
+                       tables: list[str], limit: float | None, seeds: float,
+                       training_steps: float, progress=None) -> tuple[str, list[str], str]:
+    """Run the chosen tables; returns the report's Markdown (plots removed), the plot files, and
+    a zip of the whole report folder."""
+    images = (folder or "").strip() if source == "a server folder" else source
+    if not images:
+        raise UserInputError("give the server folder of images")
+    if not tables:
+        raise UserInputError("choose at least one table")
+    if "susceptibility" in tables and not pairs:
+        raise UserInputError("the susceptibility table needs at least one clean:fooled pair")
+    if any(table in tables for table in ("similarity", "runtime", "modvid")) and not backbones:
+        raise UserInputError("choose at least one backbone")
+    out = Path(tempfile.mkdtemp(prefix="cams-eval-")) / "report"
+    config = EvaluationConfig(
+        out=out, images=images, backbones=list(backbones),
+        pairs=[tuple(pair.split(":", 1)) for pair in pairs], tables=[t for t in TABLES
+                                                                       if t in tables],
+        limit=int(limit) if limit else None, seeds=int(seeds), training_steps=int(training_steps))
+    started = time.perf_counter()
+
+    def report(what: str, done: int, total: int | None) -> None:
+        if progress is not None:
+            fraction = done / total if total else None
+            progress(fraction, desc=f"{what}: {done}" + (f"/{total}" if total else " images"))
+
+    run_all(config, report)
+    command = (f"python -m cams evaluate --images {images} --backbones {','.join(backbones)} "
+               f"--pairs {','.join(pairs)} --tables {','.join(config.tables)}"
+               + (f" --limit {config.limit}" if config.limit else ""))
+    markdown = build_report(out, command).read_text()
+    markdown = re.sub(r"!\[[^\]]*\]\([^)]*\)\n?", "", markdown)
+    markdown += f"\n\n_Computed in {time.perf_counter() - started:.0f} s._\n"
+    plots = sorted(str(path) for path in out.glob("*.png"))
+    archive = shutil.make_archive(str(out.parent / "cams-evaluation"), "zip", out)
+    return markdown, plots, archive

@@ -1,0 +1,224 @@
+"""The evaluation suite: each table's numbers against an independent computation, resume, errors."""
+
+from __future__ import annotations
+
+import csv
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+from scipy import stats
+from skimage.metrics import structural_similarity
+from torch import nn
+
+from cams.backbones import Backbone
+from cams.errors import UserInputError
+from cams.reference import reference_map
+from evaluation.records import RecordFile
+from evaluation.report import build_report, p_value
+from evaluation.run import EvaluationConfig, fgsm, run_all
+from evaluation.sources import samples
+from fooling.registry import CHECKPOINTS_ENV, save_checkpoint
+
+
+def rows(out, table):
+    with (out / "records" / f"{table}.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def resnet_weights(tmp_path_factory):
+    """A seeded random resnet18 as a registry checkpoint, plus a perturbed ("fooled") copy."""
+    import timm
+    directory = tmp_path_factory.mktemp("registry")
+    torch.manual_seed(0)
+    model = timm.create_model("resnet18", num_classes=10)
+    save_checkpoint(model.state_dict(), {"backbone": "resnet18"}, "r18-clean", directory)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for parameter in model.layer4.parameters():
+            parameter.mul_(1 + 0.3 * torch.randn_like(parameter))
+    save_checkpoint(model.state_dict(), {"backbone": "resnet18", "recipe": {"cam": "GradCAM"}},
+                    "r18-fooled", directory)
+    return directory
+
+
+def test_similarity_and_susceptibility_match_grad_cam(tmp_path, resnet_weights, monkeypatch):
+    monkeypatch.setenv(CHECKPOINTS_ENV, str(resnet_weights))
+    config = EvaluationConfig(out=tmp_path, images="examples", limit=2, batch=2,
+                              backbones=[], pairs=[("r18-clean", "r18-fooled")],
+                              methods=["GradCAM", "MeanDiffGradCAM", "GradCAM++", "HiResCAM"],
+                              tables=["susceptibility"], device="cpu")
+    run_all(config)
+    from cams.backbones import load_backbone
+    clean = load_backbone("resnet18", resnet_weights / "r18-clean.safetensors", "cpu")
+    fooled = load_backbone("resnet18", resnet_weights / "r18-fooled.safetensors", "cpu")
+    inputs = torch.cat([clean.preprocess(s.image) for s in samples("examples", 2)])
+    with torch.no_grad():
+        targets = clean.model(inputs).argmax(1).tolist()
+    recorded = {(row["image"], row["method"]): float(row["mse"]) for row in rows(tmp_path,
+                                                                                 "susceptibility")}
+    for method in ("GradCAM", "MeanDiffGradCAM", "GradCAM++", "HiResCAM"):
+        a = reference_map(clean, inputs, method, targets)
+        b = reference_map(fooled, inputs, method, targets)
+        expected = ((a - b) ** 2).reshape(2, -1).mean(axis=1)
+        for index, image in enumerate(["chelsea", "coffee"]):
+            assert recorded[(image, method)] == pytest.approx(expected[index], abs=1e-4)
+    # Similarity on the clean model, same way.
+    config.tables, config.backbones = ["similarity"], ["resnet18"]
+    monkeypatch.setattr("evaluation.run.load_backbone", lambda name, weights=None, device=None:
+                        clean)
+    run_all(config)
+    similarity = {(r["image"], r["method"]): float(r["mse"]) for r in rows(tmp_path, "similarity")}
+    grad, mean = (reference_map(clean, inputs, m, targets) for m in ("GradCAM", "MeanDiffGradCAM"))
+    expected = ((grad - mean) ** 2).reshape(2, -1).mean(axis=1)
+    assert similarity[("coffee", "MeanDiffGradCAM")] == pytest.approx(expected[1], abs=1e-5)
+    report = build_report(tmp_path, "test").read_text()
+    assert "Susceptibility" in report and "Similarity" in report
+    assert (tmp_path / "susceptibility_r18-clean_vs_r18-fooled.png").stat().st_size > 0
+
+
+class LinearPixels(nn.Module):
+    """logits_j = mean over pixels of Σ_c W_jc x_c + b_j: its input gradient is known in closed form."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+
+    def forward(self, x):
+        return self.conv(x).mean(dim=(2, 3))
+
+
+def test_fgsm_by_hand():
+    torch.manual_seed(0)
+    model = LinearPixels()
+    backbone = Backbone(name="linear", model=model, data_config={
+        "mean": (0.5, 0.4, 0.3), "std": (0.2, 0.25, 0.3), "input_size": (3, 5, 5),
+        "interpolation": "bilinear", "crop_pct": 1.0}, class_names=list("abcd"),
+        weights_source="test", linear_head=True, feature_shape=(4, 5, 5))
+    pixels = torch.rand(2, 3, 5, 5)
+    mean = torch.tensor([0.5, 0.4, 0.3])[:, None, None]
+    std = torch.tensor([0.2, 0.25, 0.3])[:, None, None]
+    inputs = (pixels - mean) / std
+    labels = torch.tensor([1, 3])
+    epsilon = 2 / 255
+    attacked = fgsm(backbone, inputs, labels, epsilon)
+    # d CE / d x_norm[c, i, j] = Σ_j' (p_j' − onehot_j') W_j'c / Z; d x_norm / d pixel = 1 / std.
+    with torch.no_grad():
+        p = model(inputs).softmax(1)
+    weight = model.conv.weight[:, :, 0, 0]  # 4×3
+    delta = (p - torch.nn.functional.one_hot(labels, 4)) @ weight / 25  # N×3, per channel
+    # CE is averaged over the batch: a positive factor, so the sign is unchanged.
+    gradient_sign = torch.sign(delta / std[:, 0, 0])[:, :, None, None].expand(-1, -1, 5, 5)
+    expected_pixels = (pixels + epsilon * gradient_sign).clamp(0, 1)
+    assert torch.allclose(attacked * std + mean, expected_pixels, atol=1e-6)
+
+
+def test_nissim_in_the_modvid_table_matches_scikit_image(tmp_path, monkeypatch):
+    from cams.backbones import load_backbone
+    torch.manual_seed(0)
+    backbone = load_backbone("resnet18", weights="random", device="cpu")
+    monkeypatch.setattr("evaluation.run.load_backbone", lambda name, weights=None, device=None:
+                        backbone)
+    config = EvaluationConfig(out=tmp_path, images="examples", limit=2, batch=2,
+                              backbones=["resnet18"], methods=["GradCAM"], tables=["modvid"])
+    run_all(config)
+    recorded = {row["image"]: float(row["nissim"]) for row in rows(tmp_path, "modvid")}
+    from cams.engine import explain
+    inputs = torch.cat([backbone.preprocess(s.image) for s in samples("examples", 2)])
+    clean = explain(backbone, inputs, ["GradCAM"])
+    attacked = explain(backbone, fgsm(backbone, inputs, clean.targets, 2 / 255), ["GradCAM"],
+                       clean.targets)
+    for index, image in enumerate(["chelsea", "coffee"]):
+        a = clean.maps["GradCAM"][index].double().numpy()
+        b = attacked.maps["GradCAM"][index].double().numpy()
+        expected = (1 - structural_similarity(a, b, data_range=1.0)) / 2
+        assert recorded[image] == pytest.approx(expected, abs=1e-6)
+
+
+def test_rank_sum_is_scipys():
+    a, b = [0.1, 0.4, 0.35, 0.8, 0.2], [0.5, 0.9, 0.7, 0.65, 0.3, 0.95]
+    assert p_value(a, b) == pytest.approx(stats.ranksums(a, b).pvalue)
+    assert math.isnan(p_value([1.0], b))
+
+
+def test_resume_after_an_interruption(tmp_path):
+    path = tmp_path / "records" / "t.csv"
+    records = RecordFile(path, ["unit", "image", "value"], ["unit", "image"])
+    records.append([{"unit": "u", "image": "a", "value": 1.5}, {"unit": "u", "image": "b",
+                                                                "value": 0.25}])
+    with path.open("a") as handle:
+        handle.write("u,c,0.7")  # a write killed mid-line
+    again = RecordFile(path, ["unit", "image", "value"], ["unit", "image"])
+    assert again.done == {("u", "a"), ("u", "b")}
+    assert path.read_text().endswith("0.25\n")
+    with pytest.raises(ValueError, match="other columns"):
+        RecordFile(path, ["unit", "image", "other"], ["unit", "image"])
+
+
+def test_an_interrupted_similarity_run_computes_only_the_rest(tmp_path, monkeypatch):
+    from cams.backbones import load_backbone
+    torch.manual_seed(0)
+    backbone = load_backbone("resnet18", weights="random", device="cpu")
+    monkeypatch.setattr("evaluation.run.load_backbone", lambda name, weights=None, device=None:
+                        backbone)
+    calls = []
+    import evaluation.run as run_module
+    real_explain = run_module.explain
+    monkeypatch.setattr(run_module, "explain",
+                        lambda b, inputs, *a, **k: calls.append(len(inputs)) or
+                        real_explain(b, inputs, *a, **k))
+    config = EvaluationConfig(out=tmp_path, images="examples", limit=2, batch=1,
+                              backbones=["resnet18"], tables=["similarity"])
+    run_all(config)
+    first = rows(tmp_path, "similarity")
+    config.limit = 4
+    run_all(config)
+    everything = rows(tmp_path, "similarity")
+    assert calls == [1, 1, 1, 1]  # images 3 and 4 only, the second time
+    assert everything[:len(first)] == first
+    assert len({row["image"] for row in everything}) == 4 and len(everything) == 4 * 6
+
+
+def test_training_table_auroc_by_hand(tmp_path):
+    config = EvaluationConfig(out=tmp_path, tables=["training"], seeds=1, training_steps=3,
+                              limit=16, batch=4, device="cpu")
+    run_all(config)
+    table = rows(tmp_path, "training")
+    assert [row["loss"] for row in table] == ["baseline", "difference", "perclass", "contrast"]
+    assert all(0 <= float(row["in_set_auroc"]) <= 1 for row in table)
+    pointing = rows(tmp_path, "pointing")
+    assert {row["method"] for row in pointing} >= {"GradCAM", "MeanDiffGradCAM", "EigenCAM"}
+    from cams.metrics import auroc
+    scores, labels = torch.tensor([0.9, 0.2, 0.6, 0.6, 0.1]), torch.tensor([1, 0, 1, 0, 0])
+    # Positive/negative pairs: (0.9 > all 3) = 3, (0.6 > 0.2, 0.1; = 0.6) = 2.5 → 5.5 / 6.
+    assert auroc(scores, labels) == pytest.approx(5.5 / 6)
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["--images", "/no/such/folder", "--tables", "similarity"], "no such folder"),
+    (["--images", "EMPTY", "--tables", "similarity"], "no images found"),
+    (["--pairs", "r18-clean:tiny", "--tables", "susceptibility"], "no checkpoint called 'tiny'"),
+    (["--pairs", "oops", "--tables", "susceptibility"], "write CLEAN:FOOLED"),
+    (["--tables", "nonsense"], "unknown table"),
+])
+def test_bad_arguments_are_one_line(tmp_path, resnet_weights, arguments, message):
+    (tmp_path / "empty").mkdir()
+    arguments = [str(tmp_path / "empty") if a == "EMPTY" else a for a in arguments]
+    result = subprocess.run([sys.executable, "-m", "cams", "evaluate", "--out",
+                             str(tmp_path / "out"), *arguments], capture_output=True, text=True,
+                            env={**__import__("os").environ, CHECKPOINTS_ENV: str(resnet_weights),
+                                 "CAMS_OFFLINE": "1"})
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_checkpoint_of_another_backbone_is_refused(resnet_weights, monkeypatch, tmp_path):
+    monkeypatch.setenv(CHECKPOINTS_ENV, str(resnet_weights))
+    save_checkpoint({"w": torch.zeros(1)}, {"backbone": "tiny_resnet"}, "other", resnet_weights)
+    config = EvaluationConfig(out=tmp_path, pairs=[("other", "r18-fooled")],
+                              tables=["susceptibility"])
+    with pytest.raises(UserInputError, match="is for backbone tiny_resnet"):
+        run_all(config)
