@@ -218,6 +218,11 @@ def run_bench(args: argparse.Namespace) -> int:
         row = bench_app()
         print(json.dumps(row, indent=2))
         return 0
+    if args.evaluate:
+        from evaluation.bench import similarity_throughput
+        row = similarity_throughput(backbone_name=names[0], device=args.device)
+        print(json.dumps(row, indent=2))
+        return 0
     results: dict = {"machine": machine_description(device), "panel": [], "scorecam": []}
     for name in names:
         for batch_size in batch_sizes:

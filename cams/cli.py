@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--skip-scorecam", action="store_true")
     bench.add_argument("--app", action="store_true",
                        help="time the app's explain endpoint through gradio_client instead")
+    bench.add_argument("--evaluate", action="store_true",
+                       help="time the evaluation's similarity table against plain inference")
     bench.add_argument("--out", type=Path, help="also write the results as JSON here")
 
     from evaluation.cli import add_arguments
