@@ -246,12 +246,19 @@ def training_section(out: Path) -> str:
 
 
 def build_report(out: Path, command: str) -> Path:
-    """Rebuild every table and plot from the records and write ``report.md``."""
+    """Rebuild every table and plot from the records and write ``report.md``; ``command`` is
+    added to ``commands.txt``, the list of runs that wrote into this folder."""
+    commands_file = out / "commands.txt"
+    commands = commands_file.read_text().splitlines() if commands_file.exists() else []
+    if command not in commands:
+        commands.append(command)
+        commands_file.write_text("\n".join(commands) + "\n")
     sections = [similarity_section(out), susceptibility_section(out), runtime_section(out),
                 modvid_section(out), training_section(out)]
     body = "\n".join(section for section in sections if section)
     report = out / "report.md"
-    report.write_text(f"# Evaluation report\n\nCommand: `{command}`\n\nPer-image records: "
+    runs = "\n".join(f"    {line}" for line in commands)
+    report.write_text(f"# Evaluation report\n\nProduced by:\n\n{runs}\n\nPer-image records: "
                       f"[records/](records/). Tables are also written as CSV beside their "
                       f".md.\n\n{body}")
     return report

@@ -45,22 +45,6 @@ def samples(spec: str, limit: int | None = None) -> Iterator[Sample]:
         raise UserInputError(f"--images {spec}: no images found")
 
 
-def count(spec: str, limit: int | None = None) -> int | None:
-    """How many images ``spec`` gives, when that is known without reading them."""
-    total: int | None
-    if spec == "examples":
-        total = len(EXAMPLES)
-    elif spec.startswith("crops:") or spec.startswith("synthetic:"):
-        parts = spec.split(":")
-        total = int(parts[2]) if spec.startswith("synthetic:") and len(parts) > 2 else (
-            int(parts[1]) if spec.startswith("crops:") else 1000)
-    elif Path(spec).is_dir():
-        total = sum(1 for path in Path(spec).rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES)
-    else:
-        total = None
-    return min(total, limit) if total is not None and limit is not None else total
-
-
 def _samples(spec: str) -> Iterator[Sample]:
     if spec == "examples":
         for name in EXAMPLES:

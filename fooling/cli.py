@@ -12,6 +12,7 @@ User mistakes print one line on stderr and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -63,8 +64,9 @@ def run_train(args: argparse.Namespace) -> int:
     from fooling.train import TrainConfig, TrainingCancelled, train
 
     values = {key: value for key, value in vars(args).items()
-              if key in TrainConfig.__dataclass_fields__ and value is not None}
-    config = TrainConfig(**values)
+              if key in TrainConfig.__dataclass_fields__ and value is not None
+              and key != "command"}  # argparse's sub-command name, not the command line
+    config = TrainConfig(**values, command=shlex.join(["python", "-m", "fooling", *sys.argv[1:]]))
     bars: list[tqdm] = []  # made at the first event, so that set-up errors print alone
 
     def report(event: dict) -> None:

@@ -102,6 +102,9 @@ def atomic_write(path: Path, write) -> None:
     os.close(handle)
     try:
         write(Path(temporary))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # not mkstemp's private 0600
         with open(temporary, "rb") as written:
             os.fsync(written.fileno())
         os.replace(temporary, path)

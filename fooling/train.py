@@ -95,7 +95,7 @@ class TrainConfig:
     device: str | None = None
     directory: str | None = None  # the registry folder to save into (default: checkpoint_dir())
     command: str = field(default_factory=lambda: shlex.join([Path(sys.executable).name,
-                                                             *sys.argv]))
+                                                             *sys.argv]))  # as launched
 
     def weights(self) -> LossWeights:
         default = LossWeights.default("baseline" if self.loss == "sham" else self.loss)

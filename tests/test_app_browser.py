@@ -55,7 +55,7 @@ def test_compare_an_example_in_the_browser(app_url, tmp_path):
     assert (tmp_path / "page.png").stat().st_size > 50_000
 
 
-def test_fine_tune_in_the_browser(app_url, tmp_path):
+def test_fine_tune_in_the_browser(app_url):
     """Start a short run from the Fine-tune tab, watch it finish, find it in Compare's picker."""
     from playwright.sync_api import expect, sync_playwright
 
@@ -72,7 +72,8 @@ def test_fine_tune_in_the_browser(app_url, tmp_path):
         page.get_by_role("button", name="Start").click()
         expect(page.get_by_text("Done")).to_be_visible(timeout=120_000)
         expect(page.locator("body")).to_contain_text("browser-run", timeout=10_000)
-        page.screenshot(path=str(tmp_path / "finetune.png"), full_page=True)
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(SCREENSHOT.parent / "finetune.png"), full_page=False)
         page.get_by_role("tab", name="Compare").click()
         page.get_by_label("Backbone").first.click()
         page.get_by_role("option", name="tiny_resnet").click()

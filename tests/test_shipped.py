@@ -25,7 +25,7 @@ def test_the_shipped_checkpoints_are_listed_and_small():
     assert synthetic <= 20 * 1024**2
     for entry in SHIPPED.values():
         assert entry.weights_path.parent == SHIPPED_DIR
-        assert entry.metadata["command"].startswith("python -m fooling train")
+        assert "python -m fooling train" in entry.metadata["command"]
 
 
 def test_the_fooled_lite0_reproduces_its_recorded_crops():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -96,7 +97,7 @@ def test_cancel_then_resume_gives_the_uninterrupted_result(registry):
 def test_cli_errors_are_one_line(registry):
     def fooling(*args):
         return subprocess.run([sys.executable, "-m", "fooling", *args], capture_output=True,
-                              text=True, env={**__import__("os").environ,
+                              text=True, env={**os.environ,
                                               CHECKPOINTS_ENV: str(registry), "CAMS_OFFLINE": "1"})
 
     cases = [
@@ -112,5 +113,14 @@ def test_cli_errors_are_one_line(registry):
                          "--init", "random", *extra)
         assert result.returncode == 2, result.stderr
         assert message in result.stderr and "Traceback" not in result.stderr
+    arguments = ["train", "--name", "cli-run", "--backbone", "tiny_resnet", "--init", "random",
+                 "--steps", "2", "--batch", "4", "--val-size", "8", "--loss", "baseline",
+                 "--data", "synthetic:binary"]
+    assert fooling(*arguments).returncode == 0
+    recorded = json.loads((registry / "cli-run.json").read_text())
+    assert recorded["command"] == "python -m fooling " + " ".join(arguments)
+    umask = os.umask(0)
+    os.umask(umask)  # files get the user's usual permissions, not mkstemp's private 0600
+    assert (registry / "cli-run.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
     listing = fooling("list")
-    assert listing.returncode == 0
+    assert listing.returncode == 0 and "cli-run" in listing.stdout
