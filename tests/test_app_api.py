@@ -187,3 +187,17 @@ def test_fine_tune_refuses_unsafe_zips_and_missing_maps(client, tmp_path):
         train_request(client, "no-maps", "bundled photos (unlabelled: KL to the starting model)",
                       loss="difference")
     assert request(client, methods=["GradCAM"])[2]  # still serving
+
+
+def test_evaluate_tab_runs_a_table_and_offers_the_report(client):
+    report, plots, archive = client.predict(
+        "examples", "", ["efficientnet_lite0"], [], ["similarity"], 2, 1, 10,
+        api_name="/evaluate")
+    assert "MeanDiffGradCAM" in report and "2 images" in report
+    assert len(plots) == 1 and archive.endswith(".zip")
+    import zipfile
+    with zipfile.ZipFile(archive) as opened:
+        assert {"report.md", "similarity.csv", "records/similarity.csv"} <= set(opened.namelist())
+    with pytest.raises(Exception, match="needs at least one clean:fooled pair"):
+        client.predict("examples", "", ["efficientnet_lite0"], [], ["susceptibility"], 2, 1, 10,
+                       api_name="/evaluate")
