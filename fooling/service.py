@@ -66,7 +66,8 @@ def sham_preview(backbone: str, size: int | None, entropy_nats: float) -> tuple[
     scale = max(1, 192 // max(height, width))
     picture = np.kron(mask.numpy(), np.ones((scale, scale)))
     picture = np.pad(picture, 1, constant_values=0.5)  # a thin frame shows where the map ends
-    caption = (f"SHAM at {backbone}'s {height}×{width} layer: {int(mask.sum())} of "
+    caption = (f"SHAM at {backbone}'s {height}×{width} layer (white = where the fooled CAM is "
+               f"pushed): {int(mask.sum())} of "
                f"{height * width} cells on, entropy {mask_entropy_nats(mask):.2f} nats")
     return (picture * 255).astype(np.uint8), caption
 
@@ -103,7 +104,9 @@ def report(job: TrainingJob | None) -> tuple[str, pd.DataFrame, pd.DataFrame]:
                           columns=["step", "loss"])
     rows = [{"step": e["validation"]["step"], "metric": key, "value": e["validation"][key]}
             for e in events if "validation" in e for key in METRIC_NAMES if key in e["validation"]]
-    metrics = pd.DataFrame(rows, columns=["step", "metric", "value"])
+    metrics = pd.DataFrame(rows, columns=["step", "metric", "value"]).astype(
+        {"step": int, "value": float})  # numeric axes, also while the frame is empty
+    losses = losses.astype({"step": int, "loss": float})
     last = events[-1] if events else {}
     done, total = last.get("step", 0), last.get("steps", job.config.steps)
     if job.result is not None:
