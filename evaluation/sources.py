@@ -28,11 +28,6 @@ class Sample:
     mask: Tensor | None = None  # ground-truth salience in [0, 1] at the image's size
 
 
-def describe(spec: str) -> str:
-    return {"examples": f"the {len(EXAMPLES)} bundled example photos",
-            "photos": "every photo the installed packages ship"}.get(spec, spec)
-
-
 def samples(spec: str, limit: int | None = None) -> Iterator[Sample]:
     """The images of ``spec``, at most ``limit`` of them."""
     produced = 0

@@ -52,10 +52,6 @@ class TrainingJob:
         finally:
             _RUNNING.release()
 
-    def wait(self, timeout_s: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-
 
 def start_job(config: TrainConfig, resume: bool = False) -> TrainingJob:
     """Check and load ``config`` (its mistakes raise here, at once), then train it in a
