@@ -11,12 +11,32 @@ Markdown) and plots.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
+from datetime import timedelta
 from pathlib import Path
 
+from cams.distributed import current, join, launch_command, leave
 from cams.errors import UserInputError
 from evaluation.run import TABLES, EvaluationConfig, run_all
+
+# The published report (docs/results/evaluation): all five tables on what is available offline,
+# each stage on the images its checkpoints were made for.
+PLANS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "offline": (
+        ("--images", "photos", "--backbones",
+         "efficientnet_lite0,efficientnet_lite1,efficientnet_lite2",
+         "--tables", "similarity,runtime,modvid"),
+        ("--images", "crops:100", "--pairs", "clean:sham-efficientnet_lite0",
+         "--tables", "susceptibility"),
+        ("--images", "synthetic:binary:500", "--pairs",
+         "synthetic-binary-clean:synthetic-binary-sham,"
+         "synthetic-binary-clean:synthetic-binary-sham-meandiff",
+         "--tables", "susceptibility,training", "--seeds", "3", "--holdouts", "triangle,ring",
+         "--training-steps", "400"),
+    ),
+}
+# What a user's command line may still set when it runs a plan.
+PLAN_OVERRIDES = ("out", "limit", "device", "batch")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when present)")
     parser.add_argument("--out", type=Path, default=Path("eval_out"))
+    parser.add_argument("--plan", choices=sorted(PLANS),
+                        help="run a named set of stages instead (offline: the published report, "
+                             "every table on what ships with the packages); --out, --limit, "
+                             "--device and --batch still apply")
 
 
 def split(text: str | None) -> list[str]:
@@ -65,12 +89,35 @@ def config_from(args: argparse.Namespace) -> EvaluationConfig:
         training_steps=args.training_steps, batch=args.batch, device=args.device)
 
 
+def plan_stages(args: argparse.Namespace) -> list[tuple[argparse.Namespace, str]]:
+    """(arguments, command line) of each stage: the plan's, or the command line as given."""
+    if not args.plan:
+        return [(args, launch_command(["-m", "cams", *sys.argv[1:]]))]
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    stages = []
+    for stage in PLANS[args.plan]:
+        given = {name: getattr(args, name) for name in PLAN_OVERRIDES
+                 if getattr(args, name) != parser.get_default(name)}
+        stage_args = parser.parse_args(list(stage))
+        for name, value in given.items():
+            setattr(stage_args, name, value)
+        extra = [f"--{name}={value}" for name, value in given.items() if name != "out"]
+        stages.append((stage_args, launch_command(["-m", "cams", "evaluate", *stage, *extra,
+                                                   "--out", str(args.out)])))
+    return stages
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from evaluation.report import build_report
 
-    config = config_from(args)
+    stages = [(config_from(stage), command) for stage, command in plan_stages(args)]
+    # Under torchrun: one process group for the whole run; the processes only meet at the end of
+    # each stage, so a slow shard may keep the others waiting for long.
+    device = join(args.device, timeout=timedelta(hours=48))
+    main = current().main
     bars: dict[str, tqdm] = {}
 
     def progress(what: str, done: int, total: int | None) -> None:
@@ -81,11 +128,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
         bars[what].refresh()
 
     try:
-        run_all(config, progress)
+        for config, command in stages:
+            config.device = device
+            if len(stages) > 1 and main:
+                print(command, flush=True)
+            run_all(config, progress)
+            if main:
+                report = build_report(config.out, command)
     finally:
         for bar in bars.values():
             bar.close()
-    command = shlex.join(["python", "-m", "cams", *sys.argv[1:]])
-    report = build_report(config.out, command)
-    print(f"wrote {report}")
+        leave()
+    if main:
+        print(f"wrote {report}")
     return 0

@@ -24,11 +24,12 @@ from torch import Tensor
 
 from cams.backbones import Backbone, load_backbone
 from cams.bench import timed
+from cams.distributed import barrier, current
 from cams.engine import DEFAULT_METHODS, explain, select_methods
 from cams.errors import UserInputError
 from cams.methods import DIFF_BASELINES, METHOD_NAMES
 from cams.metrics import auroc, cam_entropy_nats, mse, nissim, pointing_game
-from evaluation.records import RecordFile
+from evaluation.records import RecordFile, merge_all
 from evaluation.sources import Sample, samples
 
 TABLES = ("similarity", "susceptibility", "runtime", "modvid", "training")
@@ -78,10 +79,19 @@ def chosen(config: EvaluationConfig, table_methods: tuple[str, ...], backbone: B
 
 
 def pending(records: RecordFile, config: EvaluationConfig, key: tuple[str, ...]) -> Iterator[Sample]:
-    """The images whose rows are not in ``records`` yet (``key`` + the image id)."""
-    for sample in samples(config.images, config.limit):
-        if (*key, sample.id) not in records.done:
+    """This process's images whose rows are not in ``records`` yet (``key`` + the image id).
+
+    Under torchrun, image i of the source is process ``i mod world``'s: the split depends on the
+    source alone, so every image has one owner whatever each process has seen of the records.
+    """
+    process = current()
+    for index, sample in enumerate(samples(config.images, config.limit)):
+        if process.owns(index) and (*key, sample.id) not in records.done:
             yield sample
+
+
+def records_of(config: EvaluationConfig, table: str) -> RecordFile:
+    return RecordFile(config.out / "records", table)
 
 
 def resolve_weights(name: str, backbone: str) -> str | None:
@@ -99,8 +109,7 @@ def checkpoint_backbone(name: str) -> str:
 # --- Similarity ---------------------------------------------------------------------------------
 
 def run_similarity(config: EvaluationConfig, backbone: Backbone, progress: Progress) -> None:
-    records = RecordFile(config.out / "records" / "similarity.csv",
-                         ["backbone", "image", "method", "baseline", "mse"], ["backbone", "image"])
+    records = records_of(config, "similarity")
     methods = chosen(config, SIMILARITY_METHODS, backbone)
     done = 0
     for batch in batches(pending(records, config, (backbone.name,)), config.batch):
@@ -130,10 +139,7 @@ def run_susceptibility(config: EvaluationConfig, clean_name: str, fooled_name: s
     if clean.num_classes != fooled.num_classes:
         raise UserInputError(f"--pairs {clean_name}:{fooled_name}: the checkpoints have "
                              f"{clean.num_classes} and {fooled.num_classes} classes")
-    records = RecordFile(
-        config.out / "records" / "susceptibility.csv",
-        ["backbone", "clean", "fooled", "attack_cam", "image", "method", "mse", "entropy_clean",
-         "entropy_fooled", "agree"], ["clean", "fooled", "image"])
+    records = records_of(config, "susceptibility")
     methods = chosen(config, SUSCEPTIBILITY_METHODS, clean)
     done = 0
     for batch in batches(pending(records, config, (clean_name, fooled_name)), config.batch):
@@ -163,9 +169,7 @@ def run_runtime(config: EvaluationConfig, backbone: Backbone, progress: Progress
     """Per method: ms per image alone (one ``explain`` call with that method) and its marginal
     cost inside the panel (the panel's time minus the panel's without it)."""
     device = str(backbone.device)
-    records = RecordFile(config.out / "records" / "runtime.csv",
-                         ["backbone", "device", "method", "batch", "standalone_ms",
-                          "marginal_ms", "panel_ms"], ["backbone", "device"])
+    records = records_of(config, "runtime")
     if (backbone.name, device) in records.done:
         return
     batch = list(samples(config.images, config.batch))
@@ -210,9 +214,7 @@ def fgsm(backbone: Backbone, inputs: Tensor, labels: Tensor, epsilon: float) -> 
 
 
 def run_modvid(config: EvaluationConfig, backbone: Backbone, progress: Progress) -> None:
-    records = RecordFile(config.out / "records" / "modvid.csv",
-                         ["backbone", "epsilon", "image", "method", "nissim", "attack_success"],
-                         ["backbone", "epsilon", "image"])
+    records = records_of(config, "modvid")
     methods = chosen(config, tuple(name for name in METHOD_NAMES if name != "ScoreCAM"), backbone)
     epsilon = f"{config.epsilon:.6g}"
     done = 0
@@ -243,23 +245,19 @@ def run_training(config: EvaluationConfig, progress: Progress) -> None:
     from fooling.data import SyntheticDataset
     from fooling.train import TrainConfig, train
 
-    runs = RecordFile(config.out / "records" / "training.csv",
-                      ["loss", "seed", "holdout", "steps", "in_set_auroc", "out_of_set_auroc",
-                       "in_set_accuracy"], ["loss", "seed", "holdout"])
-    pointing = RecordFile(config.out / "records" / "pointing.csv",
-                          ["loss", "seed", "holdout", "method", "hit_rate"],
-                          ["loss", "seed", "holdout"])
+    runs, pointing = records_of(config, "training"), records_of(config, "pointing")
     jobs = [(loss, seed, holdout) for holdout in config.holdouts for loss in TRAINING_LOSSES
             for seed in range(config.seeds)]
     for index, (loss, seed, holdout) in enumerate(jobs):
-        if (loss, str(seed), holdout) in runs.done:
+        if not current().owns(index) or (loss, str(seed), holdout) in runs.done:
             continue
         name = f"eval-{loss}-{holdout}-seed{seed}"
         entry = train(TrainConfig(
             name=name, backbone="tiny_resnet", init="random", loss=loss, data="synthetic:binary",
             holdout=holdout, steps=config.training_steps, batch=32, lr=0.05, seed=seed,
             val_size=64, directory=str(config.out / "training-checkpoints"),
-            device=config.device, command="python -m cams evaluate (training table)"))
+            device=config.device, command="python -m cams evaluate (training table)"),
+            distributed=False)  # one whole run per process: the runs are what is shared out
         model = load_backbone("tiny_resnet", weights=entry.weights_path, device=config.device)
         scores = {}
         for split in ("test", "outset"):
@@ -304,20 +302,31 @@ def evaluate_split(model: Backbone, dataset, batch: int, with_pointing: bool) ->
 
 
 def run_all(config: EvaluationConfig, progress: Progress | None = None) -> None:
-    """Every requested table, backbone and pair; rows land in ``OUT/records`` as computed."""
-    progress = progress or (lambda what, done, total: None)
+    """Every requested table, backbone and pair; rows land in ``OUT/records`` as computed.
+
+    Under torchrun each process does its share of the images (and of the training runs); once
+    all are done, rank 0 merges their rows and times the methods (the run-time table is measured
+    with the machine to itself).
+    """
+    process = current()
+    progress = progress if progress and process.main else (lambda what, done, total: None)
     unknown = [table for table in config.tables if table not in TABLES]
     if unknown:
         raise UserInputError(f"unknown table {unknown[0]!r}: choose from {', '.join(TABLES)}")
     config.out.mkdir(parents=True, exist_ok=True)
-    per_backbone = [table for table in ("similarity", "runtime", "modvid") if table in config.tables]
-    for name in config.backbones if per_backbone else []:
+    sharded = [table for table in ("similarity", "modvid") if table in config.tables]
+    for name in config.backbones if sharded else []:
         backbone = load_backbone(name, device=config.device)
-        for table in per_backbone:
-            {"similarity": run_similarity, "runtime": run_runtime,
-             "modvid": run_modvid}[table](config, backbone, progress)
+        for table in sharded:
+            {"similarity": run_similarity, "modvid": run_modvid}[table](config, backbone, progress)
     if "susceptibility" in config.tables:
         for clean_name, fooled_name in config.pairs:
             run_susceptibility(config, clean_name, fooled_name, progress)
     if "training" in config.tables:
         run_training(config, progress)
+    barrier()
+    if not process.main:
+        return
+    merge_all(config.out / "records")
+    for name in config.backbones if "runtime" in config.tables else []:
+        run_runtime(config, load_backbone(name, device=config.device), progress)

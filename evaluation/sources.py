@@ -1,13 +1,15 @@
 """Where the evaluation's images come from: ``--images DIR|examples|photos|crops:N|synthetic:NAME``.
 
 Each source yields ``Sample``s with a stable id (so an interrupted run resumes by id), lazily, one
-at a time: 50,000 images never sit in memory at once.
+at a time: 50,000 images never sit in memory at once. A sample reads (or generates) its image only
+when it is used, so the images a resumed run or another process (``torchrun``) skips cost nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +22,35 @@ from cams.images import EXAMPLES, example_image, load_image
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
+Loaded = tuple[Image.Image, int | None, Tensor | None]  # image, label, ground-truth mask
+
+
 @dataclass
 class Sample:
+    """One image of a source, known by ``id``; ``load`` reads or generates it on first use."""
+
     id: str
-    image: Image.Image
-    label: int | None = None
-    mask: Tensor | None = None  # ground-truth salience in [0, 1] at the image's size
+    load: Callable[[], Loaded] = field(repr=False)
+
+    @cached_property
+    def loaded(self) -> Loaded:
+        return self.load()
+
+    @property
+    def image(self) -> Image.Image:
+        return self.loaded[0]
+
+    @property
+    def label(self) -> int | None:
+        return self.loaded[1]
+
+    @property
+    def mask(self) -> Tensor | None:  # ground-truth salience in [0, 1] at the image's size
+        return self.loaded[2]
+
+
+def plain(load_image: Callable[[], Image.Image]) -> Callable[[], Loaded]:
+    return lambda: (load_image(), None, None)
 
 
 def samples(spec: str, limit: int | None = None) -> Iterator[Sample]:
@@ -43,11 +68,11 @@ def samples(spec: str, limit: int | None = None) -> Iterator[Sample]:
 def _samples(spec: str) -> Iterator[Sample]:
     if spec == "examples":
         for name in EXAMPLES:
-            yield Sample(name, example_image(name))
+            yield Sample(name, plain(lambda name=name: example_image(name)))
     elif spec == "photos":
         from fooling.data import named_photos
         for name, photo in named_photos().items():
-            yield Sample(name, photo)
+            yield Sample(name, plain(lambda photo=photo: photo))
     elif spec.startswith("crops:"):
         yield from _crops(spec)
     elif spec.startswith("synthetic:"):
@@ -59,7 +84,7 @@ def _samples(spec: str) -> Iterator[Sample]:
                                  "crops:N, synthetic:binary, synthetic:7class)")
         for path in sorted(folder.rglob("*")):
             if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
-                yield Sample(str(path.relative_to(folder)), load_image(path))
+                yield Sample(str(path.relative_to(folder)), plain(lambda path=path: load_image(path)))
 
 
 def _crops(spec: str) -> Iterator[Sample]:
@@ -71,9 +96,7 @@ def _crops(spec: str) -> Iterator[Sample]:
     crops = PhotoCrops(bundled_photos(held_out=True), 256, seed=4321, length=number,
                        mosaics=False)
     for index in range(number):
-        image = crops[index][0]
-        array = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        yield Sample(f"crop-{index}", Image.fromarray(array))
+        yield Sample(f"crop-{index}", plain(lambda index=index: as_pil(crops[index][0])))
 
 
 def _synthetic(spec: str) -> Iterator[Sample]:
@@ -82,7 +105,15 @@ def _synthetic(spec: str) -> Iterator[Sample]:
     task, split = parts[1], "test"
     number = int(parts[2]) if len(parts) > 2 else None
     dataset = SyntheticDataset(task, split, 64, seed=0, length=number)
-    for index in range(len(dataset)):
+
+    def load(index: int) -> Loaded:
         image, label, mask = dataset[index]
-        array = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        yield Sample(f"{task}-{split}-{index}", Image.fromarray(array), label, mask)
+        return as_pil(image), label, mask
+
+    for index in range(len(dataset)):
+        yield Sample(f"{task}-{split}-{index}", lambda index=index: load(index))
+
+
+def as_pil(image: Tensor) -> Image.Image:
+    """A 3×H×W tensor in [0, 1] as an 8-bit RGB image."""
+    return Image.fromarray((image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))

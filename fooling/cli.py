@@ -12,10 +12,10 @@ User mistakes print one line on stderr and exit with status 2.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
+from cams.distributed import join, launch_command, leave
 from cams.errors import UserInputError
 from fooling.losses import LOSSES
 from fooling.registry import checkpoint_dir, list_checkpoints
@@ -66,7 +66,8 @@ def run_train(args: argparse.Namespace) -> int:
     values = {key: value for key, value in vars(args).items()
               if key in TrainConfig.__dataclass_fields__ and value is not None
               and key != "command"}  # argparse's sub-command name, not the command line
-    config = TrainConfig(**values, command=shlex.join(["python", "-m", "fooling", *sys.argv[1:]]))
+    values["device"] = join(values.get("device"))  # under torchrun: one process group, one GPU each
+    config = TrainConfig(**values, command=launch_command(["-m", "fooling", *sys.argv[1:]]))
     bars: list[tqdm] = []  # made at the first event, so that set-up errors print alone
 
     def report(event: dict) -> None:
@@ -95,7 +96,9 @@ def run_train(args: argparse.Namespace) -> int:
     finally:
         for bar in bars:
             bar.close()
-    print(f"saved {entry.name}: {entry.weights_path} (+ {entry.metadata_path.name})")
+        leave()
+    if entry is not None:  # rank 0 saved it
+        print(f"saved {entry.name}: {entry.weights_path} (+ {entry.metadata_path.name})")
     return 0
 
 

@@ -6,6 +6,14 @@ order is a pure function of (seed, step), so a run is reproducible and resumes e
 stopped. BatchNorm statistics stay frozen when starting from trained weights (predictions are
 kept); validation runs at the end of every epoch (and at ``--val-every`` steps) and its numbers go
 into the checkpoint's metadata.
+
+Under ``torchrun`` the same run trains with DistributedDataParallel: ``--batch`` stays the global
+batch, each process takes its interleaved share of every step's batch (DistributedSampler's
+split, applied per step so that a run resumes with any number of processes), gradients are
+averaged by DDP, validation is split over the processes and its numbers gathered, and only rank 0
+writes files. With BatchNorm frozen (the default from trained weights) N processes compute what
+one process computes with the same global batch; training BatchNorm uses SyncBatchNorm on GPUs
+and each process's own batch statistics on CPUs (SyncBatchNorm needs GPUs).
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, Subset
 
 from cams.backbones import DEFAULT_BACKBONE, RANDOM_WEIGHTS, Backbone, load_backbone
+from cams.distributed import Process, average, current, gather
 from cams.engine import layer_cams, true_false_maps
 from cams.errors import UserInputError
 from cams.methods import GRADIENT_METHODS, display_maps, minmax
@@ -203,9 +212,23 @@ def freeze_early_stages(model: torch.nn.Module, stages: int) -> None:
         parameter.requires_grad_(index > cut)
 
 
+class TrainingForward(torch.nn.Module):
+    """What one step differentiates, as one module so that DistributedDataParallel sees the whole
+    forward pass: the model's logits and the supervised CAM of the true class and the mean rival
+    (``cams.engine.true_false_maps``)."""
+
+    def __init__(self, backbone: Backbone, cam: str):
+        super().__init__()
+        self.model, self.backbone, self.cam = backbone.model, backbone, cam
+
+    def forward(self, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        return true_false_maps(self.backbone, inputs, self.cam, targets)
+
+
 @dataclass
 class Run:
-    """A run in progress: the model being trained, its frozen starting copy, the optimizer."""
+    """A run in progress: the model being trained, its frozen starting copy, the optimizer, and
+    this process's place among the run's processes."""
 
     config: TrainConfig
     backbone: Backbone
@@ -214,6 +237,8 @@ class Run:
     optimizer: torch.optim.Optimizer
     total_steps: int
     freeze_bn: bool
+    forward: torch.nn.Module  # TrainingForward, wrapped in DDP when there are several processes
+    process: Process = field(default_factory=Process)
     step: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -233,7 +258,7 @@ class Run:
     def train_step(self) -> dict[str, float]:
         config, backbone = self.config, self.backbone
         indices = batch_indices(len(self.data.train), config.batch, self.step, config.seed)
-        images, labels, masks = stack(self.data.train, indices)
+        images, labels, masks = stack(self.data.train, indices[self.process.rank::self.process.world])
         inputs = normalise(backbone, images)
         labels = labels.to(backbone.device)
         backbone.model.train(not self.freeze_bn)
@@ -244,7 +269,7 @@ class Run:
                 start_logits = self.start.forward_head(start_features)
                 start_pooled = start_features.mean(dim=(2, 3))
         targets = labels if self.data.labelled else start_logits.argmax(dim=1)
-        t, f, logits, activations = true_false_maps(backbone, inputs, config.cam, targets)
+        t, f, logits, activations = self.forward(inputs, targets)
         h = self.target_salience(masks, tuple(t.shape[-2:]))
         loss, parts = salience_loss(
             "baseline" if config.loss == "sham" else config.loss, logits, t, f, h,
@@ -254,13 +279,15 @@ class Run:
             feature_term = (activations.mean(dim=(2, 3)) - start_pooled).square().mean()
             loss = loss + config.feature_weight * feature_term
             parts["features"] = float(feature_term)
-        if not torch.isfinite(loss):
-            raise UserInputError(f"the loss became {float(loss)} at step {self.step}: lower --lr")
+        # The mean over the processes (each one's loss is the mean over its equal share).
+        parts = average({"loss": float(loss.detach()), **parts})
+        if not math.isfinite(parts["loss"]):  # every process sees the same number and stops
+            raise UserInputError(f"the loss became {parts['loss']} at step {self.step}: lower --lr")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         self.step += 1
-        return {"loss": float(loss.detach()), **parts}
+        return parts
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -271,8 +298,9 @@ class Run:
         agree, confident, top5, correct, entropy, salience_mse, hits = [], [], [], [], [], [], []
         counted = 0
         scores, truths = [], []
-        for first in range(0, len(self.data.val), config.batch):
-            indices = list(range(first, min(first + config.batch, len(self.data.val))))
+        own = [index for index in range(len(self.data.val)) if self.process.owns(index)]
+        for first in range(0, len(own), config.batch):
+            indices = own[first:first + config.batch]
             images, labels, masks = stack(self.data.val, indices)
             inputs = normalise(backbone, images)
             start_logits = self.start(inputs)
@@ -300,20 +328,29 @@ class Run:
                 upsampled = display_maps(cam, tuple(inputs.shape[-2:]))
                 hits.append(pointing_game(upsampled, masks.to(upsampled.device)))
             counted += len(indices)
-        metrics: dict[str, float] = {"step": self.step, "images": counted,
-                                     "agreement": float(torch.cat(agree).float().mean()),
-                                     "agreement_confident": float(torch.cat(confident).float().mean()),
-                                     "start_top1_in_top5": float(torch.cat(top5).float().mean()),
-                                     "cam_entropy_nats": float(torch.cat(entropy).mean())}
-        if correct:
-            metrics["accuracy"] = float(torch.cat(correct).float().mean())
+        agree, confident, top5, correct, entropy, salience_mse, hits, scores, truths = (
+            gathered(parts) for parts in (agree, confident, top5, correct, entropy, salience_mse,
+                                          hits, scores, truths))
+        metrics: dict[str, float] = {"step": self.step, "images": sum(gather(counted)),
+                                     "agreement": float(agree.float().mean()),
+                                     "agreement_confident": float(confident.float().mean()),
+                                     "start_top1_in_top5": float(top5.float().mean()),
+                                     "cam_entropy_nats": float(entropy.mean())}
+        if len(correct):
+            metrics["accuracy"] = float(correct.float().mean())
             if len(self.data.class_names) == 2:
-                metrics["auroc"] = auroc(torch.cat(scores), torch.cat(truths))
-        if salience_mse:
-            metrics["salience_mse"] = float(torch.cat(salience_mse).mean())
-        if hits:
-            metrics["pointing_game"] = float(torch.cat(hits).float().mean())
+                metrics["auroc"] = auroc(scores, truths)
+        if len(salience_mse):
+            metrics["salience_mse"] = float(salience_mse.mean())
+        if len(hits):
+            metrics["pointing_game"] = float(hits.float().mean())
         return metrics
+
+
+def gathered(parts: list[Tensor]) -> Tensor:
+    """One process's per-image values joined with every other process's (on the CPU)."""
+    mine = torch.cat(parts).cpu() if parts else torch.empty(0)
+    return torch.cat([values for values in gather(mine) if len(values)] or [torch.empty(0)])
 
 
 def registry_folder(config: TrainConfig) -> Path:
@@ -374,9 +411,14 @@ def load_resume_state(run: Run) -> bool:
     return True
 
 
-def prepare(config: TrainConfig) -> Run:
-    """Load the starting weights, adapt the head to the data's classes, build the optimizer."""
+def prepare(config: TrainConfig, distributed: bool = True) -> Run:
+    """Load the starting weights, adapt the head to the data's classes, build the optimizer.
+    Under torchrun (and ``distributed``) the run is shared by all of torchrun's processes."""
     check_name(config.name)
+    process = current() if distributed else Process()
+    if config.batch % process.world:
+        raise UserInputError(f"--batch {config.batch} is the global batch: make it a multiple of "
+                             f"the {process.world} processes")
     if config.loss not in LOSSES:
         raise UserInputError(f"unknown loss {config.loss!r}: choose one of {', '.join(LOSSES)}")
     if config.cam not in GRADIENT_METHODS:
@@ -422,7 +464,15 @@ def prepare(config: TrainConfig) -> Run:
     if total < 1:
         raise UserInputError("nothing to train: give --steps or --epochs above 0")
     freeze_bn = config.freeze_bn if config.freeze_bn is not None else config.init != RANDOM_WEIGHTS
-    return Run(config, backbone, start, data, optimizer, total, freeze_bn)
+    forward: torch.nn.Module = TrainingForward(backbone, config.cam)
+    if process.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        on_gpu = backbone.device.type == "cuda"
+        if on_gpu and not freeze_bn:
+            backbone.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            forward = TrainingForward(backbone, config.cam)
+        forward = DistributedDataParallel(forward, device_ids=[backbone.device] if on_gpu else None)
+    return Run(config, backbone, start, data, optimizer, total, freeze_bn, forward, process)
 
 
 def revalidate(entry: Checkpoint, device: str | None = None) -> dict[str, float]:
@@ -454,24 +504,29 @@ def metadata(run: Run, seconds: float) -> dict[str, Any]:
         "metrics": run.history[-1] if run.history else {},
         "history": run.history,
         "train_seconds": round(seconds, 1),
+        "processes": run.process.world,
     }
 
 
 def train(config: TrainConfig, progress: ProgressCallback | None = None,
-          cancel: threading.Event | None = None, resume: bool = False) -> Checkpoint:
+          cancel: threading.Event | None = None, resume: bool = False,
+          distributed: bool = True) -> Checkpoint | None:
     """Run ``config`` to the end and save the checkpoint in the registry.
 
     ``progress`` receives ``{"step", "steps", "loss", …}`` after every step and the validation
     metrics (``"validation": {...}``) when they are computed. Setting ``cancel`` saves the state
-    and raises ``TrainingCancelled``; ``resume=True`` continues a saved state.
+    and raises ``TrainingCancelled``; ``resume=True`` continues a saved state. Under torchrun
+    (unless ``distributed`` is False) all processes train one model; rank 0 reports and saves,
+    and the others return None.
     """
-    return execute(prepare(config), progress, cancel, resume)
+    return execute(prepare(config, distributed), progress, cancel, resume)
 
 
 def execute(run: Run, progress: ProgressCallback | None = None,
-            cancel: threading.Event | None = None, resume: bool = False) -> Checkpoint:
+            cancel: threading.Event | None = None, resume: bool = False) -> Checkpoint | None:
     """Train a prepared run (``prepare`` checks the config and loads everything first)."""
-    config = run.config
+    config, main = run.config, run.process.main
+    progress = progress if main else None
     if resume and load_resume_state(run) and progress:
         progress({"step": run.step, "steps": run.total_steps, "resumed": True})
     epoch_steps = max(1, math.ceil(len(run.data.train) / config.batch))
@@ -492,8 +547,10 @@ def execute(run: Run, progress: ProgressCallback | None = None,
             event["validation"] = run.history[-1]
         if progress:
             progress(event)
-        if run.step % config.save_every == 0 and run.step < run.total_steps:
+        if run.step % config.save_every == 0 and run.step < run.total_steps and main:
             save_resume_state(run)
+    if not main:
+        return None
     entry = save_checkpoint(run.backbone.model.state_dict(),
                             metadata(run, time.perf_counter() - began), config.name,
                             registry_folder(config), half=config.half)
