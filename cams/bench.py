@@ -218,10 +218,14 @@ def run_bench(args: argparse.Namespace) -> int:
         row = bench_app()
         print(json.dumps(row, indent=2))
         return 0
-    if args.evaluate:
-        from evaluation.bench import similarity_throughput
-        row = similarity_throughput(backbone_name=names[0], device=args.device)
+    if args.evaluate or args.evaluate_memory:
+        from evaluation.bench import similarity_memory, similarity_throughput
+        row = (similarity_memory(f"synthetic:binary:{args.evaluate_memory}", names[0],
+                                 device=args.device) if args.evaluate_memory
+               else similarity_throughput(backbone_name=names[0], device=args.device))
         print(json.dumps(row, indent=2))
+        if args.out:
+            args.out.write_text(json.dumps(row, indent=2))
         return 0
     results: dict = {"machine": machine_description(device), "panel": [], "scorecam": []}
     for name in names:

@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="time the app's explain endpoint through gradio_client instead")
     bench.add_argument("--evaluate", action="store_true",
                        help="time the evaluation's similarity table against plain inference")
+    bench.add_argument("--evaluate-memory", type=int, metavar="N",
+                       help="resident memory of the similarity table over N synthetic images")
     bench.add_argument("--out", type=Path, help="also write the results as JSON here")
 
     from evaluation.cli import add_arguments

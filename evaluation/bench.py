@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from cams.backbones import load_backbone
+from cams.bench import peak_rss_mb
 from evaluation.run import EvaluationConfig, batches, inputs_of, run_similarity
 from evaluation.sources import samples
 
@@ -48,3 +49,41 @@ def similarity_throughput(images: str = "crops:64", backbone_name: str = "effici
             "forward_images_per_s": count / min(forward_s),
             "similarity_images_per_s": count / min(table_s),
             "ratio": min(forward_s) / min(table_s)}
+
+
+def resident_mb() -> float:
+    """This process's resident memory now (VmRSS)."""
+    status = Path("/proc/self/status").read_text()
+    return int(next(line for line in status.splitlines()
+                    if line.startswith("VmRSS:")).split()[1]) / 1024
+
+
+def similarity_memory(images: str = "synthetic:binary:50000",
+                      backbone_name: str = "efficientnet_lite0", batch: int = 32,
+                      device: str | None = None, samples_every: int = 5000) -> dict:
+    """Resident memory while the similarity table runs over many images: it must stay flat
+    (rows go to disk as they are computed; images are read one batch at a time)."""
+    from evaluation.records import RecordFile
+
+    backbone = load_backbone(backbone_name, device=device)
+    out = Path(tempfile.mkdtemp(prefix="cams-memory-"))
+    trace: list[tuple[int, float]] = [(0, resident_mb())]
+    finished = [0]
+
+    def progress(_what: str, done: int, _total: int | None) -> None:
+        finished[0] = done
+        if done // samples_every > trace[-1][0] // samples_every:
+            trace.append((done, resident_mb()))
+
+    start = time.perf_counter()
+    run_similarity(EvaluationConfig(out=out, images=images, batch=batch), backbone, progress)
+    seconds = time.perf_counter() - start
+    if trace[-1][0] != finished[0]:
+        trace.append((finished[0], resident_mb()))
+    records = RecordFile(out / "records", "similarity")
+    return {"images": images, "backbone": backbone_name, "batch": batch,
+            "device": str(backbone.device), "seconds": seconds,
+            "images_per_s": trace[-1][0] / seconds if trace[-1][0] else 0.0,
+            "rss_mb_by_images": trace, "peak_rss_mb": peak_rss_mb(),
+            "records_mb": records.path.stat().st_size / 2**20,
+            "rows": sum(1 for _ in records.rows())}

@@ -18,26 +18,28 @@ from cams import load_backbone
 from fooling.registry import save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
+# The engine's fixtures run on the CPU (as in CI); CAMS_TEST_DEVICE=cuda runs them on a GPU.
+DEVICE = os.environ.get("CAMS_TEST_DEVICE", "cpu")
 
 
 @pytest.fixture(scope="session")
 def lite0():
-    """The default backbone with its real ImageNet weights, on the CPU."""
-    return load_backbone("efficientnet_lite0", device="cpu")
+    """The default backbone with its real ImageNet weights (on the CPU unless CAMS_TEST_DEVICE)."""
+    return load_backbone("efficientnet_lite0", device=DEVICE)
 
 
 @pytest.fixture(scope="session")
 def resnet_random():
     """A small random-init ResNet (GAP → Linear head)."""
     torch.manual_seed(0)
-    return load_backbone("resnet18", weights="random", device="cpu")
+    return load_backbone("resnet18", weights="random", device=DEVICE)
 
 
 @pytest.fixture(scope="session")
 def convnext_random():
     """A small random-init ConvNeXt: its head normalises after pooling (not GAP → Linear)."""
     torch.manual_seed(0)
-    return load_backbone("convnext_atto", weights="random", device="cpu")
+    return load_backbone("convnext_atto", weights="random", device=DEVICE)
 
 
 @pytest.fixture(scope="session")

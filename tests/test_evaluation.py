@@ -145,17 +145,40 @@ def test_rank_sum_is_scipys():
 
 
 def test_resume_after_an_interruption(tmp_path):
-    path = tmp_path / "records" / "t.csv"
-    records = RecordFile(path, ["unit", "image", "value"], ["unit", "image"])
-    records.append([{"unit": "u", "image": "a", "value": 1.5}, {"unit": "u", "image": "b",
-                                                                "value": 0.25}])
+    folder = tmp_path / "records"
+    records = RecordFile(folder, "training")
+    row = {"loss": "baseline", "holdout": "ring", "steps": 3, "in_set_auroc": 0.5,
+           "out_of_set_auroc": 0.25, "in_set_accuracy": 1.0}
+    records.append([{**row, "seed": 0}, {**row, "seed": 1}])
+    path = folder / "training.csv"
     with path.open("a") as handle:
-        handle.write("u,c,0.7")  # a write killed mid-line
-    again = RecordFile(path, ["unit", "image", "value"], ["unit", "image"])
-    assert again.done == {("u", "a"), ("u", "b")}
-    assert path.read_text().endswith("0.25\n")
+        handle.write("contrast,0,ring,3,0.7")  # a write killed mid-line
+    again = RecordFile(folder, "training")
+    assert again.done == {("baseline", "0", "ring"), ("baseline", "1", "ring")}
+    assert path.read_text().endswith("1.0\n")
+    path.write_text("loss,seed,other\n")
     with pytest.raises(ValueError, match="other columns"):
-        RecordFile(path, ["unit", "image", "other"], ["unit", "image"])
+        RecordFile(folder, "training")
+
+
+def test_shards_of_killed_processes_count_as_done_and_merge_once(tmp_path):
+    """What torchrun processes leave behind: rows in TABLE.rankR.csv, one cut short."""
+    folder = tmp_path / "records"
+    folder.mkdir()
+    header = "backbone,image,method,baseline,mse\n"
+    (folder / "similarity.csv").write_text(header + "m,a,MeanDiffGradCAM,GradCAM,0.5\n")
+    (folder / "similarity.rank0.csv").write_text(header + "m,b,MeanDiffGradCAM,GradCAM,0.25\n")
+    (folder / "similarity.rank1.csv").write_text(
+        header + "m,c,MeanDiffGradCAM,GradCAM,0.125\n"
+        "m,a,MeanDiffGradCAM,GradCAM,0.5\n"  # already in the table: must not come twice
+        "m,d,MeanDiffGra")  # killed mid-line
+    records = RecordFile(folder, "similarity")  # one process: writes the table itself
+    assert records.done == {("m", "a"), ("m", "b"), ("m", "c")}
+    records.merge()
+    assert sorted(path.name for path in folder.iterdir()) == ["similarity.csv"]
+    merged = rows(tmp_path, "similarity")
+    assert [(row["image"], float(row["mse"])) for row in merged] == [
+        ("a", 0.5), ("b", 0.25), ("c", 0.125)]
 
 
 def test_an_interrupted_similarity_run_computes_only_the_rest(tmp_path, monkeypatch):
