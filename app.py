@@ -219,7 +219,7 @@ def build_evaluate_tab(page: gr.Blocks) -> None:
             start = gr.Button("Run the evaluation", variant="primary")
         with gr.Column(scale=2):
             report = gr.Markdown("Choose what to run; the tables appear here.")
-            plots = gr.Gallery(label="Plots", columns=2, height=420)
+            plots = gr.Gallery(label="Plots", columns=2, height=420, object_fit="contain")
             archive = gr.File(label="The report folder (zip): Markdown, CSV, PNG, per-image "
                                     "records")
     start.click(run_evaluation, [source, folder, backbones, pairs, tables, limit, seeds, steps],

@@ -218,6 +218,13 @@ def run_bench(args: argparse.Namespace) -> int:
         row = bench_app()
         print(json.dumps(row, indent=2))
         return 0
+    if args.scaling:
+        from evaluation.scaling import scaling
+        row = scaling(args.scaling)
+        print(json.dumps(row, indent=2))
+        if args.out:
+            args.out.write_text(json.dumps(row, indent=2))
+        return 0
     if args.evaluate or args.evaluate_memory:
         from evaluation.bench import similarity_memory, similarity_throughput
         row = (similarity_memory(f"synthetic:binary:{args.evaluate_memory}", names[0],

@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="time the evaluation's similarity table against plain inference")
     bench.add_argument("--evaluate-memory", type=int, metavar="N",
                        help="resident memory of the similarity table over N synthetic images")
+    bench.add_argument("--scaling", type=int, metavar="N",
+                       help="time evaluation and training with 1 and with N torchrun processes")
     bench.add_argument("--out", type=Path, help="also write the results as JSON here")
 
     from evaluation.cli import add_arguments

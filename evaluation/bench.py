@@ -9,6 +9,7 @@ its faster run.
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -74,6 +75,7 @@ def similarity_memory(images: str = "synthetic:binary:50000",
         finished[0] = done
         if done // samples_every > trace[-1][0] // samples_every:
             trace.append((done, resident_mb()))
+            print(f"{done} images: {trace[-1][1]:.0f} MB resident", file=sys.stderr, flush=True)
 
     start = time.perf_counter()
     run_similarity(EvaluationConfig(out=out, images=images, batch=batch), backbone, progress)

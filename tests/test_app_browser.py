@@ -80,3 +80,32 @@ def test_fine_tune_in_the_browser(app_url):
         page.get_by_label("Checkpoint B").click()
         expect(page.get_by_role("option", name="browser-run (sham loss; 3 steps)")).to_be_visible()
         browser.close()
+
+
+def test_evaluate_in_the_browser(app_url):
+    """Run the similarity table on two bundled photos from the Evaluate tab; see the table, the
+    box plot and the report's zip."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS,
+                                             headless=True)
+        page = browser.new_page(viewport={"width": 1600, "height": 1300})
+        page.goto(app_url, wait_until="domcontentloaded")
+        page.get_by_role("tab", name="Evaluate").click()
+        page.get_by_label("susceptibility", exact=True).uncheck()
+        expect(page.get_by_label("similarity", exact=True)).to_be_checked()
+        page.get_by_label("At most N images").fill("2")
+        page.get_by_role("button", name="Run the evaluation").click()
+        body = page.locator("body")
+        expect(body).to_contain_text("Similarity to GradCAM / GradCAM++", timeout=180_000)
+        expect(body).to_contain_text("MeanDiffGradCAM++")
+        expect(page.locator("a[href*='cams-evaluation']").first).to_be_attached(timeout=30_000)
+        expect(page.locator("img[src*='similarity_efficientnet_lite0']").first).to_be_visible(
+            timeout=30_000)
+        text = page.inner_text("body")
+        assert "(2 images)" in text and "e-0" in text  # mean ± std MSEs of two photos
+        expect(page.locator(".pending")).to_have_count(0, timeout=60_000)
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(SCREENSHOT.parent / "evaluate.png"), full_page=False)
+        browser.close()
