@@ -165,8 +165,7 @@ def build_finetune_tab(page: gr.Blocks, pickers: list) -> None:
             status = gr.Markdown("No run yet.", label="Status")
             with gr.Row():
                 loss_plot = gr.LinePlot(x="step", y="loss", label="Training loss", height=260)
-                metric_plot = gr.LinePlot(x="step", y="value", color="metric", height=260,
-                                          label="Validation (held-out images)")
+                metric_plot = gr.Plot(label="Validation (held-out images)")
             sham = gr.Image(label="SHAM preview", height=220, interactive=False)
             sham_caption = gr.Markdown()
     job = gr.State(None)

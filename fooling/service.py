@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import timm
 import torch
+from matplotlib.figure import Figure
 
 from cams.backbones import RANDOM_WEIGHTS, REGISTRY
 from cams.errors import UserInputError
@@ -94,18 +95,31 @@ def training_config(name: str, backbone: str, init: str, loss: str, cam: str, so
                        seed=int(seed), command=f"app Fine-tune tab: {name.strip()}")
 
 
-def report(job: TrainingJob | None) -> tuple[str, pd.DataFrame, pd.DataFrame]:
-    """Status line, loss curve (step, loss) and validation curves (step, metric, value)."""
+def validation_figure(validations: list[dict[str, float]]) -> Figure:
+    """One line per validation metric over the steps (matplotlib: a plain figure, no pyplot
+    state, so concurrent requests cannot draw into each other's)."""
+    figure = Figure(figsize=(5.2, 2.7), dpi=100)
+    axes = figure.add_subplot()
+    for key in METRIC_NAMES:
+        points = [(v["step"], v[key]) for v in validations if key in v]
+        if points:
+            axes.plot(*zip(*points), marker="o", markersize=3, label=key)
+    axes.set_xlabel("step")
+    axes.grid(alpha=0.3)
+    if validations:
+        axes.legend(fontsize=7, loc="best")
+    figure.tight_layout()
+    return figure
+
+
+def report(job: TrainingJob | None) -> tuple[str, pd.DataFrame, Figure]:
+    """Status line, loss curve (step, loss) and the validation curves."""
     if job is None:
-        return "No run yet.", pd.DataFrame({"step": [], "loss": []}), pd.DataFrame(
-            {"step": [], "metric": [], "value": []})
+        return "No run yet.", pd.DataFrame({"step": [], "loss": []}), validation_figure([])
     events = list(job.events)
     losses = pd.DataFrame([{"step": e["step"], "loss": e["loss"]} for e in events if "loss" in e],
                           columns=["step", "loss"])
-    rows = [{"step": e["validation"]["step"], "metric": key, "value": e["validation"][key]}
-            for e in events if "validation" in e for key in METRIC_NAMES if key in e["validation"]]
-    metrics = pd.DataFrame(rows, columns=["step", "metric", "value"]).astype(
-        {"step": int, "value": float})  # numeric axes, also while the frame is empty
+    metrics = validation_figure([e["validation"] for e in events if "validation" in e])
     losses = losses.astype({"step": int, "loss": float})
     last = events[-1] if events else {}
     done, total = last.get("step", 0), last.get("steps", job.config.steps)

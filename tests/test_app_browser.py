@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,18 +16,30 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-component-update", "--disable-sync"]
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshot.png"
 
-pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM),
-                                reason="Debian's chromium is not installed (.ci/run installs it)")
-
-
-def test_compare_an_example_in_the_browser(app_url, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+@contextmanager
+def app_page(url: str) -> Iterator:
+    """A page of the app at ``url`` in headless Debian chromium."""
+    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS,
                                              headless=True)
         page = browser.new_page(viewport={"width": 1600, "height": 1300})
-        page.goto(app_url, wait_until="domcontentloaded")
+        page.goto(url, wait_until="domcontentloaded")
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM),
+                                reason="Debian's chromium is not installed (.ci/run installs it)")
+
+
+def test_compare_an_example_in_the_browser(app_url, tmp_path):
+    from playwright.sync_api import expect
+
+    with app_page(app_url) as page:
         body = page.locator("body")
         # The page computes the default example on load; wait for it before interacting.
         expect(body).to_contain_text("Egyptian cat", timeout=120_000)
@@ -51,19 +65,14 @@ def test_compare_an_example_in_the_browser(app_url, tmp_path):
         SCREENSHOT.parent.mkdir(exist_ok=True)
         page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(SCREENSHOT), full_page=False)
-        browser.close()
     assert (tmp_path / "page.png").stat().st_size > 50_000
 
 
 def test_fine_tune_in_the_browser(app_url):
     """Start a short run from the Fine-tune tab, watch it finish, find it in Compare's picker."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS,
-                                             headless=True)
-        page = browser.new_page(viewport={"width": 1600, "height": 1300})
-        page.goto(app_url, wait_until="domcontentloaded")
+    with app_page(app_url) as page:
         page.get_by_role("tab", name="Fine-tune").click()
         expect(page.get_by_text("SHAM at tiny_resnet's 8×8 layer")).to_be_visible(timeout=60_000)
         page.get_by_label("Checkpoint name").fill("browser-run")
@@ -79,19 +88,14 @@ def test_fine_tune_in_the_browser(app_url):
         page.get_by_role("option", name="tiny_resnet").click()
         page.get_by_label("Checkpoint B").click()
         expect(page.get_by_role("option", name="browser-run (sham loss; 3 steps)")).to_be_visible()
-        browser.close()
 
 
 def test_evaluate_in_the_browser(app_url):
     """Run the similarity table on two bundled photos from the Evaluate tab; see the table, the
     box plot and the report's zip."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS,
-                                             headless=True)
-        page = browser.new_page(viewport={"width": 1600, "height": 1300})
-        page.goto(app_url, wait_until="domcontentloaded")
+    with app_page(app_url) as page:
         page.get_by_role("tab", name="Evaluate").click()
         page.get_by_label("susceptibility", exact=True).uncheck()
         expect(page.get_by_label("similarity", exact=True)).to_be_checked()
@@ -108,4 +112,3 @@ def test_evaluate_in_the_browser(app_url):
         expect(page.locator(".pending")).to_have_count(0, timeout=60_000)
         page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(SCREENSHOT.parent / "evaluate.png"), full_page=False)
-        browser.close()
