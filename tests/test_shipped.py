@@ -46,7 +46,8 @@ def test_the_fooled_lite0_reproduces_its_recorded_crops():
     assert all(summary["passed"].values()), summary["passed"]
 
 
-@pytest.mark.parametrize("name", ["synthetic-binary-clean", "synthetic-binary-sham"])
+@pytest.mark.parametrize("name", ["synthetic-binary-clean", "synthetic-binary-sham",
+                                  "synthetic-binary-sham-meandiff"])
 def test_the_synthetic_checkpoints_reproduce_their_validation(name):
     entry = SHIPPED[name]
     metrics = revalidate(entry, device="cpu")
