@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--evaluate", action="store_true",
                        help="time the evaluation's similarity table against plain inference")
     bench.add_argument("--evaluate-memory", type=int, metavar="N",
-                       help="resident memory of the similarity table over N synthetic images")
+                       help="resident memory of the similarity table over N synthetic images "
+                            "(--backbones may name a registry checkpoint)")
     bench.add_argument("--scaling", type=int, metavar="N",
                        help="time evaluation and training with 1 and with N torchrun processes")
     bench.add_argument("--out", type=Path, help="also write the results as JSON here")

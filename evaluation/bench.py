@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from cams.backbones import load_backbone
+from cams.backbones import REGISTRY, Backbone, load_backbone
 from cams.bench import peak_rss_mb
 from evaluation.run import EvaluationConfig, batches, inputs_of, run_similarity
 from evaluation.sources import samples
@@ -52,6 +52,15 @@ def similarity_throughput(images: str = "crops:64", backbone_name: str = "effici
             "ratio": min(forward_s) / min(table_s)}
 
 
+def load_named(name: str, device: str | None) -> Backbone:
+    """A backbone by name, or a registry checkpoint by name (e.g. the shipped synthetic ones)."""
+    if name in REGISTRY:
+        return load_backbone(name, device=device)
+    from fooling.registry import find_checkpoint
+    entry = find_checkpoint(name)
+    return load_backbone(entry.backbone, weights=str(entry.weights_path), device=device)
+
+
 def resident_mb() -> float:
     """This process's resident memory now (VmRSS)."""
     status = Path("/proc/self/status").read_text()
@@ -63,10 +72,11 @@ def similarity_memory(images: str = "synthetic:binary:50000",
                       backbone_name: str = "efficientnet_lite0", batch: int = 32,
                       device: str | None = None, samples_every: int = 5000) -> dict:
     """Resident memory while the similarity table runs over many images: it must stay flat
-    (rows go to disk as they are computed; images are read one batch at a time)."""
+    (rows go to disk as they are computed; images are read one batch at a time).
+    ``backbone_name`` may also name a registry checkpoint."""
     from evaluation.records import RecordFile
 
-    backbone = load_backbone(backbone_name, device=device)
+    backbone = load_named(backbone_name, device)
     out = Path(tempfile.mkdtemp(prefix="cams-memory-"))
     trace: list[tuple[int, float]] = [(0, resident_mb())]
     finished = [0]
