@@ -35,7 +35,7 @@ PLANS: dict[str, tuple[tuple[str, ...], ...]] = {
         ("--images", "synthetic:binary:500", "--pairs",
          "synthetic-binary-clean:synthetic-binary-sham,"
          "synthetic-binary-clean:synthetic-binary-sham-meandiff",
-         "--tables", "susceptibility,training", "--seeds", "3", "--holdouts", "triangle,ring",
+         "--tables", "susceptibility,training", "--seeds", "3", "--holdouts", "triangle",
          "--training-steps", "400"),
     ),
 }
