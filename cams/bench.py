@@ -122,13 +122,19 @@ def child(task: str, name: str, device: str, output: str | None = None) -> dict:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
+def status_mb(field: str, pid: int | str = "self") -> float:
+    """A memory line of ``/proc/PID/status`` (``VmRSS``: resident now, ``VmHWM``: peak) in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise OSError(f"/proc/{pid}/status has no {field}")
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident set. VmHWM, not ru_maxrss: on Linux a child's ru_maxrss starts
     from its parent's resident size at fork, which would charge the benchmark's own memory to it."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+        return status_mb("VmHWM")
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -218,18 +224,16 @@ def run_bench(args: argparse.Namespace) -> int:
         row = bench_app()
         print(json.dumps(row, indent=2))
         return 0
-    if args.scaling:
-        from evaluation.scaling import scaling
-        row = scaling(args.scaling)
-        print(json.dumps(row, indent=2))
-        if args.out:
-            args.out.write_text(json.dumps(row, indent=2))
-        return 0
-    if args.evaluate or args.evaluate_memory:
+    if args.scaling or args.evaluate or args.evaluate_memory:
         from evaluation.bench import similarity_memory, similarity_throughput
-        row = (similarity_memory(f"synthetic:binary:{args.evaluate_memory}", names[0],
-                                 device=args.device) if args.evaluate_memory
-               else similarity_throughput(backbone_name=names[0], device=args.device))
+        from evaluation.scaling import scaling
+        if args.scaling:
+            row = scaling(args.scaling)
+        elif args.evaluate_memory:
+            row = similarity_memory(f"synthetic:binary:{args.evaluate_memory}", names[0],
+                                    device=args.device)
+        else:
+            row = similarity_throughput(backbone_name=names[0], device=args.device)
         print(json.dumps(row, indent=2))
         if args.out:
             args.out.write_text(json.dumps(row, indent=2))
@@ -290,9 +294,7 @@ def bench_app(requests: int = 10) -> dict:
         explain_request()  # warm-up: loads the backbone
         latencies = [explain_request() for _ in range(requests)]
         explain_request("efficientnet_lite1")  # a second backbone in the cache
-        status = Path(f"/proc/{server.pid}/status").read_text()
-        rss_mb = int(next(line for line in status.splitlines()
-                          if line.startswith("VmRSS:")).split()[1]) / 1024
+        rss_mb = status_mb("VmRSS", server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -72,10 +72,6 @@ def join(device: str | None, timeout: timedelta = timedelta(minutes=30)) -> str 
         torch.cuda.set_device(local_rank)
     dist.init_process_group("nccl" if use_gpu else "gloo", timeout=timeout,
                             **({"device_id": torch.device(device)} if use_gpu else {}))
-    if not use_gpu and "OMP_NUM_THREADS" not in os.environ:
-        # Share the machine's cores between its processes instead of oversubscribing them.
-        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", dist.get_world_size()))
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
     return device or "cpu"
 
 

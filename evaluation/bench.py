@@ -17,8 +17,15 @@ from pathlib import Path
 import torch
 
 from cams.backbones import REGISTRY, Backbone, load_backbone
-from cams.bench import peak_rss_mb
-from evaluation.run import EvaluationConfig, batches, inputs_of, run_similarity
+from cams.bench import peak_rss_mb, status_mb
+from evaluation.run import (
+    EvaluationConfig,
+    batches,
+    checkpoint_backbone,
+    inputs_of,
+    resolve_weights,
+    run_similarity,
+)
 from evaluation.sources import samples
 
 
@@ -56,16 +63,8 @@ def load_named(name: str, device: str | None) -> Backbone:
     """A backbone by name, or a registry checkpoint by name (e.g. the shipped synthetic ones)."""
     if name in REGISTRY:
         return load_backbone(name, device=device)
-    from fooling.registry import find_checkpoint
-    entry = find_checkpoint(name)
-    return load_backbone(entry.backbone, weights=str(entry.weights_path), device=device)
-
-
-def resident_mb() -> float:
-    """This process's resident memory now (VmRSS)."""
-    status = Path("/proc/self/status").read_text()
-    return int(next(line for line in status.splitlines()
-                    if line.startswith("VmRSS:")).split()[1]) / 1024
+    backbone = checkpoint_backbone(name)
+    return load_backbone(backbone, resolve_weights(name, backbone), device)
 
 
 def similarity_memory(images: str = "synthetic:binary:50000",
@@ -78,20 +77,20 @@ def similarity_memory(images: str = "synthetic:binary:50000",
 
     backbone = load_named(backbone_name, device)
     out = Path(tempfile.mkdtemp(prefix="cams-memory-"))
-    trace: list[tuple[int, float]] = [(0, resident_mb())]
+    trace: list[tuple[int, float]] = [(0, status_mb("VmRSS"))]
     finished = [0]
 
     def progress(_what: str, done: int, _total: int | None) -> None:
         finished[0] = done
         if done // samples_every > trace[-1][0] // samples_every:
-            trace.append((done, resident_mb()))
+            trace.append((done, status_mb("VmRSS")))
             print(f"{done} images: {trace[-1][1]:.0f} MB resident", file=sys.stderr, flush=True)
 
     start = time.perf_counter()
     run_similarity(EvaluationConfig(out=out, images=images, batch=batch), backbone, progress)
     seconds = time.perf_counter() - start
     if trace[-1][0] != finished[0]:
-        trace.append((finished[0], resident_mb()))
+        trace.append((finished[0], status_mb("VmRSS")))
     records = RecordFile(out / "records", "similarity")
     return {"images": images, "backbone": backbone_name, "batch": batch,
             "device": str(backbone.device), "seconds": seconds,

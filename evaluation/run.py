@@ -315,10 +315,13 @@ def run_all(config: EvaluationConfig, progress: Progress | None = None) -> None:
         raise UserInputError(f"unknown table {unknown[0]!r}: choose from {', '.join(TABLES)}")
     config.out.mkdir(parents=True, exist_ok=True)
     sharded = [table for table in ("similarity", "modvid") if table in config.tables]
+    timed_later: dict[str, Backbone] = {}  # kept for the run-time table: each loaded once
     for name in config.backbones if sharded else []:
         backbone = load_backbone(name, device=config.device)
         for table in sharded:
             {"similarity": run_similarity, "modvid": run_modvid}[table](config, backbone, progress)
+        if "runtime" in config.tables:
+            timed_later[name] = backbone
     if "susceptibility" in config.tables:
         for clean_name, fooled_name in config.pairs:
             run_susceptibility(config, clean_name, fooled_name, progress)
@@ -329,4 +332,5 @@ def run_all(config: EvaluationConfig, progress: Progress | None = None) -> None:
         return
     merge_all(config.out / "records")
     for name in config.backbones if "runtime" in config.tables else []:
-        run_runtime(config, load_backbone(name, device=config.device), progress)
+        backbone = timed_later.get(name) or load_backbone(name, device=config.device)
+        run_runtime(config, backbone, progress)

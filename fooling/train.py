@@ -464,13 +464,12 @@ def prepare(config: TrainConfig, distributed: bool = True) -> Run:
     if total < 1:
         raise UserInputError("nothing to train: give --steps or --epochs above 0")
     freeze_bn = config.freeze_bn if config.freeze_bn is not None else config.init != RANDOM_WEIGHTS
+    on_gpu = backbone.device.type == "cuda"
+    if process.world > 1 and on_gpu and not freeze_bn:  # the same parameters, shared statistics
+        backbone.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     forward: torch.nn.Module = TrainingForward(backbone, config.cam)
     if process.world > 1:
         from torch.nn.parallel import DistributedDataParallel
-        on_gpu = backbone.device.type == "cuda"
-        if on_gpu and not freeze_bn:
-            backbone.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-            forward = TrainingForward(backbone, config.cam)
         forward = DistributedDataParallel(forward, device_ids=[backbone.device] if on_gpu else None)
     return Run(config, backbone, start, data, optimizer, total, freeze_bn, forward, process)
 
