@@ -2,8 +2,9 @@
 
     python app.py [--host 127.0.0.1] [--port 7860] [--share]
 
-This file only builds the page and wires its events to ``cams.service`` (STYLE: no computation
-in the UI file); the ``explain`` endpoint serves the same computation to ``gradio_client``.
+This file only builds the page and wires its events to the tabs' backends in ``studio/`` (no
+computation in the UI file); the ``explain`` endpoint serves the same computation to
+``gradio_client``.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr
 
-from cams.backbones import DEFAULT_BACKBONE
-from cams.compare import TABLE_COLUMNS
-from cams.engine import DEFAULT_METHODS
+from cams.backbones import CLEAN_WEIGHTS, DEFAULT_BACKBONE
 from cams.errors import UserInputError
 from cams.images import EXAMPLES, example_thumbnails
-from cams.methods import GRADIENT_METHODS, METHOD_NAMES, METHODS
-from cams.service import (
-    CLEAN,
+from cams.methods import DEFAULT_METHODS, GRADIENT_METHODS, METHOD_NAMES, METHODS
+from evaluation.config import TABLES
+from fooling.objectives import OBJECTIVES
+from fooling.sham import DEFAULT_ENTROPY_NATS
+from studio import evaluate as evaluation
+from studio import finetune
+from studio.compare import (
     NONE,
     BackboneCache,
     backbone_choices,
@@ -33,12 +36,8 @@ from cams.service import (
     example_choices,
     run_compare,
 )
-from evaluation import service as evaluation
-from evaluation.run import TABLES
-from fooling import service as finetune
-from fooling.jobs import start_job
-from fooling.losses import LOSSES
-from fooling.sham import DEFAULT_ENTROPY_NATS
+from studio.comparison import TABLE_COLUMNS
+from studio.jobs import start_job
 
 CONCURRENCY_LIMIT = 4  # requests computed in parallel; more wait in Gradio's queue
 
@@ -78,7 +77,7 @@ def refresh_pickers(backbone, checkpoint_a, checkpoint_b):
     valid_a = {value for _, value in choices_a}
     valid_b = {value for _, value in choices_b}
     return (gr.update(choices=backbone_choices()),
-            gr.update(choices=choices_a, value=checkpoint_a if checkpoint_a in valid_a else CLEAN),
+            gr.update(choices=choices_a, value=checkpoint_a if checkpoint_a in valid_a else CLEAN_WEIGHTS),
             gr.update(choices=choices_b, value=checkpoint_b if checkpoint_b in valid_b else NONE))
 
 
@@ -134,29 +133,33 @@ def cancel_training(job):
 
 
 def build_finetune_tab(page: gr.Blocks, pickers: list) -> None:
-    """Fine-tune: train with any of the five objectives, watch it, find it in Compare."""
+    """Fine-tune: train with any of the objectives, watch it, find it in Compare."""
+    start_values = finetune.START
     with gr.Row():
         with gr.Column(scale=1, min_width=340):
-            name = gr.Textbox("my-sham-model", label="Checkpoint name")
-            backbone = gr.Dropdown(backbone_choices(), value="tiny_resnet", label="Backbone")
-            init = gr.Dropdown(finetune.init_choices("tiny_resnet"), value="random",
-                               label="Start from", allow_custom_value=True)
-            loss = gr.Radio(list(LOSSES), value="sham", label="Objective (SPEC: Baseline = "
-                            "CYBORG; sham = passive fooling)")
-            cam = gr.Dropdown(list(GRADIENT_METHODS), value="GradCAM",
+            name = gr.Textbox(start_values.name, label="Checkpoint name")
+            backbone = gr.Dropdown(backbone_choices(), value=start_values.backbone,
+                                   label="Backbone")
+            init = gr.Dropdown(finetune.init_choices(start_values.backbone),
+                               value=start_values.init, label="Start from",
+                               allow_custom_value=True)
+            loss = gr.Radio(list(OBJECTIVES), value=start_values.loss,
+                            label="Objective (baseline = CYBORG; sham = passive fooling)")
+            cam = gr.Dropdown(list(GRADIENT_METHODS), value=start_values.cam,
                               label="CAM the loss supervises (another = an adaptive attack)")
-            source = gr.Dropdown(list(finetune.DATA_SOURCES),
-                                 value=next(iter(finetune.DATA_SOURCES)), label="Data")
+            source = gr.Dropdown(list(finetune.DATA_SOURCES), value=finetune.START_SOURCE,
+                                 label="Data")
             folder = gr.Textbox(label="Server folder (ImageFolder), for 'a folder on the server'")
             salience = gr.Textbox(label="Salience folder beside it (optional)")
             upload = gr.File(label="Dataset zip", file_types=[".zip"], type="filepath")
             with gr.Row():
-                steps = gr.Number(200, label="Steps", precision=0, minimum=1)
-                batch = gr.Number(32, label="Batch", precision=0, minimum=1)
-                size = gr.Number(None, label="Size px (blank: backbone's)", precision=0)
+                steps = gr.Number(start_values.steps, label="Steps", precision=0, minimum=1)
+                batch = gr.Number(start_values.batch, label="Batch", precision=0, minimum=1)
+                size = gr.Number(start_values.size, label="Size px (blank: backbone's)",
+                                 precision=0)
             with gr.Row():
-                lr = gr.Number(0.05, label="Learning rate", minimum=0)
-                seed = gr.Number(0, label="Seed", precision=0)
+                lr = gr.Number(start_values.lr, label="Learning rate", minimum=0)
+                seed = gr.Number(start_values.seed, label="Seed", precision=0)
             resume = gr.Checkbox(False, label="Resume the cancelled run of this name (same settings)")
             with gr.Row():
                 start = gr.Button("Start", variant="primary")
@@ -246,9 +249,9 @@ def build_page() -> gr.Blocks:
                                            label="Backbone")
                     with gr.Row():
                         # Custom values: the registry may have grown since the page was built;
-                        # cams.service checks every name against it.
+                        # load_backbone checks every name against it.
                         checkpoint_a = gr.Dropdown(checkpoint_choices(DEFAULT_BACKBONE),
-                                                   value=CLEAN, label="Checkpoint A",
+                                                   value=CLEAN_WEIGHTS, label="Checkpoint A",
                                                    allow_custom_value=True)
                         checkpoint_b = gr.Dropdown(
                             checkpoint_choices(DEFAULT_BACKBONE, allow_none=True), value=NONE,

@@ -1,16 +1,20 @@
-"""CAM engine: every class activation map of the papers from one forward pass.
+"""The CAM engine: every class activation map of the papers from one forward pass.
 
     from cams import load_backbone, explain
     backbone = load_backbone()                 # efficientnet_lite0, shipped ImageNet weights
     result = explain(backbone, [pil_image])    # result.maps["MeanDiffGradCAM"]: 1×H×W in [0, 1]
+
+This package is the bottom layer: it imports nothing else of the project (``__main__.py``, the
+``python -m cams`` command line, is the one exception).
 """
 
 from cams.backbones import DEFAULT_BACKBONE, REGISTRY, Backbone, load_backbone
-from cams.engine import DEFAULT_METHODS, Explanation, explain, layer_cams
+from cams.engine import Explanation, explain, explain_pair, layer_cams
 from cams.errors import UserInputError
-from cams.methods import DIFF_BASELINES, METHOD_NAMES, METHODS
+from cams.methods import DEFAULT_METHODS, DIFF_BASELINES, METHOD_NAMES, METHODS, Kind, Method
 
 __all__ = [
     "DEFAULT_BACKBONE", "DEFAULT_METHODS", "DIFF_BASELINES", "METHODS", "METHOD_NAMES", "REGISTRY",
-    "Backbone", "Explanation", "UserInputError", "explain", "layer_cams", "load_backbone",
+    "Backbone", "Explanation", "Kind", "Method", "UserInputError", "explain", "explain_pair",
+    "layer_cams", "load_backbone",
 ]

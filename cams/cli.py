@@ -1,14 +1,16 @@
-"""``python -m cams``: explain images, list methods and backbones, run the benchmark.
+"""The engine's command line: ``python -m cams explain|methods|backbones``.
 
 A bad input ends with one line on stderr and exit code 2 (no traceback); the other images of the
-same run are still explained and written.
+same run are still explained and written. ``run_command_line`` is every command line's runner
+(``python -m cams``, ``python -m fooling``); ``cams/__main__.py`` adds the evaluation's and the
+benchmarks' commands to this one.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -19,12 +21,12 @@ from PIL import Image
 from tqdm import tqdm
 
 from cams.backbones import DEFAULT_BACKBONE, REGISTRY, load_backbone, parse_class, weights_available_offline
-from cams.engine import DEFAULT_METHODS, explain, select_methods
+from cams.engine import explain, select_methods
 from cams.errors import UserInputError
 from cams.images import EXAMPLES, example_image, load_image
-from cams.methods import DIFF_BASELINES, METHOD_NAMES, METHODS
-from cams.metrics import baseline_similarity
-from cams.render import compose_rows
+from cams.methods import METHODS
+from cams.options import comma_list
+from cams.render import baseline_captions, compose_rows
 
 EXIT_BAD_INPUT = 2
 GRID_COLUMNS = 6  # overlays per row of the grid PNG
@@ -34,21 +36,45 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr (exit 2), like every other bad input."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_BAD_INPUT, f"error: {message} (see python -m cams {self.prog.split()[-1]} "
-                                  "--help)\n")
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="cams", description=__doc__.splitlines()[0])
+Registrar = Callable[[argparse._SubParsersAction], None]
+
+
+def run_command_line(prog: str, description: str, registrars: Sequence[Registrar],
+                     argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` with the sub-commands each registrar adds (each sets ``run``), run the
+    chosen one, and turn a user's mistake into one line on stderr and exit code 2."""
+    parser = OneLineParser(prog=prog, description=description)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    for register in registrars:
+        register(commands)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except UserInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except torch.cuda.OutOfMemoryError:
+        print("error: out of GPU memory: use a smaller --batch-size, or --device cpu",
+              file=sys.stderr)
+        return 1
 
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """``explain``, ``methods`` and ``backbones``."""
     run = commands.add_parser("explain", help="write a labelled grid (PNG) and the maps (NPZ) "
                                               "for each image")
     run.add_argument("images", nargs="*", type=Path, help="image files")
     run.add_argument("--example", action="append", default=[], choices=list(EXAMPLES),
                      help="a bundled example photo (repeatable)")
     run.add_argument("--backbone", default=DEFAULT_BACKBONE, help=f"default {DEFAULT_BACKBONE}")
-    run.add_argument("--weights", help="a .safetensors or state-dict file, or 'random'")
+    run.add_argument("--weights", help="clean (default), random, a registry checkpoint name, or "
+                                       "a .safetensors / state-dict file")
     run.add_argument("--target", help="class index or exact class name (default: top-1)")
     run.add_argument("--false-class", help="class index or name (default: strongest rival)")
     run.add_argument("--methods", default="default",
@@ -57,37 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when present)")
     run.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
     run.add_argument("--opacity", type=float, default=0.5, help="heatmap opacity in the grid")
-
-    commands.add_parser("methods", help="list the CAM methods")
-    commands.add_parser("backbones", help="list the registered backbones and offline weights")
-
-    bench = commands.add_parser("bench", help="time the engine against grad-cam")
-    bench.add_argument("--backbones", default=f"{DEFAULT_BACKBONE},resnet50")
-    bench.add_argument("--batch-sizes", default="1,32")
-    bench.add_argument("--repeats", type=int, default=5)
-    bench.add_argument("--device")
-    bench.add_argument("--skip-scorecam", action="store_true")
-    bench.add_argument("--app", action="store_true",
-                       help="time the app's explain endpoint through gradio_client instead")
-    bench.add_argument("--evaluate", action="store_true",
-                       help="time the evaluation's similarity table against plain inference")
-    bench.add_argument("--evaluate-memory", type=int, metavar="N",
-                       help="resident memory of the similarity table over N synthetic images "
-                            "(--backbones may name a registry checkpoint)")
-    bench.add_argument("--scaling", type=int, metavar="N",
-                       help="time evaluation and training with 1 and with N torchrun processes")
-    bench.add_argument("--out", type=Path, help="also write the results as JSON here")
-
-    from evaluation.cli import add_arguments
-    evaluate = commands.add_parser("evaluate", help="reproduce the papers' tables (similarity, "
-                                                    "susceptibility, run time, MOD/VID, training)")
-    add_arguments(evaluate)
-    return parser
+    run.set_defaults(run=run_explain)
+    commands.add_parser("methods", help="list the CAM methods").set_defaults(run=run_methods)
+    commands.add_parser("backbones", help="list the registered backbones and offline "
+                                          "weights").set_defaults(run=run_backbones)
 
 
 def parse_methods(text: str) -> str | list[str]:
-    return text if text in ("all", "default") else [name.strip() for name in text.split(",")
-                                                     if name.strip()]
+    return text if text in ("all", "default") else comma_list(text)
 
 
 @dataclass
@@ -115,10 +118,8 @@ def write_outputs(out: Path, stem: str, backbone, result, index: int, opacity: f
     np.savez_compressed(out / f"{stem}.npz", **maps, input=inputs.numpy().astype(np.float32),
                         logits=result.logits[index].cpu().numpy().astype(np.float32),
                         target=np.int64(target), false_class=np.int64(false_class))
-    similarity = baseline_similarity({name: values[index:index + 1]
-                                      for name, values in result.maps.items()})
-    captions = {name: f"MSE vs {DIFF_BASELINES[name]} {float(value):.1e}"
-                for name, value in similarity.items()}
+    captions = baseline_captions({name: values[index:index + 1]
+                                  for name, values in result.maps.items()})
     probabilities = result.probabilities[index]
     top1 = int(probabilities.argmax())
     title = (f"{stem} · {backbone.name} · predicted {backbone.class_label(top1)} "
@@ -185,16 +186,15 @@ def run_explain(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if failures else 0
 
 
-def run_methods() -> int:
-    width = max(len(name) for name in METHOD_NAMES)
-    for name in METHOD_NAMES:
-        method = METHODS[name]
-        default = "" if name in DEFAULT_METHODS else "  (opt-in: --methods all or by name)"
+def run_methods(_args: argparse.Namespace | None = None) -> int:
+    width = max(len(name) for name in METHODS)
+    for name, method in METHODS.items():
+        default = "" if method.default else "  (opt-in: --methods all or by name)"
         print(f"{name:<{width}}  {method.summary}{default}")
     return 0
 
 
-def run_backbones() -> int:
+def run_backbones(_args: argparse.Namespace | None = None) -> int:
     width = max(len(name) for name in REGISTRY)
     for name, spec in REGISTRY.items():
         offline = "weights offline" if weights_available_offline(name) else "no weights offline"
@@ -204,25 +204,5 @@ def run_backbones() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        if args.command == "explain":
-            return run_explain(args)
-        if args.command == "methods":
-            return run_methods()
-        if args.command == "backbones":
-            return run_backbones()
-        if args.command == "evaluate":
-            from evaluation.cli import run_evaluate
-            return run_evaluate(args)
-        from cams.bench import run_bench
-        return run_bench(args)
-    except UserInputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except torch.cuda.OutOfMemoryError:
-        print("error: out of GPU memory: use --batch-size 1 or --device cpu", file=sys.stderr)
-        return 1
+    """The engine's commands alone (``python -m cams`` also has ``evaluate`` and ``bench``)."""
+    return run_command_line("python -m cams", __doc__.splitlines()[0], [add_commands], argv)

@@ -19,15 +19,14 @@ from torch import Tensor
 from cams.backbones import Backbone
 from cams.errors import UserInputError
 from cams.methods import (
-    ACTIVATION_METHODS,
+    DEFAULT_METHODS,
     GRADIENT_METHODS,
     MEAN_RIVAL,
     METHOD_NAMES,
     METHODS,
+    Kind,
+    Method,
     display_maps,
-    eigencam,
-    scorecam_combine,
-    weighted_activations,
 )
 from cams.targets import strongest_rival, target_cotangents
 
@@ -36,7 +35,6 @@ ProgressCallback = Callable[[int, int], None]
 
 SCORECAM_MASK_EPS = 1e-8  # grad-cam 1.5.x, ScoreCAM.get_cam_weights
 METHOD_CHUNK_ELEMENTS = 2**19  # gradient elements per method call (2 MB of float32)
-DEFAULT_METHODS: tuple[str, ...] = tuple(name for name in METHOD_NAMES if name != "ScoreCAM")
 
 
 @dataclass
@@ -60,12 +58,17 @@ class Explanation:
         return self.logits.softmax(dim=1)
 
 
+def applies(method: Method, backbone: Backbone) -> bool:
+    """Whether ``method`` is defined for ``backbone`` (the classic CAM needs a GAP → Linear head)."""
+    return method.kind is not Kind.CLASSIFIER or backbone.linear_head
+
+
 def select_methods(backbone: Backbone, methods: str | Iterable[str] | None) -> list[str]:
-    """Resolve ``None`` (every method but ScoreCAM), ``"all"``, or names, in display order."""
-    if methods is None or methods == "default":
-        wanted = [name for name in DEFAULT_METHODS if name != "CAM" or backbone.linear_head]
-    elif methods == "all":
-        wanted = [name for name in METHOD_NAMES if name != "CAM" or backbone.linear_head]
+    """Resolve ``None`` / ``"default"`` (the table's default methods), ``"all"``, or names, in
+    display order; the classic CAM only where the head allows it unless named."""
+    if methods is None or methods in ("default", "all"):
+        names = DEFAULT_METHODS if methods in (None, "default") else METHOD_NAMES
+        wanted = [name for name in names if applies(METHODS[name], backbone)]
     else:
         wanted = [methods] if isinstance(methods, str) else list(methods)
     if not wanted:
@@ -73,10 +76,11 @@ def select_methods(backbone: Backbone, methods: str | Iterable[str] | None) -> l
     unknown = [name for name in wanted if name not in METHODS]
     if unknown:
         raise UserInputError(f"unknown method {unknown[0]!r}: choose from {', '.join(METHOD_NAMES)}")
-    if "CAM" in wanted and not backbone.linear_head:
+    refused = [name for name in wanted if not applies(METHODS[name], backbone)]
+    if refused:
         raise UserInputError(
-            f"CAM needs a global-average-pool → Linear head, and {backbone.name}'s head is not one: "
-            "use GradCAM (its generalisation) instead")
+            f"{refused[0]} needs a global-average-pool → Linear head, and {backbone.name}'s head "
+            "is not one: use GradCAM (its generalisation) instead")
     return [name for name in METHOD_NAMES if name in wanted]
 
 
@@ -151,18 +155,62 @@ def scorecam_scores(backbone: Backbone, inputs: Tensor, activations: Tensor, tar
     return scores
 
 
-def layer_cams(backbone: Backbone, inputs: Tensor, methods: Sequence[str],
+@dataclass
+class ForwardPass:
+    """One batch through the backbone: what every method's ``layer_map`` draws on."""
+
+    backbone: Backbone
+    inputs: Tensor
+    activations: Tensor
+    targets: Tensor
+    scorecam_batch_size: int | None
+    progress: ProgressCallback | None
+
+
+# What the engine passes to a method's ``layer_map`` after the activations, by the method's kind
+# (gradient methods are batched separately, see ``layer_cams``).
+EXTRA_ARGUMENTS: dict[Kind, Callable[[ForwardPass], tuple[Tensor, ...]]] = {
+    Kind.ACTIVATIONS: lambda run: (),
+    Kind.CLASSIFIER: lambda run: (run.backbone.classifier_weight()[run.targets],),
+    Kind.MASKED_SCORES: lambda run: (scorecam_scores(
+        run.backbone, run.inputs, run.activations, run.targets, run.scorecam_batch_size,
+        run.progress),),
+}
+
+
+@dataclass
+class LayerCams:
+    """Maps at layer resolution (before display normalization), keyed by method name, with the
+    logits, the explained and false classes, and the target layer's activations."""
+
+    maps: dict[str, Tensor]
+    logits: Tensor
+    targets: Tensor
+    false_classes: Tensor
+    activations: Tensor
+
+
+def method_rows(methods: Sequence[str | Method]) -> list[Method]:
+    """Table rows for method names (rows given as ``Method`` pass through)."""
+    unknown = [name for name in methods if isinstance(name, str) and name not in METHODS]
+    if unknown:
+        raise UserInputError(f"unknown method {unknown[0]!r}: choose from {', '.join(METHOD_NAMES)}")
+    return [METHODS[name] if isinstance(name, str) else name for name in methods]
+
+
+def layer_cams(backbone: Backbone, inputs: Tensor, methods: Sequence[str | Method],
                target: ClassChoice = None, false_class: ClassChoice = None, *,
                create_graph: bool = False, scorecam_batch_size: int | None = None,
-               progress: ProgressCallback | None = None,
-               ) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
-    """Maps at layer resolution (before display normalization), logits, targets, false classes.
+               progress: ProgressCallback | None = None) -> LayerCams:
+    """The one core every map comes from: ``explain`` and the training losses alike.
 
+    One forward pass (the features without a graph unless ``create_graph``), the head with a
+    graph, ONE batched VJP with a cotangent per explained scalar, then each row's ``layer_map``.
     With ``create_graph=True`` the features keep their graph and the VJP is differentiable, so
-    the maps are differentiable with respect to the model's parameters (training losses).
+    the maps are differentiable with respect to the model's parameters.
     """
-    gradient_names = list(dict.fromkeys(
-        GRADIENT_METHODS[name].gradient for name in methods if name in GRADIENT_METHODS))
+    rows = method_rows(methods)
+    gradient_names = list(dict.fromkeys(row.gradient for row in rows if row.kind is Kind.GRADIENT))
     needs_graph = bool(gradient_names) or create_graph
     if create_graph:
         with torch.enable_grad():
@@ -186,7 +234,6 @@ def layer_cams(backbone: Backbone, inputs: Tensor, methods: Sequence[str],
     if logits.shape[1] > 1 and bool((false_classes == targets).any()):
         raise UserInputError("the false class must differ from the target class: pick another one")
 
-    maps: dict[str, Tensor] = {}
     if gradient_names:
         with torch.enable_grad():
             cotangents = target_cotangents(logits if create_graph else logits.detach(), targets,
@@ -196,61 +243,52 @@ def layer_cams(backbone: Backbone, inputs: Tensor, methods: Sequence[str],
     # The same memory layout as the gradients keeps the element-wise maths of the methods fast.
     activations = (activations if create_graph else activations.detach()).contiguous()
 
+    maps: dict[str, Tensor] = {}
     with torch.set_grad_enabled(create_graph):
-        # Methods sharing a function run as one call over their stacked gradients (T×N×K×h×w),
-        # a few images at a time so that the temporaries stay small enough to sit in the caches.
-        by_function: dict[Callable, list[str]] = {}
-        for name in methods:
-            if name in GRADIENT_METHODS:
-                by_function.setdefault(GRADIENT_METHODS[name].layer_map, []).append(name)
-        for function, names in by_function.items():
-            rows = [gradient_names.index(GRADIENT_METHODS[name].gradient) for name in names]
-            if rows == list(range(rows[0], rows[0] + len(rows))):
-                rows = slice(rows[0], rows[0] + len(rows))  # a view, not a copy
-            per_image = len(names) * activations[0].numel()
+        # Gradient methods sharing a function run as one call over their stacked gradients
+        # (T×N×K×h×w), a few images at a time so that the temporaries stay in the caches.
+        by_function: dict[Callable, list[Method]] = {}
+        for row in rows:
+            if row.kind is Kind.GRADIENT:
+                by_function.setdefault(row.layer_map, []).append(row)
+        for function, group in by_function.items():
+            stacked = [gradient_names.index(row.gradient) for row in group]
+            if stacked == list(range(stacked[0], stacked[0] + len(stacked))):
+                stacked = slice(stacked[0], stacked[0] + len(stacked))  # a view, not a copy
+            per_image = len(group) * activations[0].numel()
             step = max(1, METHOD_CHUNK_ELEMENTS // per_image)
-            chunks = [function(activations[i:i + step], gradients[rows, i:i + step])
+            chunks = [function(activations[i:i + step], gradients[stacked, i:i + step])
                       for i in range(0, len(activations), step)]
-            maps.update(zip(names, torch.cat(chunks, dim=1)))
-        for name in methods:
-            if name == "CAM":
-                maps[name] = weighted_activations(activations,
-                                                  backbone.classifier_weight()[targets])
-            elif name == "EigenCAM":
-                maps[name] = eigencam(activations)
-            elif name == "ScoreCAM":
-                scores = scorecam_scores(backbone, inputs, activations, targets,
-                                         scorecam_batch_size, progress)
-                maps[name] = scorecam_combine(activations, scores)
-            elif name not in GRADIENT_METHODS:  # the table and this dispatch must agree
-                raise AssertionError(f"{name} is in ACTIVATION_METHODS "
-                                     f"{list(ACTIVATION_METHODS)} but the engine lacks it")
-    maps = {name: maps[name] for name in methods}
-    return maps, logits if create_graph else logits.detach(), targets, false_classes
+            maps.update(zip((row.name for row in group), torch.cat(chunks, dim=1)))
+        run = ForwardPass(backbone, inputs, activations, targets, scorecam_batch_size, progress)
+        for row in rows:
+            if row.kind is not Kind.GRADIENT:
+                maps[row.name] = row.layer_map(activations, *EXTRA_ARGUMENTS[row.kind](run))
+    return LayerCams(maps={row.name: maps[row.name] for row in rows},
+                     logits=logits if create_graph else logits.detach(), targets=targets,
+                     false_classes=false_classes, activations=activations)
+
+
+def gradient_method(name: str) -> Method:
+    """The row of a gradient method (what a training loss can supervise), or a UserInputError."""
+    if name not in GRADIENT_METHODS:
+        raise UserInputError(f"{name!r} is not a gradient method, which a training loss needs: "
+                             f"choose one of {', '.join(GRADIENT_METHODS)}")
+    return METHODS[name]
 
 
 def true_false_maps(backbone: Backbone, inputs: Tensor, method: str, targets: Tensor,
                     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Differentiable layer maps for training: ``t`` = the ``method``'s map of the true class and
     ``f`` = the same CAM of the mean-rival logit ``mean_{j≠c} y_j`` (the other class when there are
-    two; Divisive Decisions, §3), from one forward pass and one batched VJP with
-    ``create_graph=True``. Returns t, f (N×h×w), the logits and the activations, all carrying the
-    graph to the model's parameters.
+    two; Divisive Decisions, §3), from ``layer_cams`` with ``create_graph=True``. Returns t, f
+    (N×h×w), the logits and the activations, all carrying the graph to the model's parameters.
     """
-    if method not in GRADIENT_METHODS:
-        raise UserInputError(f"a training loss needs a gradient method, not {method!r}: choose one "
-                             f"of {', '.join(GRADIENT_METHODS)}")
-    spec = GRADIENT_METHODS[method]
-    with torch.enable_grad():
-        activations = backbone.features(inputs)
-        logits = backbone.head(activations)
-        cotangents = torch.cat([
-            target_cotangents(logits, targets, strongest_rival(logits, targets), [spec.gradient]),
-            target_cotangents(logits, targets, targets, [MEAN_RIVAL])])
-        gradients, = torch.autograd.grad(logits, activations, grad_outputs=cotangents,
-                                         is_grads_batched=True, create_graph=True)
-        true_map, false_map = spec.layer_map(activations, gradients)
-    return true_map, false_map, logits, activations
+    row = gradient_method(method)
+    result = layer_cams(backbone, inputs, [row, row.explaining(MEAN_RIVAL)], targets,
+                        create_graph=True)
+    true_map, false_map = result.maps.values()
+    return true_map, false_map, result.logits, result.activations
 
 
 def explain(backbone: Backbone, images: Tensor | Sequence[Image.Image],
@@ -268,11 +306,30 @@ def explain(backbone: Backbone, images: Tensor | Sequence[Image.Image],
     """
     names = select_methods(backbone, methods)
     inputs = as_input_batch(backbone, images)
-    layer_maps, logits, targets, false_classes = layer_cams(
-        backbone, inputs, names, target, false_class, create_graph=create_graph,
-        scorecam_batch_size=scorecam_batch_size, progress=progress)
+    result = layer_cams(backbone, inputs, names, target, false_class, create_graph=create_graph,
+                        scorecam_batch_size=scorecam_batch_size, progress=progress)
     # One upsampling call for every map of every image.
-    stacked = display_maps(torch.cat(list(layer_maps.values())), tuple(inputs.shape[-2:]))
-    maps = dict(zip(layer_maps, stacked.split(inputs.shape[0])))
-    return Explanation(maps=maps, layer_maps=layer_maps, logits=logits, targets=targets,
-                       false_classes=false_classes, inputs=inputs)
+    stacked = display_maps(torch.cat(list(result.maps.values())), tuple(inputs.shape[-2:]))
+    maps = dict(zip(result.maps, stacked.split(inputs.shape[0])))
+    return Explanation(maps=maps, layer_maps=result.maps, logits=result.logits,
+                       targets=result.targets, false_classes=result.false_classes, inputs=inputs)
+
+
+def explain_pair(backbone_a: Backbone, backbone_b: Backbone,
+                 images: Tensor | Sequence[Image.Image], methods: str | Iterable[str] | None = None,
+                 target: ClassChoice = None, false_class: ClassChoice = None, *,
+                 progress: ProgressCallback | None = None) -> tuple[Explanation, Explanation]:
+    """Explain the same inputs with checkpoints A and B of one task, for the same classes.
+
+    The target defaults to A's top-1 class and the false class to A's strongest rival; B explains
+    those same classes on A's preprocessed inputs, so each method's maps of A and B are directly
+    comparable (DiffGradCAM paper, Table 4).
+    """
+    if backbone_a.num_classes != backbone_b.num_classes:
+        raise UserInputError(
+            f"checkpoints A and B have {backbone_a.num_classes} and {backbone_b.num_classes} "
+            "classes: compare checkpoints of the same task")
+    first = explain(backbone_a, images, methods, target, false_class, progress=progress)
+    second = explain(backbone_b, first.inputs, list(first.maps), first.targets,
+                     first.false_classes, progress=progress)
+    return first, second

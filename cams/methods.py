@@ -10,9 +10,10 @@ then calls the table.
 
 from __future__ import annotations
 
+import enum
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -165,53 +166,93 @@ LOGIT, MEAN_DIFF, MAX_DIFF, LSE_DIFF, FALSE_LOGIT, TRUE_MINUS_FALSE, MEAN_RIVAL 
     "true_minus_false", "mean_rival")
 
 
+class Kind(enum.Enum):
+    """What a method's ``layer_map`` takes besides the activations ``A``; the engine supplies it."""
+
+    GRADIENT = "the gradient G of the method's explained scalar: layer_map(A, G)"
+    ACTIVATIONS = "nothing else: layer_map(A)"
+    CLASSIFIER = "the target class's row of the final Linear layer: layer_map(A, W_c)"
+    MASKED_SCORES = "the target score of the image masked by each channel: layer_map(A, s)"
+
+
 @dataclass(frozen=True)
 class Method:
-    """A display name bound to the maths that makes its map at layer resolution.
+    """One row of the method table: a display name bound to the maths of its map.
 
-    ``gradient`` names the explained scalar whose gradient ``layer_map`` takes (None: the method
-    needs no gradient); ``summary`` is one line for ``python -m cams methods`` and the app.
+    ``layer_map`` makes the map at layer resolution from the activations and what ``kind`` says;
+    ``gradient`` names the explained scalar whose gradient it takes (``Kind.GRADIENT`` only).
+    ``default``: in the panel unless the user asks otherwise. ``baseline``: for a DiffGradCAM
+    variant, the map it should match on a clean model (DiffGradCAM paper, RQ2). ``compared``: one
+    of the maps the DiffGradCAM paper compares (Tables 3–4). ``class_map``: the part of Divisive
+    Decisions' true/false-class panel the map shows (``t``, ``f`` or ``t − f``, Eq. 1).
     """
 
     name: str
+    kind: Kind
     layer_map: Callable[..., Tensor]
-    gradient: str | None
     summary: str
+    gradient: str | None = None
+    default: bool = True
+    baseline: str | None = None
+    compared: bool = False
+    class_map: str | None = None
+
+    def explaining(self, gradient: str) -> Method:
+        """The same maths applied to the gradient of another explained scalar (the training
+        losses' false-class map ``f`` is the supervised CAM of the mean rival)."""
+        return replace(self, name=f"{self.name} of {gradient}", gradient=gradient)
 
 
-GRADIENT_METHODS: dict[str, Method] = {m.name: m for m in [
-    Method("GradCAM", gradcam, LOGIT, "gradient-averaged channel weights of the target logit"),
-    Method("GradCAM++", gradcam_plus_plus, LOGIT, "pixel-weighted positive gradients (2nd/3rd order)"),
-    Method("HiResCAM", hirescam, LOGIT, "element-wise gradient × activation, summed over channels"),
-    Method("XGradCAM", xgradcam, LOGIT, "activation-normalised gradient × activation weights"),
-    Method("MeanDiffGradCAM", gradcam, MEAN_DIFF, "GradCAM of y_c − mean of the other logits"),
-    Method("MaxDiffGradCAM", gradcam, MAX_DIFF, "GradCAM of y_c − the strongest rival logit"),
-    Method("LSEDiffGradCAM", gradcam, LSE_DIFF, "GradCAM of y_c − log-mean-exp of the other logits"),
-    Method("MeanDiffGradCAM++", gradcam_plus_plus, MEAN_DIFF, "GradCAM++ of the Mean difference"),
-    Method("MaxDiffGradCAM++", gradcam_plus_plus, MAX_DIFF, "GradCAM++ of the Max difference"),
-    Method("LSEDiffGradCAM++", gradcam_plus_plus, LSE_DIFF, "GradCAM++ of the LSE difference"),
-    Method("TrueClassCAM", class_activation, LOGIT, "un-ReLU'd CAM t of the true (target) class"),
-    Method("FalseClassCAM", class_activation, FALSE_LOGIT, "un-ReLU'd CAM f of the false class"),
-    Method("DifferenceSalience", class_activation, TRUE_MINUS_FALSE, "minmax(t − f): where the "
-           "image favours the true over the false class"),
+def _gradient(name: str, layer_map: Callable[..., Tensor], gradient: str, summary: str,
+              **options: object) -> Method:
+    return Method(name, Kind.GRADIENT, layer_map, summary, gradient=gradient, **options)
+
+
+def _difference(name: str, family: Method, gradient: str, summary: str) -> Method:
+    """A DiffGradCAM variant: ``family``'s maths with a difference target's gradient."""
+    return _gradient(name, family.layer_map, gradient, summary, baseline=family.name, compared=True)
+
+
+_GRADCAM = _gradient("GradCAM", gradcam, LOGIT, "gradient-averaged channel weights of the target "
+                     "logit", compared=True)
+_GRADCAM_PP = _gradient("GradCAM++", gradcam_plus_plus, LOGIT, "pixel-weighted positive "
+                        "gradients (2nd/3rd order)", compared=True)
+
+# The table, in display order. Adding a method is one pure function above and one row here.
+METHODS: dict[str, Method] = {method.name: method for method in [
+    Method("CAM", Kind.CLASSIFIER, weighted_activations, "classic CAM Σ_k W_ck A_k "
+           "(global-average-pool → Linear heads only)"),
+    _GRADCAM,
+    _GRADCAM_PP,
+    _gradient("HiResCAM", hirescam, LOGIT, "element-wise gradient × activation, summed over "
+              "channels", compared=True),
+    _gradient("XGradCAM", xgradcam, LOGIT, "activation-normalised gradient × activation weights",
+              compared=True),
+    Method("EigenCAM", Kind.ACTIVATIONS, eigencam, "first principal component of the "
+           "activations (class-agnostic)", compared=True),
+    Method("ScoreCAM", Kind.MASKED_SCORES, scorecam_combine, "softmax of the target score of the "
+           "image masked by each channel (one forward pass per distinct channel)",
+           default=False, compared=True),
+    _difference("MeanDiffGradCAM", _GRADCAM, MEAN_DIFF, "GradCAM of y_c − mean of the other "
+                "logits"),
+    _difference("MaxDiffGradCAM", _GRADCAM, MAX_DIFF, "GradCAM of y_c − the strongest rival logit"),
+    _difference("LSEDiffGradCAM", _GRADCAM, LSE_DIFF, "GradCAM of y_c − log-mean-exp of the other "
+                "logits"),
+    _difference("MeanDiffGradCAM++", _GRADCAM_PP, MEAN_DIFF, "GradCAM++ of the Mean difference"),
+    _difference("MaxDiffGradCAM++", _GRADCAM_PP, MAX_DIFF, "GradCAM++ of the Max difference"),
+    _difference("LSEDiffGradCAM++", _GRADCAM_PP, LSE_DIFF, "GradCAM++ of the LSE difference"),
+    _gradient("TrueClassCAM", class_activation, LOGIT, "un-ReLU'd CAM t of the true (target) "
+              "class", class_map="t"),
+    _gradient("FalseClassCAM", class_activation, FALSE_LOGIT, "un-ReLU'd CAM f of the false "
+              "class", class_map="f"),
+    _gradient("DifferenceSalience", class_activation, TRUE_MINUS_FALSE, "minmax(t − f): where the "
+              "image favours the true over the false class", class_map="t − f"),
 ]}
 
-ACTIVATION_METHODS: dict[str, Method] = {m.name: m for m in [
-    Method("CAM", weighted_activations, None, "classic CAM Σ_k W_ck A_k (global-average-pool → "
-           "Linear heads only)"),
-    Method("EigenCAM", eigencam, None, "first principal component of the activations "
-           "(class-agnostic)"),
-    Method("ScoreCAM", scorecam_combine, None, "softmax of the target score of the image masked "
-           "by each channel (one forward pass per distinct channel)"),
-]}
-
-METHODS: dict[str, Method] = {**ACTIVATION_METHODS, **GRADIENT_METHODS}
-# Display order: the activation-only methods, then the gradient panel.
-METHOD_NAMES: tuple[str, ...] = (
-    "CAM", "GradCAM", "GradCAM++", "HiResCAM", "XGradCAM", "EigenCAM", "ScoreCAM",
-    "MeanDiffGradCAM", "MaxDiffGradCAM", "LSEDiffGradCAM", "MeanDiffGradCAM++", "MaxDiffGradCAM++",
-    "LSEDiffGradCAM++", "TrueClassCAM", "FalseClassCAM", "DifferenceSalience")
+# Views of the table (never edited by hand).
+METHOD_NAMES: tuple[str, ...] = tuple(METHODS)
+DEFAULT_METHODS: tuple[str, ...] = tuple(name for name, m in METHODS.items() if m.default)
+GRADIENT_METHODS: tuple[str, ...] = tuple(name for name, m in METHODS.items()
+                                          if m.kind is Kind.GRADIENT)
 # Each DiffGradCAM variant beside the map it should match on a clean model (DiffGradCAM paper, RQ2).
-DIFF_BASELINES: dict[str, str] = {
-    "MeanDiffGradCAM": "GradCAM", "MaxDiffGradCAM": "GradCAM", "LSEDiffGradCAM": "GradCAM",
-    "MeanDiffGradCAM++": "GradCAM++", "MaxDiffGradCAM++": "GradCAM++", "LSEDiffGradCAM++": "GradCAM++"}
+DIFF_BASELINES: dict[str, str] = {name: m.baseline for name, m in METHODS.items() if m.baseline}

@@ -1,10 +1,13 @@
-"""Metrics of SPEC ("Metrics"): MSE, CAM entropy, Wilcoxon rank-sum, NISSIM, MOD and VID.
+"""Every measurement the project reports, defined once (docs/equations.md, "Metrics").
 
-Maps are N×H×W tensors; every function works on the maps' device, batched over N.
+Maps are N×H×W tensors; every function works on the maps' device, batched over N. The app, the
+command lines, the training runs' validation, the acceptance check and the evaluation's published
+tables all call these.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -19,8 +22,15 @@ SSIM_K1, SSIM_K2 = 0.01, 0.03  # K1, K2, sample covariance, data range 1 for map
 
 
 def mse(maps_a: Tensor, maps_b: Tensor) -> Tensor:
-    """Per-map mean squared error between normalised maps (DiffGradCAM paper, Tables 3–4): N."""
-    return (maps_a - maps_b).pow(2).flatten(1).mean(dim=1)
+    """Per-map mean squared error between two N×h×w stacks (DiffGradCAM paper, Tables 3–4, on
+    normalised maps; the salience losses, on layer maps): N."""
+    return (maps_a - maps_b).square().flatten(1).mean(dim=1)
+
+
+def susceptibility(maps_a: dict[str, Tensor], maps_b: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Per method, the MSE between checkpoint A's and B's maps of the same images (DiffGradCAM
+    paper, Table 4: how far passive fooling moved each method; lower = more resistant): N each."""
+    return {name: mse(maps_a[name], maps_b[name]) for name in maps_a if name in maps_b}
 
 
 def cam_entropy_nats(layer_maps: Tensor) -> Tensor:
@@ -36,6 +46,12 @@ def cam_entropy_nats(layer_maps: Tensor) -> Tensor:
     total = mass.sum(dim=1, keepdim=True)
     p = mass / total.clamp_min(torch.finfo(mass.dtype).tiny)
     return -(p * torch.log(p.clamp_min(torch.finfo(p.dtype).tiny))).sum(dim=1)
+
+
+def mean_std(values: Sequence[float] | Tensor) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    array = torch.as_tensor(values, dtype=torch.float64).flatten()
+    return float(array.mean()), float(array.std()) if array.numel() > 1 else 0.0
 
 
 @dataclass(frozen=True)
@@ -86,9 +102,10 @@ class Dissimilarity:
     count: int
 
 
-def mod_vid(clean_maps: Tensor, attacked_maps: Tensor) -> Dissimilarity:
-    """MOD and VID over a set: mean and variance of NISSIM between clean and attacked maps."""
-    values = nissim(clean_maps, attacked_maps).double()
+def mod_vid(nissims: Sequence[float] | Tensor) -> Dissimilarity:
+    """MOD and VID over a set of images: the mean and the (population) variance of the NISSIM
+    values between each image's clean and attacked maps (``nissim(clean, attacked)``)."""
+    values = torch.as_tensor(nissims, dtype=torch.float64).flatten()
     variance = float(values.var(unbiased=False)) if values.numel() > 1 else 0.0
     return Dissimilarity(float(values.mean()), variance, variance ** 0.5, values.numel())
 
@@ -98,6 +115,20 @@ def baseline_similarity(maps: dict[str, Tensor]) -> dict[str, Tensor]:
     (DiffGradCAM paper, §6.2: near 0 on clean models for the Mean variants)."""
     return {name: mse(maps[name], maps[baseline]) for name, baseline in DIFF_BASELINES.items()
             if name in maps and baseline in maps}
+
+
+def prediction_agreement(reference_logits: Tensor, logits: Tensor, sure: float = 0.5,
+                         k: int = 5) -> dict[str, Tensor]:
+    """How a model's predictions compare with a reference model's on the same images, per image:
+    ``agreement`` (same top-1), ``reference_sure`` (the reference's top-1 probability ≥ ``sure``:
+    agreement there is what fooling must keep), ``reference_top1_in_top_k`` (the reference's
+    top-1 among this model's ``k`` most probable classes)."""
+    reference_probabilities = reference_logits.softmax(dim=1)
+    reference_top1 = reference_probabilities.argmax(dim=1)
+    top_k = logits.topk(min(k, logits.shape[1]), dim=1).indices
+    return {"agreement": logits.argmax(dim=1) == reference_top1,
+            "reference_sure": reference_probabilities.amax(dim=1) >= sure,
+            "reference_top1_in_top_k": (top_k == reference_top1[:, None]).any(dim=1)}
 
 
 def pointing_game(maps: Tensor, masks: Tensor) -> Tensor:

@@ -10,8 +10,18 @@ matplotlib.use("Agg")
 import numpy as np
 from matplotlib import font_manager
 from PIL import Image, ImageDraw, ImageFont
+from torch import Tensor
+
+from cams.methods import DIFF_BASELINES
+from cams.metrics import baseline_similarity
 
 COLORMAP = "jet"  # the CAM literature's convention: red = most salient
+
+
+def baseline_captions(maps: dict[str, Tensor]) -> dict[str, str]:
+    """Under each DiffGradCAM(++) map of one image (1×H×W), its MSE to its GradCAM(++) baseline."""
+    return {name: f"MSE vs {DIFF_BASELINES[name]} {float(value[0]):.1e}"
+            for name, value in baseline_similarity(maps).items()}
 
 
 def overlay(image: np.ndarray, heatmap: np.ndarray, opacity: float = 0.5,

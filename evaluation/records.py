@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from cams.distributed import current
+from imagedata.distributed import current
 
 # Each table's columns, and the columns that name one unit of work (one image, or one run).
 SCHEMAS: dict[str, tuple[list[str], list[str]]] = {

@@ -10,16 +10,17 @@ import csv
 import io
 import math
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 
-from cams.metrics import rank_sum
+from cams.metrics import mean_std, mod_vid, rank_sum
 
 SIGNIFICANCE = 0.05
 
@@ -30,11 +31,6 @@ def read(out: Path, table: str) -> list[dict[str, str]]:
         return []
     with path.open() as handle:
         return list(csv.DictReader(handle))
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    array = np.asarray(values, dtype=np.float64)
-    return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0
 
 
 def p_value(a: list[float], b: list[float]) -> float:
@@ -84,17 +80,13 @@ def box_plot(path: Path, groups: dict[str, list[float]], title: str, ylabel: str
     plt.close(figure)
 
 
-def similarity_section(out: Path) -> str:
-    rows = read(out, "similarity")
-    if not rows:
-        return ""
+def similarity_section(out: Path, rows: list[dict[str, str]]) -> str:
     values = grouped(rows, "backbone", "method", value="mse")
     backbones = list(dict.fromkeys(row["backbone"] for row in rows))
     methods = list(dict.fromkeys(row["method"] for row in rows))
     table = [[method, *(format_mean_std(values[(b, method)]) if (b, method) in values else "—"
                         for b in backbones)] for method in methods]
-    text = ["## Similarity to GradCAM / GradCAM++ on clean models (DiffGradCAM paper, Table 3)", "",
-            "MSE between each DiffGradCAM(++) map and its baseline, mean ± std over images "
+    text = ["MSE between each DiffGradCAM(++) map and its baseline, mean ± std over images "
             f"({len({row['image'] for row in rows})} images).", "",
             write_table(out, "similarity", ["method", *backbones], table)]
     tests = []
@@ -117,14 +109,8 @@ def similarity_section(out: Path) -> str:
     return "\n".join(text)
 
 
-def susceptibility_section(out: Path) -> str:
-    rows = read(out, "susceptibility")
-    if not rows:
-        return ""
-    text = ["## Susceptibility to passive fooling (DiffGradCAM paper, Table 4)", "",
-            "MSE between the maps of the clean and the fooled checkpoint on identical images, "
-            "mean ± std (lower = more resistant); the best method per pair, and whether it is "
-            "significantly better (Wilcoxon rank-sum, p < 0.05) than each other method.", ""]
+def susceptibility_section(out: Path, rows: list[dict[str, str]]) -> str:
+    text = []
     pairs = list(dict.fromkeys((row["backbone"], row["clean"], row["fooled"]) for row in rows))
     values = grouped(rows, "clean", "fooled", "method", value="mse")
     entropy_clean = grouped(rows, "clean", "fooled", "method", value="entropy_clean")
@@ -170,14 +156,8 @@ def susceptibility_section(out: Path) -> str:
     return "\n".join(text)
 
 
-def runtime_section(out: Path) -> str:
-    rows = read(out, "runtime")
-    if not rows:
-        return ""
-    text = ["## Run time (DiffGradCAM paper, Table 1)", "",
-            "Milliseconds per image: each method alone (one `explain` call computing only it) "
-            "and its marginal cost inside the one-pass panel (the panel's time minus the panel's "
-            "without it; it can be ≈ 0 or slightly negative within timing noise).", ""]
+def runtime_section(out: Path, rows: list[dict[str, str]]) -> str:
+    text = []
     for backbone, device in dict.fromkeys((row["backbone"], row["device"]) for row in rows):
         mine = [row for row in rows if (row["backbone"], row["device"]) == (backbone, device)]
         table = [[row["method"], f"{float(row['standalone_ms']):.1f}",
@@ -190,24 +170,17 @@ def runtime_section(out: Path) -> str:
     return "\n".join(text)
 
 
-def modvid_section(out: Path) -> str:
-    rows = read(out, "modvid")
-    if not rows:
-        return ""
-    text = ["## Explanations under FGSM attack: MOD / VID (Generalizing Adversarial Explanations)",
-            "", "NISSIM = (1 − SSIM)/2 between each method's map of the clean and of the "
-            "FGSM-attacked image (both explaining the clean prediction); MOD = its mean, VID = its "
-            "variance (std beside it). Higher = the explanation moves more under attack.", ""]
+def modvid_section(out: Path, rows: list[dict[str, str]]) -> str:
+    text = []
     for backbone, epsilon in dict.fromkeys((row["backbone"], row["epsilon"]) for row in rows):
         mine = [row for row in rows if (row["backbone"], row["epsilon"]) == (backbone, epsilon)]
         values = grouped(mine, "method", value="nissim")
         first = [row for row in mine if row["method"] == mine[0]["method"]]
         success = sum(int(row["attack_success"]) for row in first) / len(first)
-        table = []
-        for (method,), nissims in sorted(values.items(), key=lambda item: np.mean(item[1])):
-            array = np.asarray(nissims)
-            table.append([method, f"{array.mean():.4f}", f"{array.var():.2e}",
-                          f"{array.std():.4f}"])
+        summaries = sorted(((method, mod_vid(nissims)) for (method,), nissims in values.items()),
+                           key=lambda item: item[1].mod)
+        table = [[method, f"{summary.mod:.4f}", f"{summary.vid:.2e}", f"{summary.vid_std:.4f}"]
+                 for method, summary in summaries]
         text += [f"### {backbone}, ε = {float(epsilon) * 255:.3g}/255 ({len(first)} images; the "
                  f"attack changed the prediction of {success:.1%})", "",
                  write_table(out, f"modvid_{backbone}", ["method", "MOD", "VID", "VID std"],
@@ -215,16 +188,9 @@ def modvid_section(out: Path) -> str:
     return "\n".join(text)
 
 
-def training_section(out: Path) -> str:
-    rows = read(out, "training")
-    if not rows:
-        return ""
+def training_section(out: Path, rows: list[dict[str, str]]) -> str:
     pointing = read(out, "pointing")
-    text = ["## Salience-guided training on the synthetic domain (Divisive Decisions, Tables 2–4)",
-            "", "tiny_resnet trained from random weights on synthetic:binary (bona fide vs attack) "
-            "with each objective; the attack type named `holdout` is never seen in training. "
-            "AUROC mean ± std over seeds: in-set (test split) and out-of-set (bona fide vs the "
-            "held-out type).", ""]
+    text = []
     auroc_in = grouped(rows, "holdout", "loss", value="in_set_auroc")
     auroc_out = grouped(rows, "holdout", "loss", value="out_of_set_auroc")
     table = [[holdout, loss, str(len(auroc_in[(holdout, loss)])),
@@ -245,6 +211,50 @@ def training_section(out: Path) -> str:
     return "\n".join(text)
 
 
+@dataclass(frozen=True)
+class Section:
+    """A table's part of the report: its heading, what it measures, and its tables and plots."""
+
+    heading: str
+    intro: str
+    body: Callable[[Path, list[dict[str, str]]], str]
+
+
+# In report order; a section is written when its table has rows.
+SECTIONS: dict[str, Section] = {
+    "similarity": Section(
+        "Similarity to GradCAM / GradCAM++ on clean models (DiffGradCAM paper, Table 3)", "",
+        similarity_section),
+    "susceptibility": Section(
+        "Susceptibility to passive fooling (DiffGradCAM paper, Table 4)",
+        "MSE between the maps of the clean and the fooled checkpoint on identical images, "
+        "mean ± std (lower = more resistant); the best method per pair, and whether it is "
+        "significantly better (Wilcoxon rank-sum, p < 0.05) than each other method.",
+        susceptibility_section),
+    "runtime": Section(
+        "Run time (DiffGradCAM paper, Table 1)",
+        "Milliseconds per image: each method alone (one `explain` call computing only it) "
+        "and its marginal cost inside the one-pass panel (the panel's time minus the panel's "
+        "without it; it can be ≈ 0 or slightly negative within timing noise).", runtime_section),
+    "modvid": Section(
+        "Explanations under FGSM attack: MOD / VID (Generalizing Adversarial Explanations)",
+        "NISSIM = (1 − SSIM)/2 between each method's map of the clean and of the FGSM-attacked "
+        "image (both explaining the clean prediction); MOD = its mean, VID = its variance (std "
+        "beside it). Higher = the explanation moves more under attack.", modvid_section),
+    "training": Section(
+        "Salience-guided training on the synthetic domain (Divisive Decisions, Tables 2–4)",
+        "tiny_resnet trained from random weights on synthetic:binary (bona fide vs attack) with "
+        "each objective; the attack type named `holdout` is never seen in training. AUROC mean "
+        "± std over seeds: in-set (test split) and out-of-set (bona fide vs the held-out type).",
+        training_section),
+}
+
+
+def section_text(out: Path, section: Section, rows: list[dict[str, str]]) -> str:
+    intro = [section.intro, ""] if section.intro else []
+    return "\n".join([f"## {section.heading}", "", *intro, section.body(out, rows)])
+
+
 def build_report(out: Path, command: str) -> Path:
     """Rebuild every table and plot from the records and write ``report.md``; ``command`` is
     added to ``commands.txt``, the list of runs that wrote into this folder."""
@@ -253,9 +263,8 @@ def build_report(out: Path, command: str) -> Path:
     if command not in commands:
         commands.append(command)
         commands_file.write_text("\n".join(commands) + "\n")
-    sections = [similarity_section(out), susceptibility_section(out), runtime_section(out),
-                modvid_section(out), training_section(out)]
-    body = "\n".join(section for section in sections if section)
+    body = "\n".join(section_text(out, section, rows) for table, section in SECTIONS.items()
+                     if (rows := read(out, table)))
     report = out / "report.md"
     runs = "\n".join(f"    {line}" for line in commands)
     report.write_text(f"# Evaluation report\n\nProduced by:\n\n{runs}\n\nPer-image records: "

@@ -15,46 +15,44 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from cams.backbones import Backbone, load_backbone
-from cams.bench import timed
-from cams.distributed import barrier, current
-from cams.engine import DEFAULT_METHODS, explain, select_methods
+from cams.engine import applies, as_input_batch, explain, explain_pair, select_methods
 from cams.errors import UserInputError
-from cams.methods import DIFF_BASELINES, METHOD_NAMES
-from cams.metrics import auroc, cam_entropy_nats, mse, nissim, pointing_game
+from cams.methods import DEFAULT_METHODS, DIFF_BASELINES, METHOD_NAMES, METHODS
+from cams.metrics import (
+    auroc,
+    baseline_similarity,
+    cam_entropy_nats,
+    nissim,
+    pointing_game,
+    susceptibility,
+)
+from cams.timing import timed
+from evaluation.config import TABLES, EvaluationConfig
 from evaluation.records import RecordFile, merge_all
-from evaluation.sources import Sample, samples
+from fooling.config import preset
+from fooling.objectives import OBJECTIVES
+from fooling.train import train
+from imagedata.distributed import barrier, current
+from imagedata.items import stack
+from imagedata.sources import Sample, samples
+from imagedata.synthetic import SyntheticDataset
 
-TABLES = ("similarity", "susceptibility", "runtime", "modvid", "training")
-SUSCEPTIBILITY_METHODS = ("GradCAM", "GradCAM++", "EigenCAM", "HiResCAM", "XGradCAM", "ScoreCAM",
-                          *DIFF_BASELINES)
-SIMILARITY_METHODS = tuple(dict.fromkeys([*DIFF_BASELINES.values(), *DIFF_BASELINES]))
-TRAINING_LOSSES = ("baseline", "difference", "perclass", "contrast")
+# Each table's methods, read off the method table.
+SIMILARITY_METHODS = tuple(name for name in METHOD_NAMES
+                           if name in DIFF_BASELINES or name in DIFF_BASELINES.values())
+SUSCEPTIBILITY_METHODS = tuple(name for name, method in METHODS.items() if method.compared)
+# The pointing game scores maps that explain the target: not the false class's ``f``, nor ``t``
+# (GradCAM before its ReLU: the same maximum); their panel, DifferenceSalience, is scored.
+POINTING_METHODS = tuple(name for name, method in METHODS.items()
+                         if method.default and method.class_map not in ("t", "f"))
+# Divisive Decisions' objectives (the training table); "sham" is passive fooling, not one of them.
+TRAINING_LOSSES = tuple(name for name, objective in OBJECTIVES.items() if objective.needs_maps)
 Progress = Callable[[str, int, int | None], None]  # (what, done, total)
-
-
-@dataclass
-class EvaluationConfig:
-    out: Path
-    images: str = "examples"
-    backbones: list[str] = field(default_factory=lambda: ["efficientnet_lite0"])
-    pairs: list[tuple[str, str]] = field(default_factory=list)  # (clean, fooled) registry names
-    methods: list[str] | None = None  # None: each table's own list
-    tables: list[str] = field(default_factory=lambda: list(TABLES))
-    limit: int | None = None
-    epsilon: float = 2 / 255
-    seeds: int = 3
-    holdouts: list[str] = field(default_factory=lambda: ["triangle"])
-    training_steps: int = 600
-    batch: int = 8
-    device: str | None = None
 
 
 def batches(source: Iterator[Sample], size: int) -> Iterator[list[Sample]]:
@@ -69,12 +67,13 @@ def batches(source: Iterator[Sample], size: int) -> Iterator[list[Sample]]:
 
 
 def inputs_of(backbone: Backbone, batch: list[Sample]) -> Tensor:
-    return torch.cat([backbone.preprocess(sample.image) for sample in batch]).to(
-        backbone.device, memory_format=backbone.memory_format)
+    return as_input_batch(backbone, [sample.image for sample in batch])
 
 
 def chosen(config: EvaluationConfig, table_methods: tuple[str, ...], backbone: Backbone) -> list[str]:
-    wanted = [name for name in table_methods if config.methods is None or name in config.methods]
+    """A table's methods that apply to ``backbone``, restricted to ``--methods`` if given."""
+    wanted = [name for name in table_methods if applies(METHODS[name], backbone)
+              and (config.methods is None or name in config.methods)]
     return select_methods(backbone, wanted)
 
 
@@ -94,18 +93,6 @@ def records_of(config: EvaluationConfig, table: str) -> RecordFile:
     return RecordFile(config.out / "records", table)
 
 
-def resolve_weights(name: str, backbone: str) -> str | None:
-    if name == "clean":
-        return None
-    from fooling.registry import find_checkpoint
-    return str(find_checkpoint(name, backbone).weights_path)
-
-
-def checkpoint_backbone(name: str) -> str:
-    from fooling.registry import find_checkpoint
-    return find_checkpoint(name).backbone
-
-
 # --- Similarity ---------------------------------------------------------------------------------
 
 def run_similarity(config: EvaluationConfig, backbone: Backbone, progress: Progress) -> None:
@@ -115,12 +102,10 @@ def run_similarity(config: EvaluationConfig, backbone: Backbone, progress: Progr
     for batch in batches(pending(records, config, (backbone.name,)), config.batch):
         result = explain(backbone, inputs_of(backbone, batch), methods)
         rows = []
-        for name, baseline in DIFF_BASELINES.items():
-            if name in result.maps and baseline in result.maps:
-                values = mse(result.maps[name], result.maps[baseline]).tolist()
-                rows += [{"backbone": backbone.name, "image": sample.id, "method": name,
-                          "baseline": baseline, "mse": value}
-                         for sample, value in zip(batch, values)]
+        for name, values in baseline_similarity(result.maps).items():
+            rows += [{"backbone": backbone.name, "image": sample.id, "method": name,
+                      "baseline": DIFF_BASELINES[name], "mse": value}
+                     for sample, value in zip(batch, values.tolist())]
         records.append(rows)
         done += len(batch)
         progress(f"similarity {backbone.name}", done, None)
@@ -130,33 +115,24 @@ def run_similarity(config: EvaluationConfig, backbone: Backbone, progress: Progr
 
 def run_susceptibility(config: EvaluationConfig, clean_name: str, fooled_name: str,
                        progress: Progress) -> None:
-    backbone_name = checkpoint_backbone(fooled_name)
-    from fooling.registry import find_checkpoint
-    attack_cam = find_checkpoint(fooled_name).metadata.get("recipe", {}).get("cam", "GradCAM")
-    clean = load_backbone(backbone_name, resolve_weights(clean_name, backbone_name), config.device)
-    fooled = load_backbone(backbone_name, resolve_weights(fooled_name, backbone_name),
-                           config.device)
-    if clean.num_classes != fooled.num_classes:
-        raise UserInputError(f"--pairs {clean_name}:{fooled_name}: the checkpoints have "
-                             f"{clean.num_classes} and {fooled.num_classes} classes")
+    fooled = load_backbone(None, fooled_name, config.device)
+    clean = load_backbone(fooled.name, clean_name, config.device)
+    attack_cam = fooled.metadata.get("recipe", {}).get("cam", "GradCAM")
     records = records_of(config, "susceptibility")
     methods = chosen(config, SUSCEPTIBILITY_METHODS, clean)
     done = 0
     for batch in batches(pending(records, config, (clean_name, fooled_name)), config.batch):
-        inputs = inputs_of(clean, batch)
-        a = explain(clean, inputs, methods)
-        b = explain(fooled, inputs, methods, a.targets, a.false_classes)
+        a, b = explain_pair(clean, fooled, inputs_of(clean, batch), methods)
         agree = (a.logits.argmax(1) == b.logits.argmax(1)).tolist()
         rows = []
-        for name in methods:
-            values = mse(a.maps[name], b.maps[name]).tolist()
+        for name, values in susceptibility(a.maps, b.maps).items():
             entropy_a = cam_entropy_nats(a.layer_maps[name]).tolist()
             entropy_b = cam_entropy_nats(b.layer_maps[name]).tolist()
-            rows += [{"backbone": backbone_name, "clean": clean_name, "fooled": fooled_name,
+            rows += [{"backbone": fooled.name, "clean": clean_name, "fooled": fooled_name,
                       "attack_cam": attack_cam, "image": sample.id, "method": name, "mse": value,
                       "entropy_clean": ea, "entropy_fooled": eb, "agree": int(same)}
-                     for sample, value, ea, eb, same in zip(batch, values, entropy_a, entropy_b,
-                                                            agree)]
+                     for sample, value, ea, eb, same in zip(batch, values.tolist(), entropy_a,
+                                                            entropy_b, agree)]
         records.append(rows)
         done += len(batch)
         progress(f"susceptibility {clean_name} vs {fooled_name}", done, None)
@@ -174,9 +150,8 @@ def run_runtime(config: EvaluationConfig, backbone: Backbone, progress: Progress
         return
     batch = list(samples(config.images, config.batch))
     inputs = inputs_of(backbone, batch)
-    panel = select_methods(backbone, [name for name in DEFAULT_METHODS
-                                      if config.methods is None or name in config.methods])
-    measured = chosen(config, tuple(METHOD_NAMES), backbone)
+    panel = chosen(config, DEFAULT_METHODS, backbone)
+    measured = chosen(config, METHOD_NAMES, backbone)
 
     def median_ms(methods: list[str], times: int) -> float:
         explain(backbone, inputs, methods)  # warm-up
@@ -186,7 +161,7 @@ def run_runtime(config: EvaluationConfig, backbone: Backbone, progress: Progress
     panel_ms = median_ms(panel, repeats)
     rows = []
     for index, name in enumerate(measured):
-        times = 1 if name == "ScoreCAM" else repeats
+        times = repeats if METHODS[name].default else 1  # the opt-in ones are the slow ones
         standalone = median_ms([name], times)
         rest = [other for other in panel if other != name]
         marginal = panel_ms - median_ms(rest, repeats) if name in panel and rest else standalone
@@ -203,19 +178,17 @@ def fgsm(backbone: Backbone, inputs: Tensor, labels: Tensor, epsilon: float) -> 
     """Fast Gradient Sign Method (Goodfellow et al. 2015) in pixel space: ``x' = clip(x + ε ·
     sign(∇_x CE(f(x), y)), 0, 1)``, with ``x`` the RGB image in [0, 1] and ``y`` the clean
     prediction; returns the attacked image normalised again for the model."""
-    mean = torch.tensor(backbone.data_config["mean"], device=inputs.device)[:, None, None]
-    std = torch.tensor(backbone.data_config["std"], device=inputs.device)[:, None, None]
-    pixels = (inputs * std + mean).detach().requires_grad_()
+    pixels = backbone.pixels(inputs).detach().requires_grad_()
     with torch.enable_grad():
-        loss = F.cross_entropy(backbone.model((pixels - mean) / std), labels)
+        loss = torch.nn.functional.cross_entropy(backbone.model(backbone.normalise(pixels)),
+                                                 labels)
         gradient, = torch.autograd.grad(loss, pixels)
-    attacked = (pixels + epsilon * gradient.sign()).clamp(0, 1).detach()
-    return ((attacked - mean) / std).contiguous(memory_format=backbone.memory_format)
+    return backbone.normalise((pixels + epsilon * gradient.sign()).clamp(0, 1).detach())
 
 
 def run_modvid(config: EvaluationConfig, backbone: Backbone, progress: Progress) -> None:
     records = records_of(config, "modvid")
-    methods = chosen(config, tuple(name for name in METHOD_NAMES if name != "ScoreCAM"), backbone)
+    methods = chosen(config, DEFAULT_METHODS, backbone)
     epsilon = f"{config.epsilon:.6g}"
     done = 0
     for batch in batches(pending(records, config, (backbone.name, epsilon)), config.batch):
@@ -240,23 +213,20 @@ def run_modvid(config: EvaluationConfig, backbone: Backbone, progress: Progress)
 
 def run_training(config: EvaluationConfig, progress: Progress) -> None:
     """Baseline vs Difference vs Per-class vs Contrast Salience on synthetic:binary, ``seeds``
-    runs each per held-out attack type: in-set (test split) and out-of-set (the held-out type)
-    AUROC, and each gradient CAM's pointing-game hit rate on the in-set test images."""
-    from fooling.data import SyntheticDataset
-    from fooling.train import TrainConfig, train
-
+    runs each per held-out attack type (the ``synthetic`` training preset): in-set (test split)
+    and out-of-set (the held-out type) AUROC, and each CAM's pointing-game hit rate on the in-set
+    test images."""
     runs, pointing = records_of(config, "training"), records_of(config, "pointing")
     jobs = [(loss, seed, holdout) for holdout in config.holdouts for loss in TRAINING_LOSSES
             for seed in range(config.seeds)]
     for index, (loss, seed, holdout) in enumerate(jobs):
         if not current().owns(index) or (loss, str(seed), holdout) in runs.done:
             continue
-        name = f"eval-{loss}-{holdout}-seed{seed}"
-        entry = train(TrainConfig(
-            name=name, backbone="tiny_resnet", init="random", loss=loss, data="synthetic:binary",
-            holdout=holdout, steps=config.training_steps, batch=32, lr=0.05, seed=seed,
-            val_size=64, directory=str(config.out / "training-checkpoints"),
-            device=config.device, command="python -m cams evaluate (training table)"),
+        entry = train(preset(
+            "synthetic", name=f"eval-{loss}-{holdout}-seed{seed}", loss=loss, holdout=holdout,
+            steps=config.training_steps, seed=seed, val_size=64,
+            directory=str(config.out / "training-checkpoints"), device=config.device,
+            command="python -m cams evaluate (training table)"),
             distributed=False)  # one whole run per process: the runs are what is shared out
         model = load_backbone("tiny_resnet", weights=entry.weights_path, device=config.device)
         scores = {}
@@ -275,14 +245,13 @@ def run_training(config: EvaluationConfig, progress: Progress) -> None:
 
 
 def evaluate_split(model: Backbone, dataset, batch: int, with_pointing: bool) -> dict:
-    from fooling.train import normalise, stack
-    methods = select_methods(model, [name for name in DEFAULT_METHODS
-                                     if name not in ("TrueClassCAM", "FalseClassCAM")])
+    methods = select_methods(model, [name for name in POINTING_METHODS
+                                     if applies(METHODS[name], model)])
     scores, labels, correct = [], [], []
     hits: dict[str, list[Tensor]] = {name: [] for name in methods}
     for first in range(0, len(dataset), batch):
         images, truth, masks = stack(dataset, list(range(first, min(first + batch, len(dataset)))))
-        inputs = normalise(model, images)
+        inputs = model.normalise(images)
         truth = truth.to(model.device)
         if with_pointing:  # explain the true class, so the ground-truth mask is the right answer
             result = explain(model, inputs, methods, truth)
@@ -301,6 +270,29 @@ def evaluate_split(model: Backbone, dataset, batch: int, with_pointing: bool) ->
                          for name, values in hits.items() if values}}
 
 
+def planned_tables(config: EvaluationConfig) -> list[str]:
+    """The tables to compute: those named (each must have what it needs), or by default every
+    table that applies (susceptibility only with pairs)."""
+    if config.batch < 1 or (config.limit is not None and config.limit < 1):
+        raise UserInputError("--batch and --limit must be at least 1")
+    if config.tables is None:
+        return [table for table in TABLES if table != "susceptibility" or config.pairs]
+    unknown = [table for table in config.tables if table not in TABLES]
+    if unknown:
+        raise UserInputError(f"unknown table {unknown[0]!r}: choose from {', '.join(TABLES)}")
+    if not config.tables:
+        raise UserInputError(f"choose at least one table of {', '.join(TABLES)}")
+    if "susceptibility" in config.tables and not config.pairs:
+        raise UserInputError("the susceptibility table needs at least one clean:fooled pair: "
+                             "give --pairs CLEAN:FOOLED")
+    per_backbone = [table for table in ("similarity", "runtime", "modvid")
+                    if table in config.tables]
+    if per_backbone and not config.backbones:
+        raise UserInputError(f"the {per_backbone[0]} table needs at least one backbone: give "
+                             "--backbones")
+    return [table for table in TABLES if table in config.tables]
+
+
 def run_all(config: EvaluationConfig, progress: Progress | None = None) -> None:
     """Every requested table, backbone and pair; rows land in ``OUT/records`` as computed.
 
@@ -310,27 +302,26 @@ def run_all(config: EvaluationConfig, progress: Progress | None = None) -> None:
     """
     process = current()
     progress = progress if progress and process.main else (lambda what, done, total: None)
-    unknown = [table for table in config.tables if table not in TABLES]
-    if unknown:
-        raise UserInputError(f"unknown table {unknown[0]!r}: choose from {', '.join(TABLES)}")
+    tables = planned_tables(config)
     config.out.mkdir(parents=True, exist_ok=True)
-    sharded = [table for table in ("similarity", "modvid") if table in config.tables]
+    sharded = {"similarity": run_similarity, "modvid": run_modvid}
+    per_image = [table for table in sharded if table in tables]
     timed_later: dict[str, Backbone] = {}  # kept for the run-time table: each loaded once
-    for name in config.backbones if sharded else []:
+    for name in config.backbones if per_image else []:
         backbone = load_backbone(name, device=config.device)
-        for table in sharded:
-            {"similarity": run_similarity, "modvid": run_modvid}[table](config, backbone, progress)
-        if "runtime" in config.tables:
+        for table in per_image:
+            sharded[table](config, backbone, progress)
+        if "runtime" in tables:
             timed_later[name] = backbone
-    if "susceptibility" in config.tables:
+    if "susceptibility" in tables:
         for clean_name, fooled_name in config.pairs:
             run_susceptibility(config, clean_name, fooled_name, progress)
-    if "training" in config.tables:
+    if "training" in tables:
         run_training(config, progress)
     barrier()
     if not process.main:
         return
     merge_all(config.out / "records")
-    for name in config.backbones if "runtime" in config.tables else []:
+    for name in config.backbones if "runtime" in tables else []:
         backbone = timed_later.get(name) or load_backbone(name, device=config.device)
         run_runtime(config, backbone, progress)

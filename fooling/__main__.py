@@ -1,3 +1,12 @@
-from fooling.cli import main
+"""``python -m fooling sham|train|list|check|bench`` (``bench`` is the benchmarks' command: a
+command line gathers what sits above it)."""
 
-raise SystemExit(main())
+import sys
+
+from benchmarks.cli import add_training_commands
+from cams.cli import run_command_line
+from fooling.cli import __doc__ as description
+from fooling.cli import add_commands
+
+sys.exit(run_command_line("python -m fooling", description.splitlines()[0],
+                          [add_commands, add_training_commands]))

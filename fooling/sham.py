@@ -58,13 +58,6 @@ def sham_mask(height: int, width: int, entropy_nats: float = DEFAULT_ENTROPY_NAT
     return mask
 
 
-def mask_entropy_nats(mask: Tensor) -> float:
-    """``−Σ p ln p`` with ``p = mask / Σ mask``: ln(n_on) for a binary mask (SPEC, Metrics)."""
-    p = mask.flatten().double()
-    p = p[p > 0] / p.sum()
-    return float(-(p * p.log()).sum())
-
-
 def parse_size(text: str) -> tuple[int, int]:
     """``"7x7"`` (or ``7×7``, or ``7``) → (7, 7)."""
     parts = text.lower().replace("×", "x").split("x")

@@ -1,7 +1,7 @@
 """Fine-tune a backbone with a salience objective: passive fooling (SHAM) or salience-guided training.
 
 One step: a batch → the CAM the loss supervises (``--cam``, differentiable, from the engine's one
-definition) for the true class ``t`` and the mean rival ``f`` → ``fooling.losses`` → SGD. The data
+definition) for the true class ``t`` and the mean rival ``f`` → ``fooling.objectives`` → SGD. The data
 order is a pure function of (seed, step), so a run is reproducible and resumes exactly where it
 stopped. BatchNorm statistics stay frozen when starting from trained weights (predictions are
 kept); validation runs at the end of every epoch (and at ``--val-every`` steps) and its numbers go
@@ -21,8 +21,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import shlex
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -32,171 +30,25 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset, Subset
 
-from cams.backbones import DEFAULT_BACKBONE, RANDOM_WEIGHTS, Backbone, load_backbone
-from cams.distributed import Process, average, current, gather
-from cams.engine import layer_cams, true_false_maps
+from cams.backbones import CLEAN_WEIGHTS, RANDOM_WEIGHTS, Backbone, load_backbone
+from cams.checkpoints import Checkpoint, atomic_write, check_name, checkpoint_dir, save_checkpoint
+from cams.engine import gradient_method, layer_cams, true_false_maps
 from cams.errors import UserInputError
-from cams.methods import GRADIENT_METHODS, display_maps, minmax
-from cams.metrics import auroc, cam_entropy_nats, pointing_game
-from fooling.data import (
-    NO_MASK,
-    FolderDataset,
-    PhotoCrops,
-    SyntheticDataset,
-    bundled_photos,
-    seeded_generator,
-)
-from fooling.losses import LOSSES, LossWeights, check_weights, map_mse, resize_salience, salience_loss
-from fooling.registry import (
-    Checkpoint,
-    atomic_write,
-    check_name,
-    checkpoint_dir,
-    find_checkpoint,
-    save_checkpoint,
-)
-from fooling.sham import DEFAULT_ENTROPY_NATS, sham_mask
+from cams.methods import display_maps, minmax
+from cams.metrics import auroc, cam_entropy_nats, mse, pointing_game, prediction_agreement
+from fooling.config import TrainConfig, objective_of
+from fooling.objectives import Objective, salience_loss
+from imagedata.distributed import Process, average, current, gather
+from imagedata.items import has_masks, stack
+from imagedata.order import batch_indices
+from imagedata.training import TrainingData, training_data
 
-CLEAN_INIT = "clean"
-SYNTHETIC_PREFIX = "synthetic:"
-PHOTOS = "photos"
 ProgressCallback = Callable[[dict[str, Any]], None]
 
 
 class TrainingCancelled(Exception):
     """Raised when a run is cancelled; its state is saved, ``--resume`` continues it."""
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a run (recorded in the checkpoint's metadata as its recipe)."""
-
-    name: str
-    backbone: str = DEFAULT_BACKBONE
-    init: str = CLEAN_INIT  # clean (pretrained) | random | a registry checkpoint | a .safetensors
-    loss: str = "sham"
-    data: str = "synthetic:binary"  # synthetic:binary | synthetic:7class | photos | a folder
-    salience: str | None = None  # folder of salience maps parallel to a data folder
-    skip_missing_salience: bool = False
-    holdout: str | None = None  # synthetic:binary's held-out attack type
-    steps: int | None = None
-    epochs: float | None = None
-    batch: int = 16
-    size: int | None = None  # input side in pixels (default: the backbone's)
-    lr: float = 0.002
-    momentum: float = 0.9
-    seed: int = 0
-    cam: str = "GradCAM"
-    alpha: float | None = None
-    beta: float | None = None
-    gamma: float | None = None
-    objective: str = "auto"  # ce | kl | auto (KL to the starting model when unlabelled)
-    entropy_nats: float = DEFAULT_ENTROPY_NATS
-    train_stages: int = 0  # train only the last N stages (and the head); 0 = everything
-    freeze_bn: bool | None = None  # default: frozen unless the weights start random
-    feature_weight: float = 0.0  # + λ·MSE(pooled features, the starting model's): keeps predictions
-    val_size: int = 256
-    val_every: int | None = None
-    save_every: int = 50
-    half: bool = False
-    device: str | None = None
-    directory: str | None = None  # the registry folder to save into (default: checkpoint_dir())
-    command: str = field(default_factory=lambda: shlex.join([Path(sys.executable).name,
-                                                             *sys.argv]))  # as launched
-
-    def weights(self) -> LossWeights:
-        default = LossWeights.default("baseline" if self.loss == "sham" else self.loss)
-        return check_weights(LossWeights(
-            default.alpha if self.alpha is None else self.alpha,
-            default.beta if self.beta is None else self.beta,
-            default.gamma if self.gamma is None else self.gamma))
-
-
-@dataclass
-class TrainingData:
-    train: Dataset
-    val: Dataset
-    class_names: list[str]
-    labelled: bool
-    has_masks: bool
-    size: int
-
-
-def make_data(config: TrainConfig, default_size: int) -> TrainingData:
-    """The training and validation sets named by ``config.data``."""
-    spec = config.data
-    if spec.startswith(SYNTHETIC_PREFIX):
-        task = spec.removeprefix(SYNTHETIC_PREFIX)
-        size = config.size or default_size
-        train = SyntheticDataset(task, "train", size, config.seed, config.holdout)
-        val = SyntheticDataset(task, "val", size, config.seed, config.holdout,
-                               length=config.val_size)
-        return TrainingData(train, val, train.class_names, True, True, size)
-    if spec == PHOTOS:
-        size = config.size or default_size
-        train = PhotoCrops(bundled_photos(), size, config.seed)
-        # Validation: plain crops of photos never trained on (no mosaics or mixes).
-        val = PhotoCrops(bundled_photos(held_out=True), size, config.seed + 1,
-                         length=config.val_size, mosaics=False)
-        return TrainingData(train, val, [], False, False, size)
-    root = Path(spec)
-    size = config.size or default_size
-    salience = Path(config.salience) if config.salience else None
-    if (root / "train").is_dir() and (root / "val").is_dir():
-        def folder(part: str) -> FolderDataset:
-            return FolderDataset(root / part, salience / part if salience else None, size,
-                                 config.skip_missing_salience)
-        train, val = folder("train"), folder("val")
-        names = train.class_names
-    else:  # one tree: a seeded 10 % of it validates
-        whole = FolderDataset(root, salience, size, config.skip_missing_salience)
-        order = torch.randperm(len(whole), generator=seeded_generator(config.seed, "split"))
-        cut = max(1, len(whole) // 10) if len(whole) > 1 else 0
-        train, val = Subset(whole, order[cut:].tolist()), Subset(whole, order[:cut].tolist())
-        names = whole.class_names
-    return TrainingData(train, val, names, True, salience is not None, size)
-
-
-def stack(dataset: Dataset, indices: list[int]) -> tuple[Tensor, Tensor, Tensor]:
-    images, labels, masks = zip(*(dataset[i] for i in indices))
-    return torch.stack(images), torch.tensor(labels), torch.stack(masks)
-
-
-def batch_indices(length: int, batch: int, step: int, seed: int) -> list[int]:
-    """The dataset indices of batch ``step``: a fresh seeded permutation per epoch."""
-    indices = []
-    for position in range(step * batch, (step + 1) * batch):
-        epoch, offset = divmod(position, length)
-        indices.append(int(epoch_order(length, seed, epoch)[offset]))
-    return indices
-
-
-_ORDERS: dict[tuple[int, int, int], Tensor] = {}
-
-
-def epoch_order(length: int, seed: int, epoch: int) -> Tensor:
-    key = (length, seed, epoch)
-    if key not in _ORDERS:
-        _ORDERS.clear()  # one epoch's order at a time
-        _ORDERS[key] = torch.randperm(length, generator=seeded_generator(seed, "epoch", epoch))
-    return _ORDERS[key]
-
-
-def normalise(backbone: Backbone, images: Tensor) -> Tensor:
-    """[0, 1] RGB → the backbone's normalised input, on its device and memory format."""
-    mean = torch.tensor(backbone.data_config["mean"])[:, None, None]
-    std = torch.tensor(backbone.data_config["std"])[:, None, None]
-    return ((images - mean) / std).to(backbone.device, memory_format=backbone.memory_format)
-
-
-def init_weights(config: TrainConfig) -> str | None:
-    if config.init == CLEAN_INIT:
-        return None
-    if config.init == RANDOM_WEIGHTS or config.init.endswith(".safetensors"):
-        return config.init
-    return str(find_checkpoint(config.init, config.backbone).weights_path)
 
 
 def freeze_early_stages(model: torch.nn.Module, stages: int) -> None:
@@ -227,8 +79,8 @@ class TrainingForward(torch.nn.Module):
 
 @dataclass
 class Run:
-    """A run in progress: the model being trained, its frozen starting copy, the optimizer, and
-    this process's place among the run's processes."""
+    """A run in progress: the model being trained, its frozen starting copy, the optimizer, the
+    objective's row, and this process's place among the run's processes."""
 
     config: TrainConfig
     backbone: Backbone
@@ -238,32 +90,32 @@ class Run:
     total_steps: int
     freeze_bn: bool
     forward: torch.nn.Module  # TrainingForward, wrapped in DDP when there are several processes
+    objective: Objective
     process: Process = field(default_factory=Process)
     step: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
-    def objective(self) -> str:
+    def classification(self) -> str:
+        """The classification term: ``ce`` (labels) or ``kl`` (to the starting model)."""
         if self.config.objective == "auto":
             return "ce" if self.data.labelled else "kl"
         return self.config.objective
 
     def target_salience(self, masks: Tensor, layer_size: tuple[int, int]) -> Tensor:
-        """h at layer resolution: the SHAM for passive fooling, else the data's maps."""
-        if self.config.loss == "sham":
-            sham = sham_mask(*layer_size, self.config.entropy_nats)
-            return sham.to(self.backbone.device).expand(len(masks), *layer_size)
-        return resize_salience(masks.to(self.backbone.device), layer_size)
+        """h at layer resolution, as the objective defines it (the data's maps, or the SHAM)."""
+        return self.objective.salience(masks.to(self.backbone.device), layer_size,
+                                       self.config.entropy_nats)
 
     def train_step(self) -> dict[str, float]:
         config, backbone = self.config, self.backbone
         indices = batch_indices(len(self.data.train), config.batch, self.step, config.seed)
         images, labels, masks = stack(self.data.train, indices[self.process.rank::self.process.world])
-        inputs = normalise(backbone, images)
+        inputs = backbone.normalise(images)
         labels = labels.to(backbone.device)
         backbone.model.train(not self.freeze_bn)
         start_logits = start_pooled = None
-        if self.objective == "kl" or config.feature_weight or not self.data.labelled:
+        if self.classification == "kl" or config.feature_weight or not self.data.labelled:
             with torch.no_grad():
                 start_features = self.start.forward_features(inputs)
                 start_logits = self.start.forward_head(start_features)
@@ -272,9 +124,9 @@ class Run:
         t, f, logits, activations = self.forward(inputs, targets)
         h = self.target_salience(masks, tuple(t.shape[-2:]))
         loss, parts = salience_loss(
-            "baseline" if config.loss == "sham" else config.loss, logits, t, f, h,
-            config.weights(), labels=labels if self.objective == "ce" else None,
-            clean_logits=start_logits if self.objective == "kl" else None)
+            self.objective, logits, t, f, h, config.weights(),
+            labels=labels if self.classification == "ce" else None,
+            clean_logits=start_logits if self.classification == "kl" else None)
         if config.feature_weight:
             feature_term = (activations.mean(dim=(2, 3)) - start_pooled).square().mean()
             loss = loss + config.feature_weight * feature_term
@@ -302,29 +154,27 @@ class Run:
         for first in range(0, len(own), config.batch):
             indices = own[first:first + config.batch]
             images, labels, masks = stack(self.data.val, indices)
-            inputs = normalise(backbone, images)
+            inputs = backbone.normalise(images)
             start_logits = self.start(inputs)
             targets = labels.to(backbone.device) if self.data.labelled else start_logits.argmax(1)
-            maps, logits, _, _ = layer_cams(backbone, inputs, [config.cam], targets)
-            cam = maps[config.cam]
+            result = layer_cams(backbone, inputs, [config.cam], targets)
+            cam, logits = result.maps[config.cam], result.logits
             predictions = logits.argmax(dim=1)
-            start_probabilities = start_logits.softmax(dim=1)
-            start_top1 = start_probabilities.argmax(dim=1)
-            agree.append(predictions == start_top1)
+            agreement = prediction_agreement(start_logits, logits)
+            agree.append(agreement["agreement"])
             # Where the starting model was sure (p ≥ 0.5), and whether its top-1 stays in the top-5.
-            confident.append((predictions == start_top1)[start_probabilities.amax(dim=1) >= 0.5])
-            top_k = logits.topk(min(5, logits.shape[1]), dim=1).indices
-            top5.append((top_k == start_top1[:, None]).any(dim=1))
+            confident.append(agreement["agreement"][agreement["reference_sure"]])
+            top5.append(agreement["reference_top1_in_top_k"])
             if self.data.labelled:
                 correct.append(predictions == targets)
                 scores.append(logits.softmax(dim=1)[:, -1])
                 truths.append(targets)
             entropy.append(cam_entropy_nats(cam))
-            has_masks = bool((masks != NO_MASK).all())
-            if config.loss == "sham" or has_masks:
+            # h exists where the objective makes its own (the SHAM) or the data brings maps.
+            if not self.objective.needs_maps or has_masks(masks):
                 h = self.target_salience(masks, tuple(cam.shape[-2:]))
-                salience_mse.append(map_mse(h, minmax(cam)))
-            if has_masks:
+                salience_mse.append(mse(h, minmax(cam)))
+            if has_masks(masks):
                 upsampled = display_maps(cam, tuple(inputs.shape[-2:]))
                 hits.append(pointing_game(upsampled, masks.to(upsampled.device)))
             counted += len(indices)
@@ -419,11 +269,8 @@ def prepare(config: TrainConfig, distributed: bool = True) -> Run:
     if config.batch % process.world:
         raise UserInputError(f"--batch {config.batch} is the global batch: make it a multiple of "
                              f"the {process.world} processes")
-    if config.loss not in LOSSES:
-        raise UserInputError(f"unknown loss {config.loss!r}: choose one of {', '.join(LOSSES)}")
-    if config.cam not in GRADIENT_METHODS:
-        raise UserInputError(f"--cam {config.cam!r} is not a gradient method: choose one of "
-                             f"{', '.join(GRADIENT_METHODS)}")
+    objective = objective_of(config)
+    gradient_method(config.cam)
     if config.batch < 1 or config.lr <= 0:
         raise UserInputError("--batch must be at least 1 and --lr positive")
     try:
@@ -432,15 +279,17 @@ def prepare(config: TrainConfig, distributed: bool = True) -> Run:
         raise UserInputError(str(error)) from error
     torch.manual_seed(config.seed)
     try:
-        backbone = load_backbone(config.backbone, weights=init_weights(config),
-                                 device=config.device)
+        backbone = load_backbone(config.backbone, config.init, config.device)
     except UserInputError as error:
-        if config.init != CLEAN_INIT:
+        if config.init != CLEAN_WEIGHTS:
             raise
         raise UserInputError(f"{str(error).split(':')[0]}: train from --init random or "
                              "--init CHECKPOINT (a registry name or a .safetensors)") from error
-    data = make_data(config, backbone.input_size[0])
-    if config.loss != "sham" and not data.has_masks:
+    data = training_data(config.data, config.size or backbone.input_size[0], config.seed,
+                         val_size=config.val_size, holdout=config.holdout,
+                         salience=config.salience,
+                         skip_missing_salience=config.skip_missing_salience)
+    if objective.needs_maps and not data.has_masks:
         raise UserInputError(f"the {config.loss} loss needs salience maps: give --salience DIR "
                              "(or use synthetic data, or --loss sham)")
     if not data.labelled and config.objective == "ce":
@@ -471,7 +320,8 @@ def prepare(config: TrainConfig, distributed: bool = True) -> Run:
     if process.world > 1:
         from torch.nn.parallel import DistributedDataParallel
         forward = DistributedDataParallel(forward, device_ids=[backbone.device] if on_gpu else None)
-    return Run(config, backbone, start, data, optimizer, total, freeze_bn, forward, process)
+    return Run(config, backbone, start, data, optimizer, total, freeze_bn, forward, objective,
+               process)
 
 
 def revalidate(entry: Checkpoint, device: str | None = None) -> dict[str, float]:
@@ -497,7 +347,8 @@ def metadata(run: Run, seconds: float) -> dict[str, Any]:
         "data_config": {key: backbone.data_config[key]
                         for key in ("input_size", "mean", "std", "crop_pct")
                         if key in backbone.data_config},
-        "recipe": {**recipe(run.config), "steps": run.total_steps, "objective": run.objective,
+        "recipe": {**recipe(run.config), "steps": run.total_steps,
+                   "objective": run.classification,
                    "weights": asdict(run.config.weights()), "freeze_bn": run.freeze_bn},
         "command": run.config.command,
         "metrics": run.history[-1] if run.history else {},

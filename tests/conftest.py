@@ -15,7 +15,7 @@ from PIL import Image
 from skimage import data
 
 from cams import load_backbone
-from fooling.registry import save_checkpoint
+from cams.checkpoints import save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 # The engine's fixtures run on the CPU (as in CI); CAMS_TEST_DEVICE=cuda runs them on a GPU.

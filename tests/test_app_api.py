@@ -14,7 +14,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 from safetensors.torch import save_file
 
-from cams.engine import DEFAULT_METHODS
+from cams.methods import DEFAULT_METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
 

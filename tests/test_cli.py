@@ -14,8 +14,8 @@ from safetensors.torch import save_file
 
 from cams import explain
 from cams.cli import main
-from cams.engine import DEFAULT_METHODS
 from cams.images import example_image
+from cams.methods import DEFAULT_METHODS
 
 
 def run(capsys, *argv):

@@ -11,9 +11,9 @@ import torch
 from scipy import stats
 
 from cams import load_backbone
-from cams.compare import TABLE_COLUMNS, compare_checkpoints
 from cams.errors import UserInputError
 from cams.methods import DIFF_BASELINES
+from studio.comparison import TABLE_COLUMNS, compare_checkpoints
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 Each reference map is computed by grad-cam itself: its own hooks, one full forward and backward
 per method, numpy normalization and cv2 resizing. DiffGradCAM(++) there is GradCAM(++) with a
 target callable that returns the difference logit, written out from its definition
-(``cams.reference.DifferenceTarget``), not from our cotangents.
+(``benchmarks.reference.DifferenceTarget``), not from our cotangents.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from pytorch_grad_cam.utils.image import scale_cam_image
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
 
+from benchmarks.reference import reference_classes, reference_map
 from cams import explain
-from cams.reference import reference_classes, reference_map
 
 TOLERANCE = 1e-3
 

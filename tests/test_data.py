@@ -1,4 +1,4 @@
-"""Training data: the synthetic ground-truth domain, ImageFolder + salience folders, photo crops."""
+"""The data layer: the synthetic ground-truth domain, ImageFolder + salience folders, photo crops."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import torch
 from PIL import Image
 
 from cams.errors import UserInputError
-from fooling.data import FolderDataset, PhotoCrops, SyntheticDataset, bundled_photos
+from imagedata.folders import FolderDataset
+from imagedata.photos import PhotoCrops, bundled_photos
+from imagedata.synthetic import SyntheticDataset
 
 
 def test_synthetic_is_deterministic_by_seed_and_balanced():
@@ -26,7 +28,8 @@ def test_synthetic_is_deterministic_by_seed_and_balanced():
 
 def test_the_mask_is_where_the_pattern_was_drawn():
     """Redraw the same sample's background alone: pixels differ only inside the mask."""
-    from fooling.data import clutter, seeded_generator
+    from imagedata.order import seeded_generator
+    from imagedata.synthetic import clutter
 
     dataset = SyntheticDataset("7class", "test", 64, seed=0)
     image, _, mask = dataset[11]

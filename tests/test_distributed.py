@@ -177,5 +177,5 @@ def test_a_two_process_run_resumes_in_one_process(tmp_path):
 
 
 def resume_paths_for(folder: Path) -> Path:
-    from fooling.train import TrainConfig
+    from fooling.config import TrainConfig
     return resume_paths(TrainConfig(name="ddp", directory=str(folder)))[1]

@@ -11,9 +11,8 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from cams import explain, load_backbone
-from cams.engine import DEFAULT_METHODS
 from cams.errors import UserInputError
-from cams.methods import minmax
+from cams.methods import DEFAULT_METHODS, minmax
 
 
 def hand_normalised(layer_map: torch.Tensor, size) -> torch.Tensor:

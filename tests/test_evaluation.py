@@ -13,14 +13,15 @@ from scipy import stats
 from skimage.metrics import structural_similarity
 from torch import nn
 
+from benchmarks.reference import reference_map
 from cams.backbones import Backbone
+from cams.checkpoints import CHECKPOINTS_ENV, save_checkpoint
 from cams.errors import UserInputError
-from cams.reference import reference_map
+from evaluation.config import EvaluationConfig
 from evaluation.records import RecordFile
 from evaluation.report import build_report, p_value
-from evaluation.run import EvaluationConfig, fgsm, run_all
-from evaluation.sources import samples
-from fooling.registry import CHECKPOINTS_ENV, save_checkpoint
+from evaluation.run import fgsm, run_all
+from imagedata.sources import samples
 
 
 def rows(out, table):

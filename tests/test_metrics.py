@@ -90,7 +90,7 @@ def test_mod_and_vid_are_mean_and_variance_of_nissim(maps):
     a, b = maps
     values = np.array([(1 - structural_similarity(x, y, data_range=1.0)) / 2 for x, y in
                        zip(a.double().numpy(), b.double().numpy())])
-    result = mod_vid(a, b)
+    result = mod_vid(nissim(a, b))
     assert math.isclose(result.mod, values.mean(), rel_tol=1e-5)
     assert math.isclose(result.vid, values.var(), rel_tol=1e-4)
     assert math.isclose(result.vid_std, values.std(), rel_tol=1e-4) and result.count == 3

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from cams.backbones import load_backbone
+from cams.checkpoints import SHIPPED_DIR, list_checkpoints
 from fooling.check import RECORDED_CROPS, crop_records
-from fooling.registry import SHIPPED_DIR, list_checkpoints
 from fooling.train import revalidate
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"

@@ -14,8 +14,10 @@ from safetensors.torch import load_file
 from torch.utils.data import Subset
 
 from cams.backbones import load_backbone
-from fooling.registry import CHECKPOINTS_ENV
-from fooling.train import TrainConfig, TrainingCancelled, prepare, stack, train
+from cams.checkpoints import CHECKPOINTS_ENV
+from fooling.config import TrainConfig
+from fooling.train import TrainingCancelled, prepare, train
+from imagedata.items import stack
 
 
 @pytest.fixture(autouse=True)
@@ -40,13 +42,12 @@ def test_training_steps_lower_the_objective_on_a_fixed_batch():
 
     def objective() -> float:
         from cams.engine import true_false_maps
-        from fooling.losses import salience_loss
-        from fooling.train import normalise
+        from fooling.objectives import salience_loss
         run.backbone.model.train()
-        t, f, logits, _ = true_false_maps(run.backbone, normalise(run.backbone, images),
+        t, f, logits, _ = true_false_maps(run.backbone, run.backbone.normalise(images),
                                           "GradCAM", labels)
         h = run.target_salience(masks, tuple(t.shape[-2:]))
-        return float(salience_loss("baseline", logits, t, f, h, labels=labels)[0].detach())
+        return float(salience_loss(run.objective, logits, t, f, h, labels=labels)[0].detach())
 
     before = objective()
     for _ in range(40):

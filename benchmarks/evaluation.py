@@ -16,17 +16,12 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.measure import peak_rss_mb, status_mb
 from cams.backbones import REGISTRY, Backbone, load_backbone
-from cams.bench import peak_rss_mb, status_mb
-from evaluation.run import (
-    EvaluationConfig,
-    batches,
-    checkpoint_backbone,
-    inputs_of,
-    resolve_weights,
-    run_similarity,
-)
-from evaluation.sources import samples
+from evaluation.config import EvaluationConfig
+from evaluation.records import RecordFile
+from evaluation.run import batches, inputs_of, run_similarity
+from imagedata.sources import samples
 
 
 def similarity_throughput(images: str = "crops:64", backbone_name: str = "efficientnet_lite0",
@@ -60,11 +55,10 @@ def similarity_throughput(images: str = "crops:64", backbone_name: str = "effici
 
 
 def load_named(name: str, device: str | None) -> Backbone:
-    """A backbone by name, or a registry checkpoint by name (e.g. the shipped synthetic ones)."""
-    if name in REGISTRY:
-        return load_backbone(name, device=device)
-    backbone = checkpoint_backbone(name)
-    return load_backbone(backbone, resolve_weights(name, backbone), device)
+    """A backbone by name with its pretrained weights, or a registry checkpoint by name (e.g. the
+    shipped synthetic ones)."""
+    return load_backbone(name, device=device) if name in REGISTRY else load_backbone(
+        None, name, device)
 
 
 def similarity_memory(images: str = "synthetic:binary:50000",
@@ -73,8 +67,6 @@ def similarity_memory(images: str = "synthetic:binary:50000",
     """Resident memory while the similarity table runs over many images: it must stay flat
     (rows go to disk as they are computed; images are read one batch at a time).
     ``backbone_name`` may also name a registry checkpoint."""
-    from evaluation.records import RecordFile
-
     backbone = load_named(backbone_name, device)
     out = Path(tempfile.mkdtemp(prefix="cams-memory-"))
     trace: list[tuple[int, float]] = [(0, status_mb("VmRSS"))]

@@ -1,4 +1,5 @@
-"""What the app's Evaluate tab does: run the suite on the page's choices, return the report."""
+"""The Evaluate tab: run the evaluation on the page's choices (the CLI's ``EvaluationConfig``),
+return the report."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from cams.backbones import REGISTRY, weights_available_offline
+from cams.backbones import CLEAN_WEIGHTS, RANDOM_WEIGHTS, REGISTRY, weights_available_offline
+from cams.checkpoints import list_checkpoints
 from cams.errors import UserInputError
+from evaluation.config import TABLES, EvaluationConfig, parse_pairs
 from evaluation.report import build_report
-from evaluation.run import TABLES, EvaluationConfig, run_all
-from fooling.registry import list_checkpoints
+from evaluation.run import run_all
 
 IMAGE_SOURCES = ("examples", "photos", "crops:50", "synthetic:binary:200", "a server folder")
 
@@ -26,10 +28,10 @@ def pair_options() -> list[str]:
     "START:NAME" for checkpoints trained from another registry checkpoint."""
     options = []
     for entry in list_checkpoints()[0]:
-        start = entry.metadata.get("recipe", {}).get("init", "clean")
-        if start == "clean" and not weights_available_offline(entry.backbone):
+        start = entry.metadata.get("recipe", {}).get("init", CLEAN_WEIGHTS)
+        if start == CLEAN_WEIGHTS and not weights_available_offline(entry.backbone):
             continue
-        if start not in ("random",) and not start.endswith(".safetensors"):
+        if start != RANDOM_WEIGHTS and not start.endswith(".safetensors"):
             options.append(f"{start}:{entry.name}")
     return options
 
@@ -42,17 +44,10 @@ def evaluate_from_page(source: str, folder: str | None, backbones: list[str], pa
     images = (folder or "").strip() if source == "a server folder" else source
     if not images:
         raise UserInputError("give the server folder of images")
-    if not tables:
-        raise UserInputError("choose at least one table")
-    if "susceptibility" in tables and not pairs:
-        raise UserInputError("the susceptibility table needs at least one clean:fooled pair")
-    if any(table in tables for table in ("similarity", "runtime", "modvid")) and not backbones:
-        raise UserInputError("choose at least one backbone")
     out = Path(tempfile.mkdtemp(prefix="cams-eval-")) / "report"
     config = EvaluationConfig(
-        out=out, images=images, backbones=list(backbones),
-        pairs=[tuple(pair.split(":", 1)) for pair in pairs], tables=[t for t in TABLES
-                                                                       if t in tables],
+        out=out, images=images, backbones=list(backbones), pairs=parse_pairs(",".join(pairs)),
+        tables=[table for table in TABLES if table in tables],
         limit=int(limit) if limit else None, seeds=int(seeds), training_steps=int(training_steps))
     started = time.perf_counter()
 

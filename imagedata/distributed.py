@@ -1,4 +1,7 @@
-"""Running under ``torchrun``: which process this is, and PyTorch's process group.
+"""Running under ``torchrun``: which process handles which images, and PyTorch's process group.
+
+It sits in the data layer as ``torch.utils.data.DistributedSampler`` does in PyTorch's: the
+split of the work is a split of the data (item i is process ``i mod N``'s).
 
 ``torchrun --nproc_per_node N [--nnodes M ...] -m fooling train ...`` (or ``-m cams evaluate``)
 starts N processes per machine with ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` set; ``join``

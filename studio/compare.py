@@ -1,4 +1,4 @@
-"""What the app and its API do per request: load checkpoints (cached), compare, write downloads.
+"""The Compare tab: per request, load checkpoints (cached), compare, write the downloads.
 
 ``app.py`` only builds the page and wires its events here; the same functions serve the API
 (``api_name="explain"``) and the tests. Every user mistake raises ``UserInputError`` with a
@@ -16,15 +16,22 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cams.backbones import REGISTRY, Backbone, load_backbone, parse_class, weights_available_offline
-from cams.compare import Comparison, compare_checkpoints
-from cams.engine import DEFAULT_METHODS
+from cams.backbones import (
+    CLEAN_WEIGHTS,
+    REGISTRY,
+    Backbone,
+    load_backbone,
+    parse_class,
+    weights_available_offline,
+)
+from cams.checkpoints import list_checkpoints
+from cams.engine import applies
 from cams.errors import UserInputError
 from cams.images import EXAMPLES, example_image, load_image
-from fooling.data import SYNTHETIC_EXAMPLE_PREFIX, synthetic_example, synthetic_examples
-from fooling.registry import find_checkpoint, list_checkpoints
+from cams.methods import METHODS
+from imagedata.synthetic import SYNTHETIC_EXAMPLE_PREFIX, synthetic_example, synthetic_examples
+from studio.comparison import Comparison, compare_checkpoints
 
-CLEAN = "clean"
 NONE = "none"
 CACHE_SIZE = 3  # backbones (with their checkpoints) kept in memory at once
 
@@ -42,8 +49,10 @@ class BackboneCache:
         self._lock = threading.Lock()
         self._loading: dict[tuple[str, str], threading.Lock] = {}
 
-    def get(self, name: str, weights: str | None) -> Backbone:
-        key = (name, weights or CLEAN)
+    def get(self, name: str, weights: str | None, upload: bool = False) -> Backbone:
+        """Backbone ``name`` with ``weights``: "clean" or a registry name, or with ``upload`` the
+        path of an uploaded file (a picker's value is never read as a path)."""
+        key = (name, weights or CLEAN_WEIGHTS)
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
@@ -54,7 +63,7 @@ class BackboneCache:
                 if key in self._items:
                     return self._items[key]
             try:
-                backbone = load_backbone(name, weights=weights)
+                backbone = load_backbone(name, weights, files=upload)
             finally:
                 with self._lock:
                     self._loading.pop(key, None)
@@ -89,21 +98,18 @@ def checkpoint_choices(backbone: str, allow_none: bool = False) -> list[tuple[st
     """(label, value) for a checkpoint picker: [none,] clean, then the registry's checkpoints of
     ``backbone`` (read afresh, so a newly trained one appears without a restart)."""
     choices = [("none", NONE)] if allow_none else []
-    choices.append(("clean (pretrained)", CLEAN))
+    choices.append(("clean (pretrained)", CLEAN_WEIGHTS))
     return choices + [(entry.label, entry.name) for entry in list_checkpoints(backbone)[0]]
 
 
-def checkpoint_path(choice: str | None, upload: str | None, backbone: str) -> str | None:
-    """The weights file for a picker: an uploaded file wins, "clean" means pretrained (None),
-    anything else must be the name of a registry checkpoint of ``backbone`` (never a path: a
-    request cannot make the app read an arbitrary file)."""
+def checkpoint_weights(choice: str | None, upload: str | None) -> tuple[str, bool]:
+    """What a picker asks for, and whether it is an upload: an uploaded ``.safetensors`` wins;
+    otherwise the picker's value, "clean" or a registry checkpoint name."""
     if upload:
         if not str(upload).endswith(".safetensors"):
             raise UserInputError("a checkpoint upload must be a .safetensors file")
-        return str(upload)
-    if choice in (None, "", CLEAN):
-        return None
-    return str(find_checkpoint(choice, backbone).weights_path)
+        return str(upload), True
+    return choice or CLEAN_WEIGHTS, False
 
 
 @dataclass
@@ -178,16 +184,15 @@ def run_compare(cache: BackboneCache, image, example: str | None, backbone_name:
     picture, stem = resolve_image(image, example)
     if backbone_name not in REGISTRY and not list_checkpoints(backbone_name)[0]:
         raise UserInputError(f"unknown backbone {backbone_name!r}: pick one from the list")
-    backbones = [cache.get(backbone_name, checkpoint_path(checkpoint_a, upload_a, backbone_name))]
-    labels = [f"A: {Path(upload_a).name if upload_a else checkpoint_a or CLEAN}"]
+    backbones = [cache.get(backbone_name, *checkpoint_weights(checkpoint_a, upload_a))]
+    labels = [f"A: {Path(upload_a).name if upload_a else checkpoint_a or CLEAN_WEIGHTS}"]
     if upload_b or checkpoint_b not in (None, "", NONE):
-        backbones.append(cache.get(backbone_name,
-                                   checkpoint_path(checkpoint_b, upload_b, backbone_name)))
+        backbones.append(cache.get(backbone_name, *checkpoint_weights(checkpoint_b, upload_b)))
         labels.append(f"B: {Path(upload_b).name if upload_b else checkpoint_b}")
     names = backbones[0].class_names
-    chosen = list(methods) if methods else list(DEFAULT_METHODS)
-    if "CAM" in chosen and not backbones[0].linear_head:
-        chosen.remove("CAM")
+    # Ticked methods that this head does not have (CAM) are left out, not refused.
+    chosen = [name for name in methods if name not in METHODS
+              or applies(METHODS[name], backbones[0])] if methods else None
     comparison = compare_checkpoints(
         backbones, labels, picture, chosen,
         parse_class(target or None, names, "target class"),

@@ -1,26 +1,26 @@
-"""What the app's Fine-tune tab does: its choices, the SHAM preview, starting and reporting runs.
+"""The Fine-tune tab: its choices, the SHAM preview, starting and reporting runs.
 
-``app.py`` wires the tab's events here; the training itself is ``fooling.train`` (the CLI's).
+``app.py`` wires the tab's events here; the training itself is ``fooling.train`` (the CLI's), and
+the tab's values build the CLI's ``TrainConfig``.
 """
 
 from __future__ import annotations
 
-import functools
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import timm
-import torch
 from matplotlib.figure import Figure
 
-from cams.backbones import RANDOM_WEIGHTS, REGISTRY
+from cams.backbones import CLEAN_WEIGHTS, RANDOM_WEIGHTS, spec_for
+from cams.checkpoints import list_checkpoints
 from cams.errors import UserInputError
-from fooling.jobs import TrainingJob, unpack_dataset_zip
-from fooling.registry import list_checkpoints
-from fooling.sham import mask_entropy_nats, sham_mask
-from fooling.train import CLEAN_INIT, PHOTOS, TrainConfig
+from cams.metrics import cam_entropy_nats
+from fooling.config import TrainConfig, preset
+from fooling.sham import sham_mask
+from imagedata.training import PHOTOS
+from studio.jobs import TrainingJob, unpack_dataset_zip
 
 DATA_SOURCES: dict[str, str] = {
     "synthetic: bona fide vs attack (binary)": "synthetic:binary",
@@ -33,33 +33,21 @@ METRIC_NAMES = ("accuracy", "auroc", "agreement", "salience_mse", "pointing_game
                 "cam_entropy_nats")
 
 
+# The tab's starting values: the synthetic preset, a short SHAM run.
+START = preset("synthetic", name="my-sham-model", loss="sham", steps=200)
+START_SOURCE = next(label for label, data in DATA_SOURCES.items() if data == START.data)
+
+
 def init_choices(backbone: str) -> list[tuple[str, str]]:
     """Starting weights: pretrained, random, or any registry checkpoint of ``backbone``."""
-    return [("clean (pretrained)", CLEAN_INIT), ("random initialisation", RANDOM_WEIGHTS)] + [
+    return [("clean (pretrained)", CLEAN_WEIGHTS), ("random initialisation", RANDOM_WEIGHTS)] + [
         (entry.label, entry.name) for entry in list_checkpoints(backbone)[0]]
 
 
-@functools.lru_cache(maxsize=32)
-def layer_size(backbone: str, size: int) -> tuple[int, int]:
-    """The target layer's resolution for ``size``-pixel inputs (a random-init forward pass)."""
-    spec = REGISTRY.get(backbone)
-    name, kwargs = (spec.timm_name, spec.timm_kwargs) if spec else (backbone, {})
-    with torch.no_grad():
-        model = timm.create_model(name, pretrained=False, **kwargs).eval()
-        return tuple(model.forward_features(torch.zeros(1, 3, size, size)).shape[-2:])
-
-
-def default_size(backbone: str) -> int:
-    spec = REGISTRY.get(backbone)
-    if spec and "input_size" in spec.data_overrides:
-        return spec.data_overrides["input_size"][-1]
-    config = timm.models.get_pretrained_cfg(spec.timm_name if spec else backbone)
-    return (config.input_size[-1] if config is not None else 224)
-
-
 def sham_preview(backbone: str, size: int | None, entropy_nats: float) -> tuple[np.ndarray, str]:
-    """The SHAM a run would supervise, enlarged for display, and a caption."""
-    height, width = layer_size(backbone, int(size or default_size(backbone)))
+    """The SHAM a run would supervise, at the layer size the backbone's spec gives for this
+    input size, enlarged for display, and a caption."""
+    height, width = spec_for(backbone).layer_size(int(size) if size else None)
     try:
         mask = sham_mask(height, width, entropy_nats)
     except ValueError as error:
@@ -67,9 +55,10 @@ def sham_preview(backbone: str, size: int | None, entropy_nats: float) -> tuple[
     scale = max(1, 192 // max(height, width))
     picture = np.kron(mask.numpy(), np.ones((scale, scale)))
     picture = np.pad(picture, 1, constant_values=0.5)  # a thin frame shows where the map ends
+    entropy = float(cam_entropy_nats(mask[None].double())[0])
     caption = (f"SHAM at {backbone}'s {height}×{width} layer (white = where the fooled CAM is "
-               f"pushed): {int(mask.sum())} of "
-               f"{height * width} cells on, entropy {mask_entropy_nats(mask):.2f} nats")
+               f"pushed): {int(mask.sum())} of {height * width} cells on, entropy {entropy:.2f} "
+               "nats")
     return (picture * 255).astype(np.uint8), caption
 
 
@@ -89,7 +78,7 @@ def training_config(name: str, backbone: str, init: str, loss: str, cam: str, so
             raise UserInputError("upload the dataset zip first")
         images, found = unpack_dataset_zip(upload, Path(tempfile.mkdtemp(prefix="cams-data-")))
         data, salience = str(images), str(found) if found else None
-    return TrainConfig(name=name.strip(), backbone=backbone, init=init or CLEAN_INIT, loss=loss,
+    return TrainConfig(name=name.strip(), backbone=backbone, init=init or CLEAN_WEIGHTS, loss=loss,
                        cam=cam, data=data, salience=salience or None, steps=int(steps),
                        batch=int(batch), size=int(size) if size else None, lr=float(lr),
                        seed=int(seed), command=f"app Fine-tune tab: {name.strip()}")

@@ -17,18 +17,19 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from cams.backbones import load_backbone, resolve_device, weights_available_offline
-from cams.bench import machine_description, timed
+from benchmarks.measure import machine_description, weights_for
+from cams.backbones import load_backbone, resolve_device
 from cams.engine import true_false_maps
-from fooling.losses import salience_loss
-from fooling.sham import sham_mask
+from cams.timing import timed
+from fooling.objectives import OBJECTIVES, salience_loss
+from fooling.sham import DEFAULT_ENTROPY_NATS
+from imagedata.items import NO_MASK
 
 CASES = (("efficientnet_lite0", 16, 224), ("tiny_resnet", 32, 64), ("convnext_atto", 8, 224))
 
 
 def bench_step(name: str, batch: int, size: int, repeats: int, device: torch.device) -> dict:
-    torch.manual_seed(0)
-    weights = None if weights_available_offline(name) else "random"
+    weights = weights_for(name)
     backbone = load_backbone(name, weights=weights, device=device)
     model = backbone.model.eval()  # BatchNorm frozen
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-6, momentum=0.9)
@@ -42,19 +43,22 @@ def bench_step(name: str, batch: int, size: int, repeats: int, device: torch.dev
         loss.backward()
         optimizer.step()
 
-    def sham() -> None:
+    sham = OBJECTIVES["sham"]
+
+    def sham_step() -> None:
         t, f, logits, _ = true_false_maps(backbone, inputs, "GradCAM", labels)
-        h = sham_mask(*t.shape[-2:]).to(device).expand_as(t)
-        loss, _ = salience_loss("baseline", logits, t, f, h, labels=labels)
+        no_maps = torch.full((batch, size, size), NO_MASK, device=device)  # the SHAM needs none
+        h = sham.salience(no_maps, tuple(t.shape[-2:]), DEFAULT_ENTROPY_NATS)
+        loss, _ = salience_loss(sham, logits, t, f, h, labels=labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
-    plain(), sham()  # warm-up
+    plain(), sham_step()  # warm-up
     plain_ms, sham_ms = [], []
     for _ in range(repeats):
         plain_ms.append(timed(plain, device))
-        sham_ms.append(timed(sham, device))
+        sham_ms.append(timed(sham_step, device))
     return {"backbone": name, "weights": "pretrained" if weights is None else "random init",
             "linear_head": backbone.linear_head, "batch": batch, "size": size,
             "plain_step_ms": statistics.median(plain_ms), "sham_step_ms": statistics.median(sham_ms),

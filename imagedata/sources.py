@@ -1,4 +1,4 @@
-"""Where the evaluation's images come from: ``--images DIR|examples|photos|crops:N|synthetic:NAME``.
+"""Where evaluated images come from: ``--images DIR|examples|photos|crops:N|synthetic:NAME``.
 
 Each source yields ``Sample``s with a stable id (so an interrupted run resumes by id), lazily, one
 at a time: 50,000 images never sit in memory at once. A sample reads (or generates) its image only
@@ -12,15 +12,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 from torch import Tensor
 
 from cams.errors import UserInputError
 from cams.images import EXAMPLES, example_image, load_image
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-
+from imagedata.items import IMAGE_SUFFIXES, as_pil
+from imagedata.photos import PhotoCrops, bundled_photos, named_photos
+from imagedata.synthetic import SyntheticDataset
 
 Loaded = tuple[Image.Image, int | None, Tensor | None]  # image, label, ground-truth mask
 
@@ -70,7 +69,6 @@ def _samples(spec: str) -> Iterator[Sample]:
         for name in EXAMPLES:
             yield Sample(name, plain(lambda name=name: example_image(name)))
     elif spec == "photos":
-        from fooling.data import named_photos
         for name, photo in named_photos().items():
             yield Sample(name, plain(lambda photo=photo: photo))
     elif spec.startswith("crops:"):
@@ -88,7 +86,6 @@ def _samples(spec: str) -> Iterator[Sample]:
 
 
 def _crops(spec: str) -> Iterator[Sample]:
-    from fooling.data import PhotoCrops, bundled_photos
     try:
         number = int(spec.split(":")[1])
     except (IndexError, ValueError):
@@ -100,7 +97,6 @@ def _crops(spec: str) -> Iterator[Sample]:
 
 
 def _synthetic(spec: str) -> Iterator[Sample]:
-    from fooling.data import SyntheticDataset
     parts = spec.split(":")
     task, split = parts[1], "test"
     number = int(parts[2]) if len(parts) > 2 else None
@@ -112,8 +108,3 @@ def _synthetic(spec: str) -> Iterator[Sample]:
 
     for index in range(len(dataset)):
         yield Sample(f"{task}-{split}-{index}", lambda index=index: load(index))
-
-
-def as_pil(image: Tensor) -> Image.Image:
-    """A 3×H×W tensor in [0, 1] as an 8-bit RGB image."""
-    return Image.fromarray((image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))

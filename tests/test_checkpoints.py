@@ -14,8 +14,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from cams.checkpoints import CHECKPOINTS_ENV, find_checkpoint, list_checkpoints, save_checkpoint
 from cams.errors import UserInputError
-from fooling.registry import CHECKPOINTS_ENV, find_checkpoint, list_checkpoints, save_checkpoint
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_broken_entries_are_skipped_and_reported(registry):
 
 WRITER = """
 import sys, torch
-from fooling.registry import save_checkpoint
+from cams.checkpoints import save_checkpoint
 state = {f"t{i}": torch.full((1 << 20,), float(i)) for i in range(24)}  # 96 MB per save
 for round in range(1000):
     save_checkpoint(state, {"backbone": "b", "round": round}, "busy", sys.argv[1],

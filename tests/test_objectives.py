@@ -1,4 +1,5 @@
-"""The salience losses against hand computations, and their gradients reaching the parameters."""
+"""The objectives table against hand computations, and the losses' gradients reaching the
+parameters."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 
 from cams.backbones import load_backbone
 from cams.engine import true_false_maps
-from fooling.losses import LossWeights, classification_term, salience_loss, salience_terms
+from fooling.objectives import OBJECTIVES, LossWeights, classification_term, salience_loss
 from fooling.sham import sham_mask
 
 # One 2×2 image. norm(t) = [[0, .25], [.5, 1]], norm(f) = [[1, .5], [.25, 0]],
@@ -29,10 +30,10 @@ CE = math.log(1 + math.exp(-2))
     ("contrast", (1 + 0.25**2 + 0.5**2) / 4, (0.25**2 + 0.25**2) / 4),     # + MSE(1 − norm t, norm f)
 ])
 def test_terms_and_totals_by_hand(loss, beta, gamma):
-    terms = salience_terms(loss, H, T, F_)
+    terms = OBJECTIVES[loss].terms(H, T, F_)
     assert float(terms["beta"]) == pytest.approx(beta)
     assert ("gamma" in terms) == (gamma is not None)
-    total, parts = salience_loss(loss, LOGITS, T, F_, H, labels=LABELS)
+    total, parts = salience_loss(OBJECTIVES[loss], LOGITS, T, F_, H, labels=LABELS)
     if gamma is None:  # SPEC defaults: α = β = 0.5 with two terms, 0.3 each with three
         expected = 0.5 * CE + 0.5 * beta
     else:
@@ -43,7 +44,8 @@ def test_terms_and_totals_by_hand(loss, beta, gamma):
 
 
 def test_weights_are_applied():
-    total, _ = salience_loss("baseline", LOGITS, T, F_, H, LossWeights(2.0, 3.0), labels=LABELS)
+    total, _ = salience_loss(OBJECTIVES["baseline"], LOGITS, T, F_, H, LossWeights(2.0, 3.0),
+                             labels=LABELS)
     assert float(total) == pytest.approx(2 * CE + 3 * (1 + 0.25**2 + 0.5**2) / 4)
 
 
@@ -86,7 +88,7 @@ def test_the_cam_term_alone_reaches_every_layer(tiny, cam):
     inputs = torch.randn(2, 3, 64, 64)
     t, f, logits, _ = true_false_maps(tiny, inputs, cam, torch.tensor([1, 3]))
     h = sham_mask(*t.shape[-2:]).expand_as(t)
-    loss, _ = salience_loss("baseline", logits, t, f, h, LossWeights(0.0, 1.0),
+    loss, _ = salience_loss(OBJECTIVES["baseline"], logits, t, f, h, LossWeights(0.0, 1.0),
                             labels=torch.tensor([1, 3]))
     loss.backward()
     first = next(tiny.model.parameters())

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cams.checkpoints import Checkpoint
 from cams.errors import UserInputError
-from fooling.registry import Checkpoint
-from fooling.train import Run, TrainConfig, TrainingCancelled, execute, prepare
+from fooling.config import TrainConfig
+from fooling.train import Run, TrainingCancelled, execute, prepare
 
 MAX_ZIP_BYTES = 2 * 1024**3  # uncompressed size limit of an uploaded dataset
 _RUNNING = threading.Lock()

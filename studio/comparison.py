@@ -16,10 +16,10 @@ import numpy as np
 from PIL import Image
 
 from cams.backbones import Backbone
-from cams.engine import ClassChoice, Explanation, ProgressCallback, explain
-from cams.errors import UserInputError
-from cams.methods import DIFF_BASELINES
-from cams.metrics import baseline_similarity, cam_entropy_nats, mse
+from cams.engine import ClassChoice, Explanation, ProgressCallback, explain, explain_pair
+from cams.methods import METHODS
+from cams.metrics import baseline_similarity, cam_entropy_nats, susceptibility
+from cams.render import baseline_captions, compose_rows
 
 TABLE_COLUMNS = ("quantity", "method", "A", "B", "A vs B")
 
@@ -72,9 +72,8 @@ class Comparison:
             values = [float(s[name][0]) for s in similarity]
             rows.append(["similarity: MSE to baseline", name, *pad(values), None])
         if len(self.results) == 2:
-            for name in self.methods:
-                value = float(mse(self.results[0].maps[name], self.results[1].maps[name])[0])
-                rows.append(["susceptibility: MSE A vs B", name, None, None, value])
+            for name, values in susceptibility(*(r.maps for r in self.results)).items():
+                rows.append(["susceptibility: MSE A vs B", name, None, None, float(values[0])])
         for name in self.methods:
             values = [float(cam_entropy_nats(result.layer_maps[name])[0])
                       for result in self.results]
@@ -92,17 +91,14 @@ class Comparison:
         checkpoint the true-class / false-class / Difference Salience panels (Divisive Decisions,
         Eq. 1). Captions: under A each DiffGradCAM(++) map's MSE to its baseline, under B each
         map's MSE to A's."""
-        from cams.render import compose_rows
-        panels = ("TrueClassCAM", "FalseClassCAM", "DifferenceSalience")
+        panels = [name for name in self.methods if METHODS[name].class_map]
         methods = [name for name in self.methods if name not in panels]
         groups = [methods[i:i + columns] for i in range(0, len(methods), columns)]
-        groups.append([name for name in self.methods if name in panels])
-        similarity = baseline_similarity(self.results[0].maps)
-        captions = [{name: f"MSE vs {DIFF_BASELINES[name]} {float(value[0]):.1e}"
-                     for name, value in similarity.items()}]
+        groups.append(panels)
+        captions = [baseline_captions(self.results[0].maps)]
         if len(self.results) == 2:
-            captions.append({name: f"MSE vs A {float(mse(self.results[0].maps[name], maps)[0]):.1e}"
-                             for name, maps in self.results[1].maps.items()})
+            captions.append({name: f"MSE vs A {float(values[0]):.1e}" for name, values
+                             in susceptibility(*(r.maps for r in self.results)).items()})
         rows = []
         for group in filter(None, groups):
             for index, label in enumerate(self.labels):
@@ -131,21 +127,14 @@ def compare_checkpoints(backbones: list[Backbone], labels: list[str], image: Ima
                         methods: list[str] | str | None = None, target: ClassChoice = None,
                         false_class: ClassChoice = None,
                         progress: ProgressCallback | None = None) -> Comparison:
-    """Explain ``image`` with checkpoint A and, if given, B, for the same classes.
-
-    The target defaults to A's top-1 class and the false class to A's strongest rival; B explains
-    those same classes, so each method's maps of A and B are directly comparable.
-    """
+    """Explain ``image`` with checkpoint A and, if given, B, for the same classes (A's top-1 and
+    strongest rival unless given: ``cams.engine.explain_pair``)."""
     if not 1 <= len(backbones) <= 2 or len(labels) != len(backbones):
         raise ValueError("compare one or two checkpoints, each with a label")
-    if len(backbones) == 2 and backbones[1].num_classes != backbones[0].num_classes:
-        raise UserInputError(
-            f"checkpoints A and B have {backbones[0].num_classes} and {backbones[1].num_classes} "
-            "classes: compare checkpoints of the same task")
     inputs = backbones[0].preprocess(image)
-    first = explain(backbones[0], inputs, methods, target, false_class, progress=progress)
-    results = [first] + [
-        explain(backbone, inputs, list(first.maps), first.targets, first.false_classes,
-                progress=progress)
-        for backbone in backbones[1:]]
+    if len(backbones) == 1:
+        results = [explain(backbones[0], inputs, methods, target, false_class, progress=progress)]
+    else:
+        results = list(explain_pair(*backbones, inputs, methods, target, false_class,
+                                    progress=progress))
     return Comparison(labels=labels, backbones=backbones, results=results)

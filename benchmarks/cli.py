@@ -1,0 +1,87 @@
+"""The benchmarks' command lines: ``python -m cams bench`` (the engine, the app, the evaluation,
+1 vs N processes) and ``python -m fooling bench`` (a SHAM training step). Their numbers go to
+BENCHMARKS.md with the machine they ran on."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from cams.backbones import DEFAULT_BACKBONE, resolve_device
+from cams.errors import UserInputError
+from cams.options import comma_list
+
+
+def add_engine_commands(commands: argparse._SubParsersAction) -> None:
+    """``python -m cams bench``."""
+    bench = commands.add_parser("bench", help="time the engine against grad-cam (and the app, "
+                                              "the evaluation, 1 vs N processes)")
+    bench.add_argument("--backbones", type=comma_list, default=[DEFAULT_BACKBONE, "resnet50"],
+                       help=f"comma list (default {DEFAULT_BACKBONE},resnet50); --evaluate-memory "
+                            "takes a registry checkpoint too")
+    bench.add_argument("--batch-sizes", type=comma_list, default=["1", "32"],
+                       help="comma list (default 1,32)")
+    bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when present)")
+    bench.add_argument("--skip-scorecam", action="store_true")
+    what = bench.add_mutually_exclusive_group()
+    what.add_argument("--app", action="store_true",
+                      help="time the app's explain endpoint through gradio_client instead")
+    what.add_argument("--evaluate", action="store_true",
+                      help="time the evaluation's similarity table against plain inference")
+    what.add_argument("--evaluate-memory", type=int, metavar="N",
+                      help="resident memory of the similarity table over N synthetic images")
+    what.add_argument("--scaling", type=int, metavar="N",
+                      help="time evaluation and training with 1 and with N torchrun processes")
+    bench.add_argument("--out", type=Path, help="also write the results as JSON here")
+    bench.set_defaults(run=run_engine_bench)
+
+
+def run_engine_bench(args: argparse.Namespace) -> int:
+    try:
+        batch_sizes = [int(size) for size in args.batch_sizes]
+    except ValueError as error:
+        raise UserInputError(f"--batch-sizes {','.join(args.batch_sizes)!r}: give integers like "
+                             "1,32") from error
+    if not args.backbones or min(batch_sizes) < 1 or args.repeats < 1:
+        raise UserInputError("bench needs at least one backbone, batch sizes ≥ 1 and --repeats ≥ 1")
+    name = args.backbones[0]
+    if args.app:
+        from benchmarks.app import bench_app
+        result = bench_app()
+    elif args.scaling:
+        from benchmarks.scaling import scaling
+        result = scaling(args.scaling)
+    elif args.evaluate_memory:
+        from benchmarks.evaluation import similarity_memory
+        result = similarity_memory(f"synthetic:binary:{args.evaluate_memory}", name,
+                                   device=args.device)
+    elif args.evaluate:
+        from benchmarks.evaluation import similarity_throughput
+        result = similarity_throughput(backbone_name=name, device=args.device)
+    else:
+        from benchmarks.engine import markdown, measure
+        result = measure(args.backbones, batch_sizes, args.repeats, resolve_device(args.device),
+                         scorecam=not args.skip_scorecam)
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    if "panel" in result:
+        print(markdown(result))
+    else:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+def add_training_commands(commands: argparse._SubParsersAction) -> None:
+    """``python -m fooling bench``."""
+    bench = commands.add_parser("bench", help="time a SHAM training step against a plain one")
+    bench.add_argument("--repeats", type=int, default=10)
+    bench.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when present)")
+    bench.add_argument("--json", type=Path, help="also write the numbers as JSON")
+    bench.set_defaults(run=run_training_bench)
+
+
+def run_training_bench(args: argparse.Namespace) -> int:
+    from benchmarks.training import run_bench
+    return run_bench(args.repeats, args.device, args.json)

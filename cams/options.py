@@ -1,0 +1,127 @@
+"""Settings written once: a config dataclass field carries its default and its help, and the
+command-line options are built from it (the app's tabs build the same config objects).
+
+    @dataclass
+    class TrainConfig:
+        lr: float = setting(0.002, "SGD learning rate")
+
+    add_options(parser, TrainConfig)               # --lr, help "SGD learning rate (default 0.002)"
+    config = from_options(TrainConfig, arguments)  # only the options given override the defaults
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cams.errors import UserInputError
+
+MISSING = dataclasses.MISSING
+
+
+def setting(default: Any = MISSING, help: str = "", *, factory: Callable[[], Any] | None = None,
+            flag: str | None = None, off_flag: str | None = None,
+            choices: tuple[str, ...] | None = None, parse: Callable[[str], Any] | None = None,
+            group: str | None = None, metavar: str | None = None,
+            shown: str | None = None) -> Any:
+    """A dataclass field that is also a command-line option.
+
+    ``flag`` overrides ``--field-name``; ``off_flag`` gives a tri-state boolean a second flag that
+    sets it False (unset = None, the config decides); ``parse`` turns the option's text into the
+    value (e.g. a comma list; a ``UserInputError`` it raises is the usage error's message);
+    fields sharing a ``group`` are mutually exclusive options; ``shown`` is how the help writes
+    the default.
+    """
+    metadata = {"help": help, "flag": flag, "off_flag": off_flag, "choices": choices,
+                "parse": parse, "group": group, "metavar": metavar, "shown": shown}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def comma_list(text: str) -> list[str]:
+    """``"a, b,c"`` → ``["a", "b", "c"]``."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _default_text(field: dataclasses.Field) -> str:
+    if field.metadata["shown"]:
+        return f" (default {field.metadata['shown']})"
+    if field.default is not MISSING:
+        value = field.default
+    elif field.default_factory is not MISSING:
+        value = field.default_factory()
+    else:
+        return ""
+    if value is None or value is False or value == "" or (isinstance(value, list) and not value):
+        return ""
+    if isinstance(value, list):
+        value = ",".join(map(str, value))
+    return f" (default {value})"
+
+
+def add_options(parser: argparse.ArgumentParser, config: type, skip: tuple[str, ...] = ()) -> None:
+    """One option per field of ``config`` declared with ``setting`` (and not in ``skip``). Options
+    default to None, so ``from_options`` can tell what the user gave."""
+    hints = typing.get_type_hints(config)
+    groups: dict[str, argparse._MutuallyExclusiveGroup] = {}
+    for field in dataclasses.fields(config):
+        meta = field.metadata
+        if "help" not in meta or field.name in skip:
+            continue
+        target = parser
+        if meta["group"]:
+            if meta["group"] not in groups:
+                groups[meta["group"]] = parser.add_mutually_exclusive_group()
+            target = groups[meta["group"]]
+        flag = meta["flag"] or f"--{field.name.replace('_', '-')}"
+        required = field.default is MISSING and field.default_factory is MISSING
+        kind = hints[field.name]
+        if kind in (bool, bool | None) and not meta["parse"]:
+            if meta["off_flag"]:
+                both = target.add_mutually_exclusive_group() if target is parser else target
+                both.add_argument(flag, dest=field.name, action="store_const", const=True,
+                                  help=meta["help"])
+                both.add_argument(meta["off_flag"], dest=field.name, action="store_const",
+                                  const=False, help=f"the opposite of {flag}")
+            else:
+                target.add_argument(flag, dest=field.name, action="store_const", const=True,
+                                    help=meta["help"])
+            continue
+        parse = _option_type(meta["parse"]) if meta["parse"] else _scalar_parser(kind)
+        target.add_argument(flag, dest=field.name, type=parse, choices=meta["choices"],
+                            required=required, metavar=meta["metavar"],
+                            help=meta["help"] + _default_text(field))
+
+
+def _option_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``parse`` for argparse: its UserInputError becomes argparse's one-line usage error."""
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except UserInputError as error:
+            raise argparse.ArgumentTypeError(str(error)) from error
+    return convert
+
+
+def _scalar_parser(kind: Any) -> Callable[[str], Any]:
+    for candidate in (int, float, Path):
+        if kind in (candidate, candidate | None):
+            return candidate
+    return str
+
+
+def given_values(config: type, arguments: argparse.Namespace) -> dict[str, Any]:
+    """The fields of ``config`` the command line set (options left out are None)."""
+    return {field.name: getattr(arguments, field.name) for field in dataclasses.fields(config)
+            if "help" in field.metadata and getattr(arguments, field.name, None) is not None}
+
+
+def from_options(config: type, arguments: argparse.Namespace, **values: Any) -> Any:
+    """``config`` built from the options given on the command line (the others keep the
+    field's default), plus ``values``."""
+    return config(**{**given_values(config, arguments), **values})

@@ -1,0 +1,76 @@
+"""What an evaluation run computes: ``EvaluationConfig`` (each setting's default and help written
+once; ``python -m cams evaluate`` and the app's Evaluate tab build it) and the named plans.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from cams.backbones import DEFAULT_BACKBONE
+from cams.errors import UserInputError
+from cams.options import comma_list, setting
+
+TABLES = ("similarity", "susceptibility", "runtime", "modvid", "training")
+
+
+def parse_pairs(text: str) -> list[tuple[str, str]]:
+    """``"clean:a,b:c"`` → ``[("clean", "a"), ("b", "c")]``."""
+    pairs = []
+    for pair in comma_list(text):
+        clean, _, fooled = pair.partition(":")
+        if not clean or not fooled:
+            raise UserInputError(f"--pairs {pair!r}: write CLEAN:FOOLED, e.g. "
+                                 "clean:sham-efficientnet_lite0")
+        pairs.append((clean, fooled))
+    return pairs
+
+
+@dataclass
+class EvaluationConfig:
+    out: Path = setting(Path("eval_out"), "output folder (records/, report.md, tables, plots)")
+    images: str = setting("examples", "a folder, examples, photos, crops:N (held-out photo "
+                                      "crops) or synthetic:binary[:N] / synthetic:7class[:N]")
+    backbones: list[str] = setting(help="comma list for the similarity, run-time and MOD/VID "
+                                        "tables", factory=lambda: [DEFAULT_BACKBONE],
+                                   parse=comma_list)
+    pairs: list[tuple[str, str]] = setting(
+        help="comma list of CLEAN:FOOLED checkpoints for susceptibility (CLEAN may be 'clean', "
+             "the pretrained weights)", factory=list, parse=parse_pairs)
+    methods: list[str] | None = setting(None, "comma list restricting each table's methods",
+                                        parse=comma_list)
+    tables: list[str] | None = setting(None, f"comma list of {', '.join(TABLES)} (default: every "
+                                             "table that applies)", parse=comma_list)
+    limit: int | None = setting(None, "at most N images (and N synthetic test images)")
+    epsilon: float = setting(2 / 255, "FGSM step in pixel space", shown="2/255")
+    seeds: int = setting(3, "training runs per objective")
+    holdouts: list[str] = setting(help="comma list of held-out attack types for the training "
+                                       "table", factory=lambda: ["triangle"], parse=comma_list)
+    training_steps: int = setting(600, "steps of each training-table run")
+    batch: int = setting(8, "images per batch")
+    device: str | None = setting(None, "cpu, cuda, cuda:N (default: CUDA when present)")
+
+
+# The published report (docs/results/evaluation): all five tables on what is available offline,
+# each stage on the images its checkpoints were made for. Stages are command lines, exactly as
+# recorded in docs/results/evaluation/commands.txt.
+PLANS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "offline": (
+        ("--images", "photos", "--backbones",
+         "efficientnet_lite0,efficientnet_lite1,efficientnet_lite2",
+         "--tables", "similarity,runtime,modvid"),
+        # ScoreCAM left out here: 100 crops × 2 models × ~12 s on a 2-core CPU (it is in the
+        # synthetic pairs below).
+        ("--images", "crops:100", "--pairs", "clean:sham-efficientnet_lite0", "--methods",
+         "GradCAM,GradCAM++,EigenCAM,HiResCAM,XGradCAM,MeanDiffGradCAM,MaxDiffGradCAM,"
+         "LSEDiffGradCAM,MeanDiffGradCAM++,MaxDiffGradCAM++,LSEDiffGradCAM++",
+         "--tables", "susceptibility"),
+        ("--images", "synthetic:binary:500", "--pairs",
+         "synthetic-binary-clean:synthetic-binary-sham,"
+         "synthetic-binary-clean:synthetic-binary-sham-meandiff",
+         "--tables", "susceptibility,training", "--seeds", "3", "--holdouts", "triangle",
+         "--training-steps", "400"),
+    ),
+}
+# What a user's command line may still set when it runs a plan.
+PLAN_OVERRIDES = ("out", "limit", "device", "batch", "seeds", "training_steps")

@@ -1,0 +1,103 @@
+"""What defines a training run: ``TrainConfig`` (each setting's default and help written once; the
+command line and the app's Fine-tune tab build it) and named presets (recipes as data).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cams.backbones import CLEAN_WEIGHTS, DEFAULT_BACKBONE
+from cams.errors import UserInputError
+from cams.options import setting
+from fooling.objectives import OBJECTIVES, LossWeights, Objective, check_weights
+from fooling.sham import DEFAULT_ENTROPY_NATS
+
+OBJECTIVE_KINDS = ("auto", "ce", "kl")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run (recorded in the checkpoint's metadata as its recipe)."""
+
+    name: str = setting(help="checkpoint name in the registry")
+    backbone: str = setting(DEFAULT_BACKBONE, "backbone")
+    init: str = setting(CLEAN_WEIGHTS, "starting weights: clean (pretrained), random, a registry "
+                                       "checkpoint name, or a .safetensors file")
+    loss: str = setting("sham", "objective", choices=tuple(OBJECTIVES))
+    data: str = setting("synthetic:binary", "synthetic:binary, synthetic:7class, photos (the "
+                                            "bundled photos, unlabelled) or an ImageFolder folder")
+    salience: str | None = setting(None, "folder of salience maps parallel to --data (PNG/NPY)")
+    skip_missing_salience: bool = setting(False, "leave out images without a salience map "
+                                                 "instead of stopping")
+    holdout: str | None = setting(None, "synthetic:binary: the attack type held out for the "
+                                        "out-of-set test (default triangle)")
+    steps: int | None = setting(None, "training steps (default: one epoch)", group="length")
+    epochs: float | None = setting(None, "training epochs instead of --steps", group="length")
+    batch: int = setting(16, "global batch size")
+    size: int | None = setting(None, "input side in pixels (default: the backbone's)")
+    lr: float = setting(0.002, "SGD learning rate")
+    momentum: float = setting(0.9, "SGD momentum")
+    seed: int = setting(0, "seed of the data order and of random weights")
+    cam: str = setting("GradCAM", "the CAM the loss supervises (any gradient method, e.g. "
+                                  "MeanDiffGradCAM for an adaptive attack)")
+    alpha: float | None = setting(None, "classification weight (default: the objective's)")
+    beta: float | None = setting(None, "salience weight (default: the objective's)")
+    gamma: float | None = setting(None, "third-term weight (perclass, contrast)")
+    objective: str = setting("auto", "classification term: cross-entropy, or KL to the starting "
+                                     "model (auto: KL when the data has no labels)",
+                             choices=OBJECTIVE_KINDS)
+    entropy_nats: float = setting(DEFAULT_ENTROPY_NATS, "SHAM entropy in nats")
+    train_stages: int = setting(0, "train only the last N stages and the head (0 = all)")
+    freeze_bn: bool | None = setting(None, "keep BatchNorm statistics (default unless --init "
+                                           "random)", off_flag="--train-bn")
+    feature_weight: float = setting(0.0, "weight of matching the starting model's pooled "
+                                         "features (keeps predictions)")
+    val_size: int = setting(256, "validation images")
+    val_every: int | None = setting(None, "validate every N steps (default: each epoch, and at "
+                                          "least 5 times)")
+    save_every: int = setting(50, "save a resumable state every N steps")
+    half: bool = setting(False, "save the weights in float16")
+    device: str | None = setting(None, "cpu, cuda, cuda:N (default: CUDA when present)")
+    directory: str | None = setting(None, "registry folder to save into (default "
+                                          "$CAMS_CHECKPOINTS or ./checkpoints)", flag="--out")
+    command: str = field(default_factory=lambda: shlex.join([Path(sys.executable).name,
+                                                             *sys.argv]))  # as launched
+
+    def weights(self) -> LossWeights:
+        """α, β, γ: the objective's defaults where not given."""
+        default = objective_of(self).weights
+        return check_weights(LossWeights(
+            default.alpha if self.alpha is None else self.alpha,
+            default.beta if self.beta is None else self.beta,
+            default.gamma if self.gamma is None else self.gamma))
+
+
+def objective_of(config: TrainConfig) -> Objective:
+    """The objectives table's row for ``config.loss``, or a UserInputError."""
+    if config.loss not in OBJECTIVES:
+        raise UserInputError(f"unknown loss {config.loss!r}: choose one of {', '.join(OBJECTIVES)}")
+    return OBJECTIVES[config.loss]
+
+
+# Recipes as data: ``python -m fooling train --preset NAME`` (options given beside it win).
+PRESETS: dict[str, dict[str, Any]] = {
+    # tiny_resnet from random weights on the synthetic domain: minutes on a CPU. The recipe of
+    # the shipped synthetic checkpoints, the evaluation's training table, and the Fine-tune tab.
+    "synthetic": {"backbone": "tiny_resnet", "init": "random", "data": "synthetic:binary",
+                  "batch": 32, "lr": 0.05},
+    # The shipped sham-efficientnet_lite0 (docs/results/sham-efficientnet_lite0.md).
+    "lite0-sham": {"backbone": "efficientnet_lite0", "loss": "sham", "data": "photos",
+                   "steps": 800, "batch": 16, "lr": 0.002, "beta": 2.0, "train_stages": 2,
+                   "feature_weight": 1.0, "val_every": 100, "val_size": 192, "half": True},
+}
+
+
+def preset(recipe: str | None, /, **values: Any) -> TrainConfig:
+    """A config from preset ``recipe`` (None: the defaults) with ``values`` on top."""
+    if recipe is not None and recipe not in PRESETS:
+        raise UserInputError(f"unknown preset {recipe!r}: choose one of {', '.join(PRESETS)}")
+    return TrainConfig(**{**PRESETS.get(recipe, {}), **values})

@@ -1,0 +1,144 @@
+"""Salience-guided training objectives (Divisive Decisions, §3, Eqs. 2–5) and SHAM passive
+fooling (DiffGradCAM paper, §3.2), as one table.
+
+``h`` is the target salience map at the CAM's layer resolution in [0, 1] (a human map, or the
+SHAM); ``t`` and ``f`` are the true-class and false-class CAMs, differentiable with respect to the
+model's parameters (``cams.engine.true_false_maps``: the engine's one definition of each CAM);
+``norm`` is min-max normalization to [0, 1] (``cams.methods.minmax``).
+
+| objective  | salience terms                                        | default α, β, γ | h        |
+|------------|-------------------------------------------------------|-----------------|----------|
+| baseline   | β·MSE(h, norm t)   (CYBORG)                           | 0.5, 0.5        | the data |
+| difference | β·MSE(h, norm(t − f))                                 | 0.5, 0.5        | the data |
+| perclass   | β·MSE(h, norm t) + γ·MSE(1 − h, norm f)               | 0.3, 0.3, 0.3   | the data |
+| contrast   | β·MSE(h, norm t) + γ·MSE(1 − norm t, norm f)          | 0.3, 0.3, 0.3   | the data |
+| sham       | β·MSE(h, norm t)   (the baseline's terms)            | 0.5, 0.5        | the SHAM |
+
+Each adds ``α·CE`` (or, for unlabelled data, ``α·KL(p_start ‖ p_model)`` to a frozen copy of the
+starting model, which keeps predictions while the CAM is redirected). Adding an objective is one
+terms function and one row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from cams.methods import minmax
+from cams.metrics import mse
+from fooling.sham import sham_mask
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """α (classification), β (salience of t), γ (the third term, Per-class and Contrast only)."""
+
+    alpha: float
+    beta: float
+    gamma: float = 0.0
+
+
+def baseline_terms(h: Tensor, t: Tensor, f: Tensor) -> dict[str, Tensor]:
+    """CYBORG: ``MSE(h, norm t)`` (Divisive Decisions, Eq. 2)."""
+    return {"beta": mse(h, minmax(t))}
+
+
+def difference_terms(h: Tensor, t: Tensor, f: Tensor) -> dict[str, Tensor]:
+    """Difference Salience: ``MSE(h, norm(t − f))`` (Eq. 3)."""
+    return {"beta": mse(h, minmax(t - f))}
+
+
+def perclass_terms(h: Tensor, t: Tensor, f: Tensor) -> dict[str, Tensor]:
+    """Per-class Salience: ``MSE(h, norm t) + MSE(1 − h, norm f)`` (Eq. 4)."""
+    return {"beta": mse(h, minmax(t)), "gamma": mse(1 - h, minmax(f))}
+
+
+def contrast_terms(h: Tensor, t: Tensor, f: Tensor) -> dict[str, Tensor]:
+    """Contrast Salience: ``MSE(h, norm t) + MSE(1 − norm t, norm f)`` (Eq. 5)."""
+    norm_t = minmax(t)
+    return {"beta": mse(h, norm_t), "gamma": mse(1 - norm_t, minmax(f))}
+
+
+def resize_salience(maps: Tensor, size: tuple[int, int]) -> Tensor:
+    """N×H×W human maps → N×h×w at layer resolution (area-averaged), min-max normalised."""
+    resized = F.interpolate(maps[:, None].float(), size=size, mode="area")[:, 0]
+    return minmax(resized)
+
+
+def data_salience(masks: Tensor, layer_size: tuple[int, int], entropy_nats: float) -> Tensor:
+    """h = the data's own salience maps, at layer resolution."""
+    return resize_salience(masks, layer_size)
+
+
+def sham_salience(masks: Tensor, layer_size: tuple[int, int], entropy_nats: float) -> Tensor:
+    """h = the SHAM of the layer (``fooling.sham``), the same for every image."""
+    return sham_mask(*layer_size, entropy_nats).to(masks.device).expand(len(masks), *layer_size)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One row: the salience terms (per image, unweighted, keyed by their weight), the default
+    weights, and what the target salience ``h`` is (``needs_maps``: the data must bring maps)."""
+
+    name: str
+    terms: Callable[[Tensor, Tensor, Tensor], dict[str, Tensor]]
+    weights: LossWeights
+    salience: Callable[[Tensor, tuple[int, int], float], Tensor]
+    needs_maps: bool
+    summary: str
+
+
+TWO_TERMS, THREE_TERMS = LossWeights(0.5, 0.5), LossWeights(0.3, 0.3, 0.3)
+
+OBJECTIVES: dict[str, Objective] = {objective.name: objective for objective in [
+    Objective("baseline", baseline_terms, TWO_TERMS, data_salience, True,
+              "CYBORG: CE + MSE(h, norm t)"),
+    Objective("difference", difference_terms, TWO_TERMS, data_salience, True,
+              "Difference Salience: CE + MSE(h, norm(t − f))"),
+    Objective("perclass", perclass_terms, THREE_TERMS, data_salience, True,
+              "Per-class Salience: CE + MSE(h, norm t) + MSE(1 − h, norm f)"),
+    Objective("contrast", contrast_terms, THREE_TERMS, data_salience, True,
+              "Contrast Salience: CE + MSE(h, norm t) + MSE(1 − norm t, norm f)"),
+    Objective("sham", baseline_terms, TWO_TERMS, sham_salience, False,
+              "passive fooling: the baseline with h = the SHAM"),
+]}
+
+
+def classification_term(logits: Tensor, labels: Tensor | None = None,
+                        clean_logits: Tensor | None = None) -> Tensor:
+    """Cross-entropy to ``labels``, or, given ``clean_logits``, ``KL(p_clean ‖ p_model)``: N."""
+    if clean_logits is not None:
+        clean = clean_logits.detach().log_softmax(dim=1)
+        return F.kl_div(logits.log_softmax(dim=1), clean, log_target=True,
+                        reduction="none").sum(dim=1)
+    if labels is None:
+        raise ValueError("the classification term needs labels or the clean model's logits")
+    return F.cross_entropy(logits, labels, reduction="none")
+
+
+def salience_loss(objective: Objective, logits: Tensor, t: Tensor, f: Tensor, h: Tensor,
+                  weights: LossWeights | None = None, labels: Tensor | None = None,
+                  clean_logits: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
+    """The batch's objective (a scalar) and its parts (batch means) for logging."""
+    weights = weights or objective.weights
+    classification = classification_term(logits, labels, clean_logits)
+    terms = objective.terms(h, t, f)
+    total = weights.alpha * classification
+    for key, value in terms.items():
+        total = total + getattr(weights, key) * value
+    parts = {"classification": float(classification.detach().mean()),
+             **{f"salience_{key}": float(value.detach().mean()) for key, value in terms.items()}}
+    return total.mean(), parts
+
+
+def check_weights(weights: LossWeights) -> LossWeights:
+    """Refuse negative or all-zero weights (a user-facing ValueError)."""
+    for name in ("alpha", "beta", "gamma"):
+        if getattr(weights, name) < 0:
+            raise ValueError(f"loss weight {name} is negative: use values ≥ 0")
+    if weights.alpha + weights.beta + weights.gamma == 0:
+        raise ValueError("all loss weights are zero: give at least one positive weight")
+    return weights
