@@ -41,7 +41,7 @@ METHOD_CHUNK_ELEMENTS = 2**19  # gradient elements per method call (2 MB of floa
 class Explanation:
     """The maps of a batch of N images and what they explain.
 
-    ``maps``: display name → N×H×W in [0, 1] at input resolution (SPEC display normalization).
+    ``maps``: display name → N×H×W in [0, 1] at input resolution (docs/equations.md, Display normalization).
     ``layer_maps``: display name → N×h×w at layer resolution, before normalization (ReLU applied
     where the method has one); entropy and the training losses use these.
     """

@@ -2,7 +2,7 @@
 
 Shapes: activations ``A`` are N×K×h×w (target layer); gradients ``G`` are N×K×h×w or, for several
 explained scalars at once, T×N×K×h×w (the functions broadcast over leading dimensions); maps are
-N×h×w (or T×N×h×w). The equations are those of ``shared/SPEC.md`` ("Maps"); the numerical
+N×h×w (or T×N×h×w). The equations are docs/equations.md's ("Maps"); the numerical
 conventions (epsilons, where ReLU applies) follow the reference implementation, the ``grad-cam``
 package 1.5.x, so that our maps agree with it. The engine computes ``A`` and every ``G`` once and
 then calls the table.
@@ -75,10 +75,11 @@ def xgradcam(activations: Tensor, gradients: Tensor) -> Tensor:
 def class_activation(activations: Tensor, gradients: Tensor) -> Tensor:
     """Un-ReLU'd class activation ``Σ_k α_k A_k`` with GradCAM weights of the explained scalar.
 
-    For a global-average-pool → Linear head ``α_k = W_ck / Z``, so this is the classic CAM up to the
-    factor ``1/Z``; for other heads it is SPEC's stand-in. With the gradient of ``y_c`` it is the
-    true-class CAM ``t``, with that of the false class ``f``, and with that of ``y_c − y_f`` it is
-    ``t − f`` (linearity), the Difference Salience of Divisive Decisions, Eq. 1.
+    For a global-average-pool → Linear head ``α_k = W_ck / Z``, so this is the classic CAM up to
+    the factor ``1/Z``; for other heads it stands in for it (docs/equations.md, Maps). With the
+    gradient of ``y_c`` it is the true-class CAM ``t``, with that of the false class ``f``, and
+    with that of ``y_c − y_f`` it is ``t − f`` (linearity), the Difference Salience of Divisive
+    Decisions, Eq. 1.
     """
     return weighted_activations(activations, gradcam_weights(gradients))
 
@@ -139,7 +140,8 @@ def interpolation_matrix(size_in: int, size_out: int, device: torch.device,
 
 
 def display_maps(layer_maps: Tensor, size: tuple[int, int]) -> Tensor:
-    """SPEC's display normalization: bilinear upsample (``align_corners=False``), then min-max.
+    """The display normalization (docs/equations.md): bilinear upsample (``align_corners=False``),
+    then min-max.
 
     Bilinear resampling is separable and affine-equivariant, so this is computed as: the upsampled
     map's exact min and max, read at the few output pixels that can hold them; min-max at layer

@@ -34,7 +34,8 @@ def susceptibility(maps_a: dict[str, Tensor], maps_b: dict[str, Tensor]) -> dict
 
 
 def cam_entropy_nats(layer_maps: Tensor) -> Tensor:
-    """``H = −Σ p_i ln p_i`` with ``p = L / Σ L`` on the layer-resolution map ``L`` (SPEC).
+    """``H = −Σ p_i ln p_i`` with ``p = L / Σ L`` on the layer-resolution map ``L``
+    (docs/equations.md, Metrics).
 
     Natural log: 28 equal pixels give ln 28 = 3.33 nats (the papers' "Shannons"). Maps with
     negative values (the un-ReLU'd TrueClassCAM, FalseClassCAM and t − f) are taken min-max

@@ -1,8 +1,8 @@
 """The explained scalars, as cotangent vectors on the logits.
 
 Every scalar a CAM explains is a function ``s(y)`` of the logits, and its gradient at the target
-layer is ``∂s/∂A = Σ_j v_j ∂y_j/∂A`` with ``v = ∂s/∂y`` (SPEC, "Explained scalar"). So all of them
-come from one vector-Jacobian product with a small batch of cotangents ``v``.
+layer is ``∂s/∂A = Σ_j v_j ∂y_j/∂A`` with ``v = ∂s/∂y`` (docs/equations.md, Explained scalars).
+So all of them come from one vector-Jacobian product with a small batch of cotangents ``v``.
 
 Difference targets (DiffGradCAM paper, §4.3, Eq. 5–8): ``s = y_c − b(y_¬c)`` with
   Mean ``b = mean_{j≠c} y_j``, Max ``b = max_{j≠c} y_j``, LSE ``b = log Σ_{j≠c} exp(y_j) − log(C−1)``.

@@ -1,4 +1,5 @@
-"""Manipulate and train: SHAM masks, salience-guided losses, fine-tuning, the checkpoint registry.
+"""Manipulate and train: SHAM masks, the objectives table, fine-tuning runs, the fooling check.
 
-``python -m fooling sham|train|list`` (see ``fooling.cli``).
+Above the engine and the data layer. ``python -m fooling sham|train|list|check|bench`` (see
+``fooling.cli``); checkpoints go to the engine's registry (``cams.checkpoints``).
 """

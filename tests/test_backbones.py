@@ -144,3 +144,37 @@ def test_unavailable_cuda_is_a_clear_error():
         pytest.skip("this machine has CUDA")
     with pytest.raises(UserInputError, match="no CUDA GPU"):
         load_backbone("resnet18", weights="random", device="cuda")
+
+
+def test_one_resolver_for_every_weights_name(tmp_path, monkeypatch):
+    """Registry names, files, "clean" and "random" all go through load_backbone; a checkpoint's
+    own backbone is used when none is named; pickers (files=False) never read a path."""
+    from cams.checkpoints import CHECKPOINTS_ENV, save_checkpoint
+    monkeypatch.setenv(CHECKPOINTS_ENV, str(tmp_path))
+    state = two_class_resnet(3)
+    save_checkpoint(state, {"backbone": "resnet18", "class_names": ["a", "b"]}, "r18-two",
+                    tmp_path)
+    by_name = load_backbone(None, "r18-two", device="cpu")
+    assert by_name.name == "resnet18" and by_name.class_names == ["a", "b"]
+    assert by_name.metadata["backbone"] == "resnet18"
+    assert torch.equal(by_name.model.state_dict()["fc.weight"], state["fc.weight"])
+    by_file = load_backbone("resnet18", tmp_path / "r18-two.safetensors", device="cpu")
+    assert torch.equal(by_file.model.state_dict()["fc.weight"], state["fc.weight"])
+    with pytest.raises(UserInputError, match="is for backbone resnet18, not resnet34"):
+        load_backbone("resnet34", "r18-two")
+    with pytest.raises(UserInputError, match="no checkpoint called"):
+        load_backbone("resnet18", str(tmp_path / "r18-two.safetensors"), files=False)
+    torch.manual_seed(0)
+    assert load_backbone("resnet18", "random").weights_source == "random initialisation"
+
+
+@pytest.mark.parametrize(("name", "size"), [("efficientnet_lite0", 224), ("efficientnet_lite1", 240),
+                                            ("tiny_resnet", 64), ("tiny_resnet", 96),
+                                            ("inception_v3", 299), ("resnet18", 200)])
+def test_the_spec_knows_its_layer_size_without_weights(name, size):
+    """The shape-only pass on the meta device gives the real model's target-layer size."""
+    from cams.backbones import spec_for
+    spec = spec_for(name)
+    with torch.no_grad():
+        activations = spec.create().forward_features(torch.zeros(1, 3, size, size))
+    assert spec.layer_size(size) == tuple(activations.shape[-2:])

@@ -16,7 +16,7 @@ from cams.methods import DEFAULT_METHODS, minmax
 
 
 def hand_normalised(layer_map: torch.Tensor, size) -> torch.Tensor:
-    """SPEC's display normalization, written out: bilinear upsample, then per-map min-max."""
+    """The display normalization (docs/equations.md), written out: bilinear upsample, then per-map min-max."""
     up = F.interpolate(layer_map[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
     low = up.amin(dim=(1, 2), keepdim=True)
     high = up.amax(dim=(1, 2), keepdim=True)
@@ -185,3 +185,26 @@ def test_minmax_maps_constant_maps_to_zero():
     normalised = minmax(maps)
     assert float(normalised[0].abs().max()) == 0.0
     torch.testing.assert_close(normalised[1], torch.arange(9.0).reshape(3, 3) / 8)
+
+
+def test_a_new_row_is_all_a_new_method_needs(resnet_random, chelsea):
+    """A method the table does not have, given to the engine as a row: the engine computes it
+    with no change (here |Σ_k G_k ⊙ A_k| of the Max difference, checked by hand: for a GAP →
+    Linear head G = (W_c − W_rival) / Z at every position)."""
+    from cams.engine import layer_cams
+    from cams.methods import MAX_DIFF, Kind, Method
+
+    row = Method("AbsHiResDiff", Kind.GRADIENT, lambda a, g: (g * a).sum(dim=-3).abs(),
+                 "test row", gradient=MAX_DIFF)
+    inputs = F.interpolate(resnet_random.preprocess(chelsea), size=(96, 96), mode="bilinear")
+    result = layer_cams(resnet_random, inputs, [row, "GradCAM"])
+    with torch.no_grad():
+        activations = resnet_random.model.forward_features(inputs)
+        logits = resnet_random.model(inputs)
+    c = int(logits.argmax())
+    rival = int(logits[0].clone().index_fill_(0, torch.tensor(c), float("-inf")).argmax())
+    weight = resnet_random.model.fc.weight
+    z = activations.shape[-1] * activations.shape[-2]
+    expected = torch.einsum("k,nkhw->nhw", (weight[c] - weight[rival]) / z, activations).abs()
+    torch.testing.assert_close(result.maps["AbsHiResDiff"], expected, atol=1e-5, rtol=1e-4)
+    assert list(result.maps) == ["AbsHiResDiff", "GradCAM"]

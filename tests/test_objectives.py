@@ -34,7 +34,7 @@ def test_terms_and_totals_by_hand(loss, beta, gamma):
     assert float(terms["beta"]) == pytest.approx(beta)
     assert ("gamma" in terms) == (gamma is not None)
     total, parts = salience_loss(OBJECTIVES[loss], LOGITS, T, F_, H, labels=LABELS)
-    if gamma is None:  # SPEC defaults: α = β = 0.5 with two terms, 0.3 each with three
+    if gamma is None:  # the defaults: α = β = 0.5 with two terms, 0.3 each with three
         expected = 0.5 * CE + 0.5 * beta
     else:
         assert float(terms["gamma"]) == pytest.approx(gamma)
@@ -94,3 +94,20 @@ def test_the_cam_term_alone_reaches_every_layer(tiny, cam):
     first = next(tiny.model.parameters())
     assert first.grad is not None and torch.isfinite(first.grad).all()
     assert float(first.grad.abs().sum()) > 0
+
+
+def test_the_sham_row_is_the_baseline_with_the_sham_as_h():
+    """Passive fooling is a row, not a special case: the baseline's terms and weights, with h the
+    SHAM of the layer whatever the data's maps are."""
+    sham, baseline = OBJECTIVES["sham"], OBJECTIVES["baseline"]
+    assert sham.terms is baseline.terms and sham.weights == baseline.weights
+    assert not sham.needs_maps and all(o.needs_maps for o in OBJECTIVES.values() if o is not sham)
+    masks = torch.rand(2, 56, 56)
+    h = sham.salience(masks, (7, 7), 3.35)
+    assert h.shape == (2, 7, 7) and torch.equal(h[0], sham_mask(7, 7)) and torch.equal(h[1], h[0])
+    # The data's maps, area-averaged to the layer and min-max normalised.
+    data = baseline.salience(masks, (7, 7), 3.35)
+    pooled = masks.reshape(2, 7, 8, 7, 8).mean(dim=(2, 4))
+    low = pooled.flatten(1).amin(1)[:, None, None]
+    high = pooled.flatten(1).amax(1)[:, None, None]
+    torch.testing.assert_close(data, (pooled - low) / (high - low))

@@ -125,3 +125,16 @@ def test_cli_errors_are_one_line(registry):
     assert (registry / "cli-run.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
     listing = fooling("list")
     assert listing.returncode == 0 and "cli-run" in listing.stdout
+
+
+def test_a_preset_and_the_options_given_beside_it(registry):
+    """``--preset synthetic`` fills the recipe; an option given beside it wins; an option left
+    out keeps the TrainConfig default (written once, on the dataclass)."""
+    from fooling.cli import main
+    assert main(["train", "--name", "preset-run", "--preset", "synthetic", "--loss", "baseline",
+                 "--steps", "2", "--batch", "4", "--val-size", "8", "--lr", "0.01"]) == 0
+    recipe = json.loads((registry / "preset-run.json").read_text())["recipe"]
+    assert (recipe["backbone"], recipe["init"], recipe["data"]) == (
+        "tiny_resnet", "random", "synthetic:binary")
+    assert (recipe["lr"], recipe["batch"], recipe["momentum"]) == (0.01, 4, 0.9)
+    assert recipe["steps"] == 2 and recipe["loss"] == "baseline"
