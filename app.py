@@ -155,7 +155,7 @@ def build_finetune_tab(page: gr.Blocks, pickers: list) -> None:
             with gr.Row():
                 steps = gr.Number(start_values.steps, label="Steps", precision=0, minimum=1)
                 batch = gr.Number(start_values.batch, label="Batch", precision=0, minimum=1)
-                size = gr.Number(start_values.size, label="Size px (blank: backbone's)",
+                size = gr.Number(start_values.size, label="Size px (0 or blank: the backbone's)",
                                  precision=0)
             with gr.Row():
                 lr = gr.Number(start_values.lr, label="Learning rate", minimum=0)

@@ -24,7 +24,7 @@ from cams.backbones import DEFAULT_BACKBONE, REGISTRY, load_backbone, parse_clas
 from cams.engine import explain, select_methods
 from cams.errors import UserInputError
 from cams.images import EXAMPLES, example_image, load_image
-from cams.methods import METHODS
+from cams.methods import METHODS, Kind
 from cams.options import comma_list
 from cams.render import baseline_captions, compose_rows
 
@@ -159,7 +159,8 @@ def run_explain(args: argparse.Namespace) -> int:
             failures += 1
 
     scorecam_bar = tqdm(desc="ScoreCAM masked passes", unit="mask", leave=False,
-                        disable="ScoreCAM" not in methods)
+                        disable=not any(METHODS[name].kind is Kind.MASKED_SCORES
+                                        for name in methods))
 
     def report(done: int, total: int) -> None:
         scorecam_bar.total = total

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from scipy import stats
 from torch import Tensor
 
 from cams.methods import DIFF_BASELINES, minmax
@@ -63,6 +62,7 @@ class RankSum:
 
 def rank_sum(scores_a: Tensor, scores_b: Tensor) -> RankSum:
     """Wilcoxon rank-sum test between two sets of per-image scores (``scipy.stats.ranksums``)."""
+    from scipy import stats  # a second to import: only where a test is computed
     result = stats.ranksums(scores_a.detach().cpu().numpy(), scores_b.detach().cpu().numpy())
     return RankSum(float(result.statistic), float(result.pvalue))
 
@@ -143,6 +143,7 @@ def pointing_game(maps: Tensor, masks: Tensor) -> Tensor:
 def auroc(scores: Tensor, labels: Tensor) -> float:
     """Area under the ROC curve of ``scores`` for binary ``labels`` (1 = positive), via the
     Mann–Whitney U statistic (ties count one half); NaN when a class is absent."""
+    from scipy import stats
     positives = scores[labels == 1].double().cpu().numpy()
     negatives = scores[labels == 0].double().cpu().numpy()
     if len(positives) == 0 or len(negatives) == 0:

@@ -34,7 +34,7 @@ from cams.metrics import (
 from cams.timing import timed
 from evaluation.config import TABLES, EvaluationConfig
 from evaluation.records import RecordFile, merge_all
-from fooling.config import preset
+from fooling.config import TrainConfig, preset
 from fooling.objectives import OBJECTIVES
 from fooling.train import train
 from imagedata.distributed import barrier, current
@@ -117,7 +117,7 @@ def run_susceptibility(config: EvaluationConfig, clean_name: str, fooled_name: s
                        progress: Progress) -> None:
     fooled = load_backbone(None, fooled_name, config.device)
     clean = load_backbone(fooled.name, clean_name, config.device)
-    attack_cam = fooled.metadata.get("recipe", {}).get("cam", "GradCAM")
+    attack_cam = fooled.metadata.get("recipe", {}).get("cam", TrainConfig.cam)
     records = records_of(config, "susceptibility")
     methods = chosen(config, SUSCEPTIBILITY_METHODS, clean)
     done = 0
