@@ -1,8 +1,10 @@
 """The CAM engine: every map of the panel from one forward pass and one vector-Jacobian product.
 
-``explain`` runs the backbone's features once (no graph below the target layer), the head once
-with a graph, and ONE batched VJP from the logits back to the activations with one cotangent per
-explained scalar (``cams.targets``). Then it calls the method table (``cams.methods``). Nothing is
+``layer_cams`` is the one core: it runs the backbone's features once (no graph below the target
+layer unless asked), the head once with a graph, and ONE batched VJP from the logits back to the
+activations with one cotangent per explained scalar (``cams.targets``); then it calls each row of
+the method table (``cams.methods``) with what the row's kind asks for. ``explain`` (display maps)
+and the training losses' ``true_false_maps`` (differentiable) both go through it. Nothing is
 stored on the model (no hooks), so one backbone can serve several threads at once.
 """
 
@@ -41,7 +43,8 @@ METHOD_CHUNK_ELEMENTS = 2**19  # gradient elements per method call (2 MB of floa
 class Explanation:
     """The maps of a batch of N images and what they explain.
 
-    ``maps``: display name → N×H×W in [0, 1] at input resolution (docs/equations.md, Display normalization).
+    ``maps``: display name → N×H×W in [0, 1] at input resolution (docs/equations.md, Display
+    normalization).
     ``layer_maps``: display name → N×h×w at layer resolution, before normalization (ReLU applied
     where the method has one); entropy and the training losses use these.
     """
@@ -73,10 +76,7 @@ def select_methods(backbone: Backbone, methods: str | Iterable[str] | None) -> l
         wanted = [methods] if isinstance(methods, str) else list(methods)
     if not wanted:
         raise UserInputError(f"no method given: name at least one of {', '.join(METHOD_NAMES)}")
-    unknown = [name for name in wanted if name not in METHODS]
-    if unknown:
-        raise UserInputError(f"unknown method {unknown[0]!r}: choose from {', '.join(METHOD_NAMES)}")
-    refused = [name for name in wanted if not applies(METHODS[name], backbone)]
+    refused = [row.name for row in method_rows(wanted) if not applies(row, backbone)]
     if refused:
         raise UserInputError(
             f"{refused[0]} needs a global-average-pool → Linear head, and {backbone.name}'s head "

@@ -26,8 +26,7 @@ MISSING = dataclasses.MISSING
 def setting(default: Any = MISSING, help: str = "", *, factory: Callable[[], Any] | None = None,
             flag: str | None = None, off_flag: str | None = None,
             choices: tuple[str, ...] | None = None, parse: Callable[[str], Any] | None = None,
-            group: str | None = None, metavar: str | None = None,
-            shown: str | None = None) -> Any:
+            group: str | None = None, shown: str | None = None) -> Any:
     """A dataclass field that is also a command-line option.
 
     ``flag`` overrides ``--field-name``; ``off_flag`` gives a tri-state boolean a second flag that
@@ -37,7 +36,7 @@ def setting(default: Any = MISSING, help: str = "", *, factory: Callable[[], Any
     the default.
     """
     metadata = {"help": help, "flag": flag, "off_flag": off_flag, "choices": choices,
-                "parse": parse, "group": group, "metavar": metavar, "shown": shown}
+                "parse": parse, "group": group, "shown": shown}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -64,14 +63,14 @@ def _default_text(field: dataclasses.Field) -> str:
     return f" (default {value})"
 
 
-def add_options(parser: argparse.ArgumentParser, config: type, skip: tuple[str, ...] = ()) -> None:
-    """One option per field of ``config`` declared with ``setting`` (and not in ``skip``). Options
-    default to None, so ``from_options`` can tell what the user gave."""
+def add_options(parser: argparse.ArgumentParser, config: type) -> None:
+    """One option per field of ``config`` declared with ``setting``. Options default to None, so
+    ``from_options`` can tell what the user gave."""
     hints = typing.get_type_hints(config)
     groups: dict[str, argparse._MutuallyExclusiveGroup] = {}
     for field in dataclasses.fields(config):
         meta = field.metadata
-        if "help" not in meta or field.name in skip:
+        if "help" not in meta:
             continue
         target = parser
         if meta["group"]:
@@ -94,8 +93,7 @@ def add_options(parser: argparse.ArgumentParser, config: type, skip: tuple[str, 
             continue
         parse = _option_type(meta["parse"]) if meta["parse"] else _scalar_parser(kind)
         target.add_argument(flag, dest=field.name, type=parse, choices=meta["choices"],
-                            required=required, metavar=meta["metavar"],
-                            help=meta["help"] + _default_text(field))
+                            required=required, help=meta["help"] + _default_text(field))
 
 
 def _option_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
