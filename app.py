@@ -202,9 +202,10 @@ def refresh_pairs(pairs):
 
 def build_evaluate_tab(page: gr.Blocks) -> None:
     """Evaluate: the papers' tables on the chosen images, backbones and checkpoint pairs."""
+    start_values = evaluation.START
     with gr.Row():
         with gr.Column(scale=1, min_width=340):
-            source = gr.Dropdown(list(evaluation.IMAGE_SOURCES), value="examples",
+            source = gr.Dropdown(list(evaluation.IMAGE_SOURCES), value=start_values.images,
                                  label="Images")
             folder = gr.Textbox(label="Server folder of images (for 'a server folder')")
             backbones = gr.CheckboxGroup(evaluation.backbone_options(),
@@ -212,12 +213,15 @@ def build_evaluate_tab(page: gr.Blocks) -> None:
                                          label="Backbones (similarity, run time, MOD/VID)")
             pairs = gr.Dropdown(evaluation.pair_options(), value=evaluation.pair_options()[:1],
                                 multiselect=True, label="clean:fooled pairs (susceptibility)")
-            tables = gr.CheckboxGroup(list(TABLES), value=["similarity", "susceptibility"],
+            tables = gr.CheckboxGroup(list(TABLES), value=start_values.tables,
                                       label="Tables (training trains 4 objectives × seeds: slow)")
             with gr.Row():
-                limit = gr.Number(None, label="At most N images", precision=0, minimum=1)
-                seeds = gr.Number(1, label="Training seeds", precision=0, minimum=1)
-                steps = gr.Number(300, label="Training steps", precision=0, minimum=1)
+                limit = gr.Number(start_values.limit, label="At most N images", precision=0,
+                                  minimum=1)
+                seeds = gr.Number(start_values.seeds, label="Training seeds", precision=0,
+                                  minimum=1)
+                steps = gr.Number(start_values.training_steps, label="Training steps",
+                                  precision=0, minimum=1)
             start = gr.Button("Run the evaluation", variant="primary")
         with gr.Column(scale=2):
             report = gr.Markdown("Choose what to run; the tables appear here.")

@@ -17,6 +17,9 @@ from evaluation.report import build_report
 from evaluation.run import run_all
 
 IMAGE_SOURCES = ("examples", "photos", "crops:50", "synthetic:binary:200", "a server folder")
+# The tab's starting values: the two tables of a passive-fooling comparison on the examples; a
+# training table, if ticked, with one seed and short runs.
+START = EvaluationConfig(tables=["similarity", "susceptibility"], seeds=1, training_steps=300)
 
 
 def backbone_options() -> list[str]:
