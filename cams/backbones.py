@@ -457,8 +457,10 @@ def _weights_file(backbone: str | None, weights: str | Path | None, files: bool)
     if weights is None or weights in (CLEAN_WEIGHTS, RANDOM_WEIGHTS):
         return None
     text = str(weights)
-    # A registry name never holds a path separator; a file name ends in a weights suffix.
-    looks_like_a_file = isinstance(weights, Path) or "/" in text or text.endswith(WEIGHT_SUFFIXES)
+    # A registry name never holds a path separator; a weights file ends in a weights suffix (or,
+    # named otherwise, exists).
+    looks_like_a_file = (isinstance(weights, Path) or "/" in text
+                         or text.endswith(WEIGHT_SUFFIXES) or Path(text).is_file())
     if files and looks_like_a_file:
         return Path(weights)
     return find_checkpoint(text, backbone).weights_path
