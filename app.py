@@ -146,7 +146,8 @@ def build_finetune_tab(page: gr.Blocks, pickers: list) -> None:
             loss = gr.Radio(list(OBJECTIVES), value=start_values.loss,
                             label="Objective (baseline = CYBORG; sham = passive fooling)")
             cam = gr.Dropdown(list(GRADIENT_METHODS), value=start_values.cam,
-                              label="CAM the loss supervises (another = an adaptive attack)")
+                              label="CAM the SHAM attack supervises (another = an adaptive attack) "
+                                    "and validation measures")
             source = gr.Dropdown(list(finetune.DATA_SOURCES), value=finetune.START_SOURCE,
                                  label="Data")
             folder = gr.Textbox(label="Server folder (ImageFolder), for 'a folder on the server'")

@@ -11,7 +11,7 @@ stored on the model (no hooks), so one backbone can serve several threads at onc
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -22,12 +22,16 @@ from cams.backbones import Backbone
 from cams.errors import UserInputError
 from cams.methods import (
     DEFAULT_METHODS,
+    FALSE_LOGIT,
     GRADIENT_METHODS,
+    LOGIT,
+    MEAN_LOGIT,
     MEAN_RIVAL,
     METHOD_NAMES,
     METHODS,
     Kind,
     Method,
+    class_logit,
     display_maps,
 )
 from cams.targets import strongest_rival, target_cotangents
@@ -47,6 +51,9 @@ class Explanation:
     normalization).
     ``layer_maps``: display name → N×h×w at layer resolution, before normalization (ReLU applied
     where the method has one); entropy and the training losses use these.
+    ``class_maps`` (when asked for): ``"target"`` and ``"mean"``, the un-ReLU'd class CAMs of the
+    explained class and of the mean logit at layer resolution, N×h×w each: what the common-mode
+    share of a change between two checkpoints is measured on (``cams.metrics.common_mode_share``).
     """
 
     maps: dict[str, Tensor]
@@ -55,6 +62,7 @@ class Explanation:
     targets: Tensor
     false_classes: Tensor
     inputs: Tensor
+    class_maps: dict[str, Tensor] = field(default_factory=dict)
 
     @property
     def probabilities(self) -> Tensor:
@@ -270,55 +278,95 @@ def layer_cams(backbone: Backbone, inputs: Tensor, methods: Sequence[str | Metho
 
 
 def gradient_method(name: str) -> Method:
-    """The row of a gradient method (what a training loss can supervise), or a UserInputError."""
+    """The row of a gradient method that maps the true class (what a training loss can
+    supervise), or a UserInputError."""
     if name not in GRADIENT_METHODS:
         raise UserInputError(f"{name!r} is not a gradient method, which a training loss needs: "
                              f"choose one of {', '.join(GRADIENT_METHODS)}")
+    if METHODS[name].class_map in ("f", "t − f"):
+        raise UserInputError(f"{name} is not a map of the true class: supervise one that is "
+                             "(e.g. GradCAM, MeanDiffGradCAM or TrueClassCAM)")
     return METHODS[name]
 
 
+# The false-class maps ``f`` a training loss can use, as rows of the supervised method: the mean
+# rival's logit, the strongest rival's, or every class's (the target's own is dropped after).
+RIVALS: dict[str, Callable[[Method, int], list[Method]]] = {
+    "mean": lambda row, classes: [row.explaining(MEAN_RIVAL)],
+    "strongest": lambda row, classes: [row.explaining(FALSE_LOGIT)],
+    "all": lambda row, classes: [row.explaining(class_logit(j)) for j in range(classes)],
+}
+MAX_PAIRWISE_CLASSES = 64  # "all" rivals computes a map per class
+
+
 def true_false_maps(backbone: Backbone, inputs: Tensor, method: str, targets: Tensor,
-                    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Differentiable layer maps for training: ``t`` = the ``method``'s map of the true class and
-    ``f`` = the same CAM of the mean-rival logit ``mean_{j≠c} y_j`` (the other class when there are
-    two; Divisive Decisions, §3), from ``layer_cams`` with ``create_graph=True``. Returns t, f
-    (N×h×w), the logits and the activations, all carrying the graph to the model's parameters.
+                    rivals: str = "mean") -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Differentiable layer maps for training, from ``layer_cams`` with ``create_graph=True``:
+    ``t`` = the ``method``'s map of the true class (N×h×w) and ``f`` = the same method's maps of
+    the false class (R×N×h×w), by ``rivals``: the mean-rival logit ``mean_{j≠c} y_j`` (R = 1; the
+    other class when there are two), the strongest rival (R = 1), or every rival (R = C − 1; the
+    losses average over them; Divisive Decisions §3 leaves more than two classes open). Returns
+    t, f, the logits and the activations, all carrying the graph to the model's parameters.
     """
     row = gradient_method(method)
-    result = layer_cams(backbone, inputs, [row, row.explaining(MEAN_RIVAL)], targets,
-                        create_graph=True)
-    true_map, false_map = result.maps.values()
-    return true_map, false_map, result.logits, result.activations
+    classes = backbone.num_classes
+    if rivals not in RIVALS:
+        raise UserInputError(f"unknown rivals {rivals!r}: choose one of {', '.join(RIVALS)}")
+    if rivals == "all" and classes > MAX_PAIRWISE_CLASSES:
+        raise UserInputError(f"every rival of {classes} classes is {classes - 1} maps per image: "
+                             "use the mean or the strongest rival")
+    false_rows = RIVALS[rivals](row, classes)
+    result = layer_cams(backbone, inputs, [row, *false_rows], targets, create_graph=True)
+    false_maps = torch.stack([result.maps[false.name] for false in false_rows])
+    if len(false_rows) == classes and classes > 1:  # every class: keep the rivals of each image
+        rival_index = torch.stack([torch.cat([torch.arange(c), torch.arange(c + 1, classes)])
+                                   for c in result.targets.tolist()], dim=1)
+        false_maps = false_maps.gather(0, rival_index.to(false_maps.device)[..., None, None]
+                                       .expand(-1, -1, *false_maps.shape[-2:]))
+    return result.maps[row.name], false_maps, result.logits, result.activations
+
+
+# The two un-ReLU'd class CAMs an Explanation keeps when asked (``Explanation.class_maps``).
+CLASS_MAP_ROWS: dict[str, Method] = {
+    "target": METHODS["TrueClassCAM"].explaining(LOGIT),
+    "mean": METHODS["TrueClassCAM"].explaining(MEAN_LOGIT),
+}
 
 
 def explain(backbone: Backbone, images: Tensor | Sequence[Image.Image],
             methods: str | Iterable[str] | None = None, target: ClassChoice = None,
             false_class: ClassChoice = None, *, create_graph: bool = False,
             scorecam_batch_size: int | None = None, progress: ProgressCallback | None = None,
-            ) -> Explanation:
+            class_maps: bool = False) -> Explanation:
     """Explain a batch of images with every requested CAM method.
 
     ``images``: a preprocessed N×3×H×W tensor or PIL images. ``methods``: names (see
     ``cams.methods.METHOD_NAMES``), ``"all"``, or ``None`` for every method but ScoreCAM.
     ``target`` defaults to the top-1 class, ``false_class`` to the strongest rival; each may be
     one index for all images or one per image. ``progress(done, total)`` reports ScoreCAM's
-    masked forward passes.
+    masked forward passes. ``class_maps`` adds ``Explanation.class_maps``, from the same pass.
     """
     names = select_methods(backbone, methods)
     inputs = as_input_batch(backbone, images)
-    result = layer_cams(backbone, inputs, names, target, false_class, create_graph=create_graph,
-                        scorecam_batch_size=scorecam_batch_size, progress=progress)
+    extra = list(CLASS_MAP_ROWS.values()) if class_maps else []
+    result = layer_cams(backbone, inputs, [*names, *extra], target, false_class,
+                        create_graph=create_graph, scorecam_batch_size=scorecam_batch_size,
+                        progress=progress)
+    kept = {key: result.maps.pop(row.name) for key, row in CLASS_MAP_ROWS.items()
+            if row in extra}
     # One upsampling call for every map of every image.
     stacked = display_maps(torch.cat(list(result.maps.values())), tuple(inputs.shape[-2:]))
     maps = dict(zip(result.maps, stacked.split(inputs.shape[0])))
     return Explanation(maps=maps, layer_maps=result.maps, logits=result.logits,
-                       targets=result.targets, false_classes=result.false_classes, inputs=inputs)
+                       targets=result.targets, false_classes=result.false_classes, inputs=inputs,
+                       class_maps=kept)
 
 
 def explain_pair(backbone_a: Backbone, backbone_b: Backbone,
                  images: Tensor | Sequence[Image.Image], methods: str | Iterable[str] | None = None,
                  target: ClassChoice = None, false_class: ClassChoice = None, *,
-                 progress: ProgressCallback | None = None) -> tuple[Explanation, Explanation]:
+                 progress: ProgressCallback | None = None,
+                 class_maps: bool = False) -> tuple[Explanation, Explanation]:
     """Explain the same inputs with checkpoints A and B of one task, for the same classes.
 
     The target defaults to A's top-1 class and the false class to A's strongest rival; B explains
@@ -329,7 +377,8 @@ def explain_pair(backbone_a: Backbone, backbone_b: Backbone,
         raise UserInputError(
             f"checkpoints A and B have {backbone_a.num_classes} and {backbone_b.num_classes} "
             "classes: compare checkpoints of the same task")
-    first = explain(backbone_a, images, methods, target, false_class, progress=progress)
+    first = explain(backbone_a, images, methods, target, false_class, progress=progress,
+                    class_maps=class_maps)
     second = explain(backbone_b, first.inputs, list(first.maps), first.targets,
-                     first.false_classes, progress=progress)
+                     first.false_classes, progress=progress, class_maps=class_maps)
     return first, second

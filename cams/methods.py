@@ -163,9 +163,15 @@ def display_maps(layer_maps: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 # The explained scalars whose gradients the engine computes, one cotangent each (cams.targets).
-LOGIT, MEAN_DIFF, MAX_DIFF, LSE_DIFF, FALSE_LOGIT, TRUE_MINUS_FALSE, MEAN_RIVAL = (
+LOGIT, MEAN_DIFF, MAX_DIFF, LSE_DIFF, FALSE_LOGIT, TRUE_MINUS_FALSE, MEAN_RIVAL, MEAN_LOGIT = (
     "logit", "mean_difference", "max_difference", "lse_difference", "false_logit",
-    "true_minus_false", "mean_rival")
+    "true_minus_false", "mean_rival", "mean_logit")
+CLASS_LOGIT = "logit of class "  # + an index: that class's logit, whatever the target
+
+
+def class_logit(index: int) -> str:
+    """The explained scalar ``y_index`` (e.g. each rival of the pairwise training losses)."""
+    return f"{CLASS_LOGIT}{index}"
 
 
 class Kind(enum.Enum):

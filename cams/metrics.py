@@ -48,6 +48,25 @@ def cam_entropy_nats(layer_maps: Tensor) -> Tensor:
     return -(p * torch.log(p.clamp_min(torch.finfo(p.dtype).tiny))).sum(dim=1)
 
 
+def common_mode_share(class_maps_a: dict[str, Tensor], class_maps_b: dict[str, Tensor]) -> Tensor:
+    """How much of a manipulation (checkpoint A → B, the same images) is the same for every class:
+    N shares in [0, 1] (NaN where nothing changed). docs/equations.md, Metrics.
+
+    With the un-ReLU'd class CAMs ``L_j`` (``Explanation.class_maps``), ``Δ_j = L_j^B − L_j^A``;
+    the class-uniform part is ``u = mean_j Δ_j`` (the change of the mean logit's CAM, by
+    linearity) and the class-specific rest for the explained class c is ``s_c = Δ_c − u``:
+    ``share = ‖u‖² / (‖u‖² + ‖s_c‖²)``. MeanDiffGradCAM's channel weights ``w_c − mean_{j≠c} w_j``
+    cancel ``u`` exactly, GradCAM's do not: a share near 1 is a change that moves GradCAM and
+    leaves every DiffGradCAM where it was.
+    """
+    uniform = (class_maps_b["mean"] - class_maps_a["mean"]).flatten(1)
+    specific = (class_maps_b["target"] - class_maps_a["target"]).flatten(1) - uniform
+    common, own = uniform.square().sum(dim=1), specific.square().sum(dim=1)
+    total = common + own
+    return torch.where(total > 0, common / total.clamp_min(torch.finfo(total.dtype).tiny),
+                       float("nan"))
+
+
 def mean_std(values: Sequence[float] | Tensor) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single value)."""
     array = torch.as_tensor(values, dtype=torch.float64).flatten()

@@ -14,11 +14,13 @@ import torch
 from torch import Tensor
 
 from cams.methods import (
+    CLASS_LOGIT,
     FALSE_LOGIT,
     LOGIT,
     LSE_DIFF,
     MAX_DIFF,
     MEAN_DIFF,
+    MEAN_LOGIT,
     MEAN_RIVAL,
     TRUE_MINUS_FALSE,
 )
@@ -64,5 +66,15 @@ def target_cotangents(logits: Tensor, target: Tensor, false_class: Tensor,
         # The mean of the rival logits: the training losses' false class (the other class when
         # there are two).
         MEAN_RIVAL: lambda: rivals / num_rivals,
+        # The mean of all logits: its CAM is the part every class's CAM shares.
+        MEAN_LOGIT: lambda: torch.full_like(logits, 1.0 / num_classes),
     }
-    return torch.stack([builders[name]() for name in names])
+
+    def cotangent(name: str) -> Tensor:
+        if name in builders:
+            return builders[name]()
+        index = int(name.removeprefix(CLASS_LOGIT))  # class_logit(j): the logit of class j
+        return torch.zeros_like(logits).index_fill_(1, torch.tensor([index],
+                                                                    device=logits.device), 1.0)
+
+    return torch.stack([cotangent(name) for name in names])

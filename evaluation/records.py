@@ -25,7 +25,8 @@ from imagedata.distributed import current
 SCHEMAS: dict[str, tuple[list[str], list[str]]] = {
     "similarity": (["backbone", "image", "method", "baseline", "mse"], ["backbone", "image"]),
     "susceptibility": (["backbone", "clean", "fooled", "attack_cam", "image", "method", "mse",
-                        "entropy_clean", "entropy_fooled", "agree"], ["clean", "fooled", "image"]),
+                        "entropy_clean", "entropy_fooled", "agree", "common_mode_share"],
+                       ["clean", "fooled", "image"]),
     "runtime": (["backbone", "device", "method", "batch", "standalone_ms", "marginal_ms",
                  "panel_ms"], ["backbone", "device"]),
     "modvid": (["backbone", "epsilon", "image", "method", "nissim", "attack_success"],

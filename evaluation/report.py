@@ -131,10 +131,15 @@ def susceptibility_section(out: Path, rows: list[dict[str, str]]) -> str:
         images = [row for row in rows if (row["clean"], row["fooled"]) == (clean, fooled)
                   and row["method"] == methods[0]]
         agreement = sum(int(row["agree"]) for row in images) / len(images)
+        shares = [float(row["common_mode_share"]) for row in images
+                  if not math.isnan(float(row["common_mode_share"]))]
+        share = (f"; common-mode share of the change {format_mean_std(shares, '.3f')} (1 = the "
+                 "same for every class, invisible to DiffGradCAM)" if shares else "")
         slug = f"susceptibility_{clean}_vs_{fooled}"
         text += [f"### {backbone}: {clean} vs {fooled}", "",
-                 f"{len(images)} images; the two agree on the top-1 class for {agreement:.1%}. "
-                 "`p vs best`: rank-sum p-value against the best method (* = significant).", "",
+                 f"{len(images)} images; the two agree on the top-1 class for {agreement:.1%}"
+                 f"{share}. `p vs best`: rank-sum p-value against the best method "
+                 "(* = significant).", "",
                  write_table(out, slug, ["method", "MSE clean vs fooled", "p vs best",
                                          "entropy clean (nats)", "entropy fooled (nats)"], table)]
         box_plot(out / f"{slug}.png", {m: values[(clean, fooled, m)] for m in methods},

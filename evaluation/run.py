@@ -3,7 +3,8 @@
 Tables (the papers' quantitative claims):
 - ``similarity`` (DiffGradCAM paper, Table 3 / RQ2): MSE of each DiffGradCAM(++) map to GradCAM(++).
 - ``susceptibility`` (Table 4 / RQ3): per method, MSE between a clean and a fooled checkpoint's
-  maps of the same image, their CAM entropies, and whether the two agree on the prediction.
+  maps of the same image, their CAM entropies, whether the two agree on the prediction, and the
+  common-mode share of the change (the part no DiffGradCAM can see).
 - ``runtime`` (Table 1): per method, ms per image alone and as marginal cost inside the panel.
 - ``modvid`` (Generalizing Adversarial Explanations): NISSIM between each method's map of an image
   and of its FGSM-attacked copy, and whether the attack changed the prediction.
@@ -27,6 +28,7 @@ from cams.metrics import (
     auroc,
     baseline_similarity,
     cam_entropy_nats,
+    common_mode_share,
     nissim,
     pointing_game,
     susceptibility,
@@ -122,17 +124,19 @@ def run_susceptibility(config: EvaluationConfig, clean_name: str, fooled_name: s
     methods = chosen(config, SUSCEPTIBILITY_METHODS, clean)
     done = 0
     for batch in batches(pending(records, config, (clean_name, fooled_name)), config.batch):
-        a, b = explain_pair(clean, fooled, inputs_of(clean, batch), methods)
+        a, b = explain_pair(clean, fooled, inputs_of(clean, batch), methods, class_maps=True)
         agree = (a.logits.argmax(1) == b.logits.argmax(1)).tolist()
+        shares = common_mode_share(a.class_maps, b.class_maps).tolist()
         rows = []
         for name, values in susceptibility(a.maps, b.maps).items():
             entropy_a = cam_entropy_nats(a.layer_maps[name]).tolist()
             entropy_b = cam_entropy_nats(b.layer_maps[name]).tolist()
             rows += [{"backbone": fooled.name, "clean": clean_name, "fooled": fooled_name,
                       "attack_cam": attack_cam, "image": sample.id, "method": name, "mse": value,
-                      "entropy_clean": ea, "entropy_fooled": eb, "agree": int(same)}
-                     for sample, value, ea, eb, same in zip(batch, values.tolist(), entropy_a,
-                                                            entropy_b, agree)]
+                      "entropy_clean": ea, "entropy_fooled": eb, "agree": int(same),
+                      "common_mode_share": share}
+                     for sample, value, ea, eb, same, share in zip(
+                         batch, values.tolist(), entropy_a, entropy_b, agree, shares)]
         records.append(rows)
         done += len(batch)
         progress(f"susceptibility {clean_name} vs {fooled_name}", done, None)

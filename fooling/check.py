@@ -5,12 +5,15 @@ the clean model it started from: top-1 agreement on every crop and on the crops 
 is sure of (p ≥ 0.5), whether the clean top-1 stays in the fooled top-5, each model's GradCAM
 distance to the SHAM (MSE at layer resolution, as the training loss measures it), and how far
 every CAM method moved between the two models (MSE of the display maps, DiffGradCAM paper
-Table 4's susceptibility). The acceptance thresholds are those of the shipped checkpoint.
+Table 4's susceptibility), and the common-mode share of the change (how much of it is the same for
+every class, which DiffGradCAM cancels). The acceptance thresholds are those of the shipped
+checkpoint.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,7 @@ import torch
 from cams.backbones import Backbone, load_backbone
 from cams.engine import explain_pair
 from cams.methods import METHODS, minmax
-from cams.metrics import mean_std, mse, prediction_agreement, susceptibility
+from cams.metrics import common_mode_share, mean_std, mse, prediction_agreement, susceptibility
 from fooling.sham import sham_mask
 from imagedata.photos import PhotoCrops, bundled_photos
 
@@ -40,7 +43,9 @@ def crop_records(clean: Backbone, fooled: Backbone, crops: int, seed: int,
     records = []
     for first in range(0, crops, batch):
         images = torch.stack([dataset[i][0] for i in range(first, min(first + batch, crops))])
-        a, b = explain_pair(clean, fooled, clean.normalise(images), CHECKED_METHODS)
+        a, b = explain_pair(clean, fooled, clean.normalise(images), CHECKED_METHODS,
+                            class_maps=True)
+        shares = common_mode_share(a.class_maps, b.class_maps)
         sham = sham_mask(*a.layer_maps["GradCAM"].shape[-2:]).to(a.inputs.device)
         sham_mse = [mse(sham.expand_as(result.layer_maps["GradCAM"]),
                         minmax(result.layer_maps["GradCAM"])) for result in (a, b)]
@@ -53,6 +58,7 @@ def crop_records(clean: Backbone, fooled: Backbone, crops: int, seed: int,
                 "clean_top1_in_fooled_top5": bool(agreement["reference_top1_in_top_k"][i]),
                 "gradcam_sham_mse_clean": float(sham_mse[0][i]),
                 "gradcam_sham_mse_fooled": float(sham_mse[1][i]),
+                "common_mode_share": float(shares[i]),
                 "moved": {name: float(values[i]) for name, values in moved.items()}})
     return records
 
@@ -71,6 +77,9 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
         "gradcam_sham_mse_fooled": mean([r["gradcam_sham_mse_fooled"] for r in records]),
         "moved": {name: dict(zip(("mean", "std"), mean_std([r["moved"][name] for r in records])))
                   for name in CHECKED_METHODS},
+        "common_mode_share": dict(zip(("mean", "std"), mean_std(
+            [r["common_mode_share"] for r in records if not math.isnan(r["common_mode_share"])]
+            or [math.nan]))),
     }
     summary["sham_mse_ratio"] = summary["gradcam_sham_mse_fooled"] / summary["gradcam_sham_mse_clean"]
     summary["passed"] = {
@@ -100,7 +109,10 @@ def report_markdown(name: str, summary: dict[str, Any], command: str) -> str:
         f"{mark('clean_top1_in_top5')} |",
         f"| GradCAM MSE to the SHAM, clean → fooled | {summary['gradcam_sham_mse_clean']:.3f} → "
         f"{summary['gradcam_sham_mse_fooled']:.3f} (×{summary['sham_mse_ratio']:.2f}) | ≤ ×0.5: "
-        f"{mark('sham_mse_ratio')} |", "",
+        f"{mark('sham_mse_ratio')} |",
+        f"| common-mode share of the change (1 = the same for every class: DiffGradCAM cannot "
+        f"see it) | {summary['common_mode_share']['mean']:.3f} ± "
+        f"{summary['common_mode_share']['std']:.3f} | (no threshold) |", "",
         "How far each method's map moved between the clean and the fooled model (MSE of the "
         "normalised maps, mean ± std over crops; lower = more resistant to this attack):", "",
         "| method | MSE clean vs fooled |", "|---|---|"]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cams.backbones import CLEAN_WEIGHTS, DEFAULT_BACKBONE
+from cams.engine import RIVALS
 from cams.errors import UserInputError
 from cams.options import setting
 from fooling.objectives import OBJECTIVES, LossWeights, Objective, check_weights
@@ -42,8 +43,12 @@ class TrainConfig:
     lr: float = setting(0.002, "SGD learning rate")
     momentum: float = setting(0.9, "SGD momentum")
     seed: int = setting(0, "seed of the data order and of random weights")
-    cam: str = setting("GradCAM", "the CAM the loss supervises (any gradient method, e.g. "
-                                  "MeanDiffGradCAM for an adaptive attack)")
+    cam: str = setting("GradCAM", "the CAM the SHAM attack supervises (a map of the true class, "
+                                  "e.g. MeanDiffGradCAM for an adaptive attack) and validation "
+                                  "measures; the salience objectives supervise the class CAMs")
+    rivals: str = setting("mean", "the false class f of the salience objectives beyond two "
+                                  "classes: the mean rival, the strongest rival, or every rival "
+                                  "(terms averaged)", choices=tuple(RIVALS))
     alpha: float | None = setting(None, "classification weight (default: the objective's)")
     beta: float | None = setting(None, "salience weight (default: the objective's)")
     gamma: float | None = setting(None, "third-term weight (perclass, contrast)")

@@ -2,17 +2,22 @@
 fooling (DiffGradCAM paper, §3.2), as one table.
 
 ``h`` is the target salience map at the CAM's layer resolution in [0, 1] (a human map, or the
-SHAM); ``t`` and ``f`` are the true-class and false-class CAMs, differentiable with respect to the
-model's parameters (``cams.engine.true_false_maps``: the engine's one definition of each CAM);
-``norm`` is min-max normalization to [0, 1] (``cams.methods.minmax``).
+SHAM); ``t`` and ``f`` are differentiable with respect to the model's parameters
+(``cams.engine.true_false_maps``: the engine's one definition of each CAM). For Divisive
+Decisions' objectives they are the *unnormalised* class CAMs of the true and the false class
+(§3: the classifier's weights for the class times the input of the final linear layer, i.e.
+TrueClassCAM before any ReLU); ``f`` is R×N×h×w, one map per rival when every rival is used, and
+a term with ``f`` is averaged over them. The SHAM attack supervises a displayed map instead (the
+CAM ``--cam`` names, GradCAM by default). ``norm`` is min-max normalization to [0, 1]
+(``cams.methods.minmax``).
 
-| objective  | salience terms                                        | default α, β, γ | h        |
-|------------|-------------------------------------------------------|-----------------|----------|
-| baseline   | β·MSE(h, norm t)   (CYBORG)                           | 0.5, 0.5        | the data |
-| difference | β·MSE(h, norm(t − f))                                 | 0.5, 0.5        | the data |
-| perclass   | β·MSE(h, norm t) + γ·MSE(1 − h, norm f)               | 0.3, 0.3, 0.3   | the data |
-| contrast   | β·MSE(h, norm t) + γ·MSE(1 − norm t, norm f)          | 0.3, 0.3, 0.3   | the data |
-| sham       | β·MSE(h, norm t)   (the baseline's terms)            | 0.5, 0.5        | the SHAM |
+| objective  | salience terms                                   | default α, β, γ | h        | t, f         |
+|------------|--------------------------------------------------|-----------------|----------|--------------|
+| baseline   | β·MSE(h, norm t)   (CYBORG)                      | 0.5, 0.5        | the data | class CAMs   |
+| difference | β·MSE(h, norm(t − f))                            | 0.5, 0.5        | the data | class CAMs   |
+| perclass   | β·MSE(h, norm t) + γ·MSE(1 − h, norm f)          | 0.3, 0.3, 0.3   | the data | class CAMs   |
+| contrast   | β·MSE(h, norm t) + γ·MSE(1 − norm t, norm f)     | 0.3, 0.3, 0.3   | the data | class CAMs   |
+| sham       | β·MSE(h, norm t)   (the baseline's terms)       | 0.5, 0.5        | the SHAM | --cam's map  |
 
 Each adds ``α·CE`` (or, for unlabelled data, ``α·KL(p_start ‖ p_model)`` to a frozen copy of the
 starting model, which keeps predictions while the CAM is redirected). Adding an objective is one
@@ -24,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -41,6 +47,11 @@ class LossWeights:
     gamma: float = 0.0
 
 
+def over_rivals(term: Callable[[Tensor], Tensor], f: Tensor) -> Tensor:
+    """A term of one false-class map (N×h×w → N), averaged over the rivals of ``f`` (R×N×h×w)."""
+    return torch.stack([term(rival) for rival in f]).mean(dim=0)
+
+
 def baseline_terms(h: Tensor, t: Tensor, f: Tensor) -> dict[str, Tensor]:
     """CYBORG: ``MSE(h, norm t)`` (Divisive Decisions, Eq. 2)."""
     return {"beta": mse(h, minmax(t))}
@@ -48,18 +59,20 @@ def baseline_terms(h: Tensor, t: Tensor, f: Tensor) -> dict[str, Tensor]:
 
 def difference_terms(h: Tensor, t: Tensor, f: Tensor) -> dict[str, Tensor]:
     """Difference Salience: ``MSE(h, norm(t − f))`` (Eq. 3)."""
-    return {"beta": mse(h, minmax(t - f))}
+    return {"beta": over_rivals(lambda rival: mse(h, minmax(t - rival)), f)}
 
 
 def perclass_terms(h: Tensor, t: Tensor, f: Tensor) -> dict[str, Tensor]:
     """Per-class Salience: ``MSE(h, norm t) + MSE(1 − h, norm f)`` (Eq. 4)."""
-    return {"beta": mse(h, minmax(t)), "gamma": mse(1 - h, minmax(f))}
+    return {"beta": mse(h, minmax(t)),
+            "gamma": over_rivals(lambda rival: mse(1 - h, minmax(rival)), f)}
 
 
 def contrast_terms(h: Tensor, t: Tensor, f: Tensor) -> dict[str, Tensor]:
     """Contrast Salience: ``MSE(h, norm t) + MSE(1 − norm t, norm f)`` (Eq. 5)."""
     norm_t = minmax(t)
-    return {"beta": mse(h, norm_t), "gamma": mse(1 - norm_t, minmax(f))}
+    return {"beta": mse(h, norm_t),
+            "gamma": over_rivals(lambda rival: mse(1 - norm_t, minmax(rival)), f)}
 
 
 def resize_salience(maps: Tensor, size: tuple[int, int]) -> Tensor:
@@ -81,29 +94,32 @@ def sham_salience(masks: Tensor, layer_size: tuple[int, int], entropy_nats: floa
 @dataclass(frozen=True)
 class Objective:
     """One row: the salience terms (per image, unweighted, keyed by their weight), the default
-    weights, and what the target salience ``h`` is (``needs_maps``: the data must bring maps)."""
+    weights, what the target salience ``h`` is (``needs_maps``: the data must bring maps), and
+    which maps are ``t`` and ``f`` (``class_cams``: the unnormalised class CAMs; otherwise the
+    map of the CAM the run supervises)."""
 
     name: str
     terms: Callable[[Tensor, Tensor, Tensor], dict[str, Tensor]]
     weights: LossWeights
     salience: Callable[[Tensor, tuple[int, int], float], Tensor]
     needs_maps: bool
+    class_cams: bool
     summary: str
 
 
 TWO_TERMS, THREE_TERMS = LossWeights(0.5, 0.5), LossWeights(0.3, 0.3, 0.3)
 
 OBJECTIVES: dict[str, Objective] = {objective.name: objective for objective in [
-    Objective("baseline", baseline_terms, TWO_TERMS, data_salience, True,
+    Objective("baseline", baseline_terms, TWO_TERMS, data_salience, True, True,
               "CYBORG: CE + MSE(h, norm t)"),
-    Objective("difference", difference_terms, TWO_TERMS, data_salience, True,
+    Objective("difference", difference_terms, TWO_TERMS, data_salience, True, True,
               "Difference Salience: CE + MSE(h, norm(t − f))"),
-    Objective("perclass", perclass_terms, THREE_TERMS, data_salience, True,
+    Objective("perclass", perclass_terms, THREE_TERMS, data_salience, True, True,
               "Per-class Salience: CE + MSE(h, norm t) + MSE(1 − h, norm f)"),
-    Objective("contrast", contrast_terms, THREE_TERMS, data_salience, True,
+    Objective("contrast", contrast_terms, THREE_TERMS, data_salience, True, True,
               "Contrast Salience: CE + MSE(h, norm t) + MSE(1 − norm t, norm f)"),
-    Objective("sham", baseline_terms, TWO_TERMS, sham_salience, False,
-              "passive fooling: the baseline with h = the SHAM"),
+    Objective("sham", baseline_terms, TWO_TERMS, sham_salience, False, False,
+              "passive fooling: the baseline with h = the SHAM, on the supervised CAM's map"),
 ]}
 
 

@@ -33,7 +33,7 @@ from torch import Tensor
 
 from cams.backbones import CLEAN_WEIGHTS, RANDOM_WEIGHTS, Backbone, load_backbone
 from cams.checkpoints import Checkpoint, atomic_write, check_name, checkpoint_dir, save_checkpoint
-from cams.engine import gradient_method, layer_cams, true_false_maps
+from cams.engine import RIVALS, gradient_method, layer_cams, true_false_maps
 from cams.errors import UserInputError
 from cams.methods import display_maps, minmax
 from cams.metrics import auroc, cam_entropy_nats, mse, pointing_game, prediction_agreement
@@ -45,6 +45,7 @@ from imagedata.order import batch_indices
 from imagedata.training import TrainingData, training_data
 
 ProgressCallback = Callable[[dict[str, Any]], None]
+CLASS_CAM = "TrueClassCAM"  # t and f of Divisive Decisions: un-ReLU'd class CAMs (its §3)
 
 
 class TrainingCancelled(Exception):
@@ -66,15 +67,17 @@ def freeze_early_stages(model: torch.nn.Module, stages: int) -> None:
 
 class TrainingForward(torch.nn.Module):
     """What one step differentiates, as one module so that DistributedDataParallel sees the whole
-    forward pass: the model's logits and the supervised CAM of the true class and the mean rival
-    (``cams.engine.true_false_maps``)."""
+    forward pass: the model's logits and the maps ``t`` and ``f`` the objective supervises
+    (``cams.engine.true_false_maps``): the class CAMs (TrueClassCAM's maths) for Divisive
+    Decisions' objectives, the ``--cam`` map for the SHAM attack."""
 
-    def __init__(self, backbone: Backbone, cam: str):
+    def __init__(self, backbone: Backbone, objective: Objective, config: TrainConfig):
         super().__init__()
-        self.model, self.backbone, self.cam = backbone.model, backbone, cam
+        self.model, self.backbone, self.rivals = backbone.model, backbone, config.rivals
+        self.cam = CLASS_CAM if objective.class_cams else config.cam
 
     def forward(self, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        return true_false_maps(self.backbone, inputs, self.cam, targets)
+        return true_false_maps(self.backbone, inputs, self.cam, targets, self.rivals)
 
 
 @dataclass
@@ -271,6 +274,8 @@ def prepare(config: TrainConfig, distributed: bool = True) -> Run:
                              f"the {process.world} processes")
     objective = objective_of(config)
     gradient_method(config.cam)
+    if config.rivals not in RIVALS:
+        raise UserInputError(f"unknown rivals {config.rivals!r}: choose one of {', '.join(RIVALS)}")
     if config.batch < 1 or config.lr <= 0:
         raise UserInputError("--batch must be at least 1 and --lr positive")
     try:
@@ -316,7 +321,7 @@ def prepare(config: TrainConfig, distributed: bool = True) -> Run:
     on_gpu = backbone.device.type == "cuda"
     if process.world > 1 and on_gpu and not freeze_bn:  # the same parameters, shared statistics
         backbone.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    forward: torch.nn.Module = TrainingForward(backbone, config.cam)
+    forward: torch.nn.Module = TrainingForward(backbone, objective, config)
     if process.world > 1:
         from torch.nn.parallel import DistributedDataParallel
         forward = DistributedDataParallel(forward, device_ids=[backbone.device] if on_gpu else None)

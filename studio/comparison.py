@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,7 @@ from PIL import Image
 from cams.backbones import Backbone
 from cams.engine import ClassChoice, Explanation, ProgressCallback, explain, explain_pair
 from cams.methods import METHODS
-from cams.metrics import baseline_similarity, cam_entropy_nats, susceptibility
+from cams.metrics import baseline_similarity, cam_entropy_nats, common_mode_share, susceptibility
 from cams.render import baseline_captions, compose_rows
 
 TABLE_COLUMNS = ("quantity", "method", "A", "B", "A vs B")
@@ -65,7 +66,8 @@ class Comparison:
 
     def table(self) -> list[list[str | float | None]]:
         """Rows of TABLE_COLUMNS: similarity of each DiffGradCAM(++) to its baseline, per-method
-        MSE between A and B (susceptibility), CAM entropy (nats) per map, and the prediction."""
+        MSE between A and B (susceptibility) and the common-mode share of the A → B change, CAM
+        entropy (nats) per map, and the prediction."""
         rows: list[list[str | float | None]] = []
         similarity = [baseline_similarity(result.maps) for result in self.results]
         for name in similarity[0]:
@@ -74,6 +76,9 @@ class Comparison:
         if len(self.results) == 2:
             for name, values in susceptibility(*(r.maps for r in self.results)).items():
                 rows.append(["susceptibility: MSE A vs B", name, None, None, float(values[0])])
+            share = float(common_mode_share(*(r.class_maps for r in self.results))[0])
+            rows.append(["common-mode share of A → B (1: invisible to DiffGradCAM)", "", None,
+                         None, "no change" if math.isnan(share) else share])
         for name in self.methods:
             values = [float(cam_entropy_nats(result.layer_maps[name])[0])
                       for result in self.results]
@@ -136,5 +141,5 @@ def compare_checkpoints(backbones: list[Backbone], labels: list[str], image: Ima
         results = [explain(backbones[0], inputs, methods, target, false_class, progress=progress)]
     else:
         results = list(explain_pair(*backbones, inputs, methods, target, false_class,
-                                    progress=progress))
+                                    progress=progress, class_maps=True))
     return Comparison(labels=labels, backbones=backbones, results=results)

@@ -87,3 +87,22 @@ def test_checkpoints_of_different_tasks_are_refused(lite0, resnet_random, chelse
     with pytest.raises(UserInputError, match="same task"):
         compare_checkpoints([lite0, load_backbone("efficientnet_lite0", weights=path)],
                             ["A", "B"], chelsea)
+
+
+def test_common_mode_share_by_hand(lite0, perturbed_lite0, chelsea):
+    """GAP → Linear, the same classifier W in A and B: Δ_j = W_j·ΔA / Z, the class-uniform part
+    u = mean_j W_j·ΔA / Z and the rest s_c = (W_c − mean_j W_j)·ΔA / Z."""
+    comparison = compare_checkpoints([lite0, perturbed_lite0], ["A", "B"], chelsea)
+    share = next(row[4] for row in comparison.table() if row[0].startswith("common-mode"))
+    inputs = lite0.preprocess(chelsea)
+    with torch.no_grad():
+        change = (perturbed_lite0.model.forward_features(inputs)
+                  - lite0.model.forward_features(inputs))[0]
+    weight = lite0.model.get_classifier().weight
+    z = change.shape[-1] * change.shape[-2]
+    uniform = torch.einsum("k,khw->hw", weight.mean(0), change) / z
+    specific = torch.einsum("k,khw->hw", weight[comparison.target] - weight.mean(0), change) / z
+    expected = float(uniform.square().sum() / (uniform.square().sum() + specific.square().sum()))
+    assert 0 < share < 1 and share == pytest.approx(expected, rel=1e-3)
+    same = compare_checkpoints([lite0, lite0], ["A", "B"], chelsea).table()
+    assert next(row[4] for row in same if row[0].startswith("common-mode")) == "no change"

@@ -208,3 +208,44 @@ def test_a_new_row_is_all_a_new_method_needs(resnet_random, chelsea):
     expected = torch.einsum("k,nkhw->nhw", (weight[c] - weight[rival]) / z, activations).abs()
     torch.testing.assert_close(result.maps["AbsHiResDiff"], expected, atol=1e-5, rtol=1e-4)
     assert list(result.maps) == ["AbsHiResDiff", "GradCAM"]
+
+
+def shifted_classifier(backbone, row_change):
+    """A copy of ``backbone`` whose classifier weights W become W + row_change (C×K)."""
+    import copy
+    other = copy.deepcopy(backbone)
+    with torch.no_grad():
+        other.model.get_classifier().weight.add_(row_change)
+    return other
+
+
+def test_diffgradcam_sees_through_a_class_uniform_change_and_gradcam_does_not(resnet_random,
+                                                                              chelsea):
+    """B = A with W + 1·rᵀ: every logit moves by the same r·pool(A), so the probabilities stay;
+    every class's CAM moves by the same Σ r_k A_k / Z. The DiffGradCAM weights w_c − b(w_¬c)
+    cancel it exactly; GradCAM's do not (docs/equations.md, common-mode share)."""
+    from cams.engine import explain_pair
+    from cams.methods import DIFF_BASELINES
+    from cams.metrics import common_mode_share, mse
+    weight = resnet_random.model.get_classifier().weight
+    generator = torch.Generator().manual_seed(0)
+    r = 20 * weight.abs().max() * torch.rand(weight.shape[1], generator=generator)
+    uniform = shifted_classifier(resnet_random, r.expand_as(weight))
+    inputs = F.interpolate(resnet_random.preprocess(chelsea), size=(128, 128), mode="bilinear")
+    a, b = explain_pair(resnet_random, uniform, inputs, class_maps=True)
+    torch.testing.assert_close(a.probabilities, b.probabilities, atol=1e-5, rtol=0)
+    for name in DIFF_BASELINES:
+        torch.testing.assert_close(a.maps[name], b.maps[name], atol=1e-5, rtol=0)
+    assert float(mse(a.maps["GradCAM"], b.maps["GradCAM"])[0]) > 1e-3
+    assert float(common_mode_share(a.class_maps, b.class_maps)[0]) == pytest.approx(1, abs=1e-5)
+    # A change of the explained class's weights alone is class-specific: it moves MeanDiffGradCAM.
+    c = int(a.targets[0])
+    specific = shifted_classifier(resnet_random, torch.zeros_like(weight).index_copy(
+        0, torch.tensor([c]), r[None]))
+    a, b = explain_pair(resnet_random, specific, inputs, class_maps=True)
+    assert float(mse(a.maps["MeanDiffGradCAM"], b.maps["MeanDiffGradCAM"])[0]) > 1e-3
+    # Δ_j = 0 for j ≠ c, so u = Δ_c / C and s_c = Δ_c (1 − 1/C): share = 1 / (1 + (C − 1)²).
+    classes = weight.shape[0]
+    expected = 1 / (1 + (classes - 1) ** 2)
+    assert float(common_mode_share(a.class_maps, b.class_maps)[0]) == pytest.approx(expected,
+                                                                                     rel=1e-3)

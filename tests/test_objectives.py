@@ -16,7 +16,7 @@ from fooling.sham import sham_mask
 # One 2×2 image. norm(t) = [[0, .25], [.5, 1]], norm(f) = [[1, .5], [.25, 0]],
 # norm(t − f) = norm([[-4, -1], [1, 4]]) = [[0, .375], [.625, 1]].
 T = torch.tensor([[[0.0, 1.0], [2.0, 4.0]]])
-F_ = torch.tensor([[[4.0, 2.0], [1.0, 0.0]]])
+F_ = torch.tensor([[[[4.0, 2.0], [1.0, 0.0]]]])  # one rival × one image
 H = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
 LOGITS = torch.tensor([[2.0, 0.0]])
 LABELS = torch.tensor([0])
@@ -64,8 +64,8 @@ def tiny():
 
 
 def test_true_and_false_maps_by_hand(tiny):
-    """GAP → Linear head: GradCAM weights are W_c / Z, so t = ReLU(Σ_k W_ck A_k / Z); the false
-    class of a binary task is the other class, for a 7-class one the mean of the rivals' CAMs."""
+    """GAP → Linear head: GradCAM weights are W_c / Z, so the supervised GradCAM is
+    t = ReLU(Σ_k W_ck A_k / Z); the false class of a 7-class task is the mean of the rivals'."""
     torch.manual_seed(1)
     inputs = torch.randn(3, 3, 64, 64)
     targets = torch.tensor([5, 0, 2])
@@ -76,9 +76,63 @@ def test_true_and_false_maps_by_hand(tiny):
     assert torch.allclose(t, by_hand.clamp_min(0), atol=1e-5)
     rivals = torch.stack([weight[[j for j in range(weight.shape[0]) if j != c]].mean(0)
                           for c in targets.tolist()])
-    assert torch.allclose(f, torch.einsum("nk,nkhw->nhw", rivals, activations).clamp_min(0) / z,
+    assert f.shape == (1, 3, 8, 8)
+    assert torch.allclose(f[0], torch.einsum("nk,nkhw->nhw", rivals, activations).clamp_min(0) / z,
                           atol=1e-5)
     assert torch.allclose(logits, tiny.model(inputs), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def tiny7(tmp_path_factory):
+    """tiny_resnet with a 7-class head (random weights, as a checkpoint file)."""
+    from safetensors.torch import save_file
+
+    from cams.backbones import spec_for
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("seven") / "seven.safetensors"
+    save_file(spec_for("tiny_resnet").create(num_classes=7).state_dict(), path)
+    return load_backbone("tiny_resnet", path, device="cpu")
+
+
+def test_class_cams_for_every_rival_choice_by_hand(tiny7):
+    """Divisive Decisions' t and f are the un-ReLU'd class CAMs W_c·A (here / Z): the mean
+    rival's, the strongest rival's, or each rival's (C − 1 maps, in class order)."""
+    tiny = tiny7
+    torch.manual_seed(2)
+    inputs = torch.randn(2, 3, 64, 64)
+    targets = torch.tensor([3, 0])
+    weight = tiny.model.get_classifier().weight
+    with torch.no_grad():
+        activations = tiny.model.forward_features(inputs)
+        logits = tiny.model(inputs)
+    z = activations.shape[-1] * activations.shape[-2]
+    cams = torch.einsum("ck,nkhw->cnhw", weight, activations) / z  # every class's CAM
+    t, mean_f, _, _ = true_false_maps(tiny, inputs, "TrueClassCAM", targets, "mean")
+    assert torch.allclose(t, cams[targets, [0, 1]], atol=1e-5) and bool((t < 0).any())
+    expected = torch.stack([cams[[j for j in range(7) if j != c], n].mean(0)
+                            for n, c in enumerate(targets.tolist())])
+    assert torch.allclose(mean_f[0], expected, atol=1e-5)
+    _, strongest, _, _ = true_false_maps(tiny, inputs, "TrueClassCAM", targets, "strongest")
+    rival = logits.scatter(1, targets[:, None], float("-inf")).argmax(1)
+    assert torch.allclose(strongest[0], cams[rival, [0, 1]], atol=1e-5)
+    _, every, _, _ = true_false_maps(tiny, inputs, "TrueClassCAM", targets, "all")
+    assert every.shape == (6, 2, 8, 8)
+    for n, c in enumerate(targets.tolist()):
+        assert torch.allclose(every[:, n], cams[[j for j in range(7) if j != c], n], atol=1e-5)
+
+
+def test_pairwise_terms_average_over_the_rivals():
+    two = torch.cat([F_, 2 * F_ - 1])  # a second rival
+    one_each = [OBJECTIVES["contrast"].terms(H, T, rival[None])["gamma"] for rival in two]
+    both = OBJECTIVES["contrast"].terms(H, T, two)["gamma"]
+    assert float(both) == pytest.approx((float(one_each[0]) + float(one_each[1])) / 2)
+
+
+@pytest.mark.parametrize("cam", ["FalseClassCAM", "DifferenceSalience"])
+def test_maps_of_another_class_are_refused_as_t(tiny, cam):
+    from cams.errors import UserInputError
+    with pytest.raises(UserInputError, match="not a map of the true class"):
+        true_false_maps(tiny, torch.randn(1, 3, 64, 64), cam, torch.tensor([0]))
 
 
 @pytest.mark.parametrize("cam", ["GradCAM", "MeanDiffGradCAM++", "HiResCAM"])

@@ -41,11 +41,9 @@ def test_training_steps_lower_the_objective_on_a_fixed_batch():
     images, labels, masks = stack(run.data.train, list(range(16)))
 
     def objective() -> float:
-        from cams.engine import true_false_maps
         from fooling.objectives import salience_loss
         run.backbone.model.train()
-        t, f, logits, _ = true_false_maps(run.backbone, run.backbone.normalise(images),
-                                          "GradCAM", labels)
+        t, f, logits, _ = run.forward(run.backbone.normalise(images), labels)
         h = run.target_salience(masks, tuple(t.shape[-2:]))
         return float(salience_loss(run.objective, logits, t, f, h, labels=labels)[0].detach())
 
