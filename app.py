@@ -20,9 +20,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr
 
 from cams.backbones import CLEAN_WEIGHTS, DEFAULT_BACKBONE
+from cams.engine import SUPERVISED_METHODS
 from cams.errors import UserInputError
 from cams.images import EXAMPLES, example_thumbnails
-from cams.methods import DEFAULT_METHODS, GRADIENT_METHODS, METHOD_NAMES, METHODS
+from cams.methods import DEFAULT_METHODS, METHOD_NAMES, METHODS
 from evaluation.config import TABLES
 from fooling.objectives import OBJECTIVES
 from fooling.sham import DEFAULT_ENTROPY_NATS
@@ -145,7 +146,7 @@ def build_finetune_tab(page: gr.Blocks, pickers: list) -> None:
                                allow_custom_value=True)
             loss = gr.Radio(list(OBJECTIVES), value=start_values.loss,
                             label="Objective (baseline = CYBORG; sham = passive fooling)")
-            cam = gr.Dropdown(list(GRADIENT_METHODS), value=start_values.cam,
+            cam = gr.Dropdown(list(SUPERVISED_METHODS), value=start_values.cam,
                               label="CAM the SHAM attack supervises (another = an adaptive attack) "
                                     "and validation measures")
             source = gr.Dropdown(list(finetune.DATA_SOURCES), value=finetune.START_SOURCE,

@@ -277,15 +277,20 @@ def layer_cams(backbone: Backbone, inputs: Tensor, methods: Sequence[str | Metho
                      false_classes=false_classes, activations=activations)
 
 
+# What a training loss can supervise: gradient methods (differentiable through their gradient)
+# whose map is of the true class (not FalseClassCAM's f, nor DifferenceSalience's t − f).
+SUPERVISED_METHODS: tuple[str, ...] = tuple(
+    name for name in GRADIENT_METHODS if METHODS[name].class_map not in ("f", "t − f"))
+
+
 def gradient_method(name: str) -> Method:
-    """The row of a gradient method that maps the true class (what a training loss can
-    supervise), or a UserInputError."""
+    """The row of a method a training loss can supervise, or a UserInputError."""
     if name not in GRADIENT_METHODS:
         raise UserInputError(f"{name!r} is not a gradient method, which a training loss needs: "
-                             f"choose one of {', '.join(GRADIENT_METHODS)}")
-    if METHODS[name].class_map in ("f", "t − f"):
+                             f"choose one of {', '.join(SUPERVISED_METHODS)}")
+    if name not in SUPERVISED_METHODS:
         raise UserInputError(f"{name} is not a map of the true class: supervise one that is "
-                             "(e.g. GradCAM, MeanDiffGradCAM or TrueClassCAM)")
+                             f"({', '.join(SUPERVISED_METHODS)})")
     return METHODS[name]
 
 
