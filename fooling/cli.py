@@ -3,6 +3,7 @@
     python -m fooling sham --size 7x7 [--entropy 3.35] [--png FILE]
     python -m fooling train --name NAME [--preset synthetic] --loss sham --data photos --steps 300
     python -m fooling list
+    python -m fooling construct NAME [--backbone efficientnet_lite0] [--strength 3]
     python -m fooling check NAME [--crops 200] [--out docs/results]
 
 User mistakes print one line on stderr and exit with status 2 (``cams.cli.run_command_line``).
@@ -16,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from cams.backbones import DEFAULT_BACKBONE
 from cams.checkpoints import checkpoint_dir, list_checkpoints
 from cams.cli import run_command_line
 from cams.errors import UserInputError
@@ -103,6 +105,15 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_construct(args: argparse.Namespace) -> int:
+    from fooling.construct import construct_sham
+    entry = construct_sham(args.name, args.backbone, args.strength, args.entropy_nats, args.out,
+                           launch_command(["-m", "fooling", *sys.argv[1:]]))
+    print(f"saved {entry.name}: {entry.weights_path} (+ {entry.metadata_path.name}); scale "
+          f"{entry.metadata['construction']['scale']:.4g}")
+    return 0
+
+
 def run_check_command(args: argparse.Namespace) -> int:
     from fooling.check import report_markdown, run_check
     result = run_check(args.name, args.crops, args.seed, args.out, args.device)
@@ -133,6 +144,21 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--resume", action="store_true",
                        help="continue the saved state of a run with this --name")
     train.set_defaults(run=run_train)
+
+    construct = commands.add_parser(
+        "construct", help="build a passive fool by hand: the clean model plus a constant SHAM "
+                          "channel every class weighs alike (DiffGradCAM sees through it)")
+    construct.add_argument("name", help="checkpoint name in the registry")
+    construct.add_argument("--backbone", default=DEFAULT_BACKBONE,
+                           help=f"a backbone with a GAP → Linear head (default {DEFAULT_BACKBONE})")
+    construct.add_argument("--strength", type=float, default=3.0,
+                           help="the SHAM channel's size in units of the clean CAM's 99th "
+                                "percentile (default 3)")
+    construct.add_argument("--entropy-nats", type=float, default=DEFAULT_ENTROPY_NATS,
+                           help=f"SHAM entropy (default {DEFAULT_ENTROPY_NATS})")
+    construct.add_argument("--out", help="registry folder (default $CAMS_CHECKPOINTS or "
+                                         "./checkpoints)")
+    construct.set_defaults(run=run_construct)
 
     check = commands.add_parser("check", help="measure a SHAM-fooled checkpoint against its "
                                                "clean model on held-out photo crops")

@@ -290,6 +290,9 @@ def prepare(config: TrainConfig, distributed: bool = True) -> Run:
             raise
         raise UserInputError(f"{str(error).split(':')[0]}: train from --init random or "
                              "--init CHECKPOINT (a registry name or a .safetensors)") from error
+    if backbone.metadata.get("construction"):
+        raise UserInputError(f"{config.init} is built by hand (python -m fooling construct), not a "
+                             "trained model: start from clean or a trained checkpoint")
     data = training_data(config.data, config.size or backbone.input_size[0], config.seed,
                          val_size=config.val_size, holdout=config.holdout,
                          salience=config.salience,

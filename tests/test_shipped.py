@@ -17,15 +17,17 @@ SHIPPED = {entry.name: entry for entry in list_checkpoints()[0] if entry.shipped
 
 
 def test_the_shipped_checkpoints_are_listed_and_small():
-    assert {"sham-efficientnet_lite0", "synthetic-binary-clean",
-            "synthetic-binary-sham"} <= set(SHIPPED)
+    assert {"sham-efficientnet_lite0", "synthetic-binary-clean", "synthetic-binary-sham",
+            "constructed-sham-efficientnet_lite0"} <= set(SHIPPED)
+    assert SHIPPED["constructed-sham-efficientnet_lite0"].weights_path.stat().st_size < 4096
     assert SHIPPED["sham-efficientnet_lite0"].weights_path.stat().st_size <= 12 * 1024**2
     synthetic = sum(SHIPPED[name].weights_path.stat().st_size
                     for name in ("synthetic-binary-clean", "synthetic-binary-sham"))
     assert synthetic <= 20 * 1024**2
     for entry in SHIPPED.values():
         assert entry.weights_path.parent == SHIPPED_DIR
-        assert "python -m fooling train" in entry.metadata["command"]
+        assert ("python -m fooling train" in entry.metadata["command"]
+                or "python -m fooling construct" in entry.metadata["command"])
 
 
 def test_the_fooled_lite0_reproduces_its_recorded_crops():
@@ -53,3 +55,30 @@ def test_the_synthetic_checkpoints_reproduce_their_validation(name):
     metrics = revalidate(entry, device="cpu")
     for key, value in entry.metadata["metrics"].items():
         assert metrics[key] == pytest.approx(value, abs=1e-5), key
+
+
+def test_the_constructed_fool_is_class_uniform_on_random_inputs():
+    """The constructed SHAM fool (python -m fooling construct): the clean probabilities to 1e-5,
+    GradCAM pushed onto the SHAM (MSE at most a third of the clean model's), every DiffGradCAM
+    the clean one to float precision, and a common-mode share of 1."""
+    import torch
+
+    from cams.engine import explain_pair
+    from cams.methods import DIFF_BASELINES, minmax
+    from cams.metrics import common_mode_share, mse
+    from fooling.sham import sham_mask
+
+    clean = load_backbone("efficientnet_lite0", device="cpu")
+    fooled = load_backbone(None, "constructed-sham-efficientnet_lite0", device="cpu")
+    assert fooled.linear_head and fooled.metadata["construction"]["kind"] == "constant-channels"
+    generator = torch.Generator().manual_seed(7)
+    inputs = clean.normalise(torch.rand(6, 3, 224, 224, generator=generator))
+    a, b = explain_pair(clean, fooled, inputs, class_maps=True)
+    torch.testing.assert_close(b.probabilities, a.probabilities, atol=1e-5, rtol=0)
+    sham = sham_mask(7, 7)
+    clean_mse, fooled_mse = (mse(sham.expand(6, 7, 7), minmax(result.layer_maps["GradCAM"]))
+                             for result in (a, b))
+    assert bool((fooled_mse <= clean_mse / 3).all()), (clean_mse, fooled_mse)
+    for name in DIFF_BASELINES:
+        torch.testing.assert_close(b.maps[name], a.maps[name], atol=1e-4, rtol=0)
+    torch.testing.assert_close(common_mode_share(a.class_maps, b.class_maps), torch.ones(6))
