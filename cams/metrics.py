@@ -7,6 +7,7 @@ tables all call these.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -84,6 +85,55 @@ def rank_sum(scores_a: Tensor, scores_b: Tensor) -> RankSum:
     from scipy import stats  # a second to import: only where a test is computed
     result = stats.ranksums(scores_a.detach().cpu().numpy(), scores_b.detach().cpu().numpy())
     return RankSum(float(result.statistic), float(result.pvalue))
+
+
+def unit_means(values: Sequence[float], units: Sequence[str]) -> dict[str, float]:
+    """The mean of ``values`` per unit (e.g. per photo, over its crops), in order of appearance:
+    crops of one photo are not independent samples, photos are."""
+    groups: dict[str, list[float]] = {}
+    for value, unit in zip(values, units):
+        groups.setdefault(unit, []).append(float(value))
+    return {unit: sum(group) / len(group) for unit, group in groups.items()}
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Paired scores a and b of the same units: the Wilcoxon signed-rank p-value (two-sided;
+    NaN with fewer than 2 units or no difference), the mean difference a − b over the units, and
+    its 95 % bootstrap interval (resampling units)."""
+
+    p_value: float
+    mean_difference: float
+    low: float
+    high: float
+    units: int
+
+
+def bootstrap_interval(values: Sequence[float], draws: int = 2000, seed: int = 0,
+                       level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (each value one independent unit)."""
+    array = torch.as_tensor(values, dtype=torch.float64).flatten()
+    if array.numel() < 2:
+        value = float(array.mean()) if array.numel() else math.nan
+        return value, value
+    generator = torch.Generator().manual_seed(seed)
+    picks = torch.randint(array.numel(), (draws, array.numel()), generator=generator)
+    means = array[picks].mean(dim=1)
+    tail = (1 - level) / 2
+    low, high = torch.quantile(means, torch.tensor([tail, 1 - tail], dtype=torch.float64))
+    return float(low), float(high)
+
+
+def paired_comparison(scores_a: Sequence[float], scores_b: Sequence[float]) -> PairedComparison:
+    """Two methods measured on the same units: signed-rank test and mean difference with its
+    bootstrap interval (``scipy.stats.wilcoxon``; the papers' rank-sum ignores the pairing)."""
+    from scipy import stats
+    differences = [float(a) - float(b) for a, b in zip(scores_a, scores_b, strict=True)]
+    nonzero = [value for value in differences if value != 0]
+    p_value = (float(stats.wilcoxon(differences).pvalue) if len(nonzero) >= 2 else math.nan)
+    low, high = bootstrap_interval(differences)
+    mean = sum(differences) / len(differences) if differences else math.nan
+    return PairedComparison(p_value, mean, low, high, len(differences))
 
 
 def ssim(maps_a: Tensor, maps_b: Tensor) -> Tensor:

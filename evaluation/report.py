@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,9 +21,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from cams.metrics import mean_std, mod_vid, rank_sum
+from cams.methods import DIFF_BASELINES
+from cams.metrics import bootstrap_interval, mean_std, mod_vid, paired_comparison, rank_sum, unit_means
 
 SIGNIFICANCE = 0.05
+CROP_ID = re.compile(r"(?P<photo>.+)/crop-[0-9]+")  # imagedata.sources names crops PHOTO/crop-I
 
 
 def read(out: Path, table: str) -> list[dict[str, str]]:
@@ -67,6 +70,35 @@ def grouped(rows: list[dict[str, str]], *keys: str, value: str) -> dict[tuple, l
     return groups
 
 
+def unit_of(image: str) -> str:
+    """The independent unit an image belongs to: its photo for a crop, else the image itself."""
+    match = CROP_ID.fullmatch(image)
+    return match["photo"] if match else image
+
+
+def per_unit(rows: list[dict[str, str]], *keys: str, value: str) -> dict[tuple, dict[str, float]]:
+    """Per key, the mean of ``value`` per unit (``unit_of`` the row's image)."""
+    groups: dict[tuple, tuple[list[float], list[str]]] = defaultdict(lambda: ([], []))
+    for row in rows:
+        values, units = groups[tuple(row[key] for key in keys)]
+        values.append(float(row[value]))
+        units.append(unit_of(row["image"]))
+    return {key: unit_means(*pair) for key, pair in groups.items()}
+
+
+def paired_cells(a: dict[str, float], b: dict[str, float]) -> list[str]:
+    """Signed-rank p and mean difference [95 %] of a − b over the units both have."""
+    units = [unit for unit in a if unit in b]
+    result = paired_comparison([a[unit] for unit in units], [b[unit] for unit in units])
+    return [f"{result.p_value:.1e}" + (" *" if result.p_value < SIGNIFICANCE else ""),
+            f"{result.mean_difference:+.2e} [{result.low:+.2e}, {result.high:+.2e}]"]
+
+
+def interval_cell(units: dict[str, float]) -> str:
+    low, high = bootstrap_interval(list(units.values()))
+    return f"{mean_std(list(units.values()))[0]:.2e} [{low:.2e}, {high:.2e}]"
+
+
 def box_plot(path: Path, groups: dict[str, list[float]], title: str, ylabel: str,
              log: bool = False) -> None:
     figure, axis = plt.subplots(figsize=(1.2 * len(groups) + 2, 4), layout="constrained")
@@ -80,26 +112,42 @@ def box_plot(path: Path, groups: dict[str, list[float]], title: str, ylabel: str
     plt.close(figure)
 
 
+def units_text(rows: list[dict[str, str]]) -> str:
+    images = {row["image"] for row in rows}
+    units = {unit_of(image) for image in images}
+    return (f"{len(images)} images" if len(units) == len(images)
+            else f"{len(images)} crops of {len(units)} photos, the photo the unit of the paired "
+                 "tests and intervals")
+
+
 def similarity_section(out: Path, rows: list[dict[str, str]]) -> str:
     values = grouped(rows, "backbone", "method", value="mse")
+    units = per_unit(rows, "backbone", "method", value="mse")
     backbones = list(dict.fromkeys(row["backbone"] for row in rows))
     methods = list(dict.fromkeys(row["method"] for row in rows))
     table = [[method, *(format_mean_std(values[(b, method)]) if (b, method) in values else "—"
                         for b in backbones)] for method in methods]
     text = ["MSE between each DiffGradCAM(++) map and its baseline, mean ± std over images "
-            f"({len({row['image'] for row in rows})} images).", "",
+            f"({units_text(rows)}).", "",
             write_table(out, "similarity", ["method", *backbones], table)]
+    # Within each family (GradCAM, GradCAM++), its first variant (Mean) against the others.
+    families = defaultdict(list)
+    for variant, baseline in DIFF_BASELINES.items():
+        families[baseline].append(variant)
     tests = []
     for backbone in backbones:
-        for family in ("", "++"):
-            mean = values.get((backbone, f"MeanDiffGradCAM{family}"), [])
-            for other in ("Max", "LSE"):
-                rival = values.get((backbone, f"{other}DiffGradCAM{family}"), [])
-                p = p_value(mean, rival)
-                tests.append([backbone, f"Mean vs {other}DiffGradCAM{family}", f"{p:.2e}",
-                              "yes" if p < SIGNIFICANCE else "no"])
-    text += ["Wilcoxon rank-sum tests between the per-image MSEs:", "",
-             write_table(out, "similarity_tests", ["backbone", "comparison", "p", "p < 0.05"],
+        for first, *others in families.values():
+            for other in others:
+                if (backbone, first) not in values or (backbone, other) not in values:
+                    continue
+                p = p_value(values[(backbone, first)], values[(backbone, other)])
+                tests.append([backbone, f"{first} vs {other}", f"{p:.2e}",
+                              *paired_cells(units[(backbone, first)], units[(backbone, other)])])
+    text += ["Mean vs Max and Mean vs LSE: the papers' Wilcoxon rank-sum test between the "
+             "per-image MSEs, and the paired signed-rank test (the same images; * = p < 0.05) "
+             "with the mean difference first − second [95 % bootstrap interval]:", "",
+             write_table(out, "similarity_tests", ["backbone", "comparison", "rank-sum p",
+                                                   "signed-rank p", "mean difference [95 %]"],
                          tests)]
     for backbone in backbones:
         path = out / f"similarity_{backbone}.png"
@@ -113,6 +161,7 @@ def susceptibility_section(out: Path, rows: list[dict[str, str]]) -> str:
     text = []
     pairs = list(dict.fromkeys((row["backbone"], row["clean"], row["fooled"]) for row in rows))
     values = grouped(rows, "clean", "fooled", "method", value="mse")
+    units = per_unit(rows, "clean", "fooled", "method", value="mse")
     entropy_clean = grouped(rows, "clean", "fooled", "method", value="entropy_clean")
     entropy_fooled = grouped(rows, "clean", "fooled", "method", value="entropy_fooled")
     for backbone, clean, fooled in pairs:
@@ -122,14 +171,18 @@ def susceptibility_section(out: Path, rows: list[dict[str, str]]) -> str:
         for method in methods:
             mine = values[(clean, fooled, method)]
             p = p_value(values[(clean, fooled, best)], mine) if method != best else math.nan
-            table.append([method, format_mean_std(mine),
-                          "best" if method == best else f"{p:.1e}" + (" *" if p < SIGNIFICANCE
-                                                                      else ""),
+            versus = (["best", "—", "—"] if method == best else
+                      [f"{p:.1e}" + (" *" if p < SIGNIFICANCE else ""),
+                       *paired_cells(units[(clean, fooled, method)],
+                                     units[(clean, fooled, best)])])
+            table.append([method, format_mean_std(mine), interval_cell(units[(clean, fooled,
+                                                                               method)]),
+                          *versus,
                           f"{mean_std(entropy_clean[(clean, fooled, method)])[0]:.2f}",
                           f"{mean_std(entropy_fooled[(clean, fooled, method)])[0]:.2f}"])
         table.sort(key=lambda row: float(row[1].split(" ")[0]))
-        images = [row for row in rows if (row["clean"], row["fooled"]) == (clean, fooled)
-                  and row["method"] == methods[0]]
+        mine = [row for row in rows if (row["clean"], row["fooled"]) == (clean, fooled)]
+        images = [row for row in mine if row["method"] == methods[0]]
         agreement = sum(int(row["agree"]) for row in images) / len(images)
         shares = [float(row["common_mode_share"]) for row in images
                   if not math.isnan(float(row["common_mode_share"]))]
@@ -137,11 +190,14 @@ def susceptibility_section(out: Path, rows: list[dict[str, str]]) -> str:
                  "same for every class, invisible to DiffGradCAM)" if shares else "")
         slug = f"susceptibility_{clean}_vs_{fooled}"
         text += [f"### {backbone}: {clean} vs {fooled}", "",
-                 f"{len(images)} images; the two agree on the top-1 class for {agreement:.1%}"
-                 f"{share}. `p vs best`: rank-sum p-value against the best method "
-                 "(* = significant).", "",
-                 write_table(out, slug, ["method", "MSE clean vs fooled", "p vs best",
-                                         "entropy clean (nats)", "entropy fooled (nats)"], table)]
+                 f"{units_text(mine)}; the two agree on the top-1 class for {agreement:.1%}"
+                 f"{share}. Against the most resistant method: the papers' rank-sum p, the "
+                 "paired signed-rank p (* = p < 0.05) and the mean difference "
+                 "method − best [95 % bootstrap interval], over the units.", "",
+                 write_table(out, slug, ["method", "MSE clean vs fooled", "over units [95 %]",
+                                         "rank-sum p vs best", "signed-rank p vs best",
+                                         "Δ vs best [95 %]", "entropy clean (nats)",
+                                         "entropy fooled (nats)"], table)]
         box_plot(out / f"{slug}.png", {m: values[(clean, fooled, m)] for m in methods},
                  f"{backbone}: {clean} vs {fooled}", "MSE")
         text.append(f"![susceptibility box plot]({slug}.png)\n")
@@ -233,9 +289,8 @@ SECTIONS: dict[str, Section] = {
     "susceptibility": Section(
         "Susceptibility to passive fooling (DiffGradCAM paper, Table 4)",
         "MSE between the maps of the clean and the fooled checkpoint on identical images, "
-        "mean ± std (lower = more resistant); the best method per pair, and whether it is "
-        "significantly better (Wilcoxon rank-sum, p < 0.05) than each other method.",
-        susceptibility_section),
+        "mean ± std (lower = more resistant); the most resistant method per pair, and how every "
+        "other method compares with it, paired on the same images.", susceptibility_section),
     "runtime": Section(
         "Run time (DiffGradCAM paper, Table 1)",
         "Milliseconds per image: each method alone (one `explain` call computing only it) "

@@ -26,6 +26,7 @@ from cams.options import add_options, given_values
 from fooling.config import PRESETS, TrainConfig, preset
 from fooling.sham import DEFAULT_ENTROPY_NATS, parse_size, sham_mask
 from imagedata.distributed import join, launch_command, leave
+from imagedata.photos import PHOTO_SETS
 
 
 def run_sham(args: argparse.Namespace) -> int:
@@ -116,9 +117,9 @@ def run_construct(args: argparse.Namespace) -> int:
 
 def run_check_command(args: argparse.Namespace) -> int:
     from fooling.check import report_markdown, run_check
-    result = run_check(args.name, args.crops, args.seed, args.out, args.device)
-    print(report_markdown(args.name, result["summary"],
-                          f"python -m fooling check {args.name} --crops {args.crops}"))
+    result = run_check(args.name, args.crops, args.seed, args.out, args.device, args.photos)
+    print(report_markdown(args.name, result["summary"], f"python -m fooling check {args.name} "
+                          f"--crops {args.crops} --photos {args.photos}", args.photos))
     return 0 if all(result["summary"]["passed"].values()) else 1
 
 
@@ -165,6 +166,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     check.add_argument("name", help="registry checkpoint name")
     check.add_argument("--crops", type=int, default=200)
     check.add_argument("--seed", type=int, default=1234)
+    check.add_argument("--photos", choices=PHOTO_SETS, default="test",
+                       help="test (Gradio's photos, never trained or tuned on; default), "
+                            "validation (the photos recipes are chosen on) or train")
     check.add_argument("--out", type=Path, help="write NAME.md and NAME.json here")
     check.add_argument("--device")
     check.set_defaults(run=run_check_command)

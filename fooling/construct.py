@@ -16,7 +16,7 @@ from cams.checkpoints import Checkpoint, save_checkpoint
 from cams.constructed import CONSTANT_CHANNELS
 from cams.engine import explain
 from fooling.sham import DEFAULT_ENTROPY_NATS, sham_mask
-from imagedata.photos import PhotoCrops, bundled_photos
+from imagedata.photos import PhotoCrops, photo_set
 
 CALIBRATION_CROPS = 32  # validation crops (the held-out photos) that set the channel's scale
 
@@ -31,7 +31,7 @@ def construct_sham(name: str, backbone: str = DEFAULT_BACKBONE, strength: float 
     mean)`` to every class's CAM, ``strength`` times the clean CAM's typical extreme.
     """
     clean = load_backbone(backbone, device="cpu")
-    crops = PhotoCrops(bundled_photos(held_out=True), clean.input_size[0], seed=99,
+    crops = PhotoCrops(photo_set("validation"), clean.input_size[0], seed=99,
                        length=CALIBRATION_CROPS, mosaics=False)
     images = torch.stack([crops[index][0] for index in range(CALIBRATION_CROPS)])
     t = explain(clean, clean.normalise(images), ["TrueClassCAM"]).layer_maps["TrueClassCAM"]

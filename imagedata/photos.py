@@ -1,5 +1,12 @@
-"""Every photo the installed packages ship, and augmented crops of them (unlabelled: the SHAM
-demonstration's training data, and the held-out photos' crops that test it)."""
+"""Every photo the installed packages ship, in three sets, and augmented crops of them.
+
+- ``train``: every photo scikit-image and matplotlib ship but the validation ones (the SHAM
+  demonstration's unlabelled training data);
+- ``validation``: chelsea, coffee, astronaut (scikit-image): held out from training, and used to
+  choose recipes (learning rates, stages, strengths);
+- ``test``: six real photos Gradio ships (``gradio/media_assets/images``, ``gradio/test_data``),
+  neither trained nor tuned on: what the published acceptance and susceptibility numbers use.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +25,14 @@ from cams.images import EXAMPLES, example_image
 from imagedata.items import NO_MASK
 from imagedata.order import seeded_generator
 
-HELD_OUT_PHOTOS = ("chelsea", "coffee", "astronaut")  # never trained on: the acceptance photos
+VALIDATION_PHOTOS = ("chelsea", "coffee", "astronaut")  # never trained on; recipes tuned on them
+# Never trained on, never tuned on: Gradio's own example photos (its bus and logos are drawings).
+TEST_PHOTOS = {"cheetah": "media_assets/images/cheetah.jpg",
+               "cheetah_face": "media_assets/images/cheetah1.jpg",
+               "cheetah_cub": "test_data/cheetah2.jpg", "lion": "media_assets/images/lion.jpg",
+               "eiffel_tower": "media_assets/images/tower.jpg",
+               "groot": "media_assets/images/groot.jpeg"}
+PHOTO_SETS = ("train", "validation", "test")
 # Every photo the installed packages ship without a download (skimage's cat() is chelsea again).
 SKIMAGE_PHOTOS = ("astronaut", "rocket", "hubble_deep_field", "immunohistochemistry", "colorwheel",
                   "retina", "logo", "brick", "camera", "clock", "coins", "grass", "gravel", "horse",
@@ -31,17 +45,23 @@ class PhotoCrops(Dataset):
     jitter, 2×2 mosaics of crops (every fourth sample) and 50/50 mixes of two crops (every fourth,
     offset by two), deterministic by (seed, index)."""
 
-    def __init__(self, photos: list[Image.Image], size: int = 224, seed: int = 0,
+    def __init__(self, photos: dict[str, Image.Image], size: int = 224, seed: int = 0,
                  length: int = 10_000, mosaics: bool = True):
         if not photos:
             raise UserInputError("no photos to crop")
+        self.names = list(photos)
         self.photos = [torch.from_numpy(np.asarray(photo.convert("RGB")).copy()).permute(2, 0, 1)
-                       for photo in photos]
+                       for photo in photos.values()]
         self.size, self.seed, self.length, self.mosaics = size, seed, length, mosaics
         self.class_names: list[str] = []
 
     def __len__(self) -> int:
         return self.length
+
+    def photo_name(self, index: int) -> str:
+        """The photo item ``index`` is a crop of (its first draw; a mosaic or a mix has more)."""
+        generator = seeded_generator(self.seed, "photos", index)
+        return self.names[int(torch.randint(len(self.photos), (1,), generator=generator))]
 
     def crop(self, generator: torch.Generator, size: int) -> Tensor:
         photo = self.photos[int(torch.randint(len(self.photos), (1,), generator=generator))]
@@ -91,7 +111,21 @@ def named_photos() -> dict[str, Image.Image]:
     return {name: photo.convert("RGB") for name, photo in photos.items()}
 
 
-def bundled_photos(held_out: bool = False) -> list[Image.Image]:
-    """The bundled photos minus (or, with ``held_out``, only) the held-out ones."""
-    return [photo for name, photo in named_photos().items()
-            if (name in HELD_OUT_PHOTOS) == held_out]
+def photo_set(name: str) -> dict[str, Image.Image]:
+    """The photos of set ``name`` (``PHOTO_SETS``), by name, as RGB."""
+    if name == "test":
+        return _test_photos()
+    if name not in PHOTO_SETS:
+        raise UserInputError(f"unknown photo set {name!r}: choose one of {', '.join(PHOTO_SETS)}")
+    return {photo: image for photo, image in named_photos().items()
+            if (photo in VALIDATION_PHOTOS) == (name == "validation")}
+
+
+def _test_photos() -> dict[str, Image.Image]:
+    import gradio
+    folder = Path(gradio.__file__).parent
+    missing = [path for path in TEST_PHOTOS.values() if not (folder / path).is_file()]
+    if missing:
+        raise UserInputError(f"this Gradio ({gradio.__version__}) does not ship the test photo "
+                             f"{missing[0]}: install the version requirements.txt names")
+    return {name: Image.open(folder / path).convert("RGB") for name, path in TEST_PHOTOS.items()}

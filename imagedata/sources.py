@@ -1,4 +1,5 @@
-"""Where evaluated images come from: ``--images DIR|examples|photos|crops:N|synthetic:NAME``.
+"""Where evaluated images come from: ``--images DIR|examples|photos|test-photos|test-crops:N|
+val-crops:N|synthetic:NAME`` (``crops:N`` = ``val-crops:N``).
 
 Each source yields ``Sample``s with a stable id (so an interrupted run resumes by id), lazily, one
 at a time: 50,000 images never sit in memory at once. A sample reads (or generates) its image only
@@ -18,8 +19,12 @@ from torch import Tensor
 from cams.errors import UserInputError
 from cams.images import EXAMPLES, example_image, load_image
 from imagedata.items import IMAGE_SUFFIXES, as_pil
-from imagedata.photos import PhotoCrops, bundled_photos, named_photos
+from imagedata.photos import PhotoCrops, named_photos, photo_set
 from imagedata.synthetic import SyntheticDataset
+
+# Crops of a photo set (imagedata.photos): the validation photos (crops: is their old name) or the
+# test photos, which nothing was trained or tuned on.
+CROPS = {"crops": "validation", "val-crops": "validation", "test-crops": "test"}
 
 Loaded = tuple[Image.Image, int | None, Tensor | None]  # image, label, ground-truth mask
 
@@ -71,7 +76,10 @@ def _samples(spec: str) -> Iterator[Sample]:
     elif spec == "photos":
         for name, photo in named_photos().items():
             yield Sample(name, plain(lambda photo=photo: photo))
-    elif spec.startswith("crops:"):
+    elif spec == "test-photos":
+        for name, photo in photo_set("test").items():
+            yield Sample(name, plain(lambda photo=photo: photo))
+    elif spec.split(":")[0] in CROPS:
         yield from _crops(spec)
     elif spec.startswith("synthetic:"):
         yield from _synthetic(spec)
@@ -79,21 +87,25 @@ def _samples(spec: str) -> Iterator[Sample]:
         folder = Path(spec)
         if not folder.is_dir():
             raise UserInputError(f"--images {spec}: no such folder (or use examples, photos, "
-                                 "crops:N, synthetic:binary, synthetic:7class)")
+                                 "test-photos, test-crops:N, crops:N, synthetic:binary, "
+                                 "synthetic:7class)")
         for path in sorted(folder.rglob("*")):
             if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
                 yield Sample(str(path.relative_to(folder)), plain(lambda path=path: load_image(path)))
 
 
 def _crops(spec: str) -> Iterator[Sample]:
+    """N random crops of a photo set, known as ``PHOTO/crop-I``: the photo is the unit of the
+    evaluation's paired tests (crops of one photo are not independent)."""
+    kind, _, count = spec.partition(":")
     try:
-        number = int(spec.split(":")[1])
-    except (IndexError, ValueError):
-        raise UserInputError(f"--images {spec}: write crops:N, e.g. crops:200") from None
-    crops = PhotoCrops(bundled_photos(held_out=True), 256, seed=4321, length=number,
-                       mosaics=False)
+        number = int(count)
+    except ValueError:
+        raise UserInputError(f"--images {spec}: write {kind}:N, e.g. {kind}:200") from None
+    crops = PhotoCrops(photo_set(CROPS[kind]), 256, seed=4321, length=number, mosaics=False)
     for index in range(number):
-        yield Sample(f"crop-{index}", plain(lambda index=index: as_pil(crops[index][0])))
+        yield Sample(f"{crops.photo_name(index)}/crop-{index}",
+                     plain(lambda index=index: as_pil(crops[index][0])))
 
 
 def _synthetic(spec: str) -> Iterator[Sample]:

@@ -15,7 +15,7 @@ from torch.utils.data import Dataset, Subset
 
 from imagedata.folders import FolderDataset
 from imagedata.order import seeded_generator
-from imagedata.photos import PhotoCrops, bundled_photos
+from imagedata.photos import PhotoCrops, photo_set
 from imagedata.synthetic import SyntheticDataset
 
 SYNTHETIC_PREFIX = "synthetic:"
@@ -42,9 +42,9 @@ def training_data(spec: str, size: int, seed: int = 0, *, val_size: int = 256,
         val = SyntheticDataset(task, "val", size, seed, holdout, length=val_size)
         return TrainingData(train, val, train.class_names, True, True, size)
     if spec == PHOTOS:
-        train = PhotoCrops(bundled_photos(), size, seed)
+        train = PhotoCrops(photo_set("train"), size, seed)
         # Validation: plain crops of photos never trained on (no mosaics or mixes).
-        val = PhotoCrops(bundled_photos(held_out=True), size, seed + 1, length=val_size,
+        val = PhotoCrops(photo_set("validation"), size, seed + 1, length=val_size,
                          mosaics=False)
         return TrainingData(train, val, [], False, False, size)
     root = Path(spec)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ from PIL import Image
 
 from cams.errors import UserInputError
 from imagedata.folders import FolderDataset
-from imagedata.photos import PhotoCrops, bundled_photos
+from imagedata.photos import PhotoCrops, photo_set
 from imagedata.synthetic import SyntheticDataset
 
 
@@ -101,12 +103,18 @@ def test_folder_errors(tmp_path):
         FolderDataset(tmp_path / "flat")
 
 
-def test_photo_crops_hold_out_the_acceptance_photos():
-    training, held_out = bundled_photos(), bundled_photos(held_out=True)
-    assert len(held_out) == 3 and len(training) >= 15
-    sizes = {photo.size for photo in held_out}
-    assert not sizes & {photo.size for photo in training if photo.size != (512, 512)}
+def test_the_three_photo_sets_are_disjoint():
+    """Training, validation (recipes are chosen on it) and test (Gradio's photos, neither trained
+    nor tuned on) share no photo: checked by content, not by name."""
+    sets = {name: photo_set(name) for name in ("train", "validation", "test")}
+    assert len(sets["validation"]) == 3 and len(sets["train"]) >= 15 and len(sets["test"]) == 6
+    digests = {name: {hashlib.sha256(photo.tobytes()).hexdigest() for photo in photos.values()}
+               for name, photos in sets.items()}
+    assert not digests["train"] & digests["validation"]
+    assert not (digests["train"] | digests["validation"]) & digests["test"]
+    held_out = sets["validation"]
     crops = PhotoCrops(held_out, size=48, seed=1, length=8)
     image, label, mask = crops[3]
     assert image.shape == (3, 48, 48) and label == -1 and float(mask.max()) == -1
     assert torch.equal(crops[5][0], PhotoCrops(held_out, size=48, seed=1)[5][0])
+    assert {crops.photo_name(index) for index in range(8)} <= set(held_out)

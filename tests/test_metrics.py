@@ -103,3 +103,24 @@ def test_baseline_similarity_pairs_each_variant_with_its_baseline(maps):
     assert set(result) == {"MeanDiffGradCAM", "MaxDiffGradCAM++"}
     torch.testing.assert_close(result["MeanDiffGradCAM"], mse(b, a))
     assert float(result["MaxDiffGradCAM++"].abs().max()) == 0.0
+
+
+def test_unit_means_average_within_each_unit():
+    from cams.metrics import unit_means
+    assert unit_means([1, 2, 3, 10], ["a", "b", "a", "b"]) == {"a": 2.0, "b": 6.0}
+
+
+def test_paired_comparison_is_scipys_signed_rank_with_a_bootstrap_interval():
+    from cams.metrics import bootstrap_interval, paired_comparison
+    rng = np.random.default_rng(0)
+    a = rng.normal(1.0, 1.0, 40)
+    b = a - 0.3 + rng.normal(0, 0.2, 40)
+    result = paired_comparison(a.tolist(), b.tolist())
+    assert result.p_value == pytest.approx(stats.wilcoxon(a - b).pvalue)
+    assert result.mean_difference == pytest.approx(float(np.mean(a - b)))
+    assert result.low < result.mean_difference < result.high and result.units == 40
+    # The percentile interval of a mean: about ± 1.96 σ/√n for many units (CLT).
+    values = rng.normal(0, 1, 400)
+    low, high = bootstrap_interval(values.tolist())
+    assert high - low == pytest.approx(2 * 1.96 * values.std(ddof=1) / 20, rel=0.1)
+    assert math.isnan(paired_comparison([1.0, 2.0], [1.0, 2.0]).p_value)  # no difference

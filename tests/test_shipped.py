@@ -36,7 +36,8 @@ def test_the_fooled_lite0_reproduces_its_recorded_crops():
     entry = SHIPPED["sham-efficientnet_lite0"]
     clean = load_backbone("efficientnet_lite0", device="cpu")
     fooled = load_backbone("efficientnet_lite0", weights=entry.weights_path, device="cpu")
-    records = crop_records(clean, fooled, RECORDED_CROPS, recorded["seed"], batch=RECORDED_CROPS)
+    records = crop_records(clean, fooled, RECORDED_CROPS, recorded["seed"], batch=RECORDED_CROPS,
+                           photos=recorded.get("photos", "validation"))
     for mine, theirs in zip(records, recorded["first_crops"], strict=True):
         assert mine["clean_top1"] == theirs["clean_top1"]
         assert mine["fooled_top1"] == theirs["fooled_top1"]
