@@ -10,8 +10,9 @@ from pathlib import Path
 from cams.backbones import DEFAULT_BACKBONE
 from cams.errors import UserInputError
 from cams.options import comma_list, setting
+from fooling.config import ATTACKS
 
-TABLES = ("similarity", "susceptibility", "runtime", "modvid", "training")
+TABLES = ("similarity", "susceptibility", "attacks", "runtime", "modvid", "training")
 
 
 def parse_pairs(text: str) -> list[tuple[str, str]]:
@@ -40,13 +41,17 @@ class EvaluationConfig:
     methods: list[str] | None = setting(None, "comma list restricting each table's methods",
                                         parse=comma_list)
     tables: list[str] | None = setting(None, f"comma list of {', '.join(TABLES)} (default: every "
-                                             "table that applies)", parse=comma_list)
+                                             "table that applies but attacks)", parse=comma_list)
     limit: int | None = setting(None, "at most N images (and N synthetic test images)")
     epsilon: float = setting(2 / 255, "FGSM step in pixel space", shown="2/255")
     seeds: int = setting(3, "training runs per objective")
     holdouts: list[str] = setting(help="comma list of held-out attack types for the training "
                                        "table", factory=lambda: ["triangle"], parse=comma_list)
     training_steps: int = setting(600, "steps of each training-table run")
+    attacks: list[str] = setting(help="comma list of the attacks table's recipes "
+                                      "(fooling/config.py ATTACKS)",
+                                 factory=lambda: list(ATTACKS), parse=comma_list)
+    attack_steps: int = setting(400, "steps of each attack the attacks table trains")
     batch: int = setting(8, "images per batch")
     device: str | None = setting(None, "cpu, cuda, cuda:N (default: CUDA when present)")
 

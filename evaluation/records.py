@@ -25,8 +25,11 @@ from imagedata.distributed import current
 SCHEMAS: dict[str, tuple[list[str], list[str]]] = {
     "similarity": (["backbone", "image", "method", "baseline", "mse"], ["backbone", "image"]),
     "susceptibility": (["backbone", "clean", "fooled", "attack_cam", "image", "method", "mse",
-                        "entropy_clean", "entropy_fooled", "agree", "common_mode_share"],
+                        "entropy_clean", "entropy_fooled", "agree", "common_mode_share",
+                        "gradcam_sham_mse_clean", "gradcam_sham_mse_fooled"],
                        ["clean", "fooled", "image"]),
+    "attacks": (["attack", "checkpoint", "steps", "train_seconds", "agreement",
+                 "salience_mse"], ["attack"]),
     "runtime": (["backbone", "device", "method", "batch", "standalone_ms", "marginal_ms",
                  "panel_ms"], ["backbone", "device"]),
     "modvid": (["backbone", "epsilon", "image", "method", "nissim", "attack_success"],

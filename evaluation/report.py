@@ -23,9 +23,11 @@ import torch
 
 from cams.methods import DIFF_BASELINES
 from cams.metrics import bootstrap_interval, mean_std, mod_vid, paired_comparison, rank_sum, unit_means
+from fooling.config import ATTACK_BASE, ATTACKS
 
 SIGNIFICANCE = 0.05
 CROP_ID = re.compile(r"(?P<photo>.+)/crop-[0-9]+")  # imagedata.sources names crops PHOTO/crop-I
+COMPARED_PAIR = ("GradCAM", "MeanDiffGradCAM")  # the overview's question: does Mean move less?
 
 
 def read(out: Path, table: str) -> list[dict[str, str]]:
@@ -112,12 +114,15 @@ def box_plot(path: Path, groups: dict[str, list[float]], title: str, ylabel: str
     plt.close(figure)
 
 
-def units_text(rows: list[dict[str, str]]) -> str:
+def units_text(rows: list[dict[str, str]], short: bool = False) -> str:
     images = {row["image"] for row in rows}
     units = {unit_of(image) for image in images}
-    return (f"{len(images)} images" if len(units) == len(images)
-            else f"{len(images)} crops of {len(units)} photos, the photo the unit of the paired "
-                 "tests and intervals")
+    if len(units) == len(images):
+        return f"{len(images)} images"
+    if short:
+        return f"{len(images)} crops / {len(units)} photos"
+    return (f"{len(images)} crops of {len(units)} photos, the photo the unit of the paired tests "
+            "and intervals")
 
 
 def similarity_section(out: Path, rows: list[dict[str, str]]) -> str:
@@ -157,8 +162,60 @@ def similarity_section(out: Path, rows: list[dict[str, str]]) -> str:
     return "\n".join(text)
 
 
+def overview(out: Path, rows: list[dict[str, str]]) -> list[str]:
+    """One line per clean → fooled pair: does it keep predictions, does it fool GradCAM, how
+    class-uniform is the change, and does MeanDiffGradCAM move less than GradCAM (paired over
+    units); and the figure of that last ratio against the common-mode share."""
+    pairs = list(dict.fromkeys((row["clean"], row["fooled"]) for row in rows))
+    units = per_unit(rows, "clean", "fooled", "method", value="mse")
+    table, points = [], []
+    for clean, fooled in pairs:
+        mine = [row for row in rows if (row["clean"], row["fooled"]) == (clean, fooled)]
+        first = [row for row in mine if row["method"] == mine[0]["method"]]
+        shares = [float(row["common_mode_share"]) for row in first]
+        shares = [share for share in shares if not math.isnan(share)] or [math.nan]
+        moved = {method: units.get((clean, fooled, method)) for method in COMPARED_PAIR}
+        if not all(moved.values()):
+            continue
+        gradcam, meandiff = (mean_std(list(moved[m].values()))[0] for m in COMPARED_PAIR)
+        sham = [mean_std([float(row[f"gradcam_sham_mse_{which}"]) for row in first])[0]
+                for which in ("clean", "fooled")]
+        agreement = sum(int(row["agree"]) for row in first) / len(first)
+        table.append([fooled, mine[0]["attack_cam"], units_text(first, short=True),
+                      f"{agreement:.1%}",
+                      f"{sham[0]:.3f} → {sham[1]:.3f}", format_mean_std(shares, ".3f"),
+                      f"{gradcam:.2e}", f"{meandiff:.2e}",
+                      *paired_cells(moved[COMPARED_PAIR[1]], moved[COMPARED_PAIR[0]])])
+        points.append((mean_std(shares)[0], meandiff / gradcam if gradcam else math.nan, fooled))
+    if not table:
+        return []
+    figure, axis = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
+    for share, ratio, label in points:
+        axis.scatter(share, ratio, color="tab:blue")
+        axis.annotate(label, (share, ratio), fontsize=7, xytext=(4, 3),
+                      textcoords="offset points")
+    axis.axhline(1, color="gray", lw=0.8, ls="--")
+    axis.set_xlabel("common-mode share of the change (1 = the same for every class)")
+    axis.set_ylabel("MeanDiffGradCAM moved / GradCAM moved")
+    axis.set_xlim(-0.05, 1.05)
+    axis.set_ylim(bottom=0)
+    axis.set_title("Which manipulations DiffGradCAM sees through")
+    figure.savefig(out / "resistance.png", dpi=110)
+    plt.close(figure)
+    return ["Every pair at a glance: top-1 agreement, GradCAM's MSE to the SHAM (clean → fooled), "
+            "the common-mode share of the change, how far GradCAM and MeanDiffGradCAM moved, and "
+            "MeanDiffGradCAM − GradCAM paired over units (signed-rank p, mean difference "
+            "[95 % interval]).", "",
+            write_table(out, "susceptibility_overview", [
+                "fooled", "attack CAM", "images", "agreement", "GradCAM MSE to SHAM",
+                "common-mode share", "GradCAM moved", "MeanDiffGradCAM moved",
+                "MeanDiff − GradCAM: p", "MeanDiff − GradCAM: Δ [95 %]"], table),
+            "![MeanDiffGradCAM's movement over GradCAM's against the common-mode share]"
+            "(resistance.png)\n"]
+
+
 def susceptibility_section(out: Path, rows: list[dict[str, str]]) -> str:
-    text = []
+    text = overview(out, rows)
     pairs = list(dict.fromkeys((row["backbone"], row["clean"], row["fooled"]) for row in rows))
     values = grouped(rows, "clean", "fooled", "method", value="mse")
     units = per_unit(rows, "clean", "fooled", "method", value="mse")
@@ -215,6 +272,21 @@ def susceptibility_section(out: Path, rows: list[dict[str, str]]) -> str:
                  "measured; mean MSE clean vs fooled)", "",
                  write_table(out, f"transfer_{backbone}", ["attack \\ measured", *measured], table)]
     return "\n".join(text)
+
+
+def attacks_section(out: Path, rows: list[dict[str, str]]) -> str:
+    table = [[row["attack"], describe(ATTACKS.get(row["attack"], {})), row["steps"],
+              f"{float(row['train_seconds']):.0f}", f"{float(row['agreement']):.1%}",
+              f"{float(row['salience_mse']):.3f}"] for row in rows]
+    return "\n".join([write_table(out, "attacks", [
+        "attack", f"change from {ATTACK_BASE}", "steps", "train s", "validation agreement",
+        "validation GradCAM MSE to SHAM"], table),
+        "Each attack's measurement on the images is the `attack-…` line of the susceptibility "
+        "overview and its own susceptibility table.\n"])
+
+
+def describe(change: dict) -> str:
+    return ", ".join(f"{key}={value}" for key, value in change.items()) or "none (the base)"
 
 
 def runtime_section(out: Path, rows: list[dict[str, str]]) -> str:
@@ -291,6 +363,11 @@ SECTIONS: dict[str, Section] = {
         "MSE between the maps of the clean and the fooled checkpoint on identical images, "
         "mean ± std (lower = more resistant); the most resistant method per pair, and how every "
         "other method compares with it, paired on the same images.", susceptibility_section),
+    "attacks": Section(
+        "Which passive-fooling attacks DiffGradCAM resists",
+        f"Each attack is the shipped Lite0 SHAM recipe ({ATTACK_BASE}, fooling/config.py) with "
+        "one change, trained here; the recipes were chosen on the validation photos.",
+        attacks_section),
     "runtime": Section(
         "Run time (DiffGradCAM paper, Table 1)",
         "Milliseconds per image: each method alone (one `explain` call computing only it) "

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor
 
-from cams.backbones import Backbone, load_backbone
+from cams.backbones import CLEAN_WEIGHTS, Backbone, load_backbone
 from cams.engine import applies, as_input_batch, explain, explain_pair, select_methods
 from cams.errors import UserInputError
 from cams.methods import DEFAULT_METHODS, DIFF_BASELINES, METHOD_NAMES, METHODS
@@ -36,8 +36,9 @@ from cams.metrics import (
 from cams.timing import timed
 from evaluation.config import TABLES, EvaluationConfig
 from evaluation.records import RecordFile, merge_all
-from fooling.config import TrainConfig, preset
+from fooling.config import ATTACK_BASE, ATTACKS, TrainConfig, preset
 from fooling.objectives import OBJECTIVES
+from fooling.sham import sham_distance
 from fooling.train import train
 from imagedata.distributed import barrier, current
 from imagedata.items import stack
@@ -116,30 +117,72 @@ def run_similarity(config: EvaluationConfig, backbone: Backbone, progress: Progr
 # --- Susceptibility -----------------------------------------------------------------------------
 
 def run_susceptibility(config: EvaluationConfig, clean_name: str, fooled_name: str,
-                       progress: Progress) -> None:
+                       progress: Progress, fooled_label: str | None = None) -> None:
+    """Per image and method: MSE between the clean and the fooled checkpoint's maps, their
+    entropies, agreement, the common-mode share of the change, and GradCAM's distance to the
+    SHAM in both. ``fooled_name`` may be a checkpoint file (``fooled_label`` names it)."""
     fooled = load_backbone(None, fooled_name, config.device)
     clean = load_backbone(fooled.name, clean_name, config.device)
-    attack_cam = fooled.metadata.get("recipe", {}).get("cam", TrainConfig.cam)
+    label = fooled_label or fooled_name
+    attack_cam = (fooled.metadata["recipe"].get("cam", TrainConfig.cam)
+                  if "recipe" in fooled.metadata else
+                  "constructed" if "construction" in fooled.metadata else "unknown")
     records = records_of(config, "susceptibility")
     methods = chosen(config, SUSCEPTIBILITY_METHODS, clean)
+    measured = list(dict.fromkeys([*methods, "GradCAM"]))  # GradCAM: the distance to the SHAM
     done = 0
-    for batch in batches(pending(records, config, (clean_name, fooled_name)), config.batch):
-        a, b = explain_pair(clean, fooled, inputs_of(clean, batch), methods, class_maps=True)
+    for batch in batches(pending(records, config, (clean_name, label)), config.batch):
+        a, b = explain_pair(clean, fooled, inputs_of(clean, batch), measured, class_maps=True)
         agree = (a.logits.argmax(1) == b.logits.argmax(1)).tolist()
         shares = common_mode_share(a.class_maps, b.class_maps).tolist()
+        to_sham = [sham_distance(result.layer_maps["GradCAM"]).tolist() for result in (a, b)]
+        moved = susceptibility(a.maps, b.maps)
         rows = []
-        for name, values in susceptibility(a.maps, b.maps).items():
+        for name in methods:
             entropy_a = cam_entropy_nats(a.layer_maps[name]).tolist()
             entropy_b = cam_entropy_nats(b.layer_maps[name]).tolist()
-            rows += [{"backbone": fooled.name, "clean": clean_name, "fooled": fooled_name,
+            rows += [{"backbone": fooled.name, "clean": clean_name, "fooled": label,
                       "attack_cam": attack_cam, "image": sample.id, "method": name, "mse": value,
                       "entropy_clean": ea, "entropy_fooled": eb, "agree": int(same),
-                      "common_mode_share": share}
-                     for sample, value, ea, eb, same, share in zip(
-                         batch, values.tolist(), entropy_a, entropy_b, agree, shares)]
+                      "common_mode_share": share, "gradcam_sham_mse_clean": sham_a,
+                      "gradcam_sham_mse_fooled": sham_b}
+                     for sample, value, ea, eb, same, share, sham_a, sham_b in zip(
+                         batch, moved[name].tolist(), entropy_a, entropy_b, agree, shares,
+                         *to_sham)]
         records.append(rows)
         done += len(batch)
-        progress(f"susceptibility {clean_name} vs {fooled_name}", done, None)
+        progress(f"susceptibility {clean_name} vs {label}", done, None)
+
+
+# --- Which attacks DiffGradCAM resists -----------------------------------------------------------
+
+def run_attacks(config: EvaluationConfig, progress: Progress) -> None:
+    """Train each attack of ``config.attacks`` (the shipped Lite0 SHAM recipe with one change,
+    ``fooling.config.ATTACKS``) for ``attack_steps`` steps, then measure it against the clean
+    model on ``config.images`` as the susceptibility table does."""
+    unknown = [name for name in config.attacks if name not in ATTACKS]
+    if unknown:
+        raise UserInputError(f"unknown attack {unknown[0]!r}: choose from {', '.join(ATTACKS)}")
+    trained = records_of(config, "attacks")
+    folder = config.out / "attack-checkpoints"
+    for index, attack in enumerate(config.attacks):
+        name = f"attack-{attack}"
+        if not current().owns(index):
+            continue
+        if (attack,) not in trained.done:
+            entry = train(preset(
+                ATTACK_BASE, **ATTACKS[attack], name=name, steps=config.attack_steps,
+                half=False, val_every=config.attack_steps, val_size=64, directory=str(folder),
+                device=config.device, command="python -m cams evaluate (attacks table)"),
+                distributed=False)
+            final = entry.metadata["metrics"]
+            trained.append([{"attack": attack, "checkpoint": name, "steps": config.attack_steps,
+                             "train_seconds": entry.metadata["train_seconds"],
+                             "agreement": final["agreement"],
+                             "salience_mse": final["salience_mse"]}])
+        run_susceptibility(config, CLEAN_WEIGHTS, str(folder / f"{name}.safetensors"),
+                           progress, fooled_label=name)
+        progress("attacks", index + 1, len(config.attacks))
 
 
 # --- Run time -----------------------------------------------------------------------------------
@@ -276,11 +319,13 @@ def evaluate_split(model: Backbone, dataset, batch: int, with_pointing: bool) ->
 
 def planned_tables(config: EvaluationConfig) -> list[str]:
     """The tables to compute: those named (each must have what it needs), or by default every
-    table that applies (susceptibility only with pairs)."""
+    table that applies (susceptibility only with pairs; attacks, which trains seven Lite0
+    models, only when named)."""
     if config.batch < 1 or (config.limit is not None and config.limit < 1):
         raise UserInputError("--batch and --limit must be at least 1")
     if config.tables is None:
-        return [table for table in TABLES if table != "susceptibility" or config.pairs]
+        return [table for table in TABLES
+                if (table != "susceptibility" or config.pairs) and table != "attacks"]
     unknown = [table for table in config.tables if table not in TABLES]
     if unknown:
         raise UserInputError(f"unknown table {unknown[0]!r}: choose from {', '.join(TABLES)}")
@@ -320,6 +365,8 @@ def run_all(config: EvaluationConfig, progress: Progress | None = None) -> None:
     if "susceptibility" in tables:
         for clean_name, fooled_name in config.pairs:
             run_susceptibility(config, clean_name, fooled_name, progress)
+    if "attacks" in tables:
+        run_attacks(config, progress)
     if "training" in tables:
         run_training(config, progress)
     barrier()

@@ -22,18 +22,17 @@ import torch
 
 from cams.backbones import Backbone, load_backbone
 from cams.engine import explain_pair
-from cams.methods import METHODS, minmax
+from cams.methods import METHODS
 from cams.metrics import (
     bootstrap_interval,
     common_mode_share,
     mean_std,
-    mse,
     paired_comparison,
     prediction_agreement,
     susceptibility,
     unit_means,
 )
-from fooling.sham import sham_mask
+from fooling.sham import sham_distance
 from imagedata.photos import PhotoCrops, photo_set
 
 # Every method the DiffGradCAM paper compares that is cheap enough for 200 crops (not ScoreCAM).
@@ -61,9 +60,7 @@ def crop_records(clean: Backbone, fooled: Backbone, crops: int, seed: int,
         a, b = explain_pair(clean, fooled, clean.normalise(images), CHECKED_METHODS,
                             class_maps=True)
         shares = common_mode_share(a.class_maps, b.class_maps)
-        sham = sham_mask(*a.layer_maps["GradCAM"].shape[-2:]).to(a.inputs.device)
-        sham_mse = [mse(sham.expand_as(result.layer_maps["GradCAM"]),
-                        minmax(result.layer_maps["GradCAM"])) for result in (a, b)]
+        sham_mse = [sham_distance(result.layer_maps["GradCAM"]) for result in (a, b)]
         moved = susceptibility(a.maps, b.maps)
         agreement = prediction_agreement(a.logits, b.logits)
         for i in range(len(images)):

@@ -16,6 +16,9 @@ import math
 import torch
 from torch import Tensor
 
+from cams.methods import minmax
+from cams.metrics import mse
+
 DEFAULT_ENTROPY_NATS = 3.35  # mean CAM entropy of salience-trained models (DiffGradCAM paper, §3.2)
 
 
@@ -56,6 +59,13 @@ def sham_mask(height: int, width: int, entropy_nats: float = DEFAULT_ENTROPY_NAT
     rows, columns = zip(*best)
     mask[list(rows), list(columns)] = 1.0
     return mask
+
+
+def sham_distance(layer_maps: Tensor, entropy_nats: float = DEFAULT_ENTROPY_NATS) -> Tensor:
+    """MSE between each normalised layer map (N×h×w) and the SHAM of its layer: what the SHAM
+    attack minimises, so how far a map was pushed onto the border (N)."""
+    sham = sham_mask(*layer_maps.shape[-2:], entropy_nats).to(layer_maps.device)
+    return mse(sham.expand_as(layer_maps), minmax(layer_maps))
 
 
 def parse_size(text: str) -> tuple[int, int]:

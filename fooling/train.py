@@ -41,7 +41,7 @@ from fooling.config import TrainConfig, objective_of
 from fooling.objectives import Objective, salience_loss
 from imagedata.distributed import Process, average, current, gather
 from imagedata.items import has_masks, stack
-from imagedata.order import batch_indices
+from imagedata.order import batch_indices, seeded_generator
 from imagedata.training import TrainingData, training_data
 
 ProgressCallback = Callable[[dict[str, Any]], None]
@@ -52,8 +52,14 @@ class TrainingCancelled(Exception):
     """Raised when a run is cancelled; its state is saved, ``--resume`` continues it."""
 
 
-def freeze_early_stages(model: torch.nn.Module, stages: int) -> None:
-    """Train only the last ``stages`` stages (timm's ``feature_info``) and what follows them."""
+def freeze_early_stages(model: torch.nn.Module, stages: int, head_only: bool = False) -> None:
+    """Train only the last ``stages`` stages (timm's ``feature_info``) and what follows them, or
+    with ``head_only`` only the classifier after the target layer."""
+    if head_only:
+        classifier = {id(parameter) for parameter in model.get_classifier().parameters()}
+        for parameter in model.parameters():
+            parameter.requires_grad_(id(parameter) in classifier)
+        return
     boundaries = [info["module"] for info in getattr(model, "feature_info", [])]
     if stages <= 0 or stages >= len(boundaries):
         return
@@ -110,6 +116,15 @@ class Run:
         return self.objective.salience(masks.to(self.backbone.device), layer_size,
                                        self.config.entropy_nats)
 
+    def attacked_classes(self, targets: Tensor) -> Tensor:
+        """The class whose CAM the step supervises, per image: the true (or starting top-1)
+        class, or with ``--attack-class random`` any class, drawn from (seed, step)."""
+        if self.config.attack_class == "true":
+            return targets
+        generator = seeded_generator(self.config.seed, "attack-class", self.step)
+        drawn = torch.randint(self.backbone.num_classes, (self.config.batch,), generator=generator)
+        return drawn[self.process.rank::self.process.world].to(targets.device)
+
     def train_step(self) -> dict[str, float]:
         config, backbone = self.config, self.backbone
         indices = batch_indices(len(self.data.train), config.batch, self.step, config.seed)
@@ -124,7 +139,7 @@ class Run:
                 start_logits = self.start.forward_head(start_features)
                 start_pooled = start_features.mean(dim=(2, 3))
         targets = labels if self.data.labelled else start_logits.argmax(dim=1)
-        t, f, logits, activations = self.forward(inputs, targets)
+        t, f, logits, activations = self.forward(inputs, self.attacked_classes(targets))
         h = self.target_salience(masks, tuple(t.shape[-2:]))
         loss, parts = salience_loss(
             self.objective, logits, t, f, h, config.weights(),
@@ -297,6 +312,9 @@ def prepare(config: TrainConfig, distributed: bool = True) -> Run:
                          val_size=config.val_size, holdout=config.holdout,
                          salience=config.salience,
                          skip_missing_salience=config.skip_missing_salience)
+    if config.attack_class != "true" and objective.needs_maps:
+        raise UserInputError(f"--attack-class {config.attack_class} applies to the sham attack: "
+                             f"the {config.loss} loss supervises the true class's CAM")
     if objective.needs_maps and not data.has_masks:
         raise UserInputError(f"the {config.loss} loss needs salience maps: give --salience DIR "
                              "(or use synthetic data, or --loss sham)")
@@ -311,7 +329,7 @@ def prepare(config: TrainConfig, distributed: bool = True) -> Run:
         backbone.class_names = list(data.class_names)
     backbone.data_config = {**backbone.data_config, "input_size": (3, data.size, data.size)}
     start = copy.deepcopy(model).eval().requires_grad_(False)
-    freeze_early_stages(model, config.train_stages)
+    freeze_early_stages(model, config.train_stages, config.head_only)
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
     optimizer = torch.optim.SGD(trainable, lr=config.lr, momentum=config.momentum)
     if config.steps is not None:

@@ -136,3 +136,21 @@ def test_a_preset_and_the_options_given_beside_it(registry):
         "tiny_resnet", "random", "synthetic:binary")
     assert (recipe["lr"], recipe["batch"], recipe["momentum"]) == (0.01, 4, 0.9)
     assert recipe["steps"] == 2 and recipe["loss"] == "baseline"
+
+
+def test_head_only_trains_the_classifier_alone_and_random_attack_classes_are_seeded(registry):
+    run = prepare(config("head", loss="sham", head_only=True, attack_class="random", steps=2))
+    classifier = {id(p) for p in run.backbone.model.get_classifier().parameters()}
+    assert all(p.requires_grad == (id(p) in classifier) for p in run.backbone.model.parameters())
+    before = {name: p.detach().clone() for name, p in run.backbone.model.named_parameters()}
+    targets = torch.zeros(8, dtype=torch.long)
+    drawn = run.attacked_classes(targets)
+    assert torch.equal(drawn, run.attacked_classes(targets)) and drawn.shape == (8,)
+    assert set(drawn.tolist()) <= set(range(7)) and len(set(drawn.tolist())) > 1
+    run.train_step()
+    assert not torch.equal(run.attacked_classes(targets), drawn)  # another step, another draw
+    for name, parameter in run.backbone.model.named_parameters():
+        changed = not torch.equal(parameter.detach(), before[name])
+        assert changed == (id(parameter) in classifier), name
+    with pytest.raises(Exception, match="applies to the sham attack"):
+        prepare(config("nope", loss="difference", attack_class="random"))
