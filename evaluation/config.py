@@ -48,6 +48,8 @@ class EvaluationConfig:
     holdouts: list[str] = setting(help="comma list of held-out attack types for the training "
                                        "table", factory=lambda: ["triangle"], parse=comma_list)
     training_steps: int = setting(600, "steps of each training-table run")
+    training_lr: float = setting(0.05, "SGD learning rate of each training-table run (the "
+                                       "papers' 0.002 needs far more steps from random weights)")
     attacks: list[str] = setting(help="comma list of the attacks table's recipes "
                                       "(fooling/config.py ATTACKS)",
                                  factory=lambda: list(ATTACKS), parse=comma_list)

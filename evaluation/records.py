@@ -34,7 +34,7 @@ SCHEMAS: dict[str, tuple[list[str], list[str]]] = {
                  "panel_ms"], ["backbone", "device"]),
     "modvid": (["backbone", "epsilon", "image", "method", "nissim", "attack_success"],
                ["backbone", "epsilon", "image"]),
-    "training": (["loss", "seed", "holdout", "steps", "in_set_auroc", "out_of_set_auroc",
+    "training": (["loss", "seed", "holdout", "steps", "lr", "in_set_auroc", "out_of_set_auroc",
                   "in_set_accuracy"], ["loss", "seed", "holdout"]),
     "pointing": (["loss", "seed", "holdout", "method", "hit_rate"], ["loss", "seed", "holdout"]),
 }

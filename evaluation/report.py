@@ -24,6 +24,7 @@ import torch
 from cams.methods import DIFF_BASELINES
 from cams.metrics import bootstrap_interval, mean_std, mod_vid, paired_comparison, rank_sum, unit_means
 from fooling.config import ATTACK_BASE, ATTACKS
+from fooling.objectives import OBJECTIVES
 
 SIGNIFICANCE = 0.05
 CROP_ID = re.compile(r"(?P<photo>.+)/crop-[0-9]+")  # imagedata.sources names crops PHOTO/crop-I
@@ -323,7 +324,8 @@ def modvid_section(out: Path, rows: list[dict[str, str]]) -> str:
 
 def training_section(out: Path, rows: list[dict[str, str]]) -> str:
     pointing = read(out, "pointing")
-    text = []
+    recipes = sorted({(row["steps"], row.get("lr", "0.05")) for row in rows})
+    text = [f"Runs of {', '.join(f'{steps} steps at lr {lr}' for steps, lr in recipes)}.", ""]
     auroc_in = grouped(rows, "holdout", "loss", value="in_set_auroc")
     auroc_out = grouped(rows, "holdout", "loss", value="out_of_set_auroc")
     table = [[holdout, loss, str(len(auroc_in[(holdout, loss)])),
@@ -332,6 +334,24 @@ def training_section(out: Path, rows: list[dict[str, str]]) -> str:
              for holdout, loss in auroc_in]
     text.append(write_table(out, "training", ["held-out type", "loss", "runs", "in-set AUROC",
                                               "out-of-set AUROC"], table))
+    # Paired against the baseline: runs of one (held-out type, seed) share their initial weights
+    # and data order, so the unit is that pair, pooled over every held-out type.
+    paired = []
+    present = {row["loss"] for row in rows}
+    losses = [loss for loss in OBJECTIVES if loss in present]  # the baseline first
+    for split in ("in_set", "out_of_set"):
+        runs = {loss: {f"{row['holdout']}/{row['seed']}": float(row[f"{split}_auroc"])
+                       for row in rows if row["loss"] == loss} for loss in losses}
+        for loss in losses[1:]:
+            paired.append([split.replace("_", "-"), f"{loss} − {losses[0]}",
+                           str(len(runs[loss].keys() & runs[losses[0]].keys())),
+                           *paired_cells(runs[loss], runs[losses[0]])])
+    text += [f"Each objective against {losses[0]}, paired by (held-out type, seed): the same "
+             "initial weights and data order. Wilcoxon signed-rank p (* = p < 0.05) and the mean "
+             "AUROC difference [95 % bootstrap interval over the pairs]:", "",
+             write_table(out, "training_tests", ["AUROC", "comparison", "pairs",
+                                                 "signed-rank p", "mean difference [95 %]"],
+                         paired)]
     if pointing:
         hits = grouped(pointing, "loss", "method", value="hit_rate")
         losses = list(dict.fromkeys(row["loss"] for row in pointing))

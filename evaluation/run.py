@@ -271,7 +271,7 @@ def run_training(config: EvaluationConfig, progress: Progress) -> None:
             continue
         entry = train(preset(
             "synthetic", name=f"eval-{loss}-{holdout}-seed{seed}", loss=loss, holdout=holdout,
-            steps=config.training_steps, seed=seed, val_size=64,
+            steps=config.training_steps, lr=config.training_lr, seed=seed, val_size=64,
             directory=str(config.out / "training-checkpoints"), device=config.device,
             command="python -m cams evaluate (training table)"),
             distributed=False)  # one whole run per process: the runs are what is shared out
@@ -283,7 +283,8 @@ def run_training(config: EvaluationConfig, progress: Progress) -> None:
             scores[split] = evaluate_split(model, dataset, config.batch * 8,
                                            with_pointing=split == "test")
         runs.append([{"loss": loss, "seed": seed, "holdout": holdout,
-                      "steps": config.training_steps, "in_set_auroc": scores["test"]["auroc"],
+                      "steps": config.training_steps, "lr": config.training_lr,
+                      "in_set_auroc": scores["test"]["auroc"],
                       "out_of_set_auroc": scores["outset"]["auroc"],
                       "in_set_accuracy": scores["test"]["accuracy"]}])
         pointing.append([{"loss": loss, "seed": seed, "holdout": holdout, "method": method,

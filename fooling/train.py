@@ -148,7 +148,7 @@ class Run:
         if config.feature_weight:
             feature_term = (activations.mean(dim=(2, 3)) - start_pooled).square().mean()
             loss = loss + config.feature_weight * feature_term
-            parts["features"] = float(feature_term)
+            parts["features"] = float(feature_term.detach())
         # The mean over the processes (each one's loss is the mean over its equal share).
         parts = average({"loss": float(loss.detach()), **parts})
         if not math.isfinite(parts["loss"]):  # every process sees the same number and stops

@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+import torch
 from PIL import Image
 from torch import Tensor
 
 from cams.errors import UserInputError
 from cams.images import EXAMPLES, example_image, load_image
 from imagedata.items import IMAGE_SUFFIXES, as_pil
+from imagedata.order import seeded_generator
 from imagedata.photos import PhotoCrops, named_photos, photo_set
 from imagedata.synthetic import SyntheticDataset
 
@@ -89,9 +91,14 @@ def _samples(spec: str) -> Iterator[Sample]:
             raise UserInputError(f"--images {spec}: no such folder (or use examples, photos, "
                                  "test-photos, test-crops:N, crops:N, synthetic:binary, "
                                  "synthetic:7class)")
-        for path in sorted(folder.rglob("*")):
-            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
-                yield Sample(str(path.relative_to(folder)), plain(lambda path=path: load_image(path)))
+        paths = [path for path in sorted(folder.rglob("*"))
+                 if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()]
+        # A seeded shuffle, so that --limit N takes a random N (not the first classes of a tree
+        # sorted by class, as ImageNet's is).
+        order = torch.randperm(len(paths), generator=seeded_generator("folder images"))
+        for index in order.tolist():
+            path = paths[index]
+            yield Sample(str(path.relative_to(folder)), plain(lambda path=path: load_image(path)))
 
 
 def _crops(spec: str) -> Iterator[Sample]:

@@ -61,4 +61,7 @@ def training_data(spec: str, size: int, seed: int = 0, *, val_size: int = 256,
         cut = max(1, len(whole) // 10) if len(whole) > 1 else 0
         train, val = Subset(whole, order[cut:].tolist()), Subset(whole, order[:cut].tolist())
         names = whole.class_names
+    if len(val) > val_size:  # e.g. ImageNet's 50,000: a seeded random val_size of them
+        keep = torch.randperm(len(val), generator=seeded_generator(seed, "validation"))
+        val = Subset(val, keep[:val_size].tolist())
     return TrainingData(train, val, names, True, maps is not None, size)

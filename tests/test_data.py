@@ -118,3 +118,21 @@ def test_the_three_photo_sets_are_disjoint():
     assert image.shape == (3, 48, 48) and label == -1 and float(mask.max()) == -1
     assert torch.equal(crops[5][0], PhotoCrops(held_out, size=48, seed=1)[5][0])
     assert {crops.photo_name(index) for index in range(8)} <= set(held_out)
+
+
+def test_a_folder_validates_on_at_most_val_size_images_and_shuffles_for_limit(tmp_path):
+    """ImageNet-sized trees: validation takes a seeded random val_size of val/, and the
+    evaluation's --limit N takes a seeded random N, not the first class folders."""
+    from imagedata.sources import samples
+    from imagedata.training import training_data
+    for part in ("train", "val"):
+        make_tree(tmp_path / "data" / part)
+    data = training_data(str(tmp_path / "data"), 32, seed=0, val_size=3)
+    assert len(data.val) == 3 and len(data.train) == 6
+    again = training_data(str(tmp_path / "data"), 32, seed=0, val_size=3)
+    assert data.val.indices == again.val.indices
+    every = [sample.id for sample in samples(str(tmp_path / "data" / "val"))]
+    assert sorted(every) == [f"{label}/{index}.jpg" for label in ("cats", "dogs")
+                             for index in range(3)]
+    assert every != sorted(every)  # shuffled, the same way every time:
+    assert [sample.id for sample in samples(str(tmp_path / "data" / "val"), limit=3)] == every[:3]
