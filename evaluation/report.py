@@ -29,6 +29,7 @@ from fooling.objectives import OBJECTIVES
 SIGNIFICANCE = 0.05
 CROP_ID = re.compile(r"(?P<photo>.+)/crop-[0-9]+")  # imagedata.sources names crops PHOTO/crop-I
 COMPARED_PAIR = ("GradCAM", "MeanDiffGradCAM")  # the overview's question: does Mean move less?
+MOVED = 1e-4  # a GradCAM MSE below this: the pair did not move GradCAM
 
 
 def read(out: Path, table: str) -> list[dict[str, str]]:
@@ -187,14 +188,22 @@ def overview(out: Path, rows: list[dict[str, str]]) -> list[str]:
                       f"{sham[0]:.3f} → {sham[1]:.3f}", format_mean_std(shares, ".3f"),
                       f"{gradcam:.2e}", f"{meandiff:.2e}",
                       *paired_cells(moved[COMPARED_PAIR[1]], moved[COMPARED_PAIR[0]])])
-        points.append((mean_std(shares)[0], meandiff / gradcam if gradcam else math.nan, fooled))
+        points.append((mean_std(shares)[0], meandiff / gradcam if gradcam else math.nan, fooled,
+                       gradcam))
     if not table:
         return []
-    figure, axis = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
-    for share, ratio, label in points:
-        axis.scatter(share, ratio, color="tab:blue")
-        axis.annotate(label, (share, ratio), fontsize=7, xytext=(4, 3),
+    figure, axis = plt.subplots(figsize=(7.6, 4.4), layout="constrained")
+    for number, (share, ratio, label, gradcam) in enumerate(points, 1):
+        moved = gradcam >= MOVED  # a pair that barely moved GradCAM says nothing about the ratio
+        axis.scatter(share, ratio, s=60, color="tab:blue" if moved else "white",
+                     edgecolors="tab:blue", label=f"{number}: {label}"
+                     + ("" if moved else " (GradCAM barely moved)"))
+        # Numbers of points that sit on one another are spread out to the right.
+        crowd = sum(abs(share - other[0]) < 0.03 and abs(ratio - other[1]) < 0.03
+                    for other in points[:number - 1])
+        axis.annotate(str(number), (share, ratio), fontsize=8, xytext=(5 + 9 * crowd, 4),
                       textcoords="offset points")
+    axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     axis.axhline(1, color="gray", lw=0.8, ls="--")
     axis.set_xlabel("common-mode share of the change (1 = the same for every class)")
     axis.set_ylabel("MeanDiffGradCAM moved / GradCAM moved")
