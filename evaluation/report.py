@@ -268,19 +268,23 @@ def susceptibility_section(out: Path, rows: list[dict[str, str]]) -> str:
         box_plot(out / f"{slug}.png", {m: values[(clean, fooled, m)] for m in methods},
                  f"{backbone}: {clean} vs {fooled}", "MSE")
         text.append(f"![susceptibility box plot]({slug}.png)\n")
-    transfer = grouped(rows, "backbone", "attack_cam", "method", value="mse")
-    attacks = sorted({(b, a) for b, a, _ in transfer})
-    for backbone in sorted({b for b, _ in attacks}):
-        cams = [a for b, a in attacks if b == backbone]
-        if len(cams) < 2:
+    # Every fooled checkpoint of a backbone against every measured CAM: which CAMs an attack on
+    # one CAM moves (the rows name the CAM each attack supervised).
+    moved = grouped(rows, "backbone", "fooled", "method", value="mse")
+    for backbone in dict.fromkeys(row["backbone"] for row in rows):
+        fooled = list(dict.fromkeys(row["fooled"] for row in rows if row["backbone"] == backbone))
+        if len(fooled) < 2:
             continue
-        measured = list(dict.fromkeys(m for b, a, m in transfer if b == backbone))
-        table = [[attack, *(f"{mean_std(transfer[(backbone, attack, m)])[0]:.2e}"
-                            if (backbone, attack, m) in transfer else "—" for m in measured)]
-                 for attack in cams]
-        text += [f"### {backbone}: transfer (rows: the CAM the attack supervised; columns: the CAM "
-                 "measured; mean MSE clean vs fooled)", "",
-                 write_table(out, f"transfer_{backbone}", ["attack \\ measured", *measured], table)]
+        attack_cams = {row["fooled"]: row["attack_cam"] for row in rows}
+        measured = list(dict.fromkeys(m for b, f, m in moved if b == backbone))
+        table = [[f"{name} ({attack_cams[name]})",
+                  *(f"{mean_std(moved[(backbone, name, m)])[0]:.2e}"
+                    if (backbone, name, m) in moved else "—" for m in measured)]
+                 for name in fooled]
+        text += [f"### {backbone}: every attack × every CAM (rows: the fooled checkpoint and the "
+                 "CAM its attack supervised; mean MSE clean vs fooled)", "",
+                 write_table(out, f"transfer_{backbone}", ["fooled (attack CAM)", *measured],
+                             table)]
     return "\n".join(text)
 
 
