@@ -148,7 +148,7 @@ def test_rank_sum_is_scipys():
 def test_resume_after_an_interruption(tmp_path):
     folder = tmp_path / "records"
     records = RecordFile(folder, "training")
-    row = {"loss": "baseline", "holdout": "ring", "steps": 3, "in_set_auroc": 0.5,
+    row = {"loss": "baseline", "holdout": "ring", "steps": 3, "lr": 0.05, "in_set_auroc": 0.5,
            "out_of_set_auroc": 0.25, "in_set_accuracy": 1.0}
     records.append([{**row, "seed": 0}, {**row, "seed": 1}])
     path = folder / "training.csv"
