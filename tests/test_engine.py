@@ -249,3 +249,30 @@ def test_diffgradcam_sees_through_a_class_uniform_change_and_gradcam_does_not(re
     expected = 1 / (1 + (classes - 1) ** 2)
     assert float(common_mode_share(a.class_maps, b.class_maps)[0]) == pytest.approx(expected,
                                                                                      rel=1e-3)
+
+
+def test_meandiff_changes_by_c_over_c_minus_one_times_the_class_specific_part(convnext_random,
+                                                                             chelsea):
+    """For any head (ConvNeXt normalises after pooling): MeanDiffGradCAM's un-ReLU'd map is
+    C/(C−1)·(t − L_mean), so between two checkpoints it changes by C/(C−1)·s_c, with
+    s_c = Δ_c − u the class-specific part of the change (docs/equations.md)."""
+    import copy
+
+    from cams.engine import explain_pair, layer_cams
+    from cams.methods import MEAN_DIFF, METHODS
+    other = copy.deepcopy(convnext_random)
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for parameter in other.model.stages[-1].parameters():
+            parameter.add_(0.05 * torch.randn(parameter.shape, generator=generator))
+    inputs = F.interpolate(convnext_random.preprocess(chelsea), size=(128, 128), mode="bilinear")
+    a, b = explain_pair(convnext_random, other, inputs, ["GradCAM"], class_maps=True)
+    row = METHODS["TrueClassCAM"].explaining(MEAN_DIFF)  # MeanDiffGradCAM's map before its ReLU
+    before, after = (layer_cams(backbone, inputs, [row], a.targets).maps[row.name]
+                     for backbone in (convnext_random, other))
+    classes = convnext_random.num_classes
+    uniform = b.class_maps["mean"] - a.class_maps["mean"]
+    specific = (b.class_maps["target"] - a.class_maps["target"]) - uniform
+    torch.testing.assert_close(after - before, classes / (classes - 1) * specific,
+                               atol=1e-5, rtol=1e-4)
+    assert float(specific.abs().max()) > 1e-3  # the check is not vacuous
