@@ -111,8 +111,11 @@ class PairedComparison:
 
 def bootstrap_interval(values: Sequence[float], draws: int = 2000, seed: int = 0,
                        level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``values`` (each value one independent unit)."""
-    array = torch.as_tensor(values, dtype=torch.float64).flatten()
+    """Percentile bootstrap interval of the mean of ``values`` (each value one independent unit).
+
+    A function of the values alone, not of their order: they are sorted before resampling, so
+    records gathered from several processes in another order give the same interval."""
+    array = torch.as_tensor(values, dtype=torch.float64).flatten().sort().values
     if array.numel() < 2:
         value = float(array.mean()) if array.numel() else math.nan
         return value, value

@@ -124,3 +124,15 @@ def test_paired_comparison_is_scipys_signed_rank_with_a_bootstrap_interval():
     low, high = bootstrap_interval(values.tolist())
     assert high - low == pytest.approx(2 * 1.96 * values.std(ddof=1) / 20, rel=0.1)
     assert math.isnan(paired_comparison([1.0, 2.0], [1.0, 2.0]).p_value)  # no difference
+
+
+def test_bootstrap_interval_does_not_depend_on_the_order_of_the_units():
+    from cams.metrics import bootstrap_interval, paired_comparison
+    values = np.random.default_rng(1).normal(0, 1, 30)
+    assert bootstrap_interval(values.tolist()) == bootstrap_interval(values[::-1].tolist())
+    shuffled = np.random.default_rng(2).permutation(30)
+    a, b = values, values ** 2
+    forward = paired_comparison(a.tolist(), b.tolist())
+    shuffled_result = paired_comparison(a[shuffled].tolist(), b[shuffled].tolist())
+    assert (shuffled_result.low, shuffled_result.high) == (forward.low, forward.high)
+    assert shuffled_result.p_value == pytest.approx(forward.p_value)
