@@ -86,3 +86,17 @@ def test_the_constructed_fool_is_class_uniform_on_random_inputs():
     for name in DIFF_BASELINES:
         torch.testing.assert_close(b.maps[name], a.maps[name], atol=1e-4, rtol=0)
     torch.testing.assert_close(common_mode_share(a.class_maps, b.class_maps), torch.ones(6))
+
+
+def test_the_lite0_classifier_has_almost_no_common_mode_direction():
+    """docs/results/README.md: why a feature change on Lite0 lands on class-specific directions.
+    The part of a feature change that is the same for every class's logit is its projection on
+    the classifier's mean row; that row is under 1 % of the length of any class's row."""
+    import torch
+
+    clean = load_backbone("efficientnet_lite0", device="cpu")
+    weight = clean.model.get_classifier().weight.detach()
+    mean_row = float(weight.mean(dim=0).norm())
+    shortest_row = float(weight.norm(dim=1).min())
+    assert mean_row < 0.01 * shortest_row, (mean_row, shortest_row)
+    assert torch.linalg.vector_norm(weight, dim=1).mean() > 2.0
