@@ -64,6 +64,14 @@ def pick_example(selection: gr.SelectData):
     return list(EXAMPLES)[selection.index], None
 
 
+def none_is_default(component):
+    """An API caller may send ``None`` for a checkbox group (= the page's default; the backends
+    read ``None`` so); Gradio's own preprocessing would fail on it."""
+    preprocess = component.preprocess
+    component.preprocess = lambda payload: None if payload is None else preprocess(payload)
+    return component
+
+
 def uploaded_path(payload):
     """The image input hands over the uploaded file untouched: ``cams.images.load_image``
     decodes it, so corrupt, empty, huge or odd files get our one-line errors, not Gradio's."""
@@ -82,9 +90,12 @@ def refresh_pickers(backbone, checkpoint_a, checkpoint_b):
             gr.update(choices=choices_b, value=checkpoint_b if checkpoint_b in valid_b else NONE))
 
 
-def explain(image, example, backbone, checkpoint_a, upload_a, checkpoint_b, upload_b, target,
-            false_class, methods, opacity, progress=gr.Progress()):  # noqa: B008 (Gradio idiom)
-    """The comparison: image + settings in; grid, MSE table, top-5 and downloads out."""
+def explain(image=None, example="chelsea", backbone=DEFAULT_BACKBONE, checkpoint_a=CLEAN_WEIGHTS,
+            upload_a=None, checkpoint_b=NONE, upload_b=None, target=None, false_class=None,
+            methods=None, opacity=0.5, progress=gr.Progress()):  # noqa: B008 (Gradio idiom)
+    """The comparison: image + settings in; grid, MSE table, top-5 and downloads out. Every
+    parameter has a default (``None`` = the page's default), so an API call may give only the
+    image: ``client.predict(handle_file("cat.png"), api_name="/explain")``."""
     def report(done: int, total: int) -> None:
         progress(done / max(total, 1), desc=f"ScoreCAM masked passes {done}/{total}")
 
@@ -113,9 +124,13 @@ def refresh_inits(backbone, init):
     return gr.update(choices=choices, value=init if init in valid else choices[0][1])
 
 
-def start_training(name, backbone, init, loss, cam, source, folder, salience, upload, steps, batch,
-                   size, lr, seed, resume):
-    """Start a run and stream its status and curves until it ends (Cancel stops it)."""
+def start_training(name=finetune.START.name, backbone=finetune.START.backbone,
+                   init=finetune.START.init, loss=finetune.START.loss, cam=finetune.START.cam,
+                   source=finetune.START_SOURCE, folder=None, salience=None, upload=None,
+                   steps=finetune.START.steps, batch=finetune.START.batch, size=None,
+                   lr=finetune.START.lr, seed=finetune.START.seed, resume=False):
+    """Start a run and stream its status and curves until it ends (Cancel stops it). Every
+    parameter has the tab's start value as its default."""
     try:
         job = start_job(finetune.training_config(name, backbone, init, loss, cam, source, folder,
                                                  salience, upload, steps, batch, size, lr, seed),
@@ -188,8 +203,11 @@ def build_finetune_tab(page: gr.Blocks, pickers: list) -> None:
     page.load(preview_sham, [backbone, size], [sham, sham_caption], api_visibility="private")
 
 
-def run_evaluation(source, folder, backbones, pairs, tables, limit, seeds, training_steps,
+def run_evaluation(source=evaluation.START.images, folder=None, backbones=None, pairs=None,
+                   tables=None, limit=evaluation.START.limit, seeds=evaluation.START.seeds,
+                   training_steps=evaluation.START.training_steps,
                    progress=gr.Progress()):  # noqa: B008 (Gradio idiom)
+    """The tab's evaluation; every parameter has a default (``None`` = the tab's start value)."""
     try:
         return evaluation.evaluate_from_page(source, folder, backbones, pairs, tables, limit,
                                              seeds, training_steps, progress)
@@ -210,13 +228,14 @@ def build_evaluate_tab(page: gr.Blocks) -> None:
             source = gr.Dropdown(list(evaluation.IMAGE_SOURCES), value=start_values.images,
                                  label="Images")
             folder = gr.Textbox(label="Server folder of images (for 'a server folder')")
-            backbones = gr.CheckboxGroup(evaluation.backbone_options(),
-                                         value=evaluation.backbone_options()[:1],
-                                         label="Backbones (similarity, run time, MOD/VID)")
+            backbones = none_is_default(gr.CheckboxGroup(
+                evaluation.backbone_options(), value=evaluation.backbone_options()[:1],
+                label="Backbones (similarity, run time, MOD/VID)"))
             pairs = gr.Dropdown(evaluation.pair_options(), value=evaluation.pair_options()[:1],
                                 multiselect=True, label="clean:fooled pairs (susceptibility)")
-            tables = gr.CheckboxGroup(list(TABLES), value=start_values.tables,
-                                      label="Tables (training trains 4 objectives × seeds: slow)")
+            tables = none_is_default(gr.CheckboxGroup(
+                list(TABLES), value=start_values.tables,
+                label="Tables (training trains 4 objectives × seeds: slow)"))
             with gr.Row():
                 limit = gr.Number(start_values.limit, label="At most N images", precision=0,
                                   minimum=1)
@@ -277,8 +296,9 @@ def build_page() -> gr.Blocks:
                         false_class = gr.Dropdown(
                             [], value=None, allow_custom_value=True, filterable=True,
                             label="False class (blank = strongest rival)")
-                    methods = gr.CheckboxGroup(list(METHOD_NAMES), value=list(DEFAULT_METHODS),
-                                               label="Methods (ScoreCAM is slow: opt-in)")
+                    methods = none_is_default(gr.CheckboxGroup(
+                        list(METHOD_NAMES), value=list(DEFAULT_METHODS),
+                        label="Methods (ScoreCAM is slow: opt-in)"))
                     opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heatmap opacity")
                     run = gr.Button("Compare", variant="primary")
                 with gr.Column(scale=4):

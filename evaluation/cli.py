@@ -15,9 +15,9 @@ import sys
 from datetime import timedelta
 
 from cams.options import add_options, from_options, given_values
-from evaluation.config import PLAN_OVERRIDES, PLANS, EvaluationConfig
+from evaluation.config import PLAN_OVERRIDES, PLANS, EvaluationConfig, training_estimate
 from evaluation.report import build_report
-from evaluation.run import run_all
+from evaluation.run import planned_tables, run_all
 from imagedata.distributed import current, join, launch_command, leave
 
 
@@ -76,6 +76,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
             config.device = device
             if len(stages) > 1 and main:
                 print(command, flush=True)
+            if main:
+                for line in training_estimate(config, planned_tables(config)):
+                    print(line, flush=True)
             run_all(config, progress)
             if main:
                 report = build_report(config.out, command)

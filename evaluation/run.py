@@ -34,7 +34,7 @@ from cams.metrics import (
     susceptibility,
 )
 from cams.timing import timed
-from evaluation.config import TABLES, EvaluationConfig
+from evaluation.config import TABLES, TRAINING_TABLES, EvaluationConfig
 from evaluation.records import RecordFile, merge_all
 from fooling.config import ATTACK_BASE, ATTACKS, TrainConfig, preset
 from fooling.objectives import OBJECTIVES
@@ -320,13 +320,13 @@ def evaluate_split(model: Backbone, dataset, batch: int, with_pointing: bool) ->
 
 def planned_tables(config: EvaluationConfig) -> list[str]:
     """The tables to compute: those named (each must have what it needs), or by default every
-    table that applies (susceptibility only with pairs; attacks, which trains seven Lite0
-    models, only when named)."""
+    table that applies (susceptibility only with pairs) and trains nothing: the attacks and
+    training tables, which train models, only when named."""
     if config.batch < 1 or (config.limit is not None and config.limit < 1):
         raise UserInputError("--batch and --limit must be at least 1")
     if config.tables is None:
         return [table for table in TABLES
-                if (table != "susceptibility" or config.pairs) and table != "attacks"]
+                if (table != "susceptibility" or config.pairs) and table not in TRAINING_TABLES]
     unknown = [table for table in config.tables if table not in TABLES]
     if unknown:
         raise UserInputError(f"unknown table {unknown[0]!r}: choose from {', '.join(TABLES)}")

@@ -39,11 +39,16 @@ def pair_options() -> list[str]:
     return options
 
 
-def evaluate_from_page(source: str, folder: str | None, backbones: list[str], pairs: list[str],
-                       tables: list[str], limit: float | None, seeds: float,
-                       training_steps: float, progress=None) -> tuple[str, list[str], str]:
+def evaluate_from_page(source: str, folder: str | None, backbones: list[str] | None,
+                       pairs: list[str] | None, tables: list[str] | None, limit: float | None,
+                       seeds: float, training_steps: float,
+                       progress=None) -> tuple[str, list[str], str]:
     """Run the chosen tables; returns the report's Markdown (plots removed), the plot files, and
-    a zip of the whole report folder."""
+    a zip of the whole report folder. ``None`` backbones, pairs or tables = the tab's start
+    values (the first backbone and pair offered, ``START.tables``)."""
+    backbones = backbone_options()[:1] if backbones is None else backbones
+    pairs = pair_options()[:1] if pairs is None else pairs
+    tables = START.tables if tables is None else tables
     images = (folder or "").strip() if source == "a server folder" else source
     if not images:
         raise UserInputError("give the server folder of images")

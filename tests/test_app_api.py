@@ -201,3 +201,26 @@ def test_evaluate_tab_runs_a_table_and_offers_the_report(client):
     with pytest.raises(Exception, match="needs at least one clean:fooled pair"):
         client.predict("examples", "", ["efficientnet_lite0"], [], ["susceptibility"], 2, 1, 10,
                        api_name="/evaluate")
+
+
+def test_explain_the_short_way_every_parameter_has_a_default(client):
+    """README: ``client.predict(handle_file(img), api_name="/explain")``; methods None = the
+    defaults; keyword calls work."""
+    photo = ROOT / "docs" / "chelsea.png"
+    grid, table, predictions, *_ = client.predict(handle_file(str(photo)), api_name="/explain")
+    assert Image.open(grid).size[0] > 1000
+    compared = {row[1] for row in table["data"] if row[0].startswith("CAM entropy")}
+    assert compared == set(DEFAULT_METHODS)
+    assert "A: clean" in predictions
+    _, table, _, _, *_ = client.predict(example="coffee", methods=None, api_name="/explain")
+    assert {row[1] for row in table["data"] if row[0].startswith("CAM entropy")} == set(DEFAULT_METHODS)
+    _, table, predictions, _, *_ = client.predict(example="coffee", methods=["GradCAM"],
+                                                  checkpoint_b="sham-efficientnet_lite0",
+                                                  api_name="/explain")
+    assert "B: sham-efficientnet_lite0" in predictions
+    info = client.view_api(print_info=False, return_format="dict")
+    parameters = info["named_endpoints"]["/explain"]["parameters"]
+    assert all(parameter["parameter_has_default"] for parameter in parameters)
+    for endpoint in ("/train", "/evaluate"):
+        parameters = info["named_endpoints"][endpoint]["parameters"]
+        assert all(parameter["parameter_has_default"] for parameter in parameters), endpoint

@@ -246,3 +246,16 @@ def test_a_checkpoint_of_another_backbone_is_refused(resnet_weights, monkeypatch
                               tables=["susceptibility"])
     with pytest.raises(UserInputError, match="is for backbone tiny_resnet"):
         run_all(config)
+
+
+def test_tables_that_train_models_are_opt_in_and_estimated_first():
+    from evaluation.config import training_estimate
+    from evaluation.run import planned_tables
+    default = planned_tables(EvaluationConfig(pairs=[("clean", "sham-efficientnet_lite0")]))
+    assert default == ["similarity", "susceptibility", "runtime", "modvid"]
+    config = EvaluationConfig(tables=["training", "attacks"], seeds=2, training_steps=600,
+                              holdouts=["ring", "cross"], attack_steps=400)
+    lines = training_estimate(config, planned_tables(config))
+    # 4 objectives × 2 seeds × 2 held-out types; the seven attacks of fooling/config.py
+    assert lines[0].startswith("the training table trains 16 models of 600 steps: about 9 min")
+    assert lines[1].startswith("the attacks table trains 7 models of 400 steps: about 23 min")
