@@ -29,9 +29,12 @@ from fooling.objectives import OBJECTIVES
 from fooling.sham import DEFAULT_ENTROPY_NATS
 from studio import evaluate as evaluation
 from studio import finetune
+from studio.access import ACCESS, SHARED_MAX_IMAGES, SHARED_MAX_STEPS, configure
 from studio.compare import (
     NONE,
+    RESULTS_SIZE,
     BackboneCache,
+    LruCache,
     backbone_choices,
     checkpoint_choices,
     example_choices,
@@ -41,6 +44,7 @@ from studio.comparison import TABLE_COLUMNS
 from studio.jobs import start_job
 
 CONCURRENCY_LIMIT = 4  # requests computed in parallel; more wait in Gradio's queue
+MAX_UPLOAD_MB = 200.0  # an image, a ResNet-50 / ConvNeXt-T checkpoint in float32, a dataset zip
 
 EXPLAINER = "\n".join(
     ["### What am I looking at?",
@@ -57,6 +61,7 @@ EXPLAINER = "\n".join(
        "true class and its rivals, which is what the softmax decision depends on."])
 
 cache = BackboneCache()
+results = LruCache(RESULTS_SIZE)
 
 
 def pick_example(selection: gr.SelectData):
@@ -102,12 +107,27 @@ def explain(image=None, example="chelsea", backbone=DEFAULT_BACKBONE, checkpoint
     try:
         response = run_compare(cache, image, example, backbone, checkpoint_a, upload_a,
                                checkpoint_b, upload_b, target, false_class, methods, opacity,
-                               progress=report)
+                               progress=report, results=results)
     except UserInputError as error:
-        raise gr.Error(str(error)) from error
+        raise gr.Error(ACCESS.public(str(error))) from error
     choices = response.class_choices
-    return (response.files[0], response.table, response.predictions, response.files,
+    # The grid goes to the page as a JPEG; the downloads are written only when asked for
+    # (prepare_downloads).
+    return (response.display, response.table, response.predictions,
             gr.update(choices=choices), gr.update(choices=choices))
+
+
+def prepare_downloads(image=None, example="chelsea", backbone=DEFAULT_BACKBONE,
+                      checkpoint_a=CLEAN_WEIGHTS, upload_a=None, checkpoint_b=NONE, upload_b=None,
+                      target=None, false_class=None, methods=None, opacity=0.5):
+    """The comparison's files, written on demand (the same inputs as ``explain``; from the
+    result cache when the comparison was just shown): grid PNG, maps NPZ, table CSV."""
+    try:
+        return run_compare(cache, image, example, backbone, checkpoint_a, upload_a, checkpoint_b,
+                           upload_b, target, false_class, methods, opacity, results=results,
+                           downloads=True).files
+    except UserInputError as error:
+        raise gr.Error(ACCESS.public(str(error))) from error
 
 
 def preview_sham(backbone, size):
@@ -136,7 +156,7 @@ def start_training(name=finetune.START.name, backbone=finetune.START.backbone,
                                                  salience, upload, steps, batch, size, lr, seed),
                         resume=bool(resume))
     except UserInputError as error:
-        raise gr.Error(str(error)) from error
+        raise gr.Error(ACCESS.public(str(error))) from error
     while job.running:
         yield job, *finetune.report(job)
         time.sleep(1.0)
@@ -212,7 +232,7 @@ def run_evaluation(source=evaluation.START.images, folder=None, backbones=None, 
         return evaluation.evaluate_from_page(source, folder, backbones, pairs, tables, limit,
                                              seeds, training_steps, progress)
     except UserInputError as error:
-        raise gr.Error(str(error)) from error
+        raise gr.Error(ACCESS.public(str(error))) from error
 
 
 def refresh_pairs(pairs):
@@ -255,7 +275,9 @@ def build_evaluate_tab(page: gr.Blocks) -> None:
 
 
 def build_page() -> gr.Blocks:
-    with gr.Blocks(title="CAM Studio", analytics_enabled=False) as page:
+    # Gradio's cache of served files (grids, downloads) is swept hourly of files over an hour old.
+    with gr.Blocks(title="CAM Studio", analytics_enabled=False,
+                   delete_cache=(3600, 3600)) as page:
         gr.Markdown("# CAM Studio\nEvery CAM of a clean (A) and a fooled (B) checkpoint, "
                     "side by side, with the MSE between them.")
         with gr.Tab("Compare"):
@@ -303,12 +325,14 @@ def build_page() -> gr.Blocks:
                     run = gr.Button("Compare", variant="primary")
                 with gr.Column(scale=4):
                     grid = gr.Image(label="CAMs: one row per checkpoint", type="filepath",
-                                    interactive=False)
+                                    interactive=False, elem_id="grid")
                     predictions = gr.Markdown(label="Top-5 predictions")
                     table = gr.Dataframe(headers=list(TABLE_COLUMNS), label="MSE and entropy",
                                          interactive=False, wrap=True)
-                    downloads = gr.File(label="Downloads: grid PNG, maps NPZ, table CSV",
-                                        file_count="multiple", interactive=False)
+                    prepare = gr.Button("Prepare downloads: grid PNG, maps NPZ, table CSV",
+                                        size="sm")
+                    downloads = gr.File(label="Downloads", file_count="multiple",
+                                        interactive=False)
             gr.Markdown(EXPLAINER)
         with gr.Tab("Fine-tune"):
             build_finetune_tab(page, [backbone, checkpoint_a, checkpoint_b])
@@ -320,7 +344,7 @@ def build_page() -> gr.Blocks:
               queue=False, api_visibility="private")
         inputs = [image, example, backbone, checkpoint_a, upload_a, checkpoint_b, upload_b,
                   target, false_class, methods, opacity]
-        outputs = [grid, table, predictions, downloads, target, false_class]
+        outputs = [grid, table, predictions, target, false_class]
         gr.on([run.click, example.change, backbone.change, checkpoint_a.change,
                checkpoint_b.change, image.change, methods.change, opacity.release,
                target.input, false_class.input, page.load],
@@ -329,18 +353,51 @@ def build_page() -> gr.Blocks:
               # A burst of changes runs once more with the latest inputs, after the running
               # request, so an older, slower result never overwrites a newer one.
               trigger_mode="always_last")
+        # New settings make the offered files stale: clear them until asked again.
+        gr.on([run.click, example.change, backbone.change, checkpoint_a.change,
+               checkpoint_b.change, image.change, methods.change, target.input,
+               false_class.input], lambda: None, None, downloads, queue=False,
+              api_visibility="private")
+        prepare.click(prepare_downloads, inputs, downloads, api_name="downloads",
+                      concurrency_limit=CONCURRENCY_LIMIT)
     return page
+
+
+def credentials(text: str) -> tuple[str, str]:
+    user, _, password = text.partition(":")
+    if not user or not password:
+        raise argparse.ArgumentTypeError("write --auth USER:PASSWORD")
+    return user, password
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; "
+                        "anything else, or --share, turns on the shared-app rules below)")
     parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--share", action="store_true", help="also open a public Gradio link")
+    parser.add_argument("--share", action="store_true", help="also open a public Gradio link "
+                        "(use --auth with it)")
+    parser.add_argument("--auth", type=credentials, metavar="USER:PASSWORD",
+                        help="require this login (Gradio's auth)")
+    parser.add_argument("--data-root", type=Path, metavar="DIR",
+                        help="the only server folder (and below) the Fine-tune and Evaluate tabs "
+                             "may read; a shared app without it reads none")
+    parser.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_MB,
+                        help=f"largest upload accepted (default {MAX_UPLOAD_MB:g} MB)")
+    parser.add_argument("--max-steps", type=int, help="steps per fine-tuning run (default: "
+                        f"{SHARED_MAX_STEPS} on a shared app, no limit on loopback)")
+    parser.add_argument("--max-images", type=int, help="images per evaluation (default: "
+                        f"{SHARED_MAX_IMAGES} on a shared app, no limit on loopback)")
     args = parser.parse_args()
+    try:
+        access = configure(args.host, args.share, args.data_root, args.max_steps, args.max_images)
+    except UserInputError as error:
+        parser.error(str(error))
     page = build_page()
+    # Jobs (fine-tuning, evaluation) run one at a time (their events' concurrency_limit=1).
     page.queue(max_size=64).launch(server_name=args.host, server_port=args.port, share=args.share,
-                                   show_error=True)
+                                   auth=args.auth, max_file_size=int(args.max_upload_mb * 1e6),
+                                   show_error=not access.remote)
 
 
 if __name__ == "__main__":

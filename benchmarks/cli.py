@@ -28,6 +28,10 @@ def add_engine_commands(commands: argparse._SubParsersAction) -> None:
     what = bench.add_mutually_exclusive_group()
     what.add_argument("--app", action="store_true",
                       help="time the app's explain endpoint through gradio_client instead")
+    what.add_argument("--classroom", type=int, metavar="N",
+                      help="N clients at once, 2 comparisons each (A clean vs B the shipped SHAM "
+                           "Lite0), the same example for all and then a distinct image per "
+                           "request: latency, errors, bytes per comparison, server memory")
     what.add_argument("--evaluate", action="store_true",
                       help="time the evaluation's similarity table against plain inference")
     what.add_argument("--evaluate-memory", type=int, metavar="N",
@@ -50,6 +54,10 @@ def run_engine_bench(args: argparse.Namespace) -> int:
     if args.app:
         from benchmarks.app import bench_app
         result = bench_app()
+    elif args.classroom:
+        from benchmarks.app import bench_classroom
+        result = {"same_example": bench_classroom(args.classroom),
+                  "distinct_images": bench_classroom(args.classroom, distinct=True)}
     elif args.scaling:
         from benchmarks.scaling import scaling
         result = scaling(args.scaling)

@@ -7,11 +7,17 @@ one-line message (the app shows it with ``gr.Error``).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import tempfile
 import threading
+import time
+import uuid
 from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -34,47 +40,56 @@ from studio.comparison import Comparison, compare_checkpoints
 
 NONE = "none"
 CACHE_SIZE = 3  # backbones (with their checkpoints) kept in memory at once
+RESULTS_SIZE = 16  # comparisons kept (~7 MB each for Lite0 A and B: maps, inputs, picture)
 
 
-class BackboneCache:
-    """A bounded, thread-safe LRU cache of loaded checkpoints, keyed by (backbone, weights).
+class LruCache:
+    """A bounded, thread-safe LRU cache whose values are computed once per key: requests for a
+    missing key wait for its one computation (a class of 30 asking for the same example computes
+    it once), while different keys compute in parallel (one lock per key being computed)."""
 
-    Loading happens outside the lock's critical path for other keys: one lock per key, so two
-    users asking for different backbones load in parallel and the same backbone loads once.
-    """
-
-    def __init__(self, capacity: int = CACHE_SIZE):
+    def __init__(self, capacity: int):
         self.capacity = capacity
-        self._items: OrderedDict[tuple[str, str], Backbone] = OrderedDict()
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
         self._lock = threading.Lock()
-        self._loading: dict[tuple[str, str], threading.Lock] = {}
+        self._computing: dict[Hashable, threading.Lock] = {}
 
-    def get(self, name: str, weights: str | None, upload: bool = False) -> Backbone:
-        """Backbone ``name`` with ``weights``: "clean" or a registry name, or with ``upload`` the
-        path of an uploaded file (a picker's value is never read as a path)."""
-        key = (name, weights or CLEAN_WEIGHTS)
+    def get(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-            key_lock = self._loading.setdefault(key, threading.Lock())
+            key_lock = self._computing.setdefault(key, threading.Lock())
         with key_lock:
             with self._lock:
                 if key in self._items:
                     return self._items[key]
             try:
-                backbone = load_backbone(name, weights, files=upload)
+                value = compute()
             finally:
                 with self._lock:
-                    self._loading.pop(key, None)
+                    self._computing.pop(key, None)
             with self._lock:
-                self._items[key] = backbone
+                self._items[key] = value
                 while len(self._items) > self.capacity:
                     self._items.popitem(last=False)
-            return backbone
+            return value
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+class BackboneCache(LruCache):
+    """The loaded checkpoints, keyed by (backbone, weights); the same one loads once."""
+
+    def __init__(self, capacity: int = CACHE_SIZE):
+        super().__init__(capacity)
+
+    def get(self, name: str, weights: str | None, upload: bool = False) -> Backbone:
+        """Backbone ``name`` with ``weights``: "clean" or a registry name, or with ``upload`` the
+        path of an uploaded file (a picker's value is never read as a path)."""
+        weights = weights or CLEAN_WEIGHTS
+        return super().get((name, weights), lambda: load_backbone(name, weights, files=upload))
 
 
 def backbone_choices() -> list[tuple[str, str]]:
@@ -113,8 +128,18 @@ def checkpoint_weights(choice: str | None, upload: str | None) -> tuple[str, boo
 
 
 @dataclass
+class CachedComparison:
+    """A result-cache entry: the comparison, the backbones it was computed with (kept alive so
+    their ids in the key cannot be reused while it lives), and its display files per opacity."""
+
+    comparison: Comparison
+    backbones: list[Backbone]
+    displays: dict[float, str]
+
+
+@dataclass
 class CompareResponse:
-    grid: np.ndarray
+    display: str  # the grid as a JPEG file, for the page
     table: list[list]
     predictions: str
     files: list[str]
@@ -160,6 +185,28 @@ def predictions_markdown(comparison: Comparison) -> str:
     return "\n".join(lines)
 
 
+DISPLAY_QUALITY = 80  # JPEG quality of the grid the page shows (the PNG is in the downloads)
+DISPLAY_KEEP_S = 600  # display files older than this are removed (Gradio keeps its own copy)
+_display_folder: Path | None = None
+
+
+def display_file(grid: np.ndarray, stem: str) -> str:
+    """The grid as the page shows it: a JPEG under a name of its own (Gradio copies a file into
+    its cache atomically, which it does not do for an image it encodes itself: concurrent
+    identical results could be served half-written). Old display files are swept on the way."""
+    global _display_folder
+    if _display_folder is None:
+        _display_folder = Path(tempfile.mkdtemp(prefix="cams-display-"))
+    cutoff = time.time() - DISPLAY_KEEP_S
+    for old in _display_folder.glob("*.jpg"):
+        with contextlib.suppress(OSError):  # another request may have swept it already
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
+    path = _display_folder / f"{stem}-{uuid.uuid4().hex[:12]}.jpg"
+    Image.fromarray(grid).save(path, quality=DISPLAY_QUALITY)
+    return str(path)
+
+
 def write_downloads(comparison: Comparison, grid: np.ndarray, stem: str) -> list[str]:
     """The grid (PNG), the maps of each checkpoint (NPZ, keys = method names), the table (CSV),
     in a fresh temporary folder of the app's own."""
@@ -175,12 +222,25 @@ def write_downloads(comparison: Comparison, grid: np.ndarray, stem: str) -> list
     return [str(path) for path in files]
 
 
+def image_key(image, example: str | None) -> tuple[str, str]:
+    """What identifies the image of a request for the result cache: an upload's bytes, or the
+    example's name."""
+    if image is not None and not isinstance(image, str):
+        return "pixels", hashlib.sha256(image.tobytes()).hexdigest()
+    if image:
+        return "file", hashlib.sha256(Path(image).read_bytes()).hexdigest()
+    return "example", example or ""
+
+
 def run_compare(cache: BackboneCache, image, example: str | None, backbone_name: str,
                 checkpoint_a: str | None, upload_a: str | None,
                 checkpoint_b: str | None, upload_b: str | None,
                 target: str | None, false_class: str | None, methods: list[str] | None,
-                opacity: float = 0.5, progress=None) -> CompareResponse:
-    """One comparison request, from the page's values to what it shows."""
+                opacity: float = 0.5, progress=None, results: LruCache | None = None,
+                downloads: bool = False) -> CompareResponse:
+    """One comparison request, from the page's values to what it shows. With ``results``, a
+    comparison already computed for the same image, checkpoints, classes and methods is reused
+    (only the grid is drawn again, for the opacity); ``downloads`` also writes the files."""
     picture, stem = resolve_image(image, example)
     if backbone_name not in REGISTRY and not list_checkpoints(backbone_name)[0]:
         raise UserInputError(f"unknown backbone {backbone_name!r}: pick one from the list")
@@ -193,12 +253,25 @@ def run_compare(cache: BackboneCache, image, example: str | None, backbone_name:
     # Ticked methods that this head does not have (CAM) are left out, not refused.
     chosen = [name for name in methods if name not in METHODS
               or applies(METHODS[name], backbones[0])] if methods else None
-    comparison = compare_checkpoints(
-        backbones, labels, picture, chosen,
-        parse_class(target or None, names, "target class"),
-        parse_class(false_class or None, names, "false class"), progress=progress)
-    grid = comparison.grid(opacity)
-    return CompareResponse(grid=grid, table=[[f"{v:.3g}" if isinstance(v, float) else v
-                                              for v in row] for row in comparison.table()],
+    target_class = parse_class(target or None, names, "target class")
+    false_class_index = parse_class(false_class or None, names, "false class")
+
+    def compute() -> CachedComparison:
+        return CachedComparison(compare_checkpoints(backbones, labels, picture, chosen,
+                                                    target_class, false_class_index,
+                                                    progress=progress), backbones, {})
+
+    key = (image_key(image, example), backbone_name, tuple(map(id, backbones)), tuple(labels),
+           target_class, false_class_index, tuple(chosen) if chosen else None)
+    entry = results.get(key, compute) if results is not None else compute()
+    comparison = entry.comparison
+    display = entry.displays.get(opacity)
+    if display is None or not Path(display).exists():  # drawn once per opacity while it lasts
+        display = entry.displays[opacity] = display_file(comparison.grid(opacity), stem)
+    return CompareResponse(display=display,
+                           table=[[f"{v:.3g}" if isinstance(v, float) else v
+                                   for v in row] for row in comparison.table()],
                            predictions=predictions_markdown(comparison),
-                           files=write_downloads(comparison, grid, stem), comparison=comparison)
+                           files=(write_downloads(comparison, comparison.grid(opacity), stem)
+                                  if downloads else []),
+                           comparison=comparison)

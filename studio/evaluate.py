@@ -15,6 +15,7 @@ from cams.errors import UserInputError
 from evaluation.config import TABLES, EvaluationConfig, parse_pairs
 from evaluation.report import build_report
 from evaluation.run import run_all
+from studio.access import ACCESS
 
 IMAGE_SOURCES = ("examples", "photos", "crops:50", "synthetic:binary:200", "a server folder")
 # The tab's starting values: the two tables of a passive-fooling comparison on the examples; a
@@ -49,14 +50,16 @@ def evaluate_from_page(source: str, folder: str | None, backbones: list[str] | N
     backbones = backbone_options()[:1] if backbones is None else backbones
     pairs = pair_options()[:1] if pairs is None else pairs
     tables = START.tables if tables is None else tables
-    images = (folder or "").strip() if source == "a server folder" else source
-    if not images:
-        raise UserInputError("give the server folder of images")
+    if source not in IMAGE_SOURCES:
+        raise UserInputError(f"unknown images {source!r}: choose one of {', '.join(IMAGE_SOURCES)}")
+    images = (str(ACCESS.folder(folder, "server folder of images"))
+              if source == "a server folder" else source)
+    limit = ACCESS.images(int(limit) if limit else None)
     out = Path(tempfile.mkdtemp(prefix="cams-eval-")) / "report"
     config = EvaluationConfig(
         out=out, images=images, backbones=list(backbones), pairs=parse_pairs(",".join(pairs)),
         tables=[table for table in TABLES if table in tables],
-        limit=int(limit) if limit else None, seeds=int(seeds), training_steps=int(training_steps))
+        limit=limit, seeds=int(seeds), training_steps=ACCESS.steps(int(training_steps)))
     started = time.perf_counter()
 
     def report(what: str, done: int, total: int | None) -> None:

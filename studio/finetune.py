@@ -20,6 +20,7 @@ from cams.metrics import cam_entropy_nats
 from fooling.config import TrainConfig, preset
 from fooling.sham import sham_mask
 from imagedata.training import PHOTOS
+from studio.access import ACCESS
 from studio.jobs import TrainingJob, unpack_dataset_zip
 
 DATA_SOURCES: dict[str, str] = {
@@ -69,17 +70,24 @@ def training_config(name: str, backbone: str, init: str, loss: str, cam: str, so
     if not name or not name.strip():
         raise UserInputError("give the checkpoint a name")
     data = DATA_SOURCES.get(source, source)
+    if data not in DATA_SOURCES.values():
+        raise UserInputError(f"unknown data {source!r}: choose one of the tab's data options")
+    init = init or CLEAN_WEIGHTS
+    if init not in {value for _, value in init_choices(backbone)}:
+        raise UserInputError(f"start from clean, random or a registry checkpoint of {backbone}, "
+                             f"not {init!r}")
+    if salience:
+        salience = str(ACCESS.folder(salience, "salience folder"))
     if data == "folder":
-        if not folder:
-            raise UserInputError("give the server folder of the dataset (ImageFolder layout)")
-        data = folder
+        data = str(ACCESS.folder(folder, "server folder of the dataset (ImageFolder layout)"))
     elif data == "zip":
         if not upload:
             raise UserInputError("upload the dataset zip first")
         images, found = unpack_dataset_zip(upload, Path(tempfile.mkdtemp(prefix="cams-data-")))
         data, salience = str(images), str(found) if found else None
-    return TrainConfig(name=name.strip(), backbone=backbone, init=init or CLEAN_WEIGHTS, loss=loss,
-                       cam=cam, data=data, salience=salience or None, steps=int(steps),
+    return TrainConfig(name=name.strip(), backbone=backbone, init=init, loss=loss,
+                       cam=cam, data=data, salience=salience or None,
+                       steps=ACCESS.steps(int(steps)),
                        batch=int(batch), size=int(size) if size else None, lr=float(lr),
                        seed=int(seed), command=f"app Fine-tune tab: {name.strip()}")
 
@@ -118,7 +126,7 @@ def report(job: TrainingJob | None) -> tuple[str, pd.DataFrame, Figure]:
         status = (f"**Done**: `{job.result.name}` saved ({shown}). Pick it as checkpoint B in the "
                   "Compare tab.")
     elif job.error:
-        status = f"**Stopped** at step {done}: {job.error}".replace(
+        status = f"**Stopped** at step {done}: {ACCESS.public(job.error)}".replace(
             "--resume continues it", "tick Resume and Start to continue it")
     else:
         status = f"**Training** `{job.config.name}`: step {done} of {total}" + (

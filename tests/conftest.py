@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -67,14 +68,16 @@ def registry(tmp_path_factory, lite0):
     return directory
 
 
-@pytest.fixture(scope="session")
-def app_url(registry):
+@contextmanager
+def running_app(registry: Path, *arguments: str):
+    """``python app.py --port FREE *arguments`` with the test registry, until the block ends;
+    yields its loopback URL."""
     port = free_port()
     env = {**os.environ, "CAMS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
            "CAMS_CHECKPOINTS": str(registry)}
-    process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/"
+    process = subprocess.Popen([sys.executable, "app.py", "--port", str(port), *arguments],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 120
     while time.time() < deadline:
         try:
@@ -84,6 +87,14 @@ def app_url(registry):
             if process.poll() is not None:
                 pytest.fail(f"app exited: {process.stdout.read()[-2000:]}")
             time.sleep(0.5)
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def app_url(registry):
+    with running_app(registry) as url:
+        yield url

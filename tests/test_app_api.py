@@ -25,21 +25,25 @@ def client(app_url):
 
 
 def request(client, image=None, example="chelsea", checkpoint_b="clean", upload_a=None,
-            target="", methods=DEFAULT_METHODS):
-    """One /explain call; returns grid, table, top-5 markdown and downloads."""
-    return client.predict(image, example, "efficientnet_lite0", "clean", upload_a, checkpoint_b,
-                          None, target, "", list(methods), 0.5, api_name="/explain")[:4]
+            target="", methods=DEFAULT_METHODS, endpoint="/explain"):
+    """One /explain call; returns grid, table and top-5 markdown (or, with endpoint
+    "/downloads", the files of the same comparison)."""
+    outputs = client.predict(image, example, "efficientnet_lite0", "clean", upload_a,
+                             checkpoint_b, None, target, "", list(methods), 0.5,
+                             api_name=endpoint)
+    return outputs if endpoint == "/downloads" else outputs[:3]
 
 
 def test_good_request_compares_a_and_b(client):
-    grid, table, predictions, files = request(client)
-    assert Image.open(grid).size[0] > 1000
+    grid, table, predictions = request(client)
+    assert Image.open(grid).size[0] > 1000 and Image.open(grid).format == "JPEG"
     rows = table["data"]
     assert table["headers"] == ["quantity", "method", "A", "B", "A vs B"]
     susceptibility = {row[1]: row[4] for row in rows if row[0].startswith("susceptibility")}
     assert set(susceptibility) == set(DEFAULT_METHODS)
     assert all(float(value) == 0.0 for value in susceptibility.values())  # clean vs clean
     assert "Egyptian cat" in predictions and "agree" in predictions
+    files = request(client, endpoint="/downloads")  # on demand, from the result cache
     names = sorted(Path(f).name for f in files)
     assert names == ["chelsea-A.npz", "chelsea-B.npz", "chelsea-grid.png", "chelsea-table.csv"]
     maps = np.load(next(f for f in files if f.endswith("-A.npz")))
@@ -47,7 +51,7 @@ def test_good_request_compares_a_and_b(client):
 
 
 def test_registry_checkpoints_are_offered_and_compared(client):
-    _, table, predictions, _ = request(client, checkpoint_b="lite0-half")
+    _, table, predictions = request(client, checkpoint_b="lite0-half")
     susceptibility = [float(row[4]) for row in table["data"] if row[0].startswith("susceptibility")]
     # Half precision moves the maps a little, and only a little.
     assert 0 < max(susceptibility) < 1e-3
@@ -61,7 +65,7 @@ def test_checkpoint_pickers_take_registry_names_not_paths(client, name):
 
 
 def test_files_are_served_only_from_the_apps_temporary_folders(client, app_url):
-    files = request(client, methods=["GradCAM"])[3]
+    files = request(client, methods=["GradCAM"], endpoint="/downloads")
     assert requests.get(f"{app_url}gradio_api/file={files[0]}", timeout=10).status_code == 200
     for forbidden in ["/etc/passwd", str(ROOT / "app.py"), str(ROOT / "README.md"),
                       str(Path(files[0]).parents[1] / "outside.txt")]:
@@ -149,9 +153,9 @@ def train_request(client, name, source="synthetic: bona fide vs attack (binary)"
 def test_fine_tune_then_compare_without_a_restart(client):
     status = train_request(client, "tiny-api")
     assert status.startswith("**Done**: `tiny-api` saved") and "auroc" in status
-    grid, _, predictions, _ = client.predict(
+    grid, _, predictions = client.predict(
         None, "chelsea", "tiny_resnet", "tiny-api", None, "none", None, "", "", ["GradCAM"], 0.5,
-        api_name="/explain")[:4]
+        api_name="/explain")[:3]
     assert "bona fide" in predictions and "attack" in predictions  # its two classes, by name
     assert Image.open(grid).size[1] > 64
 

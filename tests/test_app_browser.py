@@ -54,7 +54,9 @@ def test_compare_an_example_in_the_browser(app_url, tmp_path):
         # The table's rows exist only once A and B have been compared on the new example.
         expect(body).to_contain_text("susceptibility: MSE A vs B", timeout=120_000)
         expect(body).to_contain_text("espresso", timeout=120_000)
-        expect(page.locator("img[src*='coffee-grid']").first).to_be_visible(timeout=120_000)
+        expect(page.locator("#grid img").first).to_be_visible(timeout=120_000)
+        page.get_by_role("button", name="Prepare downloads").click()
+        expect(page.locator("a[href*='coffee-B.npz']").first).to_be_attached(timeout=60_000)
         text = page.inner_text("body")
         for name in ("GradCAM++", "LSEDiffGradCAM", "DifferenceSalience", "susceptibility"):
             assert name in text

@@ -8,7 +8,9 @@ import io
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from scipy import stats
+from skimage import data
 
 from cams import load_backbone
 from cams.errors import UserInputError
@@ -106,3 +108,56 @@ def test_common_mode_share_by_hand(lite0, perturbed_lite0, chelsea):
     assert 0 < share < 1 and share == pytest.approx(expected, rel=1e-3)
     same = compare_checkpoints([lite0, lite0], ["A", "B"], chelsea).table()
     assert next(row[4] for row in same if row[0].startswith("common-mode")) == "no change"
+
+
+def test_the_lru_cache_computes_a_key_once_even_when_asked_at_once():
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from studio.compare import LruCache
+    cache, calls, lock = LruCache(2), [], threading.Lock()
+
+    def compute(key):
+        def work():
+            with lock:
+                calls.append(key)
+            time.sleep(0.05)
+            return object()
+        return work
+
+    with ThreadPoolExecutor(8) as pool:
+        values = list(pool.map(lambda _: cache.get("a", compute("a")), range(8)))
+    assert calls == ["a"] and all(value is values[0] for value in values)
+    cache.get("b", compute("b"))
+    cache.get("a", compute("a"))  # a is now the most recent: c evicts b
+    cache.get("c", compute("c"))
+    assert len(cache) == 2 and cache.get("a", compute("a")) is values[0]
+    cache.get("b", compute("b"))
+    assert calls == ["a", "b", "c", "b"]
+
+
+def test_a_repeated_comparison_comes_from_the_result_cache(tmp_path):
+    """The same image and settings: the cached comparison (same maps object), a new opacity only
+    redraws; another class or another image is computed afresh and differs."""
+    from studio.compare import BackboneCache, LruCache, run_compare
+    backbones, results = BackboneCache(), LruCache(4)
+
+    def compare(example="chelsea", target=None, opacity=0.5, image=None):
+        return run_compare(backbones, image, example, "efficientnet_lite0", "clean", None,
+                           "none", None, target, None, ["GradCAM"], opacity, results=results)
+
+    first = compare()
+    assert compare().comparison is first.comparison
+    assert compare().display == first.display  # drawn once per opacity
+    faint = compare(opacity=0.2)
+    assert faint.comparison is first.comparison and faint.display != first.display
+    other_class = compare(target="1")
+    assert other_class.comparison is not first.comparison
+    assert other_class.comparison.target == 1 and first.comparison.target != 1
+    photo = tmp_path / "coffee.png"
+    Image.fromarray(data.coffee()).save(photo)
+    uploaded = compare(image=str(photo))
+    assert uploaded.comparison is not first.comparison
+    assert compare(image=str(photo)).comparison is uploaded.comparison  # same bytes, same entry
+    assert len(results) == 3  # opacity is not part of the key

@@ -1,0 +1,87 @@
+"""What a page may reach on the server, and what its errors may say.
+
+On loopback (the app's default, ``--host 127.0.0.1``) the person at the page is the person at the
+server: any folder may be named. Bound beyond loopback or shared (``--host 0.0.0.0``,
+``--share``), a stranger may be at the page: a server folder must lie under ``--data-root``
+(checked after resolving links, so a symlink cannot lead out), error messages lose every
+server path, and each job has a step / image limit. ``app.py`` sets ``ACCESS`` at start-up; the
+tabs' backends ask it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from cams.errors import UserInputError
+
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+# Per-job limits of a shared app unless its owner sets others (a loopback app has none).
+SHARED_MAX_STEPS, SHARED_MAX_IMAGES = 1000, 200
+# An absolute POSIX or Windows path in a message (what a remote user must not see).
+SERVER_PATH = re.compile(r"(?:[A-Za-z]:\\|(?<![\w.])/)[^\s'\",:;)\]]+")
+
+
+@dataclass
+class Access:
+    """The running app's policy. ``remote``: reachable by others; ``data_root``: the one folder
+    (and below) pages may name; ``max_steps`` / ``max_images``: per-job limits (None = none)."""
+
+    remote: bool = False
+    data_root: Path | None = None
+    max_steps: int | None = None
+    max_images: int | None = None
+
+    def folder(self, text: str, what: str) -> Path:
+        """The server folder a page named, if this policy allows it (relative names are taken
+        under the data root); otherwise a one-line error that names no server path."""
+        text = (text or "").strip()
+        if not text:
+            raise UserInputError(f"give the {what}")
+        if self.data_root is None:
+            if self.remote:
+                raise UserInputError("server folders are off on a shared app: its owner can "
+                                     "allow some with --data-root DIR")
+            return Path(text).expanduser()
+        root = self.data_root.resolve()
+        path = (root / Path(text).expanduser()).resolve()  # an absolute text replaces root
+        if path != root and root not in path.parents:
+            raise UserInputError(f"the {what} must lie inside this app's data root (give a "
+                                 "folder relative to it)")
+        if not path.is_dir():
+            raise UserInputError(f"the {what} {text!r} is not a folder inside the data root")
+        return path
+
+    def steps(self, steps: int) -> int:
+        if self.max_steps is not None and steps > self.max_steps:
+            raise UserInputError(f"at most {self.max_steps} steps per run on this server")
+        return steps
+
+    def images(self, limit: int | None) -> int | None:
+        """An evaluation's image limit: the server's when none is given."""
+        if self.max_images is None:
+            return limit
+        if limit is not None and limit > self.max_images:
+            raise UserInputError(f"at most {self.max_images} images per evaluation on this server")
+        return limit or self.max_images
+
+    def public(self, message: str) -> str:
+        """``message`` as a page may show it: unchanged on loopback, server paths hidden else."""
+        return SERVER_PATH.sub("<server path>", message) if self.remote else message
+
+
+ACCESS = Access()
+
+
+def configure(host: str, share: bool, data_root: Path | None, max_steps: int | None,
+              max_images: int | None) -> Access:
+    """Set the running app's policy from its command line (limits left as None are the shared
+    defaults on a shared app, none on loopback)."""
+    if data_root is not None and not data_root.is_dir():
+        raise UserInputError(f"--data-root {data_root} is not a folder")
+    ACCESS.remote = share or host not in LOOPBACK
+    ACCESS.data_root = data_root
+    ACCESS.max_steps = max_steps or (SHARED_MAX_STEPS if ACCESS.remote else None)
+    ACCESS.max_images = max_images or (SHARED_MAX_IMAGES if ACCESS.remote else None)
+    return ACCESS

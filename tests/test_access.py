@@ -1,0 +1,112 @@
+"""Safe to share: server folders only under --data-root (links resolved), no server paths in a
+remote user's errors, per-job limits, an upload cap, and a login (the real app, bound beyond
+loopback, driven through gradio_client)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import requests
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from cams.errors import UserInputError
+from studio.access import Access
+from tests.conftest import running_app
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """root/ with a data folder and a link to a folder outside it; outside/ beside root."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "data" / "class_a").mkdir(parents=True)
+    outside.mkdir()
+    os.symlink(outside, root / "escape")
+    return root, outside
+
+
+def test_a_shared_app_reads_only_folders_under_its_data_root(tree):
+    root, outside = tree
+    access = Access(remote=True, data_root=root)
+    assert access.folder("data", "folder") == (root / "data").resolve()
+    assert access.folder(str(root / "data" / "class_a"), "folder") == (root / "data" / "class_a")
+    for name in (str(outside), "../outside", "escape", "/etc", "data/../../outside"):
+        with pytest.raises(UserInputError, match="inside this app's data root") as caught:
+            access.folder(name, "folder")
+        assert str(outside) not in str(caught.value) and str(root) not in str(caught.value)
+    with pytest.raises(UserInputError, match="off on a shared app"):
+        Access(remote=True).folder("data", "folder")
+    assert Access().folder(str(outside), "folder") == outside  # loopback: the user's own machine
+
+
+def test_remote_errors_name_no_server_path_and_jobs_have_limits():
+    remote, local = Access(remote=True, max_steps=10, max_images=5), Access()
+    message = "no images in /srv/data/x (nor C:\\data\\y): see '/home/me/cams.log'"
+    assert remote.public(message) == ("no images in <server path> (nor <server path>): see "
+                                      "'<server path>'")
+    assert local.public(message) == message
+    with pytest.raises(UserInputError, match="at most 10 steps"):
+        remote.steps(11)
+    assert remote.images(None) == 5 and remote.images(3) == 3 and local.images(None) is None
+    with pytest.raises(UserInputError, match="at most 5 images"):
+        remote.images(6)
+
+
+@pytest.fixture(scope="module")
+def shared_app(registry, tmp_path_factory):
+    """The app bound to every interface, with a login, a data root and a 0.2 MB upload cap."""
+    base = tmp_path_factory.mktemp("shared")
+    root, outside = base / "root", base / "outside"
+    (root / "photos").mkdir(parents=True)
+    outside.mkdir()
+    for index in range(2):
+        Image.fromarray(np.full((64, 64, 3), 60 * index, np.uint8)).save(
+            root / "photos" / f"{index}.png")
+        Image.fromarray(np.full((64, 64, 3), 99, np.uint8)).save(outside / f"{index}.png")
+    os.symlink(outside, root / "escape")
+    with running_app(registry, "--host", "0.0.0.0", "--auth", "teacher:secret", "--data-root",
+                     str(root), "--max-upload-mb", "0.2") as url:
+        yield url, base
+
+
+def test_a_shared_app_wants_its_login(shared_app):
+    url, _ = shared_app
+    assert requests.get(url + "config", timeout=30).status_code == 401
+    with pytest.raises(Exception):  # noqa: B017 (gradio_client raises its own kinds)
+        Client(url, verbose=False).predict(api_name="/explain")
+
+
+def test_a_shared_app_refuses_folders_outside_its_root_and_big_uploads(shared_app, tmp_path):
+    url, base = shared_app
+    client = Client(url, auth=("teacher", "secret"), verbose=False)
+
+    def evaluate(folder):
+        return client.predict(source="a server folder", folder=folder,
+                              backbones=["efficientnet_lite0"], tables=["similarity"], limit=2,
+                              api_name="/evaluate")
+
+    for folder in (str(base / "outside"), "../outside", "escape"):
+        with pytest.raises(Exception, match="inside this app's data root") as caught:
+            evaluate(folder)
+        assert str(base) not in str(caught.value)
+    report = evaluate("photos")[0]
+    assert "2 images" in report
+    big = tmp_path / "big.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (600, 600, 3), np.uint8)).save(big)
+    assert big.stat().st_size > 0.2e6
+    with pytest.raises(Exception, match="exceeds the maximum file size"):  # gradio_client's check
+        client.predict(handle_file(str(big)), api_name="/explain")
+    # The server's own check, as a browser meets it: the upload route refuses, in one line.
+    browser = requests.Session()
+    assert browser.post(url + "login", data={"username": "teacher", "password": "secret"},
+                        timeout=30).ok
+    refused = browser.post(url + "gradio_api/upload", files={"files": ("big.png", big.read_bytes())},
+                           timeout=30)
+    assert refused.status_code == 413 and "maximum allowed size" in refused.text
+    assert str(base) not in refused.text and len(refused.text.strip().splitlines()) == 1
+    small = browser.post(url + "gradio_api/upload", timeout=30,
+                         files={"files": ("small.png", (base / "root" / "photos" / "0.png").read_bytes())})
+    assert small.status_code == 200
+    assert client.predict(example="coffee", methods=["GradCAM"], api_name="/explain")[2]
