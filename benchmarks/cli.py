@@ -17,14 +17,17 @@ def add_engine_commands(commands: argparse._SubParsersAction) -> None:
     """``python -m cams bench``."""
     bench = commands.add_parser("bench", help="time the engine against grad-cam (and the app, "
                                               "the evaluation, 1 vs N processes)")
-    bench.add_argument("--backbones", type=comma_list, default=[DEFAULT_BACKBONE, "resnet50"],
-                       help=f"comma list (default {DEFAULT_BACKBONE},resnet50); --evaluate-memory "
+    # The defaults finish in about a minute on a 2-core CPU; BENCHMARKS.md's run was
+    # --backbones efficientnet_lite0,resnet50 --batch-sizes 1,32 --repeats 15 --scorecam.
+    bench.add_argument("--backbones", type=comma_list, default=[DEFAULT_BACKBONE],
+                       help=f"comma list (default {DEFAULT_BACKBONE}); --evaluate-memory "
                             "takes a registry checkpoint too")
-    bench.add_argument("--batch-sizes", type=comma_list, default=["1", "32"],
-                       help="comma list (default 1,32)")
-    bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument("--batch-sizes", type=comma_list, default=["1", "8"],
+                       help="comma list (default 1,8)")
+    bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when present)")
-    bench.add_argument("--skip-scorecam", action="store_true")
+    bench.add_argument("--scorecam", action="store_true",
+                       help="also time ScoreCAM (minutes on a CPU: one forward pass per channel)")
     what = bench.add_mutually_exclusive_group()
     what.add_argument("--app", action="store_true",
                       help="time the app's explain endpoint through gradio_client instead")
@@ -71,7 +74,7 @@ def run_engine_bench(args: argparse.Namespace) -> int:
     else:
         from benchmarks.engine import markdown, measure
         result = measure(args.backbones, batch_sizes, args.repeats, resolve_device(args.device),
-                         scorecam=not args.skip_scorecam)
+                         scorecam=args.scorecam)
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
     if "panel" in result:

@@ -37,7 +37,7 @@ from cams.engine import RIVALS, gradient_method, layer_cams, true_false_maps
 from cams.errors import UserInputError
 from cams.methods import display_maps, minmax
 from cams.metrics import auroc, cam_entropy_nats, mse, pointing_game, prediction_agreement
-from fooling.config import TrainConfig, objective_of
+from fooling.config import QUICK_STEPS, TrainConfig, objective_of
 from fooling.objectives import Objective, salience_loss
 from imagedata.distributed import Process, average, current, gather
 from imagedata.items import has_masks, stack
@@ -332,10 +332,10 @@ def prepare(config: TrainConfig, distributed: bool = True) -> Run:
     freeze_early_stages(model, config.train_stages, config.head_only)
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
     optimizer = torch.optim.SGD(trainable, lr=config.lr, momentum=config.momentum)
-    if config.steps is not None:
-        total = config.steps
+    if config.epochs is not None:
+        total = math.ceil(config.epochs * len(data.train) / config.batch)
     else:
-        total = math.ceil((config.epochs or 1.0) * len(data.train) / config.batch)
+        total = QUICK_STEPS if config.steps is None else config.steps
     if total < 1:
         raise UserInputError("nothing to train: give --steps or --epochs above 0")
     freeze_bn = config.freeze_bn if config.freeze_bn is not None else config.init != RANDOM_WEIGHTS
