@@ -31,6 +31,7 @@ from studio import evaluate as evaluation
 from studio import finetune
 from studio.access import ACCESS, SHARED_MAX_IMAGES, SHARED_MAX_STEPS, configure
 from studio.compare import (
+    FOOLING_PRESET,
     NONE,
     RESULTS_SIZE,
     BackboneCache,
@@ -38,6 +39,8 @@ from studio.compare import (
     backbone_choices,
     checkpoint_choices,
     example_choices,
+    link_query,
+    link_settings,
     run_compare,
 )
 from studio.comparison import TABLE_COLUMNS
@@ -128,6 +131,63 @@ def prepare_downloads(image=None, example="chelsea", backbone=DEFAULT_BACKBONE,
                            downloads=True).files
     except UserInputError as error:
         raise gr.Error(ACCESS.public(str(error))) from error
+
+
+def enlarge(method, image=None, example="chelsea", backbone=DEFAULT_BACKBONE,
+            checkpoint_a=CLEAN_WEIGHTS, upload_a=None, checkpoint_b=NONE, upload_b=None,
+            target=None, false_class=None, methods=None, opacity=0.5):
+    """One method's A and B maps, large, for the A | B slider (from the result cache)."""
+    if not method or (checkpoint_b in (None, "", NONE) and not upload_b):
+        return None
+    try:
+        return run_compare(cache, image, example, backbone, checkpoint_a, upload_a, checkpoint_b,
+                           upload_b, target, false_class, methods, opacity, results=results,
+                           view=method).views
+    except UserInputError as error:
+        raise gr.Error(ACCESS.public(str(error))) from error
+
+
+def show_fooling():
+    """The teaching preset: the default backbone, A clean, B the shipped SHAM fool, the chelsea
+    photo (a validation photo: the fool was not trained on it), the default methods."""
+    return (None, FOOLING_PRESET["example"], DEFAULT_BACKBONE, CLEAN_WEIGHTS,
+            FOOLING_PRESET["checkpoint_b"], list(DEFAULT_METHODS), "GradCAM")
+
+
+def open_link(request: gr.Request):
+    """The page as a link describes it (``?example=…&b=…``): every picker's choices and value."""
+    settings = link_settings(dict(request.query_params) if request else {})
+    backbone = settings.get("backbone", DEFAULT_BACKBONE)
+    choices_a = checkpoint_choices(backbone)
+    choices_b = checkpoint_choices(backbone, allow_none=True)
+    return (gr.update(choices=backbone_choices(), value=backbone),
+            gr.update(choices=choices_a, value=settings.get("checkpoint_a", CLEAN_WEIGHTS)),
+            gr.update(choices=choices_b, value=settings.get("checkpoint_b", NONE)),
+            settings.get("example", "chelsea"), settings.get("target"),
+            settings.get("false_class"), settings.get("methods") or list(DEFAULT_METHODS),
+            settings.get("opacity", 0.5))
+
+
+def comparison_link(image, example, backbone, checkpoint_a, checkpoint_b, target, false_class,
+                    methods, opacity):
+    if image:
+        return "Links reopen bundled examples; an uploaded image is not kept on the server."
+    return link_query({"example": example, "backbone": backbone, "checkpoint_a": checkpoint_a,
+                       "checkpoint_b": checkpoint_b, "target": target,
+                       "false_class": false_class, "methods": methods, "opacity": opacity})
+
+
+# The link box holds the query; the browser prefixes its own address (behind a proxy or a share
+# link the server does not know it).
+LINK_JS = "(query) => query.startsWith('?') ? location.origin + location.pathname + query : query"
+# On a phone the columns stack: the results come first, the controls below them.
+PAGE_CSS = """
+@media (max-width: 900px) {
+  #compare-row { flex-direction: column; }
+  #compare-results { order: 1; }
+  #compare-controls { order: 2; }
+}
+"""
 
 
 def preview_sham(backbone, size):
@@ -281,8 +341,10 @@ def build_page() -> gr.Blocks:
         gr.Markdown("# CAM Studio\nEvery CAM of a clean (A) and a fooled (B) checkpoint, "
                     "side by side, with the MSE between them.")
         with gr.Tab("Compare"):
-            with gr.Row():
-                with gr.Column(scale=1, min_width=340):
+            with gr.Row(elem_id="compare-row"):
+                with gr.Column(scale=1, min_width=340, elem_id="compare-controls"):
+                    demo = gr.Button("▶ Show passive fooling: A clean, B the shipped SHAM fool",
+                                     variant="secondary")
                     image = gr.Image(type="filepath", label="Image (upload or paste)",
                                      sources=["upload", "clipboard"], height=240)
                     image.preprocess = uploaded_path
@@ -323,9 +385,15 @@ def build_page() -> gr.Blocks:
                         label="Methods (ScoreCAM is slow: opt-in)"))
                     opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heatmap opacity")
                     run = gr.Button("Compare", variant="primary")
-                with gr.Column(scale=4):
+                with gr.Column(scale=4, elem_id="compare-results"):
                     grid = gr.Image(label="CAMs: one row per checkpoint", type="filepath",
                                     interactive=False, elem_id="grid")
+                    with gr.Row():
+                        view_method = gr.Dropdown(
+                            list(METHOD_NAMES), value="GradCAM", scale=1,
+                            label="One method large, A | B (drag the slider; needs B)")
+                        slider = gr.ImageSlider(type="filepath", label="A | B", scale=3,
+                                                elem_id="slider", max_height=720)
                     predictions = gr.Markdown(label="Top-5 predictions")
                     table = gr.Dataframe(headers=list(TABLE_COLUMNS), label="MSE and entropy",
                                          interactive=False, wrap=True)
@@ -333,6 +401,8 @@ def build_page() -> gr.Blocks:
                                         size="sm")
                     downloads = gr.File(label="Downloads", file_count="multiple",
                                         interactive=False)
+                    link = gr.Textbox(label="Link to this comparison", elem_id="link",
+                                      interactive=False, buttons=["copy"])
             gr.Markdown(EXPLAINER)
         with gr.Tab("Fine-tune"):
             build_finetune_tab(page, [backbone, checkpoint_a, checkpoint_b])
@@ -340,19 +410,43 @@ def build_page() -> gr.Blocks:
             build_evaluate_tab(page)
         gallery.select(pick_example, None, [example, image], api_visibility="private")
         pickers = [backbone, checkpoint_a, checkpoint_b]
-        gr.on([page.load, backbone.change, refresh.click], refresh_pickers, pickers, pickers,
+        gr.on([backbone.change, refresh.click], refresh_pickers, pickers, pickers,
               queue=False, api_visibility="private")
         inputs = [image, example, backbone, checkpoint_a, upload_a, checkpoint_b, upload_b,
                   target, false_class, methods, opacity]
         outputs = [grid, table, predictions, target, false_class]
-        gr.on([run.click, example.change, backbone.change, checkpoint_a.change,
-               checkpoint_b.change, image.change, methods.change, opacity.release,
-               target.input, false_class.input, page.load],
-              explain, inputs, outputs, api_name="explain",
-              concurrency_limit=CONCURRENCY_LIMIT,
-              # A burst of changes runs once more with the latest inputs, after the running
-              # request, so an older, slower result never overwrites a newer one.
-              trigger_mode="always_last")
+        view_inputs = [view_method, *inputs]
+
+        def then_slider_and_link(comparison):
+            """After a comparison: the A | B slider, then the link (its query, then the address
+            the browser sees)."""
+            comparison.then(enlarge, view_inputs, slider, api_visibility="private").then(
+                comparison_link, [image, example, backbone, checkpoint_a, checkpoint_b, target,
+                                  false_class, methods, opacity], link,
+                api_visibility="private").then(None, link, link, js=LINK_JS,
+                                               api_visibility="private")
+
+        shown = gr.on([run.click, example.change, backbone.change, checkpoint_a.change,
+                       checkpoint_b.change, image.change, methods.change, opacity.release,
+                       target.input, false_class.input],
+                      explain, inputs, outputs, api_name="explain",
+                      concurrency_limit=CONCURRENCY_LIMIT,
+                      # A burst of changes runs once more with the latest inputs, after the
+                      # running request, so an older, slower result never overwrites a newer one.
+                      trigger_mode="always_last")
+        then_slider_and_link(shown)
+        # Opening the page: the pickers (and any settings a link carries), then the comparison
+        # (registered after the public endpoint, so that it keeps the name "explain").
+        then_slider_and_link(page.load(
+            open_link, None, [backbone, checkpoint_a, checkpoint_b, example, target, false_class,
+                              methods, opacity], queue=False, api_visibility="private").then(
+            explain, inputs, outputs, api_visibility="private"))
+        view_method.change(enlarge, view_inputs, slider, api_visibility="private",
+                           concurrency_limit=CONCURRENCY_LIMIT)
+        then_slider_and_link(demo.click(
+            show_fooling, None, [image, example, backbone, checkpoint_a, checkpoint_b, methods,
+                                 view_method], queue=False, api_visibility="private").then(
+            explain, inputs, outputs, api_visibility="private"))
         # New settings make the offered files stale: clear them until asked again.
         gr.on([run.click, example.change, backbone.change, checkpoint_a.change,
                checkpoint_b.change, image.change, methods.change, target.input,
@@ -397,6 +491,7 @@ def main() -> None:
     # Jobs (fine-tuning, evaluation) run one at a time (their events' concurrency_limit=1).
     page.queue(max_size=64).launch(server_name=args.host, server_port=args.port, share=args.share,
                                    auth=args.auth, max_file_size=int(args.max_upload_mb * 1e6),
+                                   css=PAGE_CSS,
                                    show_error=not access.remote)
 
 

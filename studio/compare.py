@@ -18,6 +18,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import numpy as np
 from PIL import Image
@@ -35,6 +36,7 @@ from cams.engine import applies
 from cams.errors import UserInputError
 from cams.images import EXAMPLES, example_image, load_image
 from cams.methods import METHODS
+from cams.render import overlay
 from imagedata.synthetic import SYNTHETIC_EXAMPLE_PREFIX, synthetic_example, synthetic_examples
 from studio.comparison import Comparison, compare_checkpoints
 
@@ -144,6 +146,7 @@ class CompareResponse:
     predictions: str
     files: list[str]
     comparison: Comparison
+    views: tuple[str, str] | None = None  # one method's A and B maps, large
 
     @property
     def class_choices(self) -> list[str]:
@@ -207,6 +210,28 @@ def display_file(grid: np.ndarray, stem: str) -> str:
     return str(path)
 
 
+SLIDER_PX = 640  # width of the enlarged single-method A | B view
+
+
+def method_views(comparison: Comparison, method: str, opacity: float,
+                 stem: str) -> tuple[str, str]:
+    """One method's map by A and by B, enlarged for a projector: two JPEG files for the page's
+    A | B slider (the same overlay as the grid's panels)."""
+    if len(comparison.results) < 2:
+        raise UserInputError("pick a checkpoint B: the slider compares A's map with B's")
+    if method not in comparison.methods:
+        raise UserInputError(f"{method} is not among the compared methods: tick it first")
+    picture = comparison.picture()
+    height = round(SLIDER_PX * picture.shape[0] / picture.shape[1])
+    files = []
+    for index, letter in enumerate("AB"):
+        view = overlay(picture, comparison.maps(index)[method], opacity)
+        large = Image.fromarray((view * 255).round().astype(np.uint8)).resize(
+            (SLIDER_PX, height), Image.Resampling.BICUBIC)
+        files.append(display_file(np.asarray(large), f"{stem}-{method}-{letter}"))
+    return files[0], files[1]
+
+
 def write_downloads(comparison: Comparison, grid: np.ndarray, stem: str) -> list[str]:
     """The grid (PNG), the maps of each checkpoint (NPZ, keys = method names), the table (CSV),
     in a fresh temporary folder of the app's own."""
@@ -237,10 +262,11 @@ def run_compare(cache: BackboneCache, image, example: str | None, backbone_name:
                 checkpoint_b: str | None, upload_b: str | None,
                 target: str | None, false_class: str | None, methods: list[str] | None,
                 opacity: float = 0.5, progress=None, results: LruCache | None = None,
-                downloads: bool = False) -> CompareResponse:
+                downloads: bool = False, view: str | None = None) -> CompareResponse:
     """One comparison request, from the page's values to what it shows. With ``results``, a
     comparison already computed for the same image, checkpoints, classes and methods is reused
-    (only the grid is drawn again, for the opacity); ``downloads`` also writes the files."""
+    (only the grid is drawn again, for the opacity); ``downloads`` also writes the files, and
+    ``view`` (a method) draws that method's A and B maps large for the A | B slider."""
     picture, stem = resolve_image(image, example)
     if backbone_name not in REGISTRY and not list_checkpoints(backbone_name)[0]:
         raise UserInputError(f"unknown backbone {backbone_name!r}: pick one from the list")
@@ -274,4 +300,50 @@ def run_compare(cache: BackboneCache, image, example: str | None, backbone_name:
                            predictions=predictions_markdown(comparison),
                            files=(write_downloads(comparison, comparison.grid(opacity), stem)
                                   if downloads else []),
-                           comparison=comparison)
+                           comparison=comparison,
+                           views=method_views(comparison, view, opacity, stem) if view else None)
+
+
+# The one-click teaching preset: A clean, B the shipped SHAM-fooled Lite0, on chelsea (a
+# validation photo: the fool was not trained on it; GradCAM moves 0.21 there, the prediction
+# stays).
+FOOLING_PRESET = {"example": "chelsea", "checkpoint_b": "sham-efficientnet_lite0"}
+
+
+# A comparison as a link: the page's settings in the URL's query (bundled examples only: an
+# upload is not on the server for long). Query key → the page's setting.
+LINK_KEYS = {"example": "example", "backbone": "backbone", "a": "checkpoint_a",
+             "b": "checkpoint_b", "target": "target", "false": "false_class",
+             "methods": "methods", "opacity": "opacity"}
+
+
+def link_query(settings: dict[str, Any]) -> str:
+    """``?example=chelsea&b=sham-efficientnet_lite0&…`` for the page's ``settings`` (only what
+    is set; methods comma-separated)."""
+    query = {}
+    for key, setting in LINK_KEYS.items():
+        value = settings.get(setting)
+        if isinstance(value, list | tuple):
+            value = ",".join(value)
+        if value not in (None, "", NONE) or (key == "b" and value == NONE):
+            query[key] = str(value)
+    return "?" + urlencode(query)
+
+
+def link_settings(query: dict[str, str]) -> dict[str, Any]:
+    """The page's settings a link's query names (unknown keys ignored; methods as a list,
+    opacity as a number clipped to [0, 1])."""
+    settings: dict[str, Any] = {}
+    for key, setting in LINK_KEYS.items():
+        if query.get(key) is None:
+            continue
+        value: Any = query[key]
+        if key == "methods":
+            value = [name for name in value.split(",") if name in METHODS]
+        elif key == "opacity":
+            try:
+                value = min(max(float(value), 0.0), 1.0)
+            except ValueError:
+                continue
+        settings[setting] = value
+    return settings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,14 +18,14 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshot.png"
 
 @contextmanager
-def app_page(url: str) -> Iterator:
-    """A page of the app at ``url`` in headless Debian chromium."""
+def app_page(url: str, width: int = 1600, height: int = 1300) -> Iterator:
+    """A page of the app at ``url`` in headless Debian chromium, in a window of that size."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS,
                                              headless=True)
-        page = browser.new_page(viewport={"width": 1600, "height": 1300})
+        page = browser.new_page(viewport={"width": width, "height": height})
         page.goto(url, wait_until="domcontentloaded")
         try:
             yield page
@@ -114,3 +115,34 @@ def test_evaluate_in_the_browser(app_url):
         expect(page.locator(".pending")).to_have_count(0, timeout=60_000)
         page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(SCREENSHOT.parent / "evaluate.png"), full_page=False)
+
+
+def test_teaching_preset_slider_link_and_phone(app_url):
+    """One click shows passive fooling; one method large as an A | B slider; the link reopens
+    the same comparison, and on a phone-sized window the result comes before the controls."""
+    from playwright.sync_api import expect
+
+    with app_page(app_url) as page:
+        body = page.locator("body")
+        expect(body).to_contain_text("Egyptian cat", timeout=120_000)
+        page.get_by_role("button", name="Show passive fooling").click()
+        expect(body).to_contain_text("B: sham-efficientnet_lite0", timeout=120_000)
+        expect(body).to_contain_text("A and B agree", timeout=60_000)
+        expect(page.locator("#slider img")).to_have_count(2, timeout=60_000)
+        link = page.locator("#link textarea")
+        expect(link).to_have_value(re.compile(r"b=sham-efficientnet_lite0"), timeout=60_000)
+        address = link.input_value()
+        assert address.startswith(app_url + "?example=chelsea")
+        expect(page.locator(".pending")).to_have_count(0, timeout=120_000)
+        page.locator("#slider").scroll_into_view_if_needed()
+        page.screenshot(path=str(SCREENSHOT.parent / "teaching.png"), full_page=False)
+    with app_page(address.replace("chelsea", "coffee"), width=390, height=844) as phone:
+        body = phone.locator("body")
+        expect(body).to_contain_text("B: sham-efficientnet_lite0", timeout=120_000)
+        expect(body).to_contain_text("espresso", timeout=60_000)
+        grid = phone.locator("#grid img").first
+        expect(grid).to_be_visible(timeout=60_000)
+        phone.evaluate("window.scrollTo(0, 0)")
+        assert grid.bounding_box()["y"] < 844  # the result, not the controls, opens the page
+        controls = phone.locator("#compare-controls").bounding_box()
+        assert controls["y"] > grid.bounding_box()["y"]
