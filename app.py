@@ -98,6 +98,15 @@ def refresh_pickers(backbone, checkpoint_a, checkpoint_b):
             gr.update(choices=choices_b, value=checkpoint_b if checkpoint_b in valid_b else NONE))
 
 
+def compared(*settings, **options):
+    """``run_compare`` with the app's caches (image, example, backbone, A, upload A, B, upload B,
+    target, false class, methods, opacity), its errors shown to the page in one line."""
+    try:
+        return run_compare(cache, *settings, results=results, **options)
+    except UserInputError as error:
+        raise gr.Error(ACCESS.public(str(error))) from error
+
+
 def explain(image=None, example="chelsea", backbone=DEFAULT_BACKBONE, checkpoint_a=CLEAN_WEIGHTS,
             upload_a=None, checkpoint_b=NONE, upload_b=None, target=None, false_class=None,
             methods=None, opacity=0.5, progress=gr.Progress()):  # noqa: B008 (Gradio idiom)
@@ -107,12 +116,8 @@ def explain(image=None, example="chelsea", backbone=DEFAULT_BACKBONE, checkpoint
     def report(done: int, total: int) -> None:
         progress(done / max(total, 1), desc=f"ScoreCAM masked passes {done}/{total}")
 
-    try:
-        response = run_compare(cache, image, example, backbone, checkpoint_a, upload_a,
-                               checkpoint_b, upload_b, target, false_class, methods, opacity,
-                               progress=report, results=results)
-    except UserInputError as error:
-        raise gr.Error(ACCESS.public(str(error))) from error
+    response = compared(image, example, backbone, checkpoint_a, upload_a, checkpoint_b, upload_b,
+                        target, false_class, methods, opacity, progress=report)
     choices = response.class_choices
     # The grid goes to the page as a JPEG; the downloads are written only when asked for
     # (prepare_downloads).
@@ -125,12 +130,8 @@ def prepare_downloads(image=None, example="chelsea", backbone=DEFAULT_BACKBONE,
                       target=None, false_class=None, methods=None, opacity=0.5):
     """The comparison's files, written on demand (the same inputs as ``explain``; from the
     result cache when the comparison was just shown): grid PNG, maps NPZ, table CSV."""
-    try:
-        return run_compare(cache, image, example, backbone, checkpoint_a, upload_a, checkpoint_b,
-                           upload_b, target, false_class, methods, opacity, results=results,
-                           downloads=True).files
-    except UserInputError as error:
-        raise gr.Error(ACCESS.public(str(error))) from error
+    return compared(image, example, backbone, checkpoint_a, upload_a, checkpoint_b, upload_b,
+                    target, false_class, methods, opacity, downloads=True).files
 
 
 def enlarge(method, image=None, example="chelsea", backbone=DEFAULT_BACKBONE,
@@ -139,12 +140,8 @@ def enlarge(method, image=None, example="chelsea", backbone=DEFAULT_BACKBONE,
     """One method's A and B maps, large, for the A | B slider (from the result cache)."""
     if not method or (checkpoint_b in (None, "", NONE) and not upload_b):
         return None
-    try:
-        return run_compare(cache, image, example, backbone, checkpoint_a, upload_a, checkpoint_b,
-                           upload_b, target, false_class, methods, opacity, results=results,
-                           view=method).views
-    except UserInputError as error:
-        raise gr.Error(ACCESS.public(str(error))) from error
+    return compared(image, example, backbone, checkpoint_a, upload_a, checkpoint_b, upload_b,
+                    target, false_class, methods, opacity, view=method).views
 
 
 def show_fooling():
