@@ -8,7 +8,7 @@ tables all call these.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +19,8 @@ from cams.methods import DIFF_BASELINES, minmax
 
 SSIM_WINDOW = 7  # scikit-image's structural_similarity defaults: 7×7 uniform window,
 SSIM_K1, SSIM_K2 = 0.01, 0.03  # K1, K2, sample covariance, data range 1 for maps in [0, 1]
+FAITHFULNESS_STEPS = 16  # deletion / insertion at fractions 0, 1/16, …, 1 of the pixels
+BLUR_SIGMA = 0.1  # the blurred baseline's Gaussian σ, as a fraction of the image side
 
 
 def mse(maps_a: Tensor, maps_b: Tensor) -> Tensor:
@@ -222,3 +224,72 @@ def auroc(scores: Tensor, labels: Tensor) -> float:
         return float("nan")
     u_statistic = stats.mannwhitneyu(positives, negatives, alternative="two-sided").statistic
     return float(u_statistic / (len(positives) * len(negatives)))
+
+
+@dataclass(frozen=True)
+class FaithfulnessCurves:
+    """Deletion and insertion (Petsiuk et al. 2018, RISE; the DiffGradCAM paper's "common test"):
+    the target's probability as the pixels a map ranks most relevant are replaced by a baseline
+    (deletion: a faithful map makes it fall fast, low AUC) or revealed on the baseline
+    (insertion: it rises fast, high AUC). ``fractions``: S+1; curves N×(S+1)."""
+
+    fractions: Tensor
+    deletion: Tensor
+    insertion: Tensor
+
+    @property
+    def deletion_auc(self) -> Tensor:
+        return torch.trapezoid(self.deletion, self.fractions.to(self.deletion), dim=1)
+
+    @property
+    def insertion_auc(self) -> Tensor:
+        return torch.trapezoid(self.insertion, self.fractions.to(self.insertion), dim=1)
+
+
+def faithfulness_baseline(inputs: Tensor, kind: str = "blur") -> Tensor:
+    """What removed pixels become: ``blur`` (a Gaussian blur of the image, σ = BLUR_SIGMA of
+    its side: no new edges, little information) or ``mean`` (each channel's mean)."""
+    if kind == "mean":
+        return inputs.mean(dim=(2, 3), keepdim=True).expand_as(inputs)
+    if kind != "blur":
+        raise ValueError(f"unknown faithfulness baseline {kind!r}: blur or mean")
+    sigma = BLUR_SIGMA * max(inputs.shape[-2:])
+    radius = max(1, math.ceil(3 * sigma))
+    offsets = torch.arange(-radius, radius + 1, device=inputs.device, dtype=inputs.dtype)
+    kernel = torch.exp(-offsets.square() / (2 * sigma * sigma))
+    kernel = kernel / kernel.sum()
+    channels = inputs.shape[1]
+    blurred = F.pad(inputs, (radius, radius, radius, radius), mode="replicate")
+    blurred = F.conv2d(blurred, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1),
+                       groups=channels)
+    return F.conv2d(blurred, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1),
+                    groups=channels)
+
+
+@torch.no_grad()
+def faithfulness_curves(model: Callable[[Tensor], Tensor], inputs: Tensor, maps: Tensor,
+                        targets: Tensor, steps: int = FAITHFULNESS_STEPS,
+                        baseline: str | Tensor = "blur") -> FaithfulnessCurves:
+    """Deletion and insertion curves of ``maps`` (N×H×W, the inputs' resolution) for the
+    ``targets`` (N) of ``model`` (logits of N×C×H×W ``inputs``). Pixels are taken in the order
+    of the map, most relevant first (ties: in raster order); at step k the first
+    ``round(k/steps·H·W)`` are replaced / revealed in every channel. One forward pass of 2N
+    images per step."""
+    n, _, height, width = inputs.shape
+    pixels = height * width
+    order = torch.argsort(maps.flatten(1), dim=1, descending=True, stable=True)
+    ranks = torch.empty_like(order)
+    ranks.scatter_(1, order, torch.arange(pixels, device=order.device).expand(n, -1))
+    ranks = ranks.view(n, 1, height, width)
+    base = (faithfulness_baseline(inputs, baseline) if isinstance(baseline, str)
+            else baseline.expand_as(inputs))
+    fractions = torch.linspace(0, 1, steps + 1)
+    deletion, insertion = [], []
+    rows = torch.arange(n, device=inputs.device)
+    for fraction in fractions.tolist():
+        chosen = ranks < round(fraction * pixels)
+        batch = torch.cat([torch.where(chosen, base, inputs), torch.where(chosen, inputs, base)])
+        probabilities = model(batch).softmax(dim=1)
+        deletion.append(probabilities[:n][rows, targets])
+        insertion.append(probabilities[n:][rows, targets])
+    return FaithfulnessCurves(fractions, torch.stack(deletion, 1), torch.stack(insertion, 1))

@@ -12,11 +12,14 @@ from cams.errors import UserInputError
 from cams.options import comma_list, setting
 from fooling.config import ATTACKS
 
-TABLES = ("similarity", "susceptibility", "attacks", "runtime", "modvid", "training")
+TABLES = ("similarity", "susceptibility", "faithfulness", "attacks", "runtime", "modvid",
+          "training")
 # Tables that train models: computed only when named in --tables, with an estimate printed first.
 # Seconds per training step on the project's 2-core CPU VM (docs/results/evaluation: the
 # training table's 600-step runs took ~32 s; the attacks' 400-step Lite0 runs a median 198 s).
 TRAINING_TABLES = {"training": 0.054, "attacks": 0.5}
+# Computed only when named: the tables that train, and faithfulness (17 forward passes per map).
+OPT_IN_TABLES = (*TRAINING_TABLES, "faithfulness")
 
 
 def parse_pairs(text: str) -> list[tuple[str, str]]:
@@ -45,8 +48,8 @@ class EvaluationConfig:
     methods: list[str] | None = setting(None, "comma list restricting each table's methods",
                                         parse=comma_list)
     tables: list[str] | None = setting(None, f"comma list of {', '.join(TABLES)} (default: every "
-                                             "table that applies but the two that train models, "
-                                             "attacks and training)", parse=comma_list)
+                                             "table that applies but faithfulness and the two that "
+                                             "train models, attacks and training)", parse=comma_list)
     limit: int | None = setting(None, "at most N images (and N synthetic test images)")
     epsilon: float = setting(2 / 255, "FGSM step in pixel space", shown="2/255")
     seeds: int = setting(3, "training runs per objective")

@@ -28,6 +28,8 @@ SCHEMAS: dict[str, tuple[list[str], list[str]]] = {
                         "entropy_clean", "entropy_fooled", "agree", "common_mode_share",
                         "gradcam_sham_mse_clean", "gradcam_sham_mse_fooled"],
                        ["clean", "fooled", "image"]),
+    "faithfulness": (["model", "image", "method", "deletion_auc", "insertion_auc"],
+                     ["model", "image"]),
     "attacks": (["attack", "checkpoint", "steps", "train_seconds", "agreement",
                  "salience_mse"], ["attack"]),
     "runtime": (["backbone", "device", "method", "batch", "standalone_ms", "marginal_ms",

@@ -22,7 +22,16 @@ import matplotlib.pyplot as plt
 import torch
 
 from cams.methods import DIFF_BASELINES
-from cams.metrics import bootstrap_interval, mean_std, mod_vid, paired_comparison, rank_sum, unit_means
+from cams.metrics import (
+    BLUR_SIGMA,
+    FAITHFULNESS_STEPS,
+    bootstrap_interval,
+    mean_std,
+    mod_vid,
+    paired_comparison,
+    rank_sum,
+    unit_means,
+)
 from fooling.config import ATTACK_BASE, ATTACKS
 from fooling.objectives import OBJECTIVES
 
@@ -161,6 +170,36 @@ def similarity_section(out: Path, rows: list[dict[str, str]]) -> str:
         box_plot(path, {m: values[(backbone, m)] for m in methods if (backbone, m) in values},
                  f"{backbone}: MSE to GradCAM(++)", "MSE", log=True)
         text.append(f"![similarity box plot, {backbone}]({path.name})\n")
+    return "\n".join(text)
+
+
+def faithfulness_section(out: Path, rows: list[dict[str, str]]) -> str:
+    """Per model and method: deletion and insertion AUC, mean ± std over images, and each
+    method against GradCAM on the same model, paired over units."""
+    text = [f"{units_text(rows)}; pixels replaced by a Gaussian blur of the image "
+            f"(σ = {BLUR_SIGMA:g} of its side) in {FAITHFULNESS_STEPS} steps, most relevant "
+            "first. Deletion AUC: lower = more faithful; insertion AUC: higher = more faithful.",
+            ""]
+    models = list(dict.fromkeys(row["model"] for row in rows))
+    methods = list(dict.fromkeys(row["method"] for row in rows))
+    for curve in ("deletion", "insertion"):
+        values = grouped(rows, "model", "method", value=f"{curve}_auc")
+        units = per_unit(rows, "model", "method", value=f"{curve}_auc")
+        table = []
+        for model in models:
+            for method in methods:
+                if (model, method) not in values:
+                    continue
+                versus = (paired_cells(units[(model, method)], units[(model, "GradCAM")])
+                          if method != "GradCAM" and (model, "GradCAM") in units
+                          else ["—", "—"])
+                table.append([model, method, format_mean_std(values[(model, method)], ".3f"),
+                              *versus])
+        text += [f"{curve.capitalize()} AUC, and each method − GradCAM on the same model "
+                 "(signed-rank p, mean difference [95 %]):", "",
+                 write_table(out, f"faithfulness_{curve}",
+                             ["model", "method", f"{curve} AUC", "vs GradCAM: p",
+                              "vs GradCAM: Δ [95 %]"], table)]
     return "\n".join(text)
 
 
@@ -396,6 +435,12 @@ SECTIONS: dict[str, Section] = {
         "MSE between the maps of the clean and the fooled checkpoint on identical images, "
         "mean ± std (lower = more resistant); the most resistant method per pair, and how every "
         "other method compares with it, paired on the same images.", susceptibility_section),
+    "faithfulness": Section(
+        "Faithfulness: deletion and insertion (beyond the papers' tables)",
+        "How fast the explained class's probability falls as the pixels each map ranks most "
+        "relevant are removed (deletion), and rises as they are revealed on the blurred image "
+        "(insertion); on every backbone's clean model and on every fooled checkpoint of --pairs.",
+        faithfulness_section),
     "attacks": Section(
         "Which passive-fooling attacks DiffGradCAM resists",
         f"Each attack is the shipped Lite0 SHAM recipe ({ATTACK_BASE}, fooling/config.py) with "

@@ -29,12 +29,13 @@ from cams.metrics import (
     baseline_similarity,
     cam_entropy_nats,
     common_mode_share,
+    faithfulness_curves,
     nissim,
     pointing_game,
     susceptibility,
 )
 from cams.timing import timed
-from evaluation.config import TABLES, TRAINING_TABLES, EvaluationConfig
+from evaluation.config import OPT_IN_TABLES, TABLES, EvaluationConfig
 from evaluation.records import RecordFile, merge_all
 from fooling.config import ATTACK_BASE, ATTACKS, TrainConfig, preset
 from fooling.objectives import OBJECTIVES
@@ -49,6 +50,9 @@ from imagedata.synthetic import SyntheticDataset
 SIMILARITY_METHODS = tuple(name for name in METHOD_NAMES
                            if name in DIFF_BASELINES or name in DIFF_BASELINES.values())
 SUSCEPTIBILITY_METHODS = tuple(name for name, method in METHODS.items() if method.compared)
+# Faithfulness: 17 forward passes of 2 images per map, so ScoreCAM (itself thousands) is left out.
+FAITHFULNESS_METHODS = tuple(name for name, method in METHODS.items()
+                             if method.compared and method.default)
 # The pointing game scores maps that explain the target: not the false class's ``f``, nor ``t``
 # (GradCAM before its ReLU: the same maximum); their panel, DifferenceSalience, is scored.
 POINTING_METHODS = tuple(name for name, method in METHODS.items()
@@ -112,6 +116,32 @@ def run_similarity(config: EvaluationConfig, backbone: Backbone, progress: Progr
         records.append(rows)
         done += len(batch)
         progress(f"similarity {backbone.name}", done, None)
+
+
+# --- Faithfulness ------------------------------------------------------------------------------
+
+def run_faithfulness(config: EvaluationConfig, backbone: Backbone, progress: Progress,
+                     label: str | None = None) -> None:
+    """Per image and method: the deletion and insertion AUC of the map for the explained class
+    (``cams.metrics.faithfulness_curves``, blurred baseline). ``label`` names a fooled
+    checkpoint (default: the backbone, clean)."""
+    label = label or backbone.name
+    records = records_of(config, "faithfulness")
+    methods = chosen(config, FAITHFULNESS_METHODS, backbone)
+    done = 0
+    for batch in batches(pending(records, config, (label,)), config.batch):
+        result = explain(backbone, inputs_of(backbone, batch), methods)
+        rows = []
+        for name in methods:
+            curves = faithfulness_curves(backbone.model, result.inputs, result.maps[name],
+                                         result.targets)
+            rows += [{"model": label, "image": sample.id, "method": name,
+                      "deletion_auc": deletion, "insertion_auc": insertion}
+                     for sample, deletion, insertion in zip(
+                         batch, curves.deletion_auc.tolist(), curves.insertion_auc.tolist())]
+        records.append(rows)
+        done += len(batch)
+        progress(f"faithfulness {label}", done, None)
 
 
 # --- Susceptibility -----------------------------------------------------------------------------
@@ -320,13 +350,13 @@ def evaluate_split(model: Backbone, dataset, batch: int, with_pointing: bool) ->
 
 def planned_tables(config: EvaluationConfig) -> list[str]:
     """The tables to compute: those named (each must have what it needs), or by default every
-    table that applies (susceptibility only with pairs) and trains nothing: the attacks and
-    training tables, which train models, only when named."""
+    table that applies (susceptibility only with pairs) but the opt-in ones (``OPT_IN_TABLES``:
+    faithfulness, and attacks and training, which train models)."""
     if config.batch < 1 or (config.limit is not None and config.limit < 1):
         raise UserInputError("--batch and --limit must be at least 1")
     if config.tables is None:
         return [table for table in TABLES
-                if (table != "susceptibility" or config.pairs) and table not in TRAINING_TABLES]
+                if (table != "susceptibility" or config.pairs) and table not in OPT_IN_TABLES]
     unknown = [table for table in config.tables if table not in TABLES]
     if unknown:
         raise UserInputError(f"unknown table {unknown[0]!r}: choose from {', '.join(TABLES)}")
@@ -354,7 +384,8 @@ def run_all(config: EvaluationConfig, progress: Progress | None = None) -> None:
     progress = progress if progress and process.main else (lambda what, done, total: None)
     tables = planned_tables(config)
     config.out.mkdir(parents=True, exist_ok=True)
-    sharded = {"similarity": run_similarity, "modvid": run_modvid}
+    sharded = {"similarity": run_similarity, "modvid": run_modvid,
+               "faithfulness": run_faithfulness}
     per_image = [table for table in sharded if table in tables]
     timed_later: dict[str, Backbone] = {}  # kept for the run-time table: each loaded once
     for name in config.backbones if per_image else []:
@@ -366,6 +397,10 @@ def run_all(config: EvaluationConfig, progress: Progress | None = None) -> None:
     if "susceptibility" in tables:
         for clean_name, fooled_name in config.pairs:
             run_susceptibility(config, clean_name, fooled_name, progress)
+    if "faithfulness" in tables:  # the fooled checkpoints too: does fooling cost faithfulness?
+        for fooled_name in dict.fromkeys(fooled for _, fooled in config.pairs):
+            run_faithfulness(config, load_backbone(None, fooled_name, config.device), progress,
+                             label=fooled_name)
     if "attacks" in tables:
         run_attacks(config, progress)
     if "training" in tables:

@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from scipy import stats
@@ -259,3 +260,51 @@ def test_tables_that_train_models_are_opt_in_and_estimated_first():
     # 4 objectives × 2 seeds × 2 held-out types; the seven attacks of fooling/config.py
     assert lines[0].startswith("the training table trains 16 models of 600 steps: about 9 min")
     assert lines[1].startswith("the attacks table trains 7 models of 400 steps: about 23 min")
+
+
+def test_faithfulness_table_matches_a_direct_computation(tmp_path, resnet_weights, monkeypatch):
+    """The table's deletion / insertion AUC of one map, recomputed step by step with numpy and
+    scipy's Gaussian filter (a second implementation of the same definition)."""
+    from scipy import ndimage
+
+    from cams.backbones import load_backbone
+    from cams.engine import explain
+    from cams.metrics import BLUR_SIGMA, FAITHFULNESS_STEPS
+    monkeypatch.setenv(CHECKPOINTS_ENV, str(resnet_weights))
+    config = EvaluationConfig(out=tmp_path, images="examples", limit=2, batch=2, backbones=[],
+                              pairs=[("r18-clean", "r18-fooled")],
+                              methods=["GradCAM", "MeanDiffGradCAM"], tables=["faithfulness"],
+                              device="cpu")
+    run_all(config)
+    table = rows(tmp_path, "faithfulness")
+    assert sorted((row["model"], row["method"]) for row in table) == [
+        ("r18-fooled", "GradCAM")] * 2 + [("r18-fooled", "MeanDiffGradCAM")] * 2
+    fooled = load_backbone("resnet18", resnet_weights / "r18-fooled.safetensors", "cpu")
+    sample = next(iter(samples("examples", 1)))
+    inputs = fooled.preprocess(sample.image)
+    result = explain(fooled, inputs, ["GradCAM"])
+    image = inputs[0].numpy().astype(np.float64)
+    relevance = result.maps["GradCAM"][0].numpy()
+    height, width = relevance.shape
+    sigma = BLUR_SIGMA * max(height, width)
+    blurred = np.stack([ndimage.gaussian_filter(channel, sigma, mode="nearest",
+                                                radius=math.ceil(3 * sigma)) for channel in image])
+    rank = np.empty(height * width, int)
+    rank[np.argsort(-relevance.ravel(), kind="stable")] = np.arange(height * width)
+    rank = rank.reshape(height, width)
+    target = int(result.targets[0])
+    curves = {"deletion": [], "insertion": []}
+    for step in range(FAITHFULNESS_STEPS + 1):
+        chosen = rank < round(step / FAITHFULNESS_STEPS * height * width)
+        for curve, picture in (("deletion", np.where(chosen, blurred, image)),
+                               ("insertion", np.where(chosen, image, blurred))):
+            with torch.no_grad():
+                logits = fooled.model(torch.from_numpy(picture[None]).float())
+            curves[curve].append(float(logits.softmax(dim=1)[0, target]))
+    recorded = next(row for row in table if row["image"] == sample.id
+                    and row["method"] == "GradCAM")
+    fractions = np.linspace(0, 1, FAITHFULNESS_STEPS + 1)
+    for curve, values in curves.items():
+        assert float(recorded[f"{curve}_auc"]) == pytest.approx(np.trapezoid(values, fractions),
+                                                                abs=1e-4)
+    assert "Faithfulness: deletion and insertion" in build_report(tmp_path, "test").read_text()

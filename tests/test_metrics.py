@@ -136,3 +136,57 @@ def test_bootstrap_interval_does_not_depend_on_the_order_of_the_units():
     shuffled_result = paired_comparison(a[shuffled].tolist(), b[shuffled].tolist())
     assert (shuffled_result.low, shuffled_result.high) == (forward.low, forward.high)
     assert shuffled_result.p_value == pytest.approx(forward.p_value)
+
+
+def test_deletion_and_insertion_by_hand():
+    """A 2×2 one-channel image, a linear two-class model, a zero baseline, one pixel per step."""
+    from cams.metrics import faithfulness_curves
+    weights = torch.tensor([[1.0, -1.0], [2.0, 0.5]])
+    image = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
+
+    def model(x):
+        score = (x[:, 0] * weights).flatten(1).sum(dim=1)
+        return torch.stack([score, torch.zeros_like(score)], dim=1)
+
+    relevance = torch.tensor([[[0.9, 0.1], [0.5, 0.7]]])  # order: (0,0), (1,1), (1,0), (0,1)
+    curves = faithfulness_curves(model, image, relevance, torch.tensor([0]), steps=4,
+                                 baseline=torch.zeros(1))
+    # contributions 1, -2, 6, 2: removing (0,0), (1,1), (1,0), (0,1) in turn
+    deletion = torch.sigmoid(torch.tensor([7.0, 6.0, 4.0, -2.0, 0.0]))
+    insertion = torch.sigmoid(torch.tensor([0.0, 1.0, 3.0, 9.0, 7.0]))
+    torch.testing.assert_close(curves.deletion[0], deletion)
+    torch.testing.assert_close(curves.insertion[0], insertion)
+    trapezoid = lambda y: float(0.25 * (y[0] / 2 + y[1:-1].sum() + y[-1] / 2))  # noqa: E731
+    assert float(curves.deletion_auc[0]) == pytest.approx(trapezoid(deletion))
+    assert float(curves.insertion_auc[0]) == pytest.approx(trapezoid(insertion))
+
+
+def test_the_blurred_baseline_is_scipys_gaussian_filter():
+    from scipy import ndimage
+
+    from cams.metrics import BLUR_SIGMA, faithfulness_baseline
+    image = torch.rand(1, 3, 40, 32, generator=torch.Generator().manual_seed(0),
+                       dtype=torch.float64)
+    sigma = BLUR_SIGMA * 40
+    expected = np.stack([ndimage.gaussian_filter(channel, sigma, mode="nearest",
+                                                 radius=math.ceil(3 * sigma))
+                         for channel in image[0].numpy()])
+    np.testing.assert_allclose(faithfulness_baseline(image, "blur")[0].numpy(), expected,
+                               atol=1e-10)
+    mean = faithfulness_baseline(image, "mean")
+    torch.testing.assert_close(mean[0, :, 5, 7], image[0].mean(dim=(1, 2)))
+
+
+def test_gradcam_deletes_faster_and_inserts_faster_than_its_reverse(lite0, chelsea):
+    """A real map is more faithful than the same map ranked backwards (Lite0, chelsea)."""
+    from cams.engine import explain
+    from cams.metrics import faithfulness_curves
+    result = explain(lite0, [chelsea], ["GradCAM"])
+    gradcam = result.maps["GradCAM"]
+    curves = {name: faithfulness_curves(lite0.model, result.inputs, relevance, result.targets,
+                                        steps=8)
+              for name, relevance in (("map", gradcam), ("reverse", 1 - gradcam))}
+    assert float(curves["map"].deletion_auc[0]) < float(curves["reverse"].deletion_auc[0])
+    assert float(curves["map"].insertion_auc[0]) > float(curves["reverse"].insertion_auc[0])
+    start = curves["map"].deletion[0, 0]
+    torch.testing.assert_close(start, result.probabilities[0, result.targets[0]])
