@@ -109,7 +109,8 @@ def compared(*settings, **options):
 
 def explain(image=None, example="chelsea", backbone=DEFAULT_BACKBONE, checkpoint_a=CLEAN_WEIGHTS,
             upload_a=None, checkpoint_b=NONE, upload_b=None, target=None, false_class=None,
-            methods=None, opacity=0.5, progress=gr.Progress()):  # noqa: B008 (Gradio idiom)
+            methods=None, opacity=0.5, faithfulness=False,
+            progress=gr.Progress()):  # noqa: B008 (Gradio idiom)
     """The comparison: image + settings in; grid, MSE table, top-5 and downloads out. Every
     parameter has a default (``None`` = the page's default), so an API call may give only the
     image: ``client.predict(handle_file("cat.png"), api_name="/explain")``."""
@@ -117,7 +118,8 @@ def explain(image=None, example="chelsea", backbone=DEFAULT_BACKBONE, checkpoint
         progress(done / max(total, 1), desc=f"ScoreCAM masked passes {done}/{total}")
 
     response = compared(image, example, backbone, checkpoint_a, upload_a, checkpoint_b, upload_b,
-                        target, false_class, methods, opacity, progress=report)
+                        target, false_class, methods, opacity, progress=report,
+                        faithfulness=bool(faithfulness))
     choices = response.class_choices
     # The grid goes to the page as a JPEG; the downloads are written only when asked for
     # (prepare_downloads).
@@ -127,16 +129,18 @@ def explain(image=None, example="chelsea", backbone=DEFAULT_BACKBONE, checkpoint
 
 def prepare_downloads(image=None, example="chelsea", backbone=DEFAULT_BACKBONE,
                       checkpoint_a=CLEAN_WEIGHTS, upload_a=None, checkpoint_b=NONE, upload_b=None,
-                      target=None, false_class=None, methods=None, opacity=0.5):
+                      target=None, false_class=None, methods=None, opacity=0.5,
+                      faithfulness=False):
     """The comparison's files, written on demand (the same inputs as ``explain``; from the
     result cache when the comparison was just shown): grid PNG, maps NPZ, table CSV."""
     return compared(image, example, backbone, checkpoint_a, upload_a, checkpoint_b, upload_b,
-                    target, false_class, methods, opacity, downloads=True).files
+                    target, false_class, methods, opacity, downloads=True,
+                    faithfulness=bool(faithfulness)).files
 
 
 def enlarge(method, image=None, example="chelsea", backbone=DEFAULT_BACKBONE,
             checkpoint_a=CLEAN_WEIGHTS, upload_a=None, checkpoint_b=NONE, upload_b=None,
-            target=None, false_class=None, methods=None, opacity=0.5):
+            target=None, false_class=None, methods=None, opacity=0.5, faithfulness=False):
     """One method's A and B maps, large, for the A | B slider (from the result cache)."""
     if not method or (checkpoint_b in (None, "", NONE) and not upload_b):
         return None
@@ -381,6 +385,9 @@ def build_page() -> gr.Blocks:
                         list(METHOD_NAMES), value=list(DEFAULT_METHODS),
                         label="Methods (ScoreCAM is slow: opt-in)"))
                     opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heatmap opacity")
+                    faithfulness = gr.Checkbox(
+                        False, label="Faithfulness rows: deletion / insertion AUC of every map "
+                                     "(17 extra forward passes per map: seconds)")
                     run = gr.Button("Compare", variant="primary")
                 with gr.Column(scale=4, elem_id="compare-results"):
                     grid = gr.Image(label="CAMs: one row per checkpoint", type="filepath",
@@ -410,7 +417,7 @@ def build_page() -> gr.Blocks:
         gr.on([backbone.change, refresh.click], refresh_pickers, pickers, pickers,
               queue=False, api_visibility="private")
         inputs = [image, example, backbone, checkpoint_a, upload_a, checkpoint_b, upload_b,
-                  target, false_class, methods, opacity]
+                  target, false_class, methods, opacity, faithfulness]
         outputs = [grid, table, predictions, target, false_class]
         view_inputs = [view_method, *inputs]
 
@@ -425,7 +432,7 @@ def build_page() -> gr.Blocks:
 
         shown = gr.on([run.click, example.change, backbone.change, checkpoint_a.change,
                        checkpoint_b.change, image.change, methods.change, opacity.release,
-                       target.input, false_class.input],
+                       target.input, false_class.input, faithfulness.change],
                       explain, inputs, outputs, api_name="explain",
                       concurrency_limit=CONCURRENCY_LIMIT,
                       # A burst of changes runs once more with the latest inputs, after the

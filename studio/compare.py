@@ -232,7 +232,8 @@ def method_views(comparison: Comparison, method: str, opacity: float,
     return files[0], files[1]
 
 
-def write_downloads(comparison: Comparison, grid: np.ndarray, stem: str) -> list[str]:
+def write_downloads(comparison: Comparison, grid: np.ndarray, stem: str,
+                    faithfulness: bool = False) -> list[str]:
     """The grid (PNG), the maps of each checkpoint (NPZ, keys = method names), the table (CSV),
     in a fresh temporary folder of the app's own."""
     folder = Path(tempfile.mkdtemp(prefix="cams-"))
@@ -243,7 +244,7 @@ def write_downloads(comparison: Comparison, grid: np.ndarray, stem: str) -> list
         np.savez(path, **{k: v.astype(np.float32) for k, v in comparison.maps(index).items()})
         files.append(path)
     files.append(folder / f"{stem}-table.csv")
-    files[-1].write_text(comparison.table_csv())
+    files[-1].write_text(comparison.table_csv(faithfulness))
     return [str(path) for path in files]
 
 
@@ -262,11 +263,14 @@ def run_compare(cache: BackboneCache, image, example: str | None, backbone_name:
                 checkpoint_b: str | None, upload_b: str | None,
                 target: str | None, false_class: str | None, methods: list[str] | None,
                 opacity: float = 0.5, progress=None, results: LruCache | None = None,
-                downloads: bool = False, view: str | None = None) -> CompareResponse:
+                downloads: bool = False, view: str | None = None,
+                faithfulness: bool = False) -> CompareResponse:
     """One comparison request, from the page's values to what it shows. With ``results``, a
     comparison already computed for the same image, checkpoints, classes and methods is reused
     (only the grid is drawn again, for the opacity); ``downloads`` also writes the files, and
-    ``view`` (a method) draws that method's A and B maps large for the A | B slider."""
+    ``view`` (a method) draws that method's A and B maps large for the A | B slider;
+    ``faithfulness`` adds each map's deletion and insertion AUC to the table (computed once per
+    cached comparison)."""
     picture, stem = resolve_image(image, example)
     if backbone_name not in REGISTRY and not list_checkpoints(backbone_name)[0]:
         raise UserInputError(f"unknown backbone {backbone_name!r}: pick one from the list")
@@ -296,10 +300,10 @@ def run_compare(cache: BackboneCache, image, example: str | None, backbone_name:
         display = entry.displays[opacity] = display_file(comparison.grid(opacity), stem)
     return CompareResponse(display=display,
                            table=[[f"{v:.3g}" if isinstance(v, float) else v
-                                   for v in row] for row in comparison.table()],
+                                   for v in row] for row in comparison.table(faithfulness)],
                            predictions=predictions_markdown(comparison),
-                           files=(write_downloads(comparison, comparison.grid(opacity), stem)
-                                  if downloads else []),
+                           files=(write_downloads(comparison, comparison.grid(opacity), stem,
+                                                  faithfulness) if downloads else []),
                            comparison=comparison,
                            views=method_views(comparison, view, opacity, stem) if view else None)
 

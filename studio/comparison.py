@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
@@ -19,7 +19,13 @@ from PIL import Image
 from cams.backbones import Backbone
 from cams.engine import ClassChoice, Explanation, ProgressCallback, explain, explain_pair
 from cams.methods import METHODS
-from cams.metrics import baseline_similarity, cam_entropy_nats, common_mode_share, susceptibility
+from cams.metrics import (
+    baseline_similarity,
+    cam_entropy_nats,
+    common_mode_share,
+    faithfulness_curves,
+    susceptibility,
+)
 from cams.render import baseline_captions, compose_rows
 
 TABLE_COLUMNS = ("quantity", "method", "A", "B", "A vs B")
@@ -32,6 +38,8 @@ class Comparison:
     labels: list[str]
     backbones: list[Backbone]
     results: list[Explanation]
+    # (deletion AUC, insertion AUC) per checkpoint and method, computed when first asked for
+    _faithfulness: list[dict[str, tuple[float, float]]] | None = field(default=None, repr=False)
 
     @property
     def target(self) -> int:
@@ -64,10 +72,27 @@ class Comparison:
             return None
         return self.top_k(0, 1)[0][0] == self.top_k(1, 1)[0][0]
 
-    def table(self) -> list[list[str | float | None]]:
+    def faithfulness(self) -> list[dict[str, tuple[float, float]]]:
+        """Per checkpoint, each compared method's (deletion AUC, insertion AUC) of the explained
+        class (``cams.metrics.faithfulness_curves``; ScoreCAM included if it was computed)."""
+        if self._faithfulness is None:
+            self._faithfulness = []
+            for backbone, result in zip(self.backbones, self.results):
+                scores = {}
+                for name in self.methods:
+                    if METHODS[name].compared:
+                        curves = faithfulness_curves(backbone.model, result.inputs,
+                                                     result.maps[name], result.targets)
+                        scores[name] = (float(curves.deletion_auc[0]),
+                                        float(curves.insertion_auc[0]))
+                self._faithfulness.append(scores)
+        return self._faithfulness
+
+    def table(self, faithfulness: bool = False) -> list[list[str | float | None]]:
         """Rows of TABLE_COLUMNS: similarity of each DiffGradCAM(++) to its baseline, per-method
         MSE between A and B (susceptibility) and the common-mode share of the A → B change, CAM
-        entropy (nats) per map, and the prediction."""
+        entropy (nats) per map, with ``faithfulness`` each map's deletion and insertion AUC
+        (A vs B: B − A), and the prediction."""
         rows: list[list[str | float | None]] = []
         similarity = [baseline_similarity(result.maps) for result in self.results]
         for name in similarity[0]:
@@ -83,6 +108,14 @@ class Comparison:
             values = [float(cam_entropy_nats(result.layer_maps[name])[0])
                       for result in self.results]
             rows.append(["CAM entropy (nats)", name, *pad(values), None])
+        if faithfulness:
+            scores = self.faithfulness()
+            for position, quantity in enumerate(("deletion AUC (lower: more faithful)",
+                                                 "insertion AUC (higher: more faithful)")):
+                for name in scores[0]:
+                    values = [score[name][position] for score in scores]
+                    rows.append([quantity, name, *pad(values),
+                                 values[1] - values[0] if len(values) == 2 else None])
         top1 = [self.top_k(index, 1)[0] for index in range(len(self.results))]
         labels = [f"{c}: {name} ({p:.1%})" for c, name, p in top1]
         agree = self.predictions_agree()
@@ -114,12 +147,12 @@ class Comparison:
                  f"false class: {self.false_class}: {names[self.false_class]}")
         return compose_rows(self.picture(), rows, title, opacity)
 
-    def table_csv(self) -> str:
+    def table_csv(self, faithfulness: bool = False) -> str:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(TABLE_COLUMNS)
         writer.writerows([["" if value is None else value for value in row]
-                          for row in self.table()])
+                          for row in self.table(faithfulness)])
         return buffer.getvalue()
 
 

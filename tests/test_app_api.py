@@ -222,6 +222,10 @@ def test_explain_the_short_way_every_parameter_has_a_default(client):
                                                   checkpoint_b="sham-efficientnet_lite0",
                                                   api_name="/explain")
     assert "B: sham-efficientnet_lite0" in predictions
+    _, table, *_ = client.predict(example="coffee", methods=["GradCAM"], faithfulness=True,
+                                  checkpoint_b="sham-efficientnet_lite0", api_name="/explain")
+    deletion = [row for row in table["data"] if row[0].startswith("deletion AUC")]
+    assert [row[1] for row in deletion] == ["GradCAM"] and 0 <= float(deletion[0][2]) <= 1
     info = client.view_api(print_info=False, return_format="dict")
     parameters = info["named_endpoints"]["/explain"]["parameters"]
     assert all(parameter["parameter_has_default"] for parameter in parameters)
