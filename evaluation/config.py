@@ -107,6 +107,9 @@ PLANS: dict[str, tuple[tuple[str, ...], ...]] = {
          "--tables", "susceptibility,training", "--seeds", "5", "--holdouts",
          "ring,cross,checker,stripes,diagonal,triangle", "--training-steps", "600",
          "--training-lr", "0.05"),
+        ("--images", "test-crops:60", "--backbones", "efficientnet_lite0", "--pairs",
+         "clean:sham-efficientnet_lite0,clean:constructed-sham-efficientnet_lite0",
+         "--methods", COMPARED_WITHOUT_SCORECAM, "--tables", "faithfulness"),
     ),
 }
 # What a user's command line may still set when it runs a plan.
