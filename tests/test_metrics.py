@@ -190,3 +190,49 @@ def test_gradcam_deletes_faster_and_inserts_faster_than_its_reverse(lite0, chels
     assert float(curves["map"].insertion_auc[0]) > float(curves["reverse"].insertion_auc[0])
     start = curves["map"].deletion[0, 0]
     torch.testing.assert_close(start, result.probabilities[0, result.targets[0]])
+
+
+def test_road_imputation_is_pytorch_grad_cams_without_noise():
+    """ROAD's noisy linear imputer (grad-cam 1.5.7, noise 0) on a random image and mask, the
+    borders and corners included; with noise, only the removed pixels change."""
+    from pytorch_grad_cam.metrics.road import NoisyLinearImputer
+
+    from cams.metrics import road_impute
+    generator = torch.Generator().manual_seed(3)
+    image = torch.rand(3, 12, 10, generator=generator)
+    removed = torch.rand(12, 10, generator=generator) < 0.4
+    removed[0, 0] = removed[-1, -1] = True
+    expected = NoisyLinearImputer(noise=0.0)(image, (~removed).float())
+    filled = road_impute(image, removed)
+    torch.testing.assert_close(filled, expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(filled[:, ~removed], image[:, ~removed])
+    noisy = road_impute(image, removed, noise=0.01, generator=generator)
+    assert torch.equal(noisy[:, ~removed], image[:, ~removed])
+    assert 0 < float((noisy - filled)[:, removed].abs().max()) < 0.1
+
+
+@pytest.mark.parametrize("most_relevant_first", [True, False])
+def test_road_scores_are_pytorch_grad_cams_without_noise(resnet_random, most_relevant_first):
+    """ROADMostRelevantFirst / ROADLeastRelevantFirst of grad-cam 1.5.7 (its imputer with noise
+    0, the softmax probability of the class): the same changes, per image and percentile."""
+    from pytorch_grad_cam.metrics.perturbation_confidence import (
+        PerturbationConfidenceMetric,
+        RemoveLeastRelevantFirst,
+        RemoveMostRelevantFirst,
+    )
+    from pytorch_grad_cam.metrics.road import NoisyLinearImputer
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
+
+    from cams.metrics import road_scores
+    generator = torch.Generator().manual_seed(5)
+    inputs = torch.randn(2, 3, 48, 48, generator=generator)
+    maps = torch.rand(2, 48, 48, generator=generator)
+    model = resnet_random.model.eval()
+    targets = torch.tensor([1, 7])
+    mine = road_scores(model, inputs, maps, targets, most_relevant_first, (20, 70), noise=0.0)
+    removal = RemoveMostRelevantFirst if most_relevant_first else RemoveLeastRelevantFirst
+    for column, percentile in enumerate((20, 70)):
+        metric = PerturbationConfidenceMetric(removal(percentile, NoisyLinearImputer(noise=0.0)))
+        theirs = metric(inputs, maps.numpy(), [ClassifierOutputSoftmaxTarget(int(c))
+                                               for c in targets], model)
+        np.testing.assert_allclose(mine[:, column].numpy(), theirs, atol=1e-5)
