@@ -248,16 +248,6 @@ def write_downloads(comparison: Comparison, grid: np.ndarray, stem: str,
     return [str(path) for path in files]
 
 
-def image_key(image, example: str | None) -> tuple[str, str]:
-    """What identifies the image of a request for the result cache: an upload's bytes, or the
-    example's name."""
-    if image is not None and not isinstance(image, str):
-        return "pixels", hashlib.sha256(image.tobytes()).hexdigest()
-    if image:
-        return "file", hashlib.sha256(Path(image).read_bytes()).hexdigest()
-    return "example", example or ""
-
-
 def run_compare(cache: BackboneCache, image, example: str | None, backbone_name: str,
                 checkpoint_a: str | None, upload_a: str | None,
                 checkpoint_b: str | None, upload_b: str | None,
@@ -291,8 +281,10 @@ def run_compare(cache: BackboneCache, image, example: str | None, backbone_name:
                                                     target_class, false_class_index,
                                                     progress=progress), backbones, {})
 
-    key = (image_key(image, example), backbone_name, tuple(map(id, backbones)), tuple(labels),
-           target_class, false_class_index, tuple(chosen) if chosen else None)
+    # The decoded picture identifies the image (already in memory: no second read of an upload).
+    key = (picture.size, hashlib.sha256(picture.tobytes()).hexdigest(), backbone_name,
+           tuple(map(id, backbones)), tuple(labels), target_class, false_class_index,
+           tuple(chosen) if chosen else None)
     entry = results.get(key, compute) if results is not None else compute()
     comparison = entry.comparison
     display = entry.displays.get(opacity)
