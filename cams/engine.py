@@ -1,11 +1,12 @@
 """The CAM engine: every map of the panel from one forward pass and one vector-Jacobian product.
 
-``layer_cams`` is the one core: it runs the backbone's features once (no graph below the target
-layer unless asked), the head once with a graph, and ONE batched VJP from the logits back to the
+``layer_cams`` is the one core: it runs the backbone once (no graph below the target layer unless
+asked; ``cams.layers``), and ONE batched VJP from the logits back to the
 activations with one cotangent per explained scalar (``cams.targets``); then it calls each row of
 the method table (``cams.methods``) with what the row's kind asks for. ``explain`` (display maps)
-and the training losses' ``true_false_maps`` (differentiable) both go through it. Nothing is
-stored on the model (no hooks), so one backbone can serve several threads at once.
+and the training losses' ``true_false_maps`` (differentiable) both go through it. Nothing stays
+on the model (a transformer's layer is read by a hook that lives for one pass and ignores other
+threads), so one backbone can serve several threads at once.
 """
 
 from __future__ import annotations
@@ -212,28 +213,16 @@ def layer_cams(backbone: Backbone, inputs: Tensor, methods: Sequence[str | Metho
                progress: ProgressCallback | None = None) -> LayerCams:
     """The one core every map comes from: ``explain`` and the training losses alike.
 
-    One forward pass (the features without a graph unless ``create_graph``), the head with a
-    graph, ONE batched VJP with a cotangent per explained scalar, then each row's ``layer_map``.
+    One forward pass (no graph below the target layer unless ``create_graph``; the rest with a
+    graph), ONE batched VJP with a cotangent per explained scalar, then each row's ``layer_map``.
     With ``create_graph=True`` the features keep their graph and the VJP is differentiable, so
     the maps are differentiable with respect to the model's parameters.
     """
     rows = method_rows(methods)
     gradient_names = list(dict.fromkeys(row.gradient for row in rows if row.kind is Kind.GRADIENT))
     needs_graph = bool(gradient_names) or create_graph
-    if create_graph:
-        with torch.enable_grad():
-            activations = backbone.features(inputs)
-        if not activations.requires_grad:  # frozen features: differentiate from the layer on
-            activations = activations.detach().requires_grad_()
-        head_input = activations
-    else:
-        with torch.inference_mode():
-            activations = backbone.features(inputs)
-        # A clone made outside inference mode is an ordinary tensor the head can record on.
-        activations = activations.clone()
-        head_input = activations.requires_grad_(needs_graph)
-    with torch.set_grad_enabled(needs_graph):
-        logits = backbone.head(head_input)
+    activations, logits = backbone.forward(inputs, graph_below=create_graph,
+                                           needs_graph=needs_graph)
 
     top1 = logits.detach().argmax(dim=1)
     targets = resolve_classes(target, top1, logits.shape[1], "target class")
@@ -246,7 +235,7 @@ def layer_cams(backbone: Backbone, inputs: Tensor, methods: Sequence[str | Metho
         with torch.enable_grad():
             cotangents = target_cotangents(logits if create_graph else logits.detach(), targets,
                                            false_classes, gradient_names)
-            gradients, = torch.autograd.grad(logits, head_input, grad_outputs=cotangents,
+            gradients, = torch.autograd.grad(logits, activations, grad_outputs=cotangents,
                                              is_grads_batched=True, create_graph=create_graph)
     # The same memory layout as the gradients keeps the element-wise maths of the methods fast.
     activations = (activations if create_graph else activations.detach()).contiguous()

@@ -33,6 +33,8 @@ class TrainConfig:
     backbone: str = setting(DEFAULT_BACKBONE, "backbone")
     init: str = setting(CLEAN_WEIGHTS, "starting weights: clean (pretrained), random, a registry "
                                        "checkpoint name, or a .safetensors file")
+    layer: str | None = setting(None, "target layer's module path (default: the backbone's, "
+                                      "e.g. a transformer's last blocks.N.norm1)")
     loss: str = setting("sham", "objective", choices=tuple(OBJECTIVES))
     data: str = setting("synthetic:binary", "synthetic:binary, synthetic:7class, photos (the "
                                             "bundled photos, unlabelled) or an ImageFolder folder")

@@ -35,6 +35,7 @@ from cams.backbones import CLEAN_WEIGHTS, RANDOM_WEIGHTS, Backbone, load_backbon
 from cams.checkpoints import Checkpoint, atomic_write, check_name, checkpoint_dir, save_checkpoint
 from cams.engine import RIVALS, gradient_method, layer_cams, true_false_maps
 from cams.errors import UserInputError
+from cams.layers import allow_double_backward, forward_layer
 from cams.methods import display_maps, minmax
 from cams.metrics import auroc, cam_entropy_nats, mse, pointing_game, prediction_agreement
 from fooling.config import QUICK_STEPS, TrainConfig, objective_of
@@ -135,8 +136,8 @@ class Run:
         start_logits = start_pooled = None
         if self.classification == "kl" or config.feature_weight or not self.data.labelled:
             with torch.no_grad():
-                start_features = self.start.forward_features(inputs)
-                start_logits = self.start.forward_head(start_features)
+                start_features, start_logits = forward_layer(self.start, backbone.layer, inputs,
+                                                             needs_graph=False)
                 start_pooled = start_features.mean(dim=(2, 3))
         targets = labels if self.data.labelled else start_logits.argmax(dim=1)
         t, f, logits, activations = self.forward(inputs, self.attacked_classes(targets))
@@ -299,12 +300,13 @@ def prepare(config: TrainConfig, distributed: bool = True) -> Run:
         raise UserInputError(str(error)) from error
     torch.manual_seed(config.seed)
     try:
-        backbone = load_backbone(config.backbone, config.init, config.device)
+        backbone = load_backbone(config.backbone, config.init, config.device, layer=config.layer)
     except UserInputError as error:
         if config.init != CLEAN_WEIGHTS:
             raise
         raise UserInputError(f"{str(error).split(':')[0]}: train from --init random or "
                              "--init CHECKPOINT (a registry name or a .safetensors)") from error
+    allow_double_backward(backbone.model)  # the salience losses differentiate the maps
     if backbone.metadata.get("construction"):
         raise UserInputError(f"{config.init} is built by hand (python -m fooling construct), not a "
                              "trained model: start from clean or a trained checkpoint")
@@ -368,6 +370,7 @@ def metadata(run: Run, seconds: float) -> dict[str, Any]:
     backbone = run.backbone
     return {
         "backbone": backbone.name,
+        "layer": backbone.layer.name,
         "num_classes": backbone.num_classes,
         "class_names": backbone.class_names,
         "data_config": {key: backbone.data_config[key]

@@ -134,9 +134,10 @@ def test_random_weights_only_when_asked(resnet_random):
     assert resnet_random.class_names[285] == "Egyptian cat"  # 1000-class head: ImageNet names
 
 
-def test_a_vision_transformer_is_not_a_cnn():
-    with pytest.raises(UserInputError, match="not a CNN"):
-        load_backbone("vit_tiny_patch16_224", weights="random", device="cpu")
+def test_a_layer_without_a_spatial_output_is_refused_in_one_line():
+    with pytest.raises(UserInputError, match=r"layer fc gives shape \(1, 1000\), which is neither "
+                                             r"a feature map .* pick another layer with --layer"):
+        load_backbone("resnet18", weights="random", device="cpu", layer="fc")
 
 
 def test_unavailable_cuda_is_a_clear_error():
