@@ -355,8 +355,10 @@ def build_page() -> gr.Blocks:
                                          elem_id="examples")
                     example = gr.Dropdown(example_choices(), value="chelsea",
                                           label="…or a bundled example (used when no image)")
-                    backbone = gr.Dropdown(backbone_choices(), value=DEFAULT_BACKBONE,
-                                           label="Backbone")
+                    backbone = gr.Dropdown(
+                        backbone_choices(), value=DEFAULT_BACKBONE, allow_custom_value=True,
+                        label="Backbone (or type a timm name, hf-hub:OWNER/REPO, "
+                              "torchvision:NAME)")
                     with gr.Row():
                         # Custom values: the registry may have grown since the page was built;
                         # load_backbone checks every name against it.
@@ -386,8 +388,9 @@ def build_page() -> gr.Blocks:
                         label="Methods (ScoreCAM is slow: opt-in)"))
                     opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heatmap opacity")
                     faithfulness = gr.Checkbox(
-                        False, label="Faithfulness rows: deletion / insertion AUC of every map "
-                                     "(17 extra forward passes per map: seconds)")
+                        False, label="Faithfulness rows: deletion / insertion AUC and ROAD of "
+                                     "every map (17 forward passes and 6 imputations per map: "
+                                     "about 30 s for two checkpoints on a CPU)")
                     run = gr.Button("Compare", variant="primary")
                 with gr.Column(scale=4, elem_id="compare-results"):
                     grid = gr.Image(label="CAMs: one row per checkpoint", type="filepath",

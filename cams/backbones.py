@@ -151,6 +151,18 @@ REGISTRY: dict[str, BackboneSpec] = {spec.name: spec for spec in [
     BackboneSpec("inception_v3", "inception_v3", "Inception-v3 (DiffGradCAM paper backbone)"),
     BackboneSpec("convnext_tiny", "convnext_tiny", "ConvNeXt-Tiny (DiffGradCAM paper backbone)",
                  channels_last=False),
+    # Vision transformers, read at the last block's norm1 (cams.layers); timm's hub weights.
+    BackboneSpec("vit_small_patch16_224", "vit_small_patch16_224",
+                 "ViT-S/16 (transformer: 14×14 tokens at the last block's norm1)",
+                 channels_last=False),
+    BackboneSpec("deit_small_distilled_patch16_224", "deit_small_distilled_patch16_224",
+                 "DeiT-S/16 distilled (transformer: class and distillation tokens dropped)",
+                 channels_last=False),
+    BackboneSpec("swin_tiny_patch4_window7_224", "swin_tiny_patch4_window7_224",
+                 "Swin-T (transformer: 7×7 channels-last grid of the last stage)",
+                 channels_last=False),
+    BackboneSpec("vit_small_r26_s32_224", "vit_small_r26_s32_224",
+                 "ResNet-26 stem + ViT-S hybrid (7×7 tokens)", channels_last=False),
     # 0.37 M parameters, stride 8: 8×8 CAMs at 64 px. Trains on the synthetic domain in minutes
     # on a CPU; it has no pretrained weights (its checkpoints come from python -m fooling train).
     BackboneSpec("tiny_resnet", "test_resnet", "a 0.4 M-parameter ResNet for the synthetic "
@@ -448,7 +460,9 @@ def _hub_model_config(repo: str) -> tuple[str, dict[str, Any]]:
     if not timm.is_model(architecture):
         raise UserInputError(f"hf-hub:{repo} is a {architecture!r}, which this timm "
                              f"{timm.__version__} does not know: upgrade timm")
-    pretrained_cfg = {**config.get("pretrained_cfg", {}), "hf_hub_id": repo, "source": "hf-hub"}
+    pretrained_cfg = {key: tuple(value) if isinstance(value, list) else value
+                      for key, value in config.get("pretrained_cfg", {}).items()}
+    pretrained_cfg.update(hf_hub_id=repo, source="hf-hub")
     for key in ("num_classes", "label_names", "label_descriptions"):
         if key in config:
             pretrained_cfg[key] = config[key]
@@ -603,13 +617,16 @@ def _linear_head(model: nn.Module, layer: TargetLayer, shape: tuple[int, int, in
     """Whether what follows the target layer is global-average-pool → Linear (tried on random
     activations): only at a timm model's features seam."""
     classifier = model.get_classifier() if hasattr(model, "get_classifier") else None
-    if layer.name != FEATURES or not isinstance(classifier, nn.Linear):
+    if (layer.name != FEATURES or not isinstance(classifier, nn.Linear)
+            or classifier.in_features != shape[0]):  # e.g. a pre-logits conv or MLP between
         return False
     generator = torch.Generator().manual_seed(0)
     sample = torch.randn(2, *shape, generator=generator)
+    # What the layer outputs around the grid (for tokens: the prefix tokens, zeros here).
+    output = sample.new_zeros(2, layer.prefix_tokens + shape[1] * shape[2], shape[0])
     with torch.no_grad():
         expected = F.linear(sample.mean(dim=(2, 3)), classifier.weight, classifier.bias)
-        logits = model.forward_head(layer.from_grid(sample, sample))
+        logits = model.forward_head(layer.from_grid(sample, output))
     return logits.shape == expected.shape and torch.allclose(logits, expected, rtol=1e-4,
                                                             atol=1e-4)
 

@@ -13,14 +13,21 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
 from PIL import Image
 from tqdm import tqdm
 
-from cams.backbones import DEFAULT_BACKBONE, REGISTRY, load_backbone, parse_class, weights_available_offline
+from cams.backbones import (
+    DEFAULT_BACKBONE,
+    REGISTRY,
+    load_backbone,
+    parse_class,
+    read_class_names,
+    weights_available_offline,
+)
 from cams.engine import explain, select_methods
 from cams.errors import UserInputError
 from cams.images import EXAMPLES, example_image, load_image
@@ -72,9 +79,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     run.add_argument("images", nargs="*", type=Path, help="image files")
     run.add_argument("--example", action="append", default=[], choices=list(EXAMPLES),
                      help="a bundled example photo (repeatable)")
-    run.add_argument("--backbone", default=DEFAULT_BACKBONE, help=f"default {DEFAULT_BACKBONE}")
+    run.add_argument("--backbone", default=DEFAULT_BACKBONE,
+                     help=f"a registered backbone (default {DEFAULT_BACKBONE}), any timm name, "
+                          "hf-hub:OWNER/REPO or torchvision:NAME")
     run.add_argument("--weights", help="clean (default), random, a registry checkpoint name, or "
-                                       "a .safetensors / state-dict file")
+                                       "a .safetensors / state-dict file (any number of classes)")
+    add_model_options(run)
     run.add_argument("--target", help="class index or exact class name (default: top-1)")
     run.add_argument("--false-class", help="class index or name (default: strongest rival)")
     run.add_argument("--methods", default="default",
@@ -87,6 +97,28 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     commands.add_parser("methods", help="list the CAM methods").set_defaults(run=run_methods)
     commands.add_parser("backbones", help="list the registered backbones and offline "
                                           "weights").set_defaults(run=run_backbones)
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """What a model brought from elsewhere may need: the layer, class names, preprocessing."""
+    parser.add_argument("--layer", help="target layer's module path (default: the last block's "
+                                        "norm1 for a transformer, the features for a CNN)")
+    parser.add_argument("--class-names", type=Path, help="file of class names: one per line, "
+                                                         "or a JSON list")
+    parser.add_argument("--input-size", type=int, help="input side in pixels (default: the "
+                                                       "model's config)")
+    parser.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"),
+                        help="normalisation mean (default: the model's config)")
+    parser.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"),
+                        help="normalisation standard deviation (default: the model's config)")
+
+
+def model_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``load_backbone`` keywords from ``add_model_options``' options."""
+    config = {"input_size": (3, args.input_size, args.input_size) if args.input_size else None,
+              "mean": args.mean, "std": args.std}
+    return {"layer": args.layer, "data_config": config,
+            "class_names": read_class_names(args.class_names) if args.class_names else None}
 
 
 def parse_methods(text: str) -> str | list[str]:
@@ -138,7 +170,8 @@ def run_explain(args: argparse.Namespace) -> int:
                              f"({', '.join(EXAMPLES)})")
     if args.batch_size < 1:
         raise UserInputError("--batch-size must be at least 1")
-    backbone = load_backbone(args.backbone, weights=args.weights, device=args.device)
+    backbone = load_backbone(args.backbone, weights=args.weights, device=args.device,
+                             **model_options(args))
     methods = select_methods(backbone, parse_methods(args.methods))
     target = parse_class(args.target, backbone.class_names, "target class")
     false_class = parse_class(args.false_class, backbone.class_names, "false class")
@@ -200,7 +233,9 @@ def run_backbones(_args: argparse.Namespace | None = None) -> int:
     for name, spec in REGISTRY.items():
         offline = "weights offline" if weights_available_offline(name) else "no weights offline"
         print(f"{name:<{width}}  {offline:<18}  {spec.summary}")
-    print("Any other timm CNN by name also works, with --weights FILE or its timm weights.")
+    print("Also by name: any timm CNN or vision transformer, hf-hub:OWNER/REPO (a timm model on "
+          "the Hugging Face hub) and torchvision:NAME, with their hub weights when online or "
+          "--weights FILE (.safetensors or a state dict, any number of classes).")
     return 0
 
 

@@ -9,10 +9,10 @@ A target layer is either
   distillation tokens are dropped, the grid is inferred), torchvision CNNs, and any block a user
   picks go this way.
 
-The default layer follows pytorch-grad-cam's documented choice: for a transformer (a model with
-attention and ``norm1`` layers: ViT, DeiT, Swin, hybrids) the last block's ``norm1``, because the
-final class token alone carries no spatial gradient; for a timm CNN the features seam; for any
-other model the last module whose output is a feature map (h·w > 1).
+The default layer follows pytorch-grad-cam's documented choice: for a timm CNN the features seam;
+for a transformer (a model with attention and ``norm1`` layers: ViT, DeiT, Swin, hybrids with a
+token trunk) the last block's ``norm1``, because the final class token alone carries no spatial
+gradient; for any other model the last module whose output is a feature map (h·w > 1).
 """
 
 from __future__ import annotations
@@ -223,12 +223,18 @@ def _last_feature_map(model: nn.Module, sample: Tensor) -> str:
 
 
 def default_layer_name(model: nn.Module, sample: Tensor) -> str:
-    """pytorch-grad-cam's documented choice (see the module docstring)."""
+    """pytorch-grad-cam's documented choice (see the module docstring): a timm model whose
+    features are an N×C×H×W map (CNNs, and hybrids that end in convolutions such as MobileViT) is
+    read at its seam; a transformer at its last block's ``norm1``; any other timm model (tokens at
+    the seam: MLP-Mixer, LeViT) at its seam; anything else at its last feature map."""
+    seam = has_features_seam(model)
+    if seam and getattr(model, "output_fmt", NCHW) == NCHW:
+        with torch.no_grad():
+            if model.forward_features(sample).ndim == 4:
+                return FEATURES
     if token_layers(model):
         return token_layers(model)[-1]
-    if has_features_seam(model):
-        return FEATURES
-    return _last_feature_map(model, sample)
+    return FEATURES if seam else _last_feature_map(model, sample)
 
 
 def resolve_layer(model: nn.Module, input_size: tuple[int, int, int],
@@ -243,15 +249,19 @@ def resolve_layer(model: nn.Module, input_size: tuple[int, int, int],
                              "module with --layer (e.g. layer4)")
     seen: list[Tensor] = []
     module = model if name == FEATURES else find_module(model, name)
-    with torch.no_grad():
-        if name == FEATURES:
-            seen.append(model.forward_features(sample))
-        else:
-            handle = module.register_forward_hook(lambda m, a, output: seen.append(output))
-            try:
-                model(sample)
-            finally:
-                handle.remove()
+    handle = None if name == FEATURES else module.register_forward_hook(
+        lambda m, a, output: seen.append(output))
+    try:
+        with torch.no_grad():
+            seen.append(model.forward_features(sample)) if name == FEATURES else model(sample)
+    except (RuntimeError, AssertionError, ValueError) as error:  # what models raise on sizes
+        detail = str(error).strip().splitlines()[0][:120] if str(error).strip() else ""
+        raise UserInputError(f"the model does not run on {input_size[1]}×{input_size[2]} inputs "
+                             f"({detail}): give the input size it was built for "
+                             "(--input-size)") from error
+    finally:
+        if handle is not None:
+            handle.remove()
     if not seen or not isinstance(seen[0], Tensor):
         raise UserInputError(f"layer {name} does not output one tensor during the forward pass: "
                              "pick another with --layer")

@@ -38,6 +38,7 @@ from cams.images import EXAMPLES, example_image, load_image
 from cams.methods import METHODS
 from cams.render import overlay
 from imagedata.synthetic import SYNTHETIC_EXAMPLE_PREFIX, synthetic_example, synthetic_examples
+from studio.access import ACCESS
 from studio.comparison import Comparison, compare_checkpoints
 
 NONE = "none"
@@ -91,6 +92,10 @@ class BackboneCache(LruCache):
         """Backbone ``name`` with ``weights``: "clean" or a registry name, or with ``upload`` the
         path of an uploaded file (a picker's value is never read as a path)."""
         weights = weights or CLEAN_WEIGHTS
+        if ACCESS.remote and name not in dict(backbone_choices()).values():
+            raise UserInputError(f"{name!r} is not offered on this shared app: pick a listed "
+                                 "backbone (typed timm, hf-hub: and torchvision: names work "
+                                 "when the app runs on your own machine)")
         return super().get((name, weights), lambda: load_backbone(name, weights, files=upload))
 
 
