@@ -12,14 +12,14 @@ from cams.errors import UserInputError
 from cams.options import comma_list, setting
 from fooling.config import ATTACKS
 
-TABLES = ("similarity", "susceptibility", "faithfulness", "attacks", "runtime", "modvid",
+TABLES = ("similarity", "susceptibility", "faithfulness", "road", "attacks", "runtime", "modvid",
           "training")
 # Tables that train models: computed only when named in --tables, with an estimate printed first.
 # Seconds per training step on the project's 2-core CPU VM (docs/results/evaluation: the
 # training table's 600-step runs took ~32 s; the attacks' 400-step Lite0 runs a median 198 s).
 TRAINING_TABLES = {"training": 0.054, "attacks": 0.5}
 # Computed only when named: the tables that train, and faithfulness (17 forward passes per map).
-OPT_IN_TABLES = (*TRAINING_TABLES, "faithfulness")
+OPT_IN_TABLES = (*TRAINING_TABLES, "faithfulness", "road")
 
 
 def parse_pairs(text: str) -> list[tuple[str, str]]:
@@ -109,7 +109,7 @@ PLANS: dict[str, tuple[tuple[str, ...], ...]] = {
          "--training-lr", "0.05"),
         ("--images", "test-crops:60", "--backbones", "efficientnet_lite0", "--pairs",
          "clean:sham-efficientnet_lite0,clean:constructed-sham-efficientnet_lite0",
-         "--methods", COMPARED_WITHOUT_SCORECAM, "--tables", "faithfulness"),
+         "--methods", COMPARED_WITHOUT_SCORECAM, "--tables", "faithfulness,road"),
     ),
 }
 # What a user's command line may still set when it runs a plan.

@@ -30,6 +30,7 @@ SCHEMAS: dict[str, tuple[list[str], list[str]]] = {
                        ["clean", "fooled", "image"]),
     "faithfulness": (["model", "image", "method", "deletion_auc", "insertion_auc"],
                      ["model", "image"]),
+    "road": (["model", "image", "method", "morf", "lerf", "combined"], ["model", "image"]),
     "attacks": (["attack", "checkpoint", "steps", "train_seconds", "agreement",
                  "salience_mse"], ["attack"]),
     "runtime": (["backbone", "device", "method", "batch", "standalone_ms", "marginal_ms",

@@ -25,6 +25,7 @@ from cams.methods import DIFF_BASELINES
 from cams.metrics import (
     BLUR_SIGMA,
     FAITHFULNESS_STEPS,
+    ROAD_QUICK_PERCENTILES,
     bootstrap_interval,
     mean_std,
     mod_vid,
@@ -173,33 +174,53 @@ def similarity_section(out: Path, rows: list[dict[str, str]]) -> str:
     return "\n".join(text)
 
 
+def versus_gradcam(out: Path, rows: list[dict[str, str]], table_name: str, column: str,
+                   label: str, explanation: str) -> str:
+    """One faithfulness measure per model and method, mean ± std over images, and each method
+    against GradCAM on the same model, paired over units."""
+    models = list(dict.fromkeys(row["model"] for row in rows))
+    methods = list(dict.fromkeys(row["method"] for row in rows))
+    values = grouped(rows, "model", "method", value=column)
+    units = per_unit(rows, "model", "method", value=column)
+    table = []
+    for model in models:
+        for method in methods:
+            if (model, method) not in values:
+                continue
+            versus = (paired_cells(units[(model, method)], units[(model, "GradCAM")])
+                      if method != "GradCAM" and (model, "GradCAM") in units else ["—", "—"])
+            table.append([model, method, format_mean_std(values[(model, method)], ".3f"),
+                          *versus])
+    return "\n".join([f"{explanation}, and each method − GradCAM on the same model (signed-rank "
+                      "p, mean difference [95 %]):", "",
+                      write_table(out, table_name, ["model", "method", label, "vs GradCAM: p",
+                                                    "vs GradCAM: Δ [95 %]"], table)])
+
+
 def faithfulness_section(out: Path, rows: list[dict[str, str]]) -> str:
-    """Per model and method: deletion and insertion AUC, mean ± std over images, and each
-    method against GradCAM on the same model, paired over units."""
+    """Deletion and insertion AUC per model and method (``versus_gradcam``)."""
     text = [f"{units_text(rows)}; pixels replaced by a Gaussian blur of the image "
             f"(σ = {BLUR_SIGMA:g} of its side) in {FAITHFULNESS_STEPS} steps, most relevant "
             "first. Deletion AUC: lower = more faithful; insertion AUC: higher = more faithful.",
             ""]
-    models = list(dict.fromkeys(row["model"] for row in rows))
-    methods = list(dict.fromkeys(row["method"] for row in rows))
     for curve in ("deletion", "insertion"):
-        values = grouped(rows, "model", "method", value=f"{curve}_auc")
-        units = per_unit(rows, "model", "method", value=f"{curve}_auc")
-        table = []
-        for model in models:
-            for method in methods:
-                if (model, method) not in values:
-                    continue
-                versus = (paired_cells(units[(model, method)], units[(model, "GradCAM")])
-                          if method != "GradCAM" and (model, "GradCAM") in units
-                          else ["—", "—"])
-                table.append([model, method, format_mean_std(values[(model, method)], ".3f"),
-                              *versus])
-        text += [f"{curve.capitalize()} AUC, and each method − GradCAM on the same model "
-                 "(signed-rank p, mean difference [95 %]):", "",
-                 write_table(out, f"faithfulness_{curve}",
-                             ["model", "method", f"{curve} AUC", "vs GradCAM: p",
-                              "vs GradCAM: Δ [95 %]"], table)]
+        text.append(versus_gradcam(out, rows, f"faithfulness_{curve}", f"{curve}_auc",
+                                   f"{curve} AUC", f"{curve.capitalize()} AUC"))
+    return "\n".join(text)
+
+
+def road_section(out: Path, rows: list[dict[str, str]]) -> str:
+    """ROAD MoRF, LeRF and combined per model and method (``versus_gradcam``)."""
+    percentiles = ", ".join(map(str, ROAD_QUICK_PERCENTILES))
+    text = [f"{units_text(rows)}; the pixels at or above the map's {percentiles}th percentile "
+            "(MoRF), or at or below the (100 − q)th (LeRF), filled by ROAD's noisy linear "
+            "imputation (noise 0.01, seed 0); each value is the change of the explained class's "
+            "probability, averaged over the percentiles. MoRF: lower = more faithful; LeRF: "
+            "higher = more faithful; combined = mean (LeRF − MoRF) / 2 (pytorch-grad-cam's "
+            "ROADCombined): higher = more faithful.", ""]
+    for column, label in (("combined", "ROAD combined"), ("morf", "ROAD MoRF"),
+                          ("lerf", "ROAD LeRF")):
+        text.append(versus_gradcam(out, rows, f"road_{column}", column, label, label))
     return "\n".join(text)
 
 
@@ -441,6 +462,11 @@ SECTIONS: dict[str, Section] = {
         "relevant are removed (deletion), and rises as they are revealed on the blurred image "
         "(insertion); on every backbone's clean model and on every fooled checkpoint of --pairs.",
         faithfulness_section),
+    "road": Section(
+        "Faithfulness: ROAD, remove and debias (beyond the papers' tables)",
+        "ROAD (Rong et al. 2022) removes pixels by imputing them from their neighbours, so the "
+        "removal itself leaks less of the map's shape than a blur; on the same models and "
+        "images as the deletion and insertion table.", road_section),
     "attacks": Section(
         "Which passive-fooling attacks DiffGradCAM resists",
         f"Each attack is the shipped Lite0 SHAM recipe ({ATTACK_BASE}, fooling/config.py) with "

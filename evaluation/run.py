@@ -14,6 +14,7 @@ Tables (the papers' quantitative claims):
 
 from __future__ import annotations
 
+import functools
 import statistics
 from collections.abc import Callable, Iterator
 
@@ -21,7 +22,7 @@ import torch
 from torch import Tensor
 
 from cams.backbones import CLEAN_WEIGHTS, Backbone, load_backbone
-from cams.engine import applies, as_input_batch, explain, explain_pair, select_methods
+from cams.engine import Explanation, applies, as_input_batch, explain, explain_pair, select_methods
 from cams.errors import UserInputError
 from cams.methods import DEFAULT_METHODS, DIFF_BASELINES, METHOD_NAMES, METHODS
 from cams.metrics import (
@@ -32,6 +33,7 @@ from cams.metrics import (
     faithfulness_curves,
     nissim,
     pointing_game,
+    road,
     susceptibility,
 )
 from cams.timing import timed
@@ -120,28 +122,43 @@ def run_similarity(config: EvaluationConfig, backbone: Backbone, progress: Progr
 
 # --- Faithfulness ------------------------------------------------------------------------------
 
-def run_faithfulness(config: EvaluationConfig, backbone: Backbone, progress: Progress,
-                     label: str | None = None) -> None:
-    """Per image and method: the deletion and insertion AUC of the map for the explained class
-    (``cams.metrics.faithfulness_curves``, blurred baseline). ``label`` names a fooled
-    checkpoint (default: the backbone, clean)."""
+def per_map_scores(config: EvaluationConfig, backbone: Backbone, progress: Progress,
+                   table: str, score: Callable[[Backbone, Explanation, str], dict[str, Tensor]],
+                   label: str | None = None) -> None:
+    """Per image and method of a faithfulness table: ``score(backbone, result, method)`` gives
+    each column's N values for a batch. ``label`` names a fooled checkpoint (default: the
+    backbone, clean)."""
     label = label or backbone.name
-    records = records_of(config, "faithfulness")
+    records = records_of(config, table)
     methods = chosen(config, FAITHFULNESS_METHODS, backbone)
     done = 0
     for batch in batches(pending(records, config, (label,)), config.batch):
         result = explain(backbone, inputs_of(backbone, batch), methods)
         rows = []
         for name in methods:
-            curves = faithfulness_curves(backbone.model, result.inputs, result.maps[name],
-                                         result.targets)
+            columns = {key: values.tolist() for key, values in score(backbone, result, name).items()}
             rows += [{"model": label, "image": sample.id, "method": name,
-                      "deletion_auc": deletion, "insertion_auc": insertion}
-                     for sample, deletion, insertion in zip(
-                         batch, curves.deletion_auc.tolist(), curves.insertion_auc.tolist())]
+                      **{key: values[index] for key, values in columns.items()}}
+                     for index, sample in enumerate(batch)]
         records.append(rows)
         done += len(batch)
-        progress(f"faithfulness {label}", done, None)
+        progress(f"{table} {label}", done, None)
+
+
+def deletion_insertion(backbone: Backbone, result: Explanation, name: str) -> dict[str, Tensor]:
+    """Deletion and insertion AUC (``cams.metrics.faithfulness_curves``, blurred baseline)."""
+    curves = faithfulness_curves(backbone.model, result.inputs, result.maps[name], result.targets)
+    return {"deletion_auc": curves.deletion_auc, "insertion_auc": curves.insertion_auc}
+
+
+def road_columns(backbone: Backbone, result: Explanation, name: str) -> dict[str, Tensor]:
+    """ROAD MoRF, LeRF and combined, each the mean over ``ROAD_QUICK_PERCENTILES``."""
+    scores = road(backbone.model, result.inputs, result.maps[name], result.targets)
+    return {"morf": scores.morf.mean(dim=1), "lerf": scores.lerf.mean(dim=1),
+            "combined": scores.combined}
+
+
+FAITHFULNESS_TABLES = {"faithfulness": deletion_insertion, "road": road_columns}
 
 
 # --- Susceptibility -----------------------------------------------------------------------------
@@ -385,7 +402,8 @@ def run_all(config: EvaluationConfig, progress: Progress | None = None) -> None:
     tables = planned_tables(config)
     config.out.mkdir(parents=True, exist_ok=True)
     sharded = {"similarity": run_similarity, "modvid": run_modvid,
-               "faithfulness": run_faithfulness}
+               **{table: functools.partial(per_map_scores, table=table, score=score)
+                  for table, score in FAITHFULNESS_TABLES.items()}}
     per_image = [table for table in sharded if table in tables]
     timed_later: dict[str, Backbone] = {}  # kept for the run-time table: each loaded once
     for name in config.backbones if per_image else []:
@@ -397,10 +415,13 @@ def run_all(config: EvaluationConfig, progress: Progress | None = None) -> None:
     if "susceptibility" in tables:
         for clean_name, fooled_name in config.pairs:
             run_susceptibility(config, clean_name, fooled_name, progress)
-    if "faithfulness" in tables:  # the fooled checkpoints too: does fooling cost faithfulness?
-        for fooled_name in dict.fromkeys(fooled for _, fooled in config.pairs):
-            run_faithfulness(config, load_backbone(None, fooled_name, config.device), progress,
-                             label=fooled_name)
+    # The fooled checkpoints too: does fooling cost faithfulness?
+    for fooled_name in dict.fromkeys(fooled for _, fooled in config.pairs):
+        named = [table for table in FAITHFULNESS_TABLES if table in tables]
+        fooled = load_backbone(None, fooled_name, config.device) if named else None
+        for table in named:
+            per_map_scores(config, fooled, progress, table, FAITHFULNESS_TABLES[table],
+                           label=fooled_name)
     if "attacks" in tables:
         run_attacks(config, progress)
     if "training" in tables:

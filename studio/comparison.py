@@ -18,12 +18,14 @@ from PIL import Image
 
 from cams.backbones import Backbone
 from cams.engine import ClassChoice, Explanation, ProgressCallback, explain, explain_pair
+from cams.layers import FEATURES
 from cams.methods import METHODS
 from cams.metrics import (
     baseline_similarity,
     cam_entropy_nats,
     common_mode_share,
     faithfulness_curves,
+    road,
     susceptibility,
 )
 from cams.render import baseline_captions, compose_rows
@@ -72,9 +74,10 @@ class Comparison:
             return None
         return self.top_k(0, 1)[0][0] == self.top_k(1, 1)[0][0]
 
-    def faithfulness(self) -> list[dict[str, tuple[float, float]]]:
-        """Per checkpoint, each compared method's (deletion AUC, insertion AUC) of the explained
-        class (``cams.metrics.faithfulness_curves``; ScoreCAM included if it was computed)."""
+    def faithfulness(self) -> list[dict[str, tuple[float, float, float]]]:
+        """Per checkpoint, each compared method's (deletion AUC, insertion AUC, ROAD combined) of
+        the explained class (``cams.metrics.faithfulness_curves`` and ``road``; ScoreCAM
+        included if it was computed)."""
         if self._faithfulness is None:
             self._faithfulness = []
             for backbone, result in zip(self.backbones, self.results):
@@ -83,16 +86,18 @@ class Comparison:
                     if METHODS[name].compared:
                         curves = faithfulness_curves(backbone.model, result.inputs,
                                                      result.maps[name], result.targets)
+                        combined = road(backbone.model, result.inputs, result.maps[name],
+                                        result.targets).combined
                         scores[name] = (float(curves.deletion_auc[0]),
-                                        float(curves.insertion_auc[0]))
+                                        float(curves.insertion_auc[0]), float(combined[0]))
                 self._faithfulness.append(scores)
         return self._faithfulness
 
     def table(self, faithfulness: bool = False) -> list[list[str | float | None]]:
         """Rows of TABLE_COLUMNS: similarity of each DiffGradCAM(++) to its baseline, per-method
         MSE between A and B (susceptibility) and the common-mode share of the A → B change, CAM
-        entropy (nats) per map, with ``faithfulness`` each map's deletion and insertion AUC
-        (A vs B: B − A), and the prediction."""
+        entropy (nats) per map, with ``faithfulness`` each map's deletion and insertion AUC and
+        ROAD combined (A vs B: B − A), and the prediction."""
         rows: list[list[str | float | None]] = []
         similarity = [baseline_similarity(result.maps) for result in self.results]
         for name in similarity[0]:
@@ -111,7 +116,8 @@ class Comparison:
         if faithfulness:
             scores = self.faithfulness()
             for position, quantity in enumerate(("deletion AUC (lower: more faithful)",
-                                                 "insertion AUC (higher: more faithful)")):
+                                                 "insertion AUC (higher: more faithful)",
+                                                 "ROAD combined (higher: more faithful)")):
                 for name in scores[0]:
                     values = [score[name][position] for score in scores]
                     rows.append([quantity, name, *pad(values),
@@ -143,7 +149,9 @@ class Comparison:
                 maps = self.maps(index)
                 rows.append((label, {name: maps[name] for name in group}, captions[index]))
         names = self.backbones[0].class_names
-        title = (f"{self.backbones[0].name} · explained: {self.target}: {names[self.target]} · "
+        layer = self.backbones[0].layer.name
+        where = "" if layer == FEATURES else f" at {layer}"
+        title = (f"{self.backbones[0].name}{where} · explained: {self.target}: {names[self.target]} · "
                  f"false class: {self.false_class}: {names[self.false_class]}")
         return compose_rows(self.picture(), rows, title, opacity)
 

@@ -164,14 +164,14 @@ def test_a_repeated_comparison_comes_from_the_result_cache(tmp_path):
 
 
 def test_the_table_offers_each_maps_deletion_and_insertion_auc(lite0, perturbed_lite0, chelsea):
-    """Faithfulness rows: A's and B's deletion / insertion AUC of each compared map, B − A
-    beside them; the numbers are cams.metrics' for that map (and computed once)."""
-    from cams.metrics import faithfulness_curves
+    """Faithfulness rows: A's and B's deletion / insertion AUC and ROAD combined of each compared
+    map, B − A beside them; the numbers are cams.metrics' for that map (and computed once)."""
+    from cams.metrics import faithfulness_curves, road
     comparison = compare_checkpoints([lite0, perturbed_lite0], ["A", "B"], chelsea,
                                      ["GradCAM", "MeanDiffGradCAM", "DifferenceSalience"])
     assert not any(row[0].startswith("deletion") for row in comparison.table())
     rows = {(row[0].split()[0], row[1]): row[2:] for row in comparison.table(faithfulness=True)
-            if row[0].startswith(("deletion", "insertion"))}
+            if row[0].startswith(("deletion", "insertion", "ROAD"))}
     assert {method for _, method in rows} == {"GradCAM", "MeanDiffGradCAM"}  # compared maps only
     for index, (backbone, result) in enumerate(zip(comparison.backbones, comparison.results)):
         curves = faithfulness_curves(backbone.model, result.inputs, result.maps["GradCAM"],
@@ -179,6 +179,8 @@ def test_the_table_offers_each_maps_deletion_and_insertion_auc(lite0, perturbed_
         assert rows[("deletion", "GradCAM")][index] == pytest.approx(float(curves.deletion_auc[0]))
         assert rows[("insertion", "GradCAM")][index] == pytest.approx(
             float(curves.insertion_auc[0]))
+        combined = road(backbone.model, result.inputs, result.maps["GradCAM"], result.targets)
+        assert rows[("ROAD", "GradCAM")][index] == pytest.approx(float(combined.combined[0]))
     a, b, difference = rows[("insertion", "MeanDiffGradCAM")]
     assert difference == pytest.approx(b - a)
     assert comparison.faithfulness() is comparison.faithfulness()

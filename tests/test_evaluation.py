@@ -308,3 +308,27 @@ def test_faithfulness_table_matches_a_direct_computation(tmp_path, resnet_weight
         assert float(recorded[f"{curve}_auc"]) == pytest.approx(np.trapezoid(values, fractions),
                                                                 abs=1e-4)
     assert "Faithfulness: deletion and insertion" in build_report(tmp_path, "test").read_text()
+
+
+def test_road_table_records_each_maps_road_scores(tmp_path, resnet_weights, monkeypatch):
+    """The road table's MoRF / LeRF / combined of a map are ``cams.metrics.road`` of that map
+    (itself checked against grad-cam's ROAD in test_metrics), averaged over the percentiles; the
+    report gets its section."""
+    from cams.backbones import load_backbone
+    from cams.engine import explain
+    from cams.metrics import road
+    monkeypatch.setenv(CHECKPOINTS_ENV, str(resnet_weights))
+    config = EvaluationConfig(out=tmp_path, images="examples", limit=1, batch=1, backbones=[],
+                              pairs=[("r18-clean", "r18-fooled")], methods=["GradCAM"],
+                              tables=["road"], device="cpu")
+    run_all(config)
+    recorded, = rows(tmp_path, "road")
+    fooled = load_backbone("resnet18", resnet_weights / "r18-fooled.safetensors", "cpu")
+    sample = next(iter(samples("examples", 1)))
+    result = explain(fooled, fooled.preprocess(sample.image), ["GradCAM"])
+    scores = road(fooled.model, result.inputs, result.maps["GradCAM"], result.targets)
+    assert recorded["model"] == "r18-fooled" and recorded["image"] == sample.id
+    assert float(recorded["morf"]) == pytest.approx(float(scores.morf.mean()), abs=1e-6)
+    assert float(recorded["lerf"]) == pytest.approx(float(scores.lerf.mean()), abs=1e-6)
+    assert float(recorded["combined"]) == pytest.approx(float(scores.combined[0]), abs=1e-6)
+    assert "Faithfulness: ROAD" in build_report(tmp_path, "test").read_text()

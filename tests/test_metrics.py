@@ -236,3 +236,12 @@ def test_road_scores_are_pytorch_grad_cams_without_noise(resnet_random, most_rel
         theirs = metric(inputs, maps.numpy(), [ClassifierOutputSoftmaxTarget(int(c))
                                                for c in targets], model)
         np.testing.assert_allclose(mine[:, column].numpy(), theirs, atol=1e-5)
+
+
+def test_road_combined_by_hand():
+    """pytorch-grad-cam's ROADCombined: the mean over percentiles of (LeRF − MoRF) / 2."""
+    from cams.metrics import RoadScores
+    scores = RoadScores(morf=torch.tensor([[-0.4, -0.2, 0.0], [0.1, 0.1, 0.1]]),
+                        lerf=torch.tensor([[0.0, 0.2, -0.3], [0.1, 0.1, 0.1]]))
+    # image 0: (0.4 / 2 + 0.4 / 2 − 0.3 / 2) / 3 = 0.0833…; image 1: no difference
+    torch.testing.assert_close(scores.combined, torch.tensor([0.25 / 3, 0.0]))
