@@ -104,7 +104,10 @@ def compared(*settings, **options):
     try:
         return run_compare(cache, *settings, results=results, **options)
     except UserInputError as error:
-        raise gr.Error(ACCESS.public(str(error))) from error
+        message = str(error)
+        if "--weights FILE" in message:  # the page's way to give weights
+            message += " (here: upload a .safetensors under 'Upload your own checkpoints')"
+        raise gr.Error(ACCESS.public(message)) from error
 
 
 def explain(image=None, example="chelsea", backbone=DEFAULT_BACKBONE, checkpoint_a=CLEAN_WEIGHTS,
@@ -372,9 +375,9 @@ def build_page() -> gr.Blocks:
                     with gr.Accordion("Upload your own checkpoints (.safetensors)", open=False), \
                             gr.Row():
                         upload_a = gr.File(label="A: upload .safetensors", type="filepath",
-                                           file_types=[".safetensors"])
+                                           file_types=[".safetensors"], elem_id="upload-a")
                         upload_b = gr.File(label="B: upload .safetensors", type="filepath",
-                                           file_types=[".safetensors"])
+                                           file_types=[".safetensors"], elem_id="upload-b")
                     with gr.Row():
                         target = gr.Dropdown(
                             [], value=None, allow_custom_value=True, filterable=True,
@@ -403,7 +406,7 @@ def build_page() -> gr.Blocks:
                                                 elem_id="slider", max_height=720)
                     predictions = gr.Markdown(label="Top-5 predictions")
                     table = gr.Dataframe(headers=list(TABLE_COLUMNS), label="MSE and entropy",
-                                         interactive=False, wrap=True)
+                                         interactive=False, wrap=True, elem_id="table")
                     prepare = gr.Button("Prepare downloads: grid PNG, maps NPZ, table CSV",
                                         size="sm")
                     downloads = gr.File(label="Downloads", file_count="multiple",
@@ -434,8 +437,8 @@ def build_page() -> gr.Blocks:
                                                api_visibility="private")
 
         shown = gr.on([run.click, example.change, backbone.change, checkpoint_a.change,
-                       checkpoint_b.change, image.change, methods.change, opacity.release,
-                       target.input, false_class.input, faithfulness.change],
+                       checkpoint_b.change, upload_a.change, upload_b.change, image.change,
+                       methods.change, opacity.release, target.input, false_class.input, faithfulness.change],
                       explain, inputs, outputs, api_name="explain",
                       concurrency_limit=CONCURRENCY_LIMIT,
                       # A burst of changes runs once more with the latest inputs, after the
@@ -456,7 +459,8 @@ def build_page() -> gr.Blocks:
             explain, inputs, outputs, api_visibility="private"))
         # New settings make the offered files stale: clear them until asked again.
         gr.on([run.click, example.change, backbone.change, checkpoint_a.change,
-               checkpoint_b.change, image.change, methods.change, target.input,
+               checkpoint_b.change, upload_a.change, upload_b.change, image.change,
+               methods.change, target.input,
                false_class.input], lambda: None, None, downloads, queue=False,
               api_visibility="private")
         prepare.click(prepare_downloads, inputs, downloads, api_name="downloads",

@@ -267,8 +267,6 @@ def run_compare(cache: BackboneCache, image, example: str | None, backbone_name:
     ``faithfulness`` adds each map's deletion and insertion AUC to the table (computed once per
     cached comparison)."""
     picture, stem = resolve_image(image, example)
-    if backbone_name not in REGISTRY and not list_checkpoints(backbone_name)[0]:
-        raise UserInputError(f"unknown backbone {backbone_name!r}: pick one from the list")
     backbones = [cache.get(backbone_name, *checkpoint_weights(checkpoint_a, upload_a))]
     labels = [f"A: {Path(upload_a).name if upload_a else checkpoint_a or CLEAN_WEIGHTS}"]
     if upload_b or checkpoint_b not in (None, "", NONE):

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import torch
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -146,3 +147,34 @@ def test_teaching_preset_slider_link_and_phone(app_url):
         assert grid.bounding_box()["y"] < 844  # the result, not the controls, opens the page
         controls = phone.locator("#compare-controls").bounding_box()
         assert controls["y"] > grid.bounding_box()["y"]
+
+
+def test_a_transformer_by_name_with_uploaded_weights(app_url, tmp_path):
+    """A timm ViT typed into the Backbone box, its fine-tuned weights (3 classes, names in the
+    safetensors metadata) uploaded as A: the maps come from the last block's norm1, and the
+    classic CAM, which a ViT head does not have, is left out."""
+    import json
+
+    import timm
+    from playwright.sync_api import expect
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    weights = tmp_path / "skin_vit.safetensors"
+    save_file(timm.create_model("vit_tiny_patch16_224", num_classes=3).state_dict(), str(weights),
+              metadata={"class_names": json.dumps(["benign", "malignant", "unclear"])})
+    with app_page(app_url) as page:
+        body = page.locator("body")
+        expect(body).to_contain_text("Egyptian cat", timeout=120_000)
+        box = page.get_by_label(re.compile("^Backbone"))
+        box.click()
+        box.fill("vit_tiny_patch16_224")
+        box.press("Enter")
+        page.get_by_text("Upload your own checkpoints").click()
+        page.locator("#upload-a input[type=file]").set_input_files(str(weights))
+        expect(body).to_contain_text("A: skin_vit.safetensors", timeout=120_000)
+        expect(body).to_contain_text("malignant", timeout=60_000)
+        table = page.locator("#table")
+        expect(table).to_contain_text("MeanDiffGradCAM", timeout=60_000)
+        cells = [cell.strip() for cell in re.split(r"[\t\n]", table.inner_text())]
+        assert "GradCAM" in cells and "CAM" not in cells, cells
