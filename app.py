@@ -393,7 +393,7 @@ def build_page() -> gr.Blocks:
                     faithfulness = gr.Checkbox(
                         False, label="Faithfulness rows: deletion / insertion AUC and ROAD of "
                                      "every map (17 forward passes and 6 imputations per map: "
-                                     "about 30 s for two checkpoints on a CPU)")
+                                     "about 25 s for two checkpoints on a CPU)")
                     run = gr.Button("Compare", variant="primary")
                 with gr.Column(scale=4, elem_id="compare-results"):
                     grid = gr.Image(label="CAMs: one row per checkpoint", type="filepath",

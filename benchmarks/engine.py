@@ -24,12 +24,22 @@ from benchmarks.reference import reference_classes, reference_map
 from cams.backbones import load_backbone
 from cams.engine import explain
 from cams.images import example_image
+from cams.layers import FEATURES
 from cams.timing import timed
 
 
 def grad_cam_panel(backbone, inputs, targets: list[int]) -> None:
     for method in reference_classes():
-        reference_map(backbone, inputs, method, targets)
+        reference_map(backbone, inputs, method, targets,
+                      reshape_transform=reshape_for_grad_cam(backbone, inputs))
+
+
+def reshape_for_grad_cam(backbone, inputs):
+    """grad-cam's ``reshape_transform`` for a backbone read at a named layer (a transformer's
+    tokens to a grid), else None; timing only (the conformance tests write their own)."""
+    if backbone.layer.name == FEATURES:
+        return None
+    return lambda output: backbone.layer.to_grid(output, tuple(inputs.shape[-2:]))
 
 
 def bench_panel(name: str, batch_size: int, repeats: int, device: torch.device) -> dict:
@@ -92,7 +102,8 @@ def child_main(task: str, name: str, device_name: str, output: str | None = None
         target = explain(backbone, inputs, methods=["GradCAM"]).targets.tolist()
         result_map: list[np.ndarray] = []
         report["ms"] = timed(lambda: result_map.append(
-            reference_map(backbone, inputs, "ScoreCAM", target)), device)
+            reference_map(backbone, inputs, "ScoreCAM", target,
+                          reshape_transform=reshape_for_grad_cam(backbone, inputs))), device)
         report["masked_forwards"] = backbone.feature_shape[0]
         np.save(output, result_map[0])
     report["peak_rss_mb"] = peak_rss_mb()
