@@ -67,15 +67,24 @@ class TargetLayer:
         return torch.cat([output[:, :self.prefix_tokens], tokens], dim=1)
 
 
-def token_grid(spatial: int, input_hw: tuple[int, int], name: str) -> tuple[int, int]:
-    """The h×w grid of ``spatial`` tokens of an input of ``input_hw`` (same aspect ratio)."""
+def grid_of(spatial: int, input_hw: tuple[int, int]) -> tuple[int, int] | None:
+    """The h×w grid, of about the input's aspect ratio, that ``spatial`` tokens fill; None if
+    there is none."""
     height = max(1, round(math.sqrt(spatial * input_hw[0] / input_hw[1])))
     width = spatial // height
-    if height * width != spatial:
+    if height * width != spatial or abs(height / width - input_hw[0] / input_hw[1]) >= 0.2:
+        return None
+    return height, width
+
+
+def token_grid(spatial: int, input_hw: tuple[int, int], name: str) -> tuple[int, int]:
+    """The h×w grid of ``spatial`` tokens of an input of ``input_hw``, or a one-line error."""
+    grid = grid_of(spatial, input_hw)
+    if grid is None:
         raise UserInputError(
             f"layer {name} has {spatial} spatial tokens, which is no grid of an "
             f"{input_hw[0]}×{input_hw[1]} input: pick another layer with --layer")
-    return height, width
+    return grid
 
 
 def find_module(model: nn.Module, name: str) -> nn.Module:
@@ -177,9 +186,7 @@ def _prefix_tokens(model: nn.Module, length: int, input_hw: tuple[int, int]) -> 
     if isinstance(known, int):
         return known
     for prefix in range(min(MAX_PREFIX_TOKENS, length - 1) + 1):
-        height = max(1, round(math.sqrt((length - prefix) * input_hw[0] / input_hw[1])))
-        if height * ((length - prefix) // height) == length - prefix and abs(
-                height / ((length - prefix) // height) - input_hw[0] / input_hw[1]) < 0.2:
+        if grid_of(length - prefix, input_hw) is not None:
             return prefix
     raise UserInputError(f"cannot tell which of the {length} tokens are spatial: pick a layer "
                          "whose output is a feature map with --layer")
