@@ -475,11 +475,15 @@ def credentials(text: str) -> tuple[str, str]:
     return user, password
 
 
-def main() -> None:
+def command_line() -> argparse.ArgumentParser:
+    """The app's options; host and port default to Gradio's own variables (what Hugging Face
+    Spaces and containers set), and a flag given wins over them."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; "
-                        "anything else, or --share, turns on the shared-app rules below)")
-    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                        help="address to bind (default $GRADIO_SERVER_NAME, else 127.0.0.1; "
+                        "anything but loopback, or --share, turns on the shared-app rules below)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
+                        help="port (default $GRADIO_SERVER_PORT, else 7860)")
     parser.add_argument("--share", action="store_true", help="also open a public Gradio link "
                         "(use --auth with it)")
     parser.add_argument("--auth", type=credentials, metavar="USER:PASSWORD",
@@ -493,6 +497,11 @@ def main() -> None:
                         f"{SHARED_MAX_STEPS} on a shared app, no limit on loopback)")
     parser.add_argument("--max-images", type=int, help="images per evaluation (default: "
                         f"{SHARED_MAX_IMAGES} on a shared app, no limit on loopback)")
+    return parser
+
+
+def main() -> None:
+    parser = command_line()
     args = parser.parse_args()
     try:
         access = configure(args.host, args.share, args.data_root, args.max_steps, args.max_images)

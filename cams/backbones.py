@@ -495,11 +495,18 @@ def offline() -> bool:
                for key in (OFFLINE_ENV, HF_OFFLINE_ENV))
 
 
-def _hub_reachable(host: str = "huggingface.co", timeout_s: float = 3.0) -> bool:
+def _hub_reachable(host: str | None = None, timeout_s: float = 3.0) -> bool:
+    """Whether downloads are on and ``host`` (default: the Hugging Face endpoint, ``HF_ENDPOINT``
+    or huggingface.co) answers."""
     if offline():
         return False
+    port = 443
+    if host is None:
+        from urllib.parse import urlparse
+        endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+        host, port = endpoint.hostname, endpoint.port or (80 if endpoint.scheme == "http" else 443)
     try:
-        socket.create_connection((host, 443), timeout=timeout_s).close()
+        socket.create_connection((host, port), timeout=timeout_s).close()
         return True
     except OSError:
         return False

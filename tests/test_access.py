@@ -110,3 +110,19 @@ def test_a_shared_app_refuses_folders_outside_its_root_and_big_uploads(shared_ap
                          files={"files": ("small.png", (base / "root" / "photos" / "0.png").read_bytes())})
     assert small.status_code == 200
     assert client.predict(example="coffee", methods=["GradCAM"], api_name="/explain")[2]
+
+
+def test_host_and_port_follow_gradios_variables_and_flags_win(monkeypatch):
+    """What Hugging Face Spaces and containers set (GRADIO_SERVER_NAME / _PORT) is the default;
+    a flag given on the command line wins; without either, loopback on 7860."""
+    from app import command_line
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
+    monkeypatch.delenv("GRADIO_SERVER_PORT", raising=False)
+    plain = command_line().parse_args([])
+    assert (plain.host, plain.port) == ("127.0.0.1", 7860)
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "7861")
+    container = command_line().parse_args([])
+    assert (container.host, container.port) == ("0.0.0.0", 7861)
+    flags = command_line().parse_args(["--host", "127.0.0.1", "--port", "9000"])
+    assert (flags.host, flags.port) == ("127.0.0.1", 9000)

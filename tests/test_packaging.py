@@ -42,6 +42,12 @@ def test_the_wheel_holds_the_layers_the_app_the_checkpoints_and_the_scripts(tmp_
     assert dict(scripts["console_scripts"]) == {"cams": "cams.__main__:main",
                                                 "fooling": "fooling.__main__:main",
                                                 "cam-studio": "app:main"}
-    # requirements.txt is the one list of dependencies
-    for line in (ROOT / "requirements.txt").read_text().split():
-        assert f"Requires-Dist: {line}" in requirements
+    # requirements.txt is the one list of dependencies (names and version ranges)
+    from packaging.requirements import Requirement
+    shipped = {(Requirement(line).name, Requirement(line).specifier)
+               for line in requirements.splitlines() if line.startswith("Requires-Dist: ")
+               for line in [line.removeprefix("Requires-Dist: ")]}
+    listed = {(Requirement(line).name, Requirement(line).specifier)
+              for line in (ROOT / "requirements.txt").read_text().splitlines()
+              if line.strip() and not line.startswith("#")}
+    assert listed == shipped

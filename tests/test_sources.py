@@ -146,3 +146,18 @@ def test_weights_that_do_not_fit_say_so(tmp_path):
     torch.save(torchvision.models.resnet18(num_classes=2), whole_model)  # a pickled module
     with pytest.raises(UserInputError, match="cannot be read safely"):
         load_backbone("torchvision:resnet18", whole_model, "cpu")
+
+
+def test_hugging_faces_variables_decide_online_or_offline(tmp_path, monkeypatch):
+    """HF_HUB_OFFLINE switches downloads off as CAMS_OFFLINE does; HF_ENDPOINT is where the hub
+    is looked for (a mirror, or here a closed local port)."""
+    from cams.backbones import _hub_reachable, offline
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.delenv("CAMS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert offline() and not _hub_reachable()
+    with pytest.raises(UserInputError, match="--weights FILE"):
+        load_backbone("resnet50", device="cpu")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    assert not offline() and not _hub_reachable()
