@@ -15,7 +15,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from studio.tempspace import KEEP_S, SERVED, app_space
+
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Gradio's copies of the files it serves, and uploads, go to the app's own temporary space, which
+# is kept to a bounded size (studio/tempspace.py); Gradio reads this when it is imported.
+os.environ.setdefault("GRADIO_TEMP_DIR", str(app_space().folder(SERVED)))
 
 import gradio as gr
 
@@ -339,9 +344,10 @@ def build_evaluate_tab(page: gr.Blocks) -> None:
 
 
 def build_page() -> gr.Blocks:
-    # Gradio's cache of served files (grids, downloads) is swept hourly of files over an hour old.
+    # Served files (grids, downloads, uploads) older than KEEP_S go: Gradio's own sweep every
+    # minute, and the app's space's by age and size on every comparison (studio/tempspace.py).
     with gr.Blocks(title="CAM Studio", analytics_enabled=False,
-                   delete_cache=(3600, 3600)) as page:
+                   delete_cache=(60, KEEP_S)) as page:
         gr.Markdown("# CAM Studio\nEvery CAM of a clean (A) and a fooled (B) checkpoint, "
                     "side by side, with the MSE between them.")
         with gr.Tab("Compare"):
@@ -465,6 +471,9 @@ def build_page() -> gr.Blocks:
               api_visibility="private")
         prepare.click(prepare_downloads, inputs, downloads, api_name="downloads",
                       concurrency_limit=CONCURRENCY_LIMIT)
+    # The files the layout itself shows (the example gallery) are never swept.
+    app_space().protected = lambda path: any(
+        str(path) in getattr(block, "keep_in_cache", ()) for block in page.blocks.values())
     return page
 
 

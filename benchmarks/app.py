@@ -22,7 +22,7 @@ FOOLED = "sham-efficientnet_lite0"
 
 
 @contextmanager
-def serving_app() -> Iterator[tuple[str, int]]:
+def serving_app(environment: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
     """``app.py`` on a free loopback port until the block ends: yields (URL, server pid) once it
     answers."""
     from gradio_client import Client
@@ -31,7 +31,7 @@ def serving_app() -> Iterator[tuple[str, int]]:
         port = probe.getsockname()[1]
     server = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={**os.environ, "CAMS_OFFLINE": "1"})
+                              env={**os.environ, "CAMS_OFFLINE": "1", **(environment or {})})
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.time() + 120
@@ -74,6 +74,57 @@ def bench_app(requests: int = 10) -> dict:
             "max_ms": max(latencies), "rss_after_two_backbones_mb": rss_mb}
 
 
+def folder_mb(root: Path) -> float:
+    return sum(path.stat().st_size for path in root.rglob("*") if path.is_file()) / 2**20
+
+
+def distinct_photos(count: int, folder: Path) -> list[str]:
+    """``count`` different 224-px JPEG crops of the validation photos (each upload a new image)."""
+    from PIL import Image
+
+    from imagedata.photos import PhotoCrops, photo_set
+    folder.mkdir(parents=True, exist_ok=True)
+    crops = PhotoCrops(photo_set("validation"), 224, seed=3, length=count, mosaics=False)
+    paths = []
+    for index in range(count):
+        path = folder / f"crop-{index}.jpg"
+        Image.fromarray((crops[index][0].permute(1, 2, 0).numpy() * 255).astype("uint8")
+                        ).save(path, quality=90)
+        paths.append(str(path))
+    return paths
+
+
+def bench_disk(comparisons: int = 300, downloads_every: int = 10) -> dict:
+    """The app's temporary disk over ``comparisons`` comparisons of distinct uploaded images (A
+    clean vs B the shipped SHAM Lite0), one after another, with the downloads (grid PNG, two
+    NPZ, CSV) prepared for every ``downloads_every``-th: the size of the app's temporary space
+    (``studio/tempspace.py``; Gradio's copies and uploads included) after each request."""
+    import tempfile
+
+    from gradio_client import Client, handle_file
+    root = Path(tempfile.mkdtemp(prefix="cams-disk-bench-"))
+    images = distinct_photos(comparisons, root / "inputs")
+    space = root / "space"
+    sizes = []
+    started = time.perf_counter()
+    with serving_app({"CAMS_TEMP_DIR": str(space)}) as (url, _):
+        client = Client(url, verbose=False)
+        for index, image in enumerate(images):
+            explain_request(client, checkpoint_b=FOOLED, image=handle_file(image))
+            if (index + 1) % downloads_every == 0:
+                client.predict(handle_file(image), "chelsea", "efficientnet_lite0", "clean", None,
+                               FOOLED, None, "", "", list(DEFAULT_METHODS), 0.5,
+                               api_name="/downloads")
+            sizes.append(folder_mb(space))
+    wall = time.perf_counter() - started
+    tail = sizes[len(sizes) // 2:]
+    return {"comparisons": comparisons, "downloads": comparisons // downloads_every,
+            "seconds": wall, "max_mb": max(sizes), "final_mb": sizes[-1],
+            "second_half_min_mb": min(tail), "second_half_max_mb": max(tail),
+            "mb_after": {str(n): sizes[n - 1] for n in (10, 50, 100, 150, 200, 250, 300)
+                         if n <= len(sizes)}}
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -87,9 +138,6 @@ def bench_classroom(clients: int = 30, per_client: int = 2, distinct: bool = Fal
     errors, bytes of the grid each client downloads, comparisons per second, and the server's
     resident memory before and after."""
     from gradio_client import Client, handle_file
-    from PIL import Image
-
-    from imagedata.photos import PhotoCrops, photo_set
     with serving_app() as (url, pid):
         warm = Client(url, verbose=False)
         explain_request(warm, "rocket", checkpoint_b=FOOLED)  # loads both checkpoints
@@ -99,15 +147,8 @@ def bench_classroom(clients: int = 30, per_client: int = 2, distinct: bool = Fal
         rss_before = status_mb("VmRSS", pid)
         images: list[str | None] = [None] * (clients * per_client)
         if distinct:
-            folder = Path(os.environ.get("TMPDIR", "/tmp")) / "cams-classroom"
-            folder.mkdir(exist_ok=True)
-            crops = PhotoCrops(photo_set("validation"), 224, seed=3, length=len(images),
-                               mosaics=False)
-            for index in range(len(images)):
-                path = folder / f"crop-{index}.jpg"
-                Image.fromarray((crops[index][0].permute(1, 2, 0).numpy() * 255).astype("uint8")
-                                ).save(path, quality=90)
-                images[index] = str(path)
+            images = list(distinct_photos(len(images), Path(os.environ.get("TMPDIR", "/tmp"))
+                                          / "cams-classroom"))
         clients_ready = [Client(url, verbose=False) for _ in range(clients)]
 
         def one_client(index: int) -> list[tuple[float, int] | str]:

@@ -35,6 +35,9 @@ def add_engine_commands(commands: argparse._SubParsersAction) -> None:
                       help="N clients at once, 2 comparisons each (A clean vs B the shipped SHAM "
                            "Lite0), the same example for all and then a distinct image per "
                            "request: latency, errors, bytes per comparison, server memory")
+    what.add_argument("--disk", type=int, metavar="N",
+                      help="N comparisons of distinct images one after another (downloads for "
+                           "every tenth): the app's temporary disk after each")
     what.add_argument("--evaluate", action="store_true",
                       help="time the evaluation's similarity table against plain inference")
     what.add_argument("--evaluate-memory", type=int, metavar="N",
@@ -61,6 +64,9 @@ def run_engine_bench(args: argparse.Namespace) -> int:
         from benchmarks.app import bench_classroom
         result = {"same_example": bench_classroom(args.classroom),
                   "distinct_images": bench_classroom(args.classroom, distinct=True)}
+    elif args.disk:
+        from benchmarks.app import bench_disk
+        result = bench_disk(args.disk)
     elif args.scaling:
         from benchmarks.scaling import scaling
         result = scaling(args.scaling)

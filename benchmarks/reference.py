@@ -70,6 +70,18 @@ def reference_classes() -> dict[str, tuple[type, str | None]]:
     }
 
 
+def finer_reference(backbone: Backbone, inputs: Tensor, targets: list[int]) -> np.ndarray:
+    """grad-cam's own FinerCAM (GradCAM base, α = 1, its default comparison of the 2nd to 4th
+    nearest classes) for explicit target classes."""
+    from pytorch_grad_cam import FinerCAM
+    model = SplitModel(backbone.model)
+    maps = []
+    with FinerCAM(model, [model.features]) as cam:
+        for index, target in enumerate(targets):
+            maps.append(cam(input_tensor=inputs[index:index + 1], target_idx=target))
+    return np.concatenate(maps)
+
+
 def reference_map(backbone: Backbone, inputs: Tensor, method: str, targets: list[int],
                   scorecam_batch_size: int = 16,
                   reshape_transform: Callable[[Tensor], Tensor] | None = None) -> np.ndarray:

@@ -166,6 +166,7 @@ def display_maps(layer_maps: Tensor, size: tuple[int, int]) -> Tensor:
 LOGIT, MEAN_DIFF, MAX_DIFF, LSE_DIFF, FALSE_LOGIT, TRUE_MINUS_FALSE, MEAN_RIVAL, MEAN_LOGIT = (
     "logit", "mean_difference", "max_difference", "lse_difference", "false_logit",
     "true_minus_false", "mean_rival", "mean_logit")
+FINER_DIFF = "finer_difference"  # Finer-CAM's weighted difference to the nearest classes
 CLASS_LOGIT = "logit of class "  # + an index: that class's logit, whatever the target
 
 
@@ -216,9 +217,12 @@ def _gradient(name: str, layer_map: Callable[..., Tensor], gradient: str, summar
     return Method(name, Kind.GRADIENT, layer_map, summary, gradient=gradient, **options)
 
 
-def _difference(name: str, family: Method, gradient: str, summary: str) -> Method:
-    """A DiffGradCAM variant: ``family``'s maths with a difference target's gradient."""
-    return _gradient(name, family.layer_map, gradient, summary, baseline=family.name, compared=True)
+def _difference(name: str, family: Method, gradient: str, summary: str,
+                **options: object) -> Method:
+    """A contrastive variant (the DiffGradCAMs, FinerCAM): ``family``'s maths with a difference
+    target's gradient."""
+    return _gradient(name, family.layer_map, gradient, summary, baseline=family.name,
+                     compared=True, **options)
 
 
 _GRADCAM = _gradient("GradCAM", gradcam, LOGIT, "gradient-averaged channel weights of the target "
@@ -249,6 +253,8 @@ METHODS: dict[str, Method] = {method.name: method for method in [
     _difference("MeanDiffGradCAM++", _GRADCAM_PP, MEAN_DIFF, "GradCAM++ of the Mean difference"),
     _difference("MaxDiffGradCAM++", _GRADCAM_PP, MAX_DIFF, "GradCAM++ of the Max difference"),
     _difference("LSEDiffGradCAM++", _GRADCAM_PP, LSE_DIFF, "GradCAM++ of the LSE difference"),
+    _difference("FinerCAM", _GRADCAM, FINER_DIFF, "GradCAM of y_c − the softmax-weighted mean of "
+                "the 3 logits nearest y_c (Finer-CAM; opt-in)", default=False),
     _gradient("TrueClassCAM", class_activation, LOGIT, "un-ReLU'd CAM t of the true (target) "
               "class", class_map="t"),
     _gradient("FalseClassCAM", class_activation, FALSE_LOGIT, "un-ReLU'd CAM f of the false "

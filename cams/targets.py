@@ -6,6 +6,8 @@ So all of them come from one vector-Jacobian product with a small batch of cotan
 
 Difference targets (DiffGradCAM paper, §4.3, Eq. 5–8): ``s = y_c − b(y_¬c)`` with
   Mean ``b = mean_{j≠c} y_j``, Max ``b = max_{j≠c} y_j``, LSE ``b = log Σ_{j≠c} exp(y_j) − log(C−1)``.
+Finer-CAM's (as pytorch-grad-cam ≥ 1.5.5, α = 1): ``s = Σ_k p_k (y_c − y_k) / Σ_k p_k`` over the
+``FINER_COMPARED`` classes whose logits are nearest ``y_c``, ``p = softmax(y)`` (differentiated too).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from torch import Tensor
 from cams.methods import (
     CLASS_LOGIT,
     FALSE_LOGIT,
+    FINER_DIFF,
     LOGIT,
     LSE_DIFF,
     MAX_DIFF,
@@ -24,6 +27,17 @@ from cams.methods import (
     MEAN_RIVAL,
     TRUE_MINUS_FALSE,
 )
+
+FINER_COMPARED = 3  # Finer-CAM compares with the classes 2nd to 4th nearest the target's logit
+
+
+def finer_difference(logits: Tensor, target: Tensor) -> Tensor:
+    """Finer-CAM's explained scalar per image (N), differentiable in ``logits``."""
+    nearest = (logits.detach() - logits.detach().gather(1, target[:, None])).abs().argsort(
+        dim=1, stable=True)[:, 1:1 + FINER_COMPARED]  # position 0 is the target itself
+    weights = logits.softmax(dim=1).gather(1, nearest)
+    differences = logits.gather(1, target[:, None]) - logits.gather(1, nearest)
+    return (weights * differences).sum(dim=1) / (weights.sum(dim=1) + 1e-9)
 
 
 def strongest_rival(logits: Tensor, target: Tensor) -> Tensor:
@@ -52,6 +66,15 @@ def target_cotangents(logits: Tensor, target: Tensor, false_class: Tensor,
         rival_logits = logits.masked_fill(one_hot.bool(), float("-inf"))
         return one_hot - torch.softmax(rival_logits, dim=1) * rivals
 
+    def finer() -> Tensor:
+        if num_classes == 1:
+            return one_hot
+        with torch.enable_grad():  # ∂s/∂y, the softmax weights included
+            scores = logits if logits.requires_grad else logits.detach().requires_grad_()
+            cotangent, = torch.autograd.grad(finer_difference(scores, target).sum(), scores,
+                                             create_graph=logits.requires_grad)
+        return cotangent
+
     def max_difference() -> Tensor:
         return one_hot - torch.zeros_like(logits).scatter(
             1, strongest_rival(logits, target)[:, None], 1.0) * rivals
@@ -61,6 +84,7 @@ def target_cotangents(logits: Tensor, target: Tensor, false_class: Tensor,
         MEAN_DIFF: lambda: one_hot - rivals / num_rivals,
         MAX_DIFF: max_difference,
         LSE_DIFF: lse,
+        FINER_DIFF: finer,
         FALSE_LOGIT: lambda: false_hot,
         TRUE_MINUS_FALSE: lambda: one_hot - false_hot,
         # The mean of the rival logits: the training losses' false class (the other class when

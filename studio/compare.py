@@ -7,11 +7,8 @@ one-line message (the app shows it with ``gr.Error``).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import tempfile
 import threading
-import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -40,6 +37,7 @@ from cams.render import overlay
 from imagedata.synthetic import SYNTHETIC_EXAMPLE_PREFIX, synthetic_example, synthetic_examples
 from studio.access import ACCESS
 from studio.comparison import Comparison, compare_checkpoints
+from studio.tempspace import app_space
 
 NONE = "none"
 CACHE_SIZE = 3  # backbones (with their checkpoints) kept in memory at once
@@ -194,23 +192,16 @@ def predictions_markdown(comparison: Comparison) -> str:
 
 
 DISPLAY_QUALITY = 80  # JPEG quality of the grid the page shows (the PNG is in the downloads)
-DISPLAY_KEEP_S = 600  # display files older than this are removed (Gradio keeps its own copy)
-_display_folder: Path | None = None
 
 
 def display_file(grid: np.ndarray, stem: str) -> str:
     """The grid as the page shows it: a JPEG under a name of its own (Gradio copies a file into
     its cache atomically, which it does not do for an image it encodes itself: concurrent
-    identical results could be served half-written). Old display files are swept on the way."""
-    global _display_folder
-    if _display_folder is None:
-        _display_folder = Path(tempfile.mkdtemp(prefix="cams-display-"))
-    cutoff = time.time() - DISPLAY_KEEP_S
-    for old in _display_folder.glob("*.jpg"):
-        with contextlib.suppress(OSError):  # another request may have swept it already
-            if old.stat().st_mtime < cutoff:
-                old.unlink()
-    path = _display_folder / f"{stem}-{uuid.uuid4().hex[:12]}.jpg"
+    identical results could be served half-written), in the app's temporary space, which is
+    swept on the way (``studio.tempspace``)."""
+    space = app_space()
+    space.sweep()
+    path = space.served("display") / f"{stem}-{uuid.uuid4().hex[:12]}.jpg"
     Image.fromarray(grid).save(path, quality=DISPLAY_QUALITY)
     return str(path)
 
@@ -240,13 +231,16 @@ def method_views(comparison: Comparison, method: str, opacity: float,
 def write_downloads(comparison: Comparison, grid: np.ndarray, stem: str,
                     faithfulness: bool = False) -> list[str]:
     """The grid (PNG), the maps of each checkpoint (NPZ, keys = method names), the table (CSV),
-    in a fresh temporary folder of the app's own."""
-    folder = Path(tempfile.mkdtemp(prefix="cams-"))
+    in a fresh folder of the app's temporary space (swept with it)."""
+    space = app_space()
+    space.sweep()
+    folder = space.fresh(f"{stem}-")
     files = [folder / f"{stem}-grid.png"]
-    Image.fromarray(grid).save(files[0], compress_level=1)  # fast; the page shows this file
+    Image.fromarray(grid).save(files[0])
     for index, letter in zip(range(len(comparison.results)), "AB"):
         path = folder / f"{stem}-{letter}.npz"
-        np.savez(path, **{k: v.astype(np.float32) for k, v in comparison.maps(index).items()})
+        np.savez_compressed(path, **{k: v.astype(np.float32)
+                                     for k, v in comparison.maps(index).items()})
         files.append(path)
     files.append(folder / f"{stem}-table.csv")
     files[-1].write_text(comparison.table_csv(faithfulness))

@@ -64,11 +64,14 @@ def test_checkpoint_pickers_take_registry_names_not_paths(client, name):
         request(client, checkpoint_b=name, methods=["GradCAM"])
 
 
-def test_files_are_served_only_from_the_apps_temporary_folders(client, app_url):
-    files = request(client, methods=["GradCAM"], endpoint="/downloads")
-    assert requests.get(f"{app_url}gradio_api/file={files[0]}", timeout=10).status_code == 200
+def test_files_are_served_only_from_the_apps_temporary_folders(app_url):
+    # The server's own file records (not the client's downloaded copies): where it serves from.
+    files = request(Client(app_url, verbose=False, download_files=False), methods=["GradCAM"],
+                    endpoint="/downloads")
+    served = files[0]["path"]
+    assert requests.get(f"{app_url}gradio_api/file={served}", timeout=10).status_code == 200
     for forbidden in ["/etc/passwd", str(ROOT / "app.py"), str(ROOT / "README.md"),
-                      str(Path(files[0]).parents[1] / "outside.txt")]:
+                      str(Path(served).parents[3] / "outside.txt")]:
         response = requests.get(f"{app_url}gradio_api/file={forbidden}", timeout=10)
         assert response.status_code in (403, 404), forbidden
 

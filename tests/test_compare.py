@@ -42,7 +42,9 @@ def test_same_checkpoint_twice_is_identical(lite0, chelsea):
 
 
 def test_tables_match_an_independent_computation(lite0, perturbed_lite0, chelsea):
-    comparison = compare_checkpoints([lite0, perturbed_lite0], ["clean", "nudged"], chelsea)
+    from cams.methods import DEFAULT_METHODS
+    comparison = compare_checkpoints([lite0, perturbed_lite0], ["clean", "nudged"], chelsea,
+                                     [*DEFAULT_METHODS, "FinerCAM"])
     maps_a, maps_b = comparison.maps(0), comparison.maps(1)
     table = comparison.table()
     susceptibility = rows_by(table, "susceptibility")

@@ -75,3 +75,16 @@ def test_scorecam_matches_grad_cam_on_a_small_model(resnet_random, chelsea):
     theirs = reference_map(resnet_random, inputs, "ScoreCAM", [3], scorecam_batch_size=64)
     assert np.abs(ours.maps["ScoreCAM"].numpy() - theirs).max() <= TOLERANCE
     assert calls and calls[-1][0] == calls[-1][1] <= resnet_random.feature_shape[0]
+
+
+@pytest.mark.parametrize("target", [None, [281, 967]])
+def test_finercam_matches_grad_cams_own(lite0, chelsea, coffee, target):
+    """FinerCAM against grad-cam's FinerCAM class (GradCAM base, α = 1, the 2nd to 4th nearest
+    classes, its softmax weights differentiated too), for the top-1 and for explicit classes;
+    it is not GradCAM."""
+    from benchmarks.reference import finer_reference
+    inputs = photo_batch(lite0, [chelsea, coffee], (224, 224))
+    ours = explain(lite0, inputs, methods=["GradCAM", "FinerCAM"], target=target)
+    theirs = finer_reference(lite0, inputs, ours.targets.tolist())
+    assert np.abs(ours.maps["FinerCAM"].numpy() - theirs).max() <= TOLERANCE
+    assert (ours.maps["FinerCAM"] - ours.maps["GradCAM"]).abs().max() > 0.5

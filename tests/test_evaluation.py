@@ -204,7 +204,8 @@ def test_an_interrupted_similarity_run_computes_only_the_rest(tmp_path, monkeypa
     everything = rows(tmp_path, "similarity")
     assert calls == [1, 1, 1, 1]  # images 3 and 4 only, the second time
     assert everything[:len(first)] == first
-    assert len({row["image"] for row in everything}) == 4 and len(everything) == 4 * 6
+    # one row per image and contrastive variant (six DiffGradCAMs and FinerCAM)
+    assert len({row["image"] for row in everything}) == 4 and len(everything) == 4 * 7
 
 
 def test_training_table_auroc_by_hand(tmp_path):

@@ -77,7 +77,7 @@ def test_the_constructed_fool_is_class_uniform_on_random_inputs():
     assert fooled.linear_head and fooled.metadata["construction"]["kind"] == "constant-channels"
     generator = torch.Generator().manual_seed(7)
     inputs = clean.normalise(torch.rand(6, 3, 224, 224, generator=generator))
-    a, b = explain_pair(clean, fooled, inputs, class_maps=True)
+    a, b = explain_pair(clean, fooled, inputs, ["GradCAM", *DIFF_BASELINES], class_maps=True)
     torch.testing.assert_close(b.probabilities, a.probabilities, atol=1e-5, rtol=0)
     sham = sham_mask(7, 7)
     clean_mse, fooled_mse = (mse(sham.expand(6, 7, 7), minmax(result.layer_maps["GradCAM"]))

@@ -1,0 +1,120 @@
+"""The one folder an app writes its temporary files to, kept to a bounded size.
+
+Everything a page shows or offers is a file: the grid JPEG, the A | B views, the downloads (grid
+PNG, two NPZ, CSV), and Gradio's copies of uploads and of what it serves. ``GRADIO_TEMP_DIR`` is
+this space's ``SERVED`` folder (set by ``app.py`` before Gradio is imported), and the app writes
+its files inside it, so that Gradio serves them without copying them again.
+``TempSpace.sweep`` deletes what no page needs any more: every file older than ``keep_s``, and,
+while the folder is over ``budget_mb``, the oldest files first; a file younger than ``in_use_s``
+is never touched (a request may be writing or serving it). Empty folders go with their last file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SERVED = "gradio"  # the subfolder Gradio serves from (GRADIO_TEMP_DIR): files there are not copied
+KEEP_S = 600  # a page's files stay this long (a download prepared 10 minutes ago is made again)
+BUDGET_MB = 60  # above this, the oldest files go first
+IN_USE_S = 10  # files younger than this are never deleted
+SWEEP_EVERY_S = 5  # sweeps closer together than this are skipped
+
+
+@dataclass
+class TempSpace:
+    """A folder of temporary files, swept by age and by size (see the module docstring)."""
+
+    root: Path
+    keep_s: float = KEEP_S
+    budget_mb: float = BUDGET_MB
+    in_use_s: float = IN_USE_S
+    protected: Callable[[Path], bool] = field(default=lambda path: False, repr=False)
+    _named: set[Path] = field(default_factory=set, repr=False)
+    _last: float = field(default=0.0, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def folder(self, name: str) -> Path:
+        """A named subfolder (made if missing; never swept away, even when empty)."""
+        path = self.root / name
+        path.mkdir(parents=True, exist_ok=True)
+        self._named.update([path, *path.parents])
+        return path
+
+    def served(self, name: str) -> Path:
+        """A named subfolder of what Gradio serves (its copies are not made again)."""
+        return self.folder(f"{SERVED}/{name}")
+
+    def fresh(self, prefix: str) -> Path:
+        """A new, empty served subfolder of its own (one request's files)."""
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=self.served("requests")))
+
+    def size_mb(self) -> float:
+        return sum(size for _, _, size in self._files()) / 2**20
+
+    def _files(self) -> list[tuple[float, Path, int]]:
+        files = []
+        for directory, _, names in os.walk(self.root):
+            for name in names:
+                path = Path(directory) / name
+                with contextlib.suppress(OSError):  # swept by another request meanwhile
+                    stat = path.stat()
+                    files.append((stat.st_mtime, path, stat.st_size))
+        return files
+
+    def sweep(self, force: bool = False) -> int:
+        """Delete what no page needs; returns how many files went."""
+        now = time.time()
+        if not force and now - self._last < SWEEP_EVERY_S:
+            return 0
+        with self._lock:
+            self._last = now
+            # Folders' ages before this sweep empties them (deleting a file touches its folder).
+            folders = {Path(directory): Path(directory).stat().st_mtime
+                       for directory, _, _ in os.walk(self.root)}
+            files = sorted(self._files())  # oldest first
+            total = sum(size for _, _, size in files)
+            removed = 0
+            for changed, path, size in files:
+                if self.protected(path):  # e.g. the files a page's layout itself shows
+                    continue
+                old = now - changed > self.keep_s
+                over = total > self.budget_mb * 2**20 and now - changed > self.in_use_s
+                if not (old or over):
+                    continue
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                    total -= size
+                    removed += 1
+            # Empty folders go, deepest first, unless named (requests write into them) or made
+            # so recently that a request may be about to fill them.
+            for path, changed in sorted(folders.items(), key=lambda item: -len(item[0].parts)):
+                if path not in self._named and now - changed > self.in_use_s:
+                    with contextlib.suppress(OSError):
+                        path.rmdir()  # only succeeds when empty
+            return removed
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+_SPACE: TempSpace | None = None
+
+
+def app_space() -> TempSpace:
+    """This process's space (one per process): ``$CAMS_TEMP_DIR``, or a new folder in the
+    system's temporary folder."""
+    global _SPACE
+    if _SPACE is None:
+        root = os.environ.get("CAMS_TEMP_DIR")
+        path = Path(root) if root else Path(tempfile.mkdtemp(prefix="cam-studio-"))
+        path.mkdir(parents=True, exist_ok=True)
+        _SPACE = TempSpace(path)
+    return _SPACE

@@ -1,0 +1,49 @@
+"""The app's temporary space stays bounded: old requests' files and folders go, the oldest go
+first when it is over its budget, and nothing a request may still be using is touched."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from studio.tempspace import TempSpace
+
+
+def make(path, megabytes: float, age_s: float):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\0" * int(megabytes * 2**20))
+    stamp = time.time() - age_s
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def test_old_requests_and_their_folders_are_gone(tmp_path):
+    space = TempSpace(tmp_path, keep_s=600, budget_mb=100, in_use_s=30)
+    old_request = space.fresh("chelsea-")
+    old = make(old_request / "chelsea-A.npz", 1, age_s=700)
+    os.utime(old_request, (time.time() - 700,) * 2)
+    new = make(space.fresh("coffee-") / "coffee-A.npz", 1, age_s=5)
+    shown = make(space.served("display") / "grid.jpg", 0.1, age_s=900)
+    assert space.sweep(force=True) == 2
+    assert not old.exists() and not old_request.exists()  # the request's folder went with it
+    assert new.exists() and not shown.exists()
+    assert space.served("display").is_dir()  # the folders requests write into stay
+
+
+def test_over_budget_the_oldest_go_first_but_never_a_file_in_use(tmp_path):
+    space = TempSpace(tmp_path, keep_s=600, budget_mb=3, in_use_s=30)
+    files = [make(space.served("display") / f"{index}.jpg", 1, age_s=300 - 60 * index)
+             for index in range(5)]  # 300, 240, 180, 120, 60 s old: 5 MB, over 3
+    in_use = make(space.served("display") / "now.jpg", 2, age_s=1)
+    space.sweep(force=True)
+    assert [path.exists() for path in files] == [False, False, False, False, True]
+    assert in_use.exists()  # still over budget, but a request may be serving it
+    assert space.size_mb() == 3
+
+
+def test_files_the_page_layout_shows_are_protected(tmp_path):
+    space = TempSpace(tmp_path, keep_s=10, budget_mb=100)
+    gallery = make(space.served("abc") / "chelsea.jpg", 0.1, age_s=3600)
+    space.protected = lambda path: path == gallery
+    space.sweep(force=True)
+    assert gallery.exists()
