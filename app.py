@@ -24,6 +24,7 @@ os.environ.setdefault("GRADIO_TEMP_DIR", str(app_space().folder(SERVED)))
 
 import gradio as gr
 
+from cams import __version__
 from cams.backbones import CLEAN_WEIGHTS, DEFAULT_BACKBONE
 from cams.engine import SUPERVISED_METHODS
 from cams.errors import UserInputError
@@ -488,6 +489,7 @@ def command_line() -> argparse.ArgumentParser:
     """The app's options; host and port default to Gradio's own variables (what Hugging Face
     Spaces and containers set), and a flag given wins over them."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"CAM Studio {__version__}")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                         help="address to bind (default $GRADIO_SERVER_NAME, else 127.0.0.1; "
                         "anything but loopback, or --share, turns on the shared-app rules below)")

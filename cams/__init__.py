@@ -8,13 +8,28 @@ This package is the bottom layer: it imports nothing else of the project (``__ma
 ``python -m cams`` command line, is the one exception).
 """
 
+__version__ = "0.1.0"  # the package's one version (pyproject.toml reads it; --version prints it)
+
 from cams.backbones import DEFAULT_BACKBONE, REGISTRY, Backbone, load_backbone
 from cams.engine import Explanation, explain, explain_pair, layer_cams
 from cams.errors import UserInputError
 from cams.methods import DEFAULT_METHODS, DIFF_BASELINES, METHOD_NAMES, METHODS, Kind, Method
 
 __all__ = [
-    "DEFAULT_BACKBONE", "DEFAULT_METHODS", "DIFF_BASELINES", "METHODS", "METHOD_NAMES", "REGISTRY",
-    "Backbone", "Explanation", "Kind", "Method", "UserInputError", "explain", "explain_pair",
-    "layer_cams", "load_backbone",
+    "DEFAULT_BACKBONE",
+    "DEFAULT_METHODS",
+    "DIFF_BASELINES",
+    "METHODS",
+    "METHOD_NAMES",
+    "REGISTRY",
+    "Backbone",
+    "Explanation",
+    "Kind",
+    "Method",
+    "UserInputError",
+    "__version__",
+    "explain",
+    "explain_pair",
+    "layer_cams",
+    "load_backbone",
 ]

@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from cams import __version__
 from cams.backbones import (
     DEFAULT_BACKBONE,
     REGISTRY,
@@ -54,6 +55,7 @@ def run_command_line(prog: str, description: str, registrars: Sequence[Registrar
     """Parse ``argv`` with the sub-commands each registrar adds (each sets ``run``), run the
     chosen one, and turn a user's mistake into one line on stderr and exit code 2."""
     parser = OneLineParser(prog=prog, description=description)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     for register in registrars:
         register(commands)

@@ -161,3 +161,17 @@ def test_lists(capsys):
     code, out, _ = run(capsys, "backbones")
     assert code == 0 and re.search(r"efficientnet_lite0 +weights offline", out)
     assert "resnet50" in out and "swin_tiny_patch4_window7_224" in out and "hf-hub:" in out
+
+
+def test_every_command_line_says_its_version(capsys, monkeypatch):
+    """One version (cams.__version__, which the wheel's metadata reads too) for every CLI."""
+    from app import command_line
+    from cams import __version__
+    from fooling.__main__ import main as fooling_main
+    monkeypatch.setattr(sys, "argv", ["fooling", "--version"])
+    for call in (lambda: main(["--version"]), fooling_main,
+                 lambda: command_line().parse_args(["--version"])):
+        with pytest.raises(SystemExit) as exit_info:
+            call()
+        assert exit_info.value.code == 0
+        assert capsys.readouterr().out.strip().endswith(__version__)
