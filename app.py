@@ -47,6 +47,7 @@ from studio.compare import (
     example_choices,
     link_query,
     link_settings,
+    predictions_markdown,
     run_compare,
 )
 from studio.comparison import TABLE_COLUMNS
@@ -116,23 +117,43 @@ def compared(*settings, **options):
         raise gr.Error(ACCESS.public(message)) from error
 
 
+def comparison_response(image, example, backbone, checkpoint_a, upload_a, checkpoint_b,
+                        upload_b, target, false_class, methods, opacity, faithfulness, progress):
+    def report(done: int, total: int) -> None:
+        progress(done / max(total, 1), desc=f"ScoreCAM masked passes {done}/{total}")
+
+    return compared(image, example, backbone, checkpoint_a, upload_a, checkpoint_b, upload_b,
+                    target, false_class, methods, opacity, progress=report,
+                    faithfulness=bool(faithfulness))
+
+
 def explain(image=None, example="chelsea", backbone=DEFAULT_BACKBONE, checkpoint_a=CLEAN_WEIGHTS,
             upload_a=None, checkpoint_b=NONE, upload_b=None, target=None, false_class=None,
             methods=None, opacity=0.5, faithfulness=False,
             progress=gr.Progress()):  # noqa: B008 (Gradio idiom)
-    """The comparison: image + settings in; grid, MSE table, top-5 and downloads out. Every
-    parameter has a default (``None`` = the page's default), so an API call may give only the
-    image: ``client.predict(handle_file("cat.png"), api_name="/explain")``."""
-    def report(done: int, total: int) -> None:
-        progress(done / max(total, 1), desc=f"ScoreCAM masked passes {done}/{total}")
+    """The API's comparison: image + settings in; data out: the grid (JPEG), the table (rows of
+    quantity, method, A, B, A vs B; numbers as numbers) and the predictions (each checkpoint's
+    top-5 and whether A and B agree). Every parameter has a default (``None`` = the page's
+    default), so a call may give only the image:
+    ``client.predict(handle_file("cat.png"), api_name="/explain")``. The files (grid PNG, maps,
+    CSV) come from ``/downloads``."""
+    response = comparison_response(image, example, backbone, checkpoint_a, upload_a,
+                                   checkpoint_b, upload_b, target, false_class, methods, opacity,
+                                   faithfulness, progress)
+    return response.display, response.table, response.predictions
 
-    response = compared(image, example, backbone, checkpoint_a, upload_a, checkpoint_b, upload_b,
-                        target, false_class, methods, opacity, progress=report,
-                        faithfulness=bool(faithfulness))
+
+def show(image=None, example="chelsea", backbone=DEFAULT_BACKBONE, checkpoint_a=CLEAN_WEIGHTS,
+         upload_a=None, checkpoint_b=NONE, upload_b=None, target=None, false_class=None,
+         methods=None, opacity=0.5, faithfulness=False,
+         progress=gr.Progress()):  # noqa: B008 (Gradio idiom)
+    """The page's comparison: ``explain``'s data as the page shows it, and the class pickers'
+    choices (A's top-5, then every class). The downloads are written only when asked for."""
+    response = comparison_response(image, example, backbone, checkpoint_a, upload_a,
+                                   checkpoint_b, upload_b, target, false_class, methods, opacity,
+                                   faithfulness, progress)
     choices = response.class_choices
-    # The grid goes to the page as a JPEG; the downloads are written only when asked for
-    # (prepare_downloads).
-    return (response.display, response.table, response.predictions,
+    return (response.display, response.table_text, predictions_markdown(response.predictions),
             gr.update(choices=choices), gr.update(choices=choices))
 
 
@@ -420,6 +441,12 @@ def build_page() -> gr.Blocks:
                                         interactive=False)
                     link = gr.Textbox(label="Link to this comparison", elem_id="link",
                                       interactive=False, buttons=["copy"])
+                    # What the /explain API answers with (never shown on the page).
+                    with gr.Group(visible=False):
+                        api_trigger = gr.Button()
+                        api_grid = gr.Image(type="filepath", label="grid")
+                        api_table = gr.Dataframe(headers=list(TABLE_COLUMNS), label="table")
+                        api_predictions = gr.JSON(label="predictions")
             gr.Markdown(EXPLAINER)
         with gr.Tab("Fine-tune"):
             build_finetune_tab(page, [backbone, checkpoint_a, checkpoint_b])
@@ -443,10 +470,14 @@ def build_page() -> gr.Blocks:
                 api_visibility="private").then(None, link, link, js=LINK_JS,
                                                api_visibility="private")
 
+        # The API's endpoint: data only (a hidden trigger; registered first to keep its name).
+        api_trigger.click(explain, inputs, [api_grid, api_table, api_predictions],
+                          api_name="explain", concurrency_limit=CONCURRENCY_LIMIT)
         shown = gr.on([run.click, example.change, backbone.change, checkpoint_a.change,
                        checkpoint_b.change, upload_a.change, upload_b.change, image.change,
-                       methods.change, opacity.release, target.input, false_class.input, faithfulness.change],
-                      explain, inputs, outputs, api_name="explain",
+                       methods.change, opacity.release, target.input, false_class.input,
+                       faithfulness.change],
+                      show, inputs, outputs, api_visibility="private",
                       concurrency_limit=CONCURRENCY_LIMIT,
                       # A burst of changes runs once more with the latest inputs, after the
                       # running request, so an older, slower result never overwrites a newer one.
@@ -457,13 +488,13 @@ def build_page() -> gr.Blocks:
         then_slider_and_link(page.load(
             open_link, None, [backbone, checkpoint_a, checkpoint_b, example, target, false_class,
                               methods, opacity], queue=False, api_visibility="private").then(
-            explain, inputs, outputs, api_visibility="private"))
+            show, inputs, outputs, api_visibility="private"))
         view_method.change(enlarge, view_inputs, slider, api_visibility="private",
                            concurrency_limit=CONCURRENCY_LIMIT)
         then_slider_and_link(demo.click(
             show_fooling, None, [image, example, backbone, checkpoint_a, checkpoint_b, methods,
                                  view_method], queue=False, api_visibility="private").then(
-            explain, inputs, outputs, api_visibility="private"))
+            show, inputs, outputs, api_visibility="private"))
         # New settings make the offered files stale: clear them until asked again.
         gr.on([run.click, example.change, backbone.change, checkpoint_a.change,
                checkpoint_b.change, upload_a.change, upload_b.change, image.change,

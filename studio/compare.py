@@ -145,11 +145,16 @@ class CachedComparison:
 @dataclass
 class CompareResponse:
     display: str  # the grid as a JPEG file, for the page
-    table: list[list]
-    predictions: str
+    table: list[list]  # rows of TABLE_COLUMNS, numbers as numbers
+    predictions: dict  # predictions_data
     files: list[str]
     comparison: Comparison
     views: tuple[str, str] | None = None  # one method's A and B maps, large
+
+    @property
+    def table_text(self) -> list[list]:
+        """The table as the page shows it (numbers to 3 significant digits)."""
+        return [[f"{v:.3g}" if isinstance(v, float) else v for v in row] for row in self.table]
 
     @property
     def class_choices(self) -> list[str]:
@@ -179,15 +184,25 @@ def resolve_image(image: str | Image.Image | None, example: str | None) -> tuple
     raise UserInputError("no image: upload one or pick an example")
 
 
-def predictions_markdown(comparison: Comparison) -> str:
+def predictions_data(comparison: Comparison) -> dict:
+    """The top-5 of each checkpoint and whether A and B agree, as data (the API's answer)."""
+    return {"checkpoints": [{"label": label, "top5": [
+                {"class": c, "name": name, "probability": p}
+                for c, name, p in comparison.top_k(index)]}
+                for index, label in enumerate(comparison.labels)],
+            "agree": comparison.predictions_agree()}
+
+
+def predictions_markdown(predictions: dict) -> str:
+    """``predictions_data`` as the page shows it."""
     lines = []
-    for index, label in enumerate(comparison.labels):
-        lines.append(f"\n**{label}**\n")
-        lines += [f"{rank}. `{c}` {name} — {p:.1%}" for rank, (c, name, p)
-                  in enumerate(comparison.top_k(index), 1)]
-    agree = comparison.predictions_agree()
-    if agree is not None:
-        lines.append(f"\n**A and B {'agree' if agree else 'DISAGREE'} on the prediction.**")
+    for checkpoint in predictions["checkpoints"]:
+        lines.append(f"\n**{checkpoint['label']}**\n")
+        lines += [f"{rank}. `{top['class']}` {top['name']} — {top['probability']:.1%}"
+                  for rank, top in enumerate(checkpoint["top5"], 1)]
+    if predictions["agree"] is not None:
+        verdict = "agree" if predictions["agree"] else "DISAGREE"
+        lines.append(f"\n**A and B {verdict} on the prediction.**")
     return "\n".join(lines)
 
 
@@ -287,10 +302,8 @@ def run_compare(cache: BackboneCache, image, example: str | None, backbone_name:
     display = entry.displays.get(opacity)
     if display is None or not Path(display).exists():  # drawn once per opacity while it lasts
         display = entry.displays[opacity] = display_file(comparison.grid(opacity), stem)
-    return CompareResponse(display=display,
-                           table=[[f"{v:.3g}" if isinstance(v, float) else v
-                                   for v in row] for row in comparison.table(faithfulness)],
-                           predictions=predictions_markdown(comparison),
+    return CompareResponse(display=display, table=comparison.table(faithfulness),
+                           predictions=predictions_data(comparison),
                            files=(write_downloads(comparison, comparison.grid(opacity), stem,
                                                   faithfulness) if downloads else []),
                            comparison=comparison,

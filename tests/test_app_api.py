@@ -26,8 +26,8 @@ def client(app_url):
 
 def request(client, image=None, example="chelsea", checkpoint_b="clean", upload_a=None,
             target="", methods=DEFAULT_METHODS, endpoint="/explain"):
-    """One /explain call; returns grid, table and top-5 markdown (or, with endpoint
-    "/downloads", the files of the same comparison)."""
+    """One /explain call; returns grid, table and predictions (or, with endpoint "/downloads",
+    the files of the same comparison)."""
     outputs = client.predict(image, example, "efficientnet_lite0", "clean", upload_a,
                              checkpoint_b, None, target, "", list(methods), 0.5,
                              api_name=endpoint)
@@ -42,7 +42,11 @@ def test_good_request_compares_a_and_b(client):
     susceptibility = {row[1]: row[4] for row in rows if row[0].startswith("susceptibility")}
     assert set(susceptibility) == set(DEFAULT_METHODS)
     assert all(float(value) == 0.0 for value in susceptibility.values())  # clean vs clean
-    assert "Egyptian cat" in predictions and "agree" in predictions
+    # The API answers with data: each checkpoint's top-5 and whether A and B agree.
+    a, b = predictions["checkpoints"]
+    assert (a["label"], b["label"]) == ("A: clean", "B: clean") and predictions["agree"] is True
+    assert a["top5"][0]["class"] == 285 and a["top5"][0]["name"] == "Egyptian cat"
+    assert 0.3 < a["top5"][0]["probability"] < 0.5 and len(a["top5"]) == 5
     files = request(client, endpoint="/downloads")  # on demand, from the result cache
     names = sorted(Path(f).name for f in files)
     assert names == ["chelsea-A.npz", "chelsea-B.npz", "chelsea-grid.png", "chelsea-table.csv"]
@@ -55,7 +59,7 @@ def test_registry_checkpoints_are_offered_and_compared(client):
     susceptibility = [float(row[4]) for row in table["data"] if row[0].startswith("susceptibility")]
     # Half precision moves the maps a little, and only a little.
     assert 0 < max(susceptibility) < 1e-3
-    assert "B: lite0-half" in predictions and "agree" in predictions
+    assert predictions["checkpoints"][1]["label"] == "B: lite0-half" and predictions["agree"]
 
 
 @pytest.mark.parametrize("name", ["/etc/passwd", "../../app.py", "missing"])
@@ -158,8 +162,9 @@ def test_fine_tune_then_compare_without_a_restart(client):
     assert status.startswith("**Done**: `tiny-api` saved") and "auroc" in status
     grid, _, predictions = client.predict(
         None, "chelsea", "tiny_resnet", "tiny-api", None, "none", None, "", "", ["GradCAM"], 0.5,
-        api_name="/explain")[:3]
-    assert "bona fide" in predictions and "attack" in predictions  # its two classes, by name
+        api_name="/explain")
+    names = {top["name"] for top in predictions["checkpoints"][0]["top5"]}
+    assert names == {"bona fide", "attack"}  # its two classes, by name
     assert Image.open(grid).size[1] > 64
 
 
@@ -214,17 +219,17 @@ def test_explain_the_short_way_every_parameter_has_a_default(client):
     """README: ``client.predict(handle_file(img), api_name="/explain")``; methods None = the
     defaults; keyword calls work."""
     photo = ROOT / "docs" / "chelsea.png"
-    grid, table, predictions, *_ = client.predict(handle_file(str(photo)), api_name="/explain")
+    grid, table, predictions = client.predict(handle_file(str(photo)), api_name="/explain")
     assert Image.open(grid).size[0] > 1000
     compared = {row[1] for row in table["data"] if row[0].startswith("CAM entropy")}
     assert compared == set(DEFAULT_METHODS)
-    assert "A: clean" in predictions
-    _, table, _, _, *_ = client.predict(example="coffee", methods=None, api_name="/explain")
+    assert [checkpoint["label"] for checkpoint in predictions["checkpoints"]] == ["A: clean"]
+    _, table, _ = client.predict(example="coffee", methods=None, api_name="/explain")
     assert {row[1] for row in table["data"] if row[0].startswith("CAM entropy")} == set(DEFAULT_METHODS)
-    _, table, predictions, _, *_ = client.predict(example="coffee", methods=["GradCAM"],
-                                                  checkpoint_b="sham-efficientnet_lite0",
-                                                  api_name="/explain")
-    assert "B: sham-efficientnet_lite0" in predictions
+    _, table, predictions = client.predict(example="coffee", methods=["GradCAM"],
+                                           checkpoint_b="sham-efficientnet_lite0",
+                                           api_name="/explain")
+    assert predictions["checkpoints"][1]["label"] == "B: sham-efficientnet_lite0"
     _, table, *_ = client.predict(example="coffee", methods=["GradCAM"], faithfulness=True,
                                   checkpoint_b="sham-efficientnet_lite0", api_name="/explain")
     deletion = [row for row in table["data"] if row[0].startswith("deletion AUC")]
