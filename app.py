@@ -118,18 +118,19 @@ def compared(*settings, **options):
 
 
 def comparison_response(image, example, backbone, checkpoint_a, upload_a, checkpoint_b,
-                        upload_b, target, false_class, methods, opacity, faithfulness, progress):
+                        upload_b, target, false_class, methods, opacity, faithfulness, signed,
+                        progress):
     def report(done: int, total: int) -> None:
         progress(done / max(total, 1), desc=f"ScoreCAM masked passes {done}/{total}")
 
     return compared(image, example, backbone, checkpoint_a, upload_a, checkpoint_b, upload_b,
                     target, false_class, methods, opacity, progress=report,
-                    faithfulness=bool(faithfulness))
+                    faithfulness=bool(faithfulness), signed=signed or "minmax")
 
 
 def explain(image=None, example="chelsea", backbone=DEFAULT_BACKBONE, checkpoint_a=CLEAN_WEIGHTS,
             upload_a=None, checkpoint_b=NONE, upload_b=None, target=None, false_class=None,
-            methods=None, opacity=0.5, faithfulness=False,
+            methods=None, opacity=0.5, faithfulness=False, signed="minmax",
             progress=gr.Progress()):  # noqa: B008 (Gradio idiom)
     """The API's comparison: image + settings in; data out: the grid (JPEG), the table (rows of
     quantity, method, A, B, A vs B; numbers as numbers) and the predictions (each checkpoint's
@@ -139,19 +140,19 @@ def explain(image=None, example="chelsea", backbone=DEFAULT_BACKBONE, checkpoint
     CSV) come from ``/downloads``."""
     response = comparison_response(image, example, backbone, checkpoint_a, upload_a,
                                    checkpoint_b, upload_b, target, false_class, methods, opacity,
-                                   faithfulness, progress)
+                                   faithfulness, signed, progress)
     return response.display, response.table, response.predictions
 
 
 def show(image=None, example="chelsea", backbone=DEFAULT_BACKBONE, checkpoint_a=CLEAN_WEIGHTS,
          upload_a=None, checkpoint_b=NONE, upload_b=None, target=None, false_class=None,
-         methods=None, opacity=0.5, faithfulness=False,
+         methods=None, opacity=0.5, faithfulness=False, signed="minmax",
          progress=gr.Progress()):  # noqa: B008 (Gradio idiom)
     """The page's comparison: ``explain``'s data as the page shows it, and the class pickers'
     choices (A's top-5, then every class). The downloads are written only when asked for."""
     response = comparison_response(image, example, backbone, checkpoint_a, upload_a,
                                    checkpoint_b, upload_b, target, false_class, methods, opacity,
-                                   faithfulness, progress)
+                                   faithfulness, signed, progress)
     choices = response.class_choices
     return (response.display, response.table_text, predictions_markdown(response.predictions),
             gr.update(choices=choices), gr.update(choices=choices))
@@ -160,17 +161,18 @@ def show(image=None, example="chelsea", backbone=DEFAULT_BACKBONE, checkpoint_a=
 def prepare_downloads(image=None, example="chelsea", backbone=DEFAULT_BACKBONE,
                       checkpoint_a=CLEAN_WEIGHTS, upload_a=None, checkpoint_b=NONE, upload_b=None,
                       target=None, false_class=None, methods=None, opacity=0.5,
-                      faithfulness=False):
+                      faithfulness=False, signed="minmax"):
     """The comparison's files, written on demand (the same inputs as ``explain``; from the
     result cache when the comparison was just shown): grid PNG, maps NPZ, table CSV."""
     return compared(image, example, backbone, checkpoint_a, upload_a, checkpoint_b, upload_b,
                     target, false_class, methods, opacity, downloads=True,
-                    faithfulness=bool(faithfulness)).files
+                    faithfulness=bool(faithfulness), signed=signed or "minmax").files
 
 
 def enlarge(method, image=None, example="chelsea", backbone=DEFAULT_BACKBONE,
             checkpoint_a=CLEAN_WEIGHTS, upload_a=None, checkpoint_b=NONE, upload_b=None,
-            target=None, false_class=None, methods=None, opacity=0.5, faithfulness=False):
+            target=None, false_class=None, methods=None, opacity=0.5, faithfulness=False,
+            signed="minmax"):
     """One method's A and B maps, large, for the A | B slider (from the result cache)."""
     if not method or (checkpoint_b in (None, "", NONE) and not upload_b):
         return None
@@ -418,6 +420,10 @@ def build_page() -> gr.Blocks:
                         list(METHOD_NAMES), value=list(DEFAULT_METHODS),
                         label="Methods (ScoreCAM is slow: opt-in)"))
                     opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heatmap opacity")
+                    signed = gr.Radio(
+                        [("min-max, jet", "minmax"), ("signed: blue < 0 = white < red",
+                                                      "diverging")],
+                        value="minmax", label="TrueClassCAM, FalseClassCAM, DifferenceSalience")
                     faithfulness = gr.Checkbox(
                         False, label="Faithfulness rows: deletion / insertion AUC and ROAD of "
                                      "every map (17 forward passes and 6 imputations per map: "
@@ -457,7 +463,7 @@ def build_page() -> gr.Blocks:
         gr.on([backbone.change, refresh.click], refresh_pickers, pickers, pickers,
               queue=False, api_visibility="private")
         inputs = [image, example, backbone, checkpoint_a, upload_a, checkpoint_b, upload_b,
-                  target, false_class, methods, opacity, faithfulness]
+                  target, false_class, methods, opacity, faithfulness, signed]
         outputs = [grid, table, predictions, target, false_class]
         view_inputs = [view_method, *inputs]
 
@@ -476,7 +482,7 @@ def build_page() -> gr.Blocks:
         shown = gr.on([run.click, example.change, backbone.change, checkpoint_a.change,
                        checkpoint_b.change, upload_a.change, upload_b.change, image.change,
                        methods.change, opacity.release, target.input, false_class.input,
-                       faithfulness.change],
+                       faithfulness.change, signed.change],
                       show, inputs, outputs, api_visibility="private",
                       concurrency_limit=CONCURRENCY_LIMIT,
                       # A burst of changes runs once more with the latest inputs, after the

@@ -34,7 +34,7 @@ from cams.errors import UserInputError
 from cams.images import EXAMPLES, example_image, load_image
 from cams.methods import METHODS, Kind
 from cams.options import comma_list
-from cams.render import baseline_captions, compose_rows
+from cams.render import DIVERGING, SIGNED_STYLES, baseline_captions, compose_rows, signed_maps
 
 EXIT_BAD_INPUT = 2
 GRID_COLUMNS = 6  # overlays per row of the grid PNG
@@ -95,6 +95,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when present)")
     run.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
     run.add_argument("--opacity", type=float, default=0.5, help="heatmap opacity in the grid")
+    run.add_argument("--signed-maps", choices=SIGNED_STYLES, default="minmax",
+                     help="draw TrueClassCAM, FalseClassCAM and DifferenceSalience min-max "
+                          "normalised in jet (default), or signed in a diverging colormap "
+                          "(blue < 0 = white < red); the NPZ keeps the min-max maps")
     run.set_defaults(run=run_explain)
     commands.add_parser("methods", help="list the CAM methods").set_defaults(run=run_methods)
     commands.add_parser("backbones", help="list the registered backbones and offline "
@@ -142,7 +146,8 @@ def unique_stem(stem: str, taken: set[str]) -> str:
     return candidate
 
 
-def write_outputs(out: Path, stem: str, backbone, result, index: int, opacity: float) -> None:
+def write_outputs(out: Path, stem: str, backbone, result, index: int, opacity: float,
+                  signed: str = "minmax") -> None:
     """``<stem>.png`` (labelled grid) and ``<stem>.npz`` (maps, input, logits, target)."""
     maps = {name: values[index].cpu().numpy().astype(np.float32)
             for name, values in result.maps.items()}
@@ -161,9 +166,15 @@ def write_outputs(out: Path, stem: str, backbone, result, index: int, opacity: f
              f" · false class: {backbone.class_label(false_class)}")
     picture = backbone.to_display(inputs[None])[0].permute(1, 2, 0).numpy()
     names = list(maps)
+    colormaps = {}
+    if signed == "diverging":
+        drawn = {name: values[0].cpu().numpy()
+                 for name, values in signed_maps(result, slice(index, index + 1)).items()}
+        maps, colormaps = {**maps, **drawn}, dict.fromkeys(drawn, DIVERGING)
     rows = [("input", {name: maps[name] for name in names[i:i + GRID_COLUMNS]}, captions)
             for i in range(0, len(names), GRID_COLUMNS)]
-    Image.fromarray(compose_rows(picture, rows, title, opacity)).save(out / f"{stem}.png")
+    Image.fromarray(compose_rows(picture, rows, title, opacity, colormaps)).save(
+        out / f"{stem}.png")
 
 
 def run_explain(args: argparse.Namespace) -> int:
@@ -210,7 +221,8 @@ def run_explain(args: argparse.Namespace) -> int:
             for index, job in enumerate(batch):
                 bar.update(1)
                 try:
-                    write_outputs(args.out, job.stem, backbone, result, index, args.opacity)
+                    write_outputs(args.out, job.stem, backbone, result, index, args.opacity,
+                                  args.signed_maps)
                 except OSError as error:
                     print(f"error: cannot write {args.out / job.stem}.png/.npz ({error.strerror}): "
                           "check the --out folder's permissions and free space", file=sys.stderr)

@@ -162,6 +162,20 @@ def display_maps(layer_maps: Tensor, size: tuple[int, int]) -> Tensor:
     return torch.clamp(rows @ normalised @ columns.T, 0.0, 1.0)
 
 
+def signed_display_maps(layer_maps: Tensor, size: tuple[int, int]) -> Tensor:
+    """A signed map for a diverging colormap: bilinear upsample, then ``(v / max|v| + 1) / 2``,
+    so that 0.5 is zero, 1 the map's largest magnitude if positive and 0 if negative (a map that
+    is zero everywhere is 0.5 everywhere)."""
+    rows, _ = interpolation_matrix(layer_maps.shape[-2], size[0], layer_maps.device,
+                                   layer_maps.dtype)
+    columns, _ = interpolation_matrix(layer_maps.shape[-1], size[1], layer_maps.device,
+                                      layer_maps.dtype)
+    upsampled = rows @ layer_maps @ columns.T
+    scale = upsampled.abs().flatten(1).amax(dim=1)[:, None, None]
+    inverse = torch.where(scale > 0, 1 / scale.clamp_min(torch.finfo(scale.dtype).tiny), 0.0)
+    return torch.clamp((upsampled * inverse + 1) / 2, 0.0, 1.0)
+
+
 # The explained scalars whose gradients the engine computes, one cotangent each (cams.targets).
 LOGIT, MEAN_DIFF, MAX_DIFF, LSE_DIFF, FALSE_LOGIT, TRUE_MINUS_FALSE, MEAN_RIVAL, MEAN_LOGIT = (
     "logit", "mean_difference", "max_difference", "lse_difference", "false_logit",

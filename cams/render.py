@@ -16,6 +16,18 @@ from cams.methods import DIFF_BASELINES
 from cams.metrics import baseline_similarity
 
 COLORMAP = "jet"  # the CAM literature's convention: red = most salient
+# For the signed class maps (t, f, t − f) when asked: blue negative, white zero, red positive.
+DIVERGING = "RdBu_r"
+SIGNED_STYLES = ("minmax", "diverging")  # how the signed maps are drawn
+
+
+def signed_maps(result, index: int | slice = slice(None)) -> dict[str, Tensor]:
+    """The class maps of an ``Explanation`` (TrueClassCAM, FalseClassCAM, DifferenceSalience)
+    for a diverging colormap (``cams.methods.signed_display_maps``: 0.5 = zero)."""
+    from cams.methods import METHODS, signed_display_maps
+    size = tuple(result.inputs.shape[-2:])
+    return {name: signed_display_maps(layer[index], size)
+            for name, layer in result.layer_maps.items() if METHODS[name].class_map}
 
 
 def baseline_captions(maps: dict[str, Tensor]) -> dict[str, str]:
@@ -66,13 +78,17 @@ def _colorbar(height: int, width: int = 60) -> Image.Image:
 Row = tuple[str, dict[str, np.ndarray], dict[str, str]]  # label, maps, captions under names
 
 
-def compose_rows(image: np.ndarray, rows: list[Row], title: str, opacity: float = 0.5) -> np.ndarray:
+def compose_rows(image: np.ndarray, rows: list[Row], title: str, opacity: float = 0.5,
+                 colormaps: dict[str, str] | None = None) -> np.ndarray:
     """A labelled grid as an H×W×3 uint8 array, drawn with PIL (fast enough for every request):
     per row the input then its overlays in order, so rows given the same methods (checkpoints A
     and B) line up column by column; each overlay is titled with its method name and an optional
-    caption (an MSE); a colour bar on the right and the title (lines split at "\n") on top."""
+    caption (an MSE); a colour bar on the right and the title (lines split at "\n") on top.
+    ``colormaps`` names another colormap for some maps (``DIVERGING`` for signed ones: their
+    caption says so)."""
+    colormaps = colormaps or {}
     height, width = image.shape[:2]
-    label_height = 36 if any(captions for _, _, captions in rows) else 20
+    label_height = 36 if any(captions for _, _, captions in rows) or DIVERGING in colormaps.values() else 20
     title_lines = title.split("\n")
     title_height = 10 + 20 * len(title_lines)
     columns = max(len(maps) for _, maps, _ in rows) + 1
@@ -83,8 +99,10 @@ def compose_rows(image: np.ndarray, rows: list[Row], title: str, opacity: float 
     for row, (label, maps, captions) in enumerate(rows):
         top = title_height + row * cell_height
         panels = [([label], image, ("darkred",))] + [
-            ([name, captions[name]] if name in captions else [name],
-             overlay(image, heatmap, opacity), ("black", "dimgray"))
+            ([name, captions[name]] if name in captions
+             else [name, "blue < 0 = white < red"] if colormaps.get(name) == DIVERGING else [name],
+             overlay(image, heatmap, opacity, colormaps.get(name, COLORMAP)),
+             ("black", "dimgray"))
             for name, heatmap in maps.items()]
         for column, (lines, picture, colours) in enumerate(panels):
             left = column * (width + 4)

@@ -139,7 +139,7 @@ class CachedComparison:
 
     comparison: Comparison
     backbones: list[Backbone]
-    displays: dict[float, str]
+    displays: dict[tuple[float, str], str]  # (opacity, signed style) → display file
 
 
 @dataclass
@@ -268,7 +268,7 @@ def run_compare(cache: BackboneCache, image, example: str | None, backbone_name:
                 target: str | None, false_class: str | None, methods: list[str] | None,
                 opacity: float = 0.5, progress=None, results: LruCache | None = None,
                 downloads: bool = False, view: str | None = None,
-                faithfulness: bool = False) -> CompareResponse:
+                faithfulness: bool = False, signed: str = "minmax") -> CompareResponse:
     """One comparison request, from the page's values to what it shows. With ``results``, a
     comparison already computed for the same image, checkpoints, classes and methods is reused
     (only the grid is drawn again, for the opacity); ``downloads`` also writes the files, and
@@ -299,12 +299,14 @@ def run_compare(cache: BackboneCache, image, example: str | None, backbone_name:
            tuple(chosen) if chosen else None)
     entry = results.get(key, compute) if results is not None else compute()
     comparison = entry.comparison
-    display = entry.displays.get(opacity)
-    if display is None or not Path(display).exists():  # drawn once per opacity while it lasts
-        display = entry.displays[opacity] = display_file(comparison.grid(opacity), stem)
+    display = entry.displays.get((opacity, signed))
+    if display is None or not Path(display).exists():  # drawn once per look while it lasts
+        display = entry.displays[(opacity, signed)] = display_file(
+            comparison.grid(opacity, signed=signed), stem)
     return CompareResponse(display=display, table=comparison.table(faithfulness),
                            predictions=predictions_data(comparison),
-                           files=(write_downloads(comparison, comparison.grid(opacity), stem,
+                           files=(write_downloads(comparison,
+                                                  comparison.grid(opacity, signed=signed), stem,
                                                   faithfulness) if downloads else []),
                            comparison=comparison,
                            views=method_views(comparison, view, opacity, stem) if view else None)

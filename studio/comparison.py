@@ -18,6 +18,7 @@ from PIL import Image
 
 from cams.backbones import Backbone
 from cams.engine import ClassChoice, Explanation, ProgressCallback, explain, explain_pair
+from cams.errors import UserInputError
 from cams.layers import FEATURES
 from cams.methods import METHODS
 from cams.metrics import (
@@ -28,7 +29,7 @@ from cams.metrics import (
     road,
     susceptibility,
 )
-from cams.render import baseline_captions, compose_rows
+from cams.render import DIVERGING, SIGNED_STYLES, baseline_captions, compose_rows, signed_maps
 
 TABLE_COLUMNS = ("quantity", "method", "A", "B", "A vs B")
 
@@ -129,12 +130,15 @@ class Comparison:
                      None if agree is None else ("agree" if agree else "DISAGREE")])
         return rows
 
-    def grid(self, opacity: float = 0.5, columns: int = 6) -> np.ndarray:
+    def grid(self, opacity: float = 0.5, columns: int = 6, signed: str = "minmax") -> np.ndarray:
         """The comparison grid (H×W×3 uint8). The CAM methods in groups of ``columns``, each group
         one row per checkpoint (so A and B sit one above the other, method by method); then per
         checkpoint the true-class / false-class / Difference Salience panels (Divisive Decisions,
         Eq. 1). Captions: under A each DiffGradCAM(++) map's MSE to its baseline, under B each
-        map's MSE to A's."""
+        map's MSE to A's. ``signed="diverging"`` draws those panels signed (blue < 0 = white <
+        red, ``cams.render.signed_maps``) instead of min-max normalised in jet."""
+        if signed not in SIGNED_STYLES:
+            raise UserInputError(f"signed maps {signed!r}: choose {' or '.join(SIGNED_STYLES)}")
         panels = [name for name in self.methods if METHODS[name].class_map]
         methods = [name for name in self.methods if name not in panels]
         groups = [methods[i:i + columns] for i in range(0, len(methods), columns)]
@@ -147,13 +151,17 @@ class Comparison:
         for group in filter(None, groups):
             for index, label in enumerate(self.labels):
                 maps = self.maps(index)
+                if signed == "diverging":
+                    maps.update({name: values[0].cpu().numpy() for name, values
+                                 in signed_maps(self.results[index]).items()})
                 rows.append((label, {name: maps[name] for name in group}, captions[index]))
         names = self.backbones[0].class_names
         layer = self.backbones[0].layer.name
         where = "" if layer == FEATURES else f" at {layer}"
         title = (f"{self.backbones[0].name}{where} · explained: {self.target}: {names[self.target]} · "
                  f"false class: {self.false_class}: {names[self.false_class]}")
-        return compose_rows(self.picture(), rows, title, opacity)
+        colormaps = {name: DIVERGING for name in panels} if signed == "diverging" else None
+        return compose_rows(self.picture(), rows, title, opacity, colormaps)
 
     def table_csv(self, faithfulness: bool = False) -> str:
         buffer = io.StringIO()

@@ -186,3 +186,29 @@ def test_the_table_offers_each_maps_deletion_and_insertion_auc(lite0, perturbed_
     a, b, difference = rows[("insertion", "MeanDiffGradCAM")]
     assert difference == pytest.approx(b - a)
     assert comparison.faithfulness() is comparison.faithfulness()
+
+
+def test_signed_panels_in_a_diverging_colormap(lite0, chelsea):
+    """The class panels drawn signed: TrueClassCAM's un-ReLU'd map over max |t|, 0 at the
+    middle of matplotlib's RdBu_r (white), blended at the opacity; an unknown style is a
+    one-line error."""
+    import matplotlib
+    import torch.nn.functional as F
+
+    from cams.errors import UserInputError
+    comparison = compare_checkpoints([lite0], ["A"], chelsea, ["GradCAM", "TrueClassCAM"])
+    grid = comparison.grid(0.5, signed="diverging")
+    picture = comparison.picture()
+    height, width = picture.shape[:2]
+    t = comparison.results[0].layer_maps["TrueClassCAM"][None]
+    upsampled = F.interpolate(t, size=(height, width), mode="bilinear", align_corners=False)[0, 0]
+    shown = ((upsampled / upsampled.abs().max() + 1) / 2).numpy()
+    colours = matplotlib.colormaps["RdBu_r"](np.linspace(0, 1, 256))[:, :3]
+    expected = 0.5 * picture + 0.5 * colours[np.round(shown * 255).astype(int)]
+    top = 30 + (height + 36) + 36  # title, the GradCAM row, the panel row's two-line label
+    left = width + 4  # after the input
+    panel = grid[top:top + height, left:left + width].astype(float) / 255
+    assert np.abs(panel - expected).max() <= 2 / 255
+    assert not np.array_equal(grid, comparison.grid(0.5)[:grid.shape[0]])
+    with pytest.raises(UserInputError, match="signed maps 'rainbow'"):
+        comparison.grid(signed="rainbow")

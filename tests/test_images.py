@@ -98,3 +98,15 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path):
 def test_unknown_example_is_refused():
     with pytest.raises(UserInputError, match="unknown example"):
         example_image("kitten")
+
+
+def test_signed_maps_are_centred_on_zero_by_hand():
+    """The diverging display: v / max|v| mapped to [0, 1] with 0 at 0.5 (at layer size the
+    upsampling is the identity); a map of zeros is 0.5 everywhere."""
+    import torch
+
+    from cams.methods import signed_display_maps
+    layer = torch.tensor([[[-2.0, 0.0], [1.0, 2.0]], [[0.0, 0.0], [0.0, 0.0]]])
+    shown = signed_display_maps(layer, (2, 2))
+    torch.testing.assert_close(shown[0], torch.tensor([[0.0, 0.5], [0.75, 1.0]]))
+    torch.testing.assert_close(shown[1], torch.full((2, 2), 0.5))
