@@ -44,7 +44,9 @@ def add_engine_commands(commands: argparse._SubParsersAction) -> None:
                       help="resident memory of the similarity table over N synthetic images")
     what.add_argument("--scaling", type=int, metavar="N",
                       help="time evaluation and training with 1 and with N torchrun processes")
-    bench.add_argument("--out", type=Path, help="also write the results as JSON here")
+    bench.add_argument("--json", type=Path, help="also write the results as JSON here")
+    bench.add_argument("--out", type=Path, dest="json", default=argparse.SUPPRESS,
+                       help=argparse.SUPPRESS)  # its older name
     bench.set_defaults(run=run_engine_bench)
 
 
@@ -81,8 +83,8 @@ def run_engine_bench(args: argparse.Namespace) -> int:
         from benchmarks.engine import markdown, measure
         result = measure(args.backbones, batch_sizes, args.repeats, resolve_device(args.device),
                          scorecam=args.scorecam)
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
     if "panel" in result:
         print(markdown(result))
     else:

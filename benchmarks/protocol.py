@@ -49,7 +49,7 @@ def commands(out: Path, processes: int) -> list[list[str]]:
     return [
         [*launcher, "-m", "fooling", "train", "--name", "lite0-sham", "--backbone",
          "efficientnet_lite0", "--loss", "sham", "--data", str(out / "imagenet"), "--epochs", "1",
-         "--batch", "16", "--lr", "0.002", "--val-size", "16", "--save-every", "500", "--out",
+         "--batch-size", "16", "--lr", "0.002", "--val-size", "16", "--save-every", "500", "--registry",
          str(out / "checkpoints")],
         [*launcher, "-m", "cams", "evaluate", "--images", str(out / "imagenet" / "val"),
          "--limit", "16", "--backbones", "efficientnet_lite0", "--pairs", "clean:lite0-sham",

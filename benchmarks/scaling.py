@@ -17,10 +17,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 EVALUATE = ["-m", "cams", "evaluate", "--images", "synthetic:binary:192", "--pairs",
             "synthetic-binary-clean:synthetic-binary-sham", "--tables", "susceptibility",
-            "--batch", "8"]
+            "--batch-size", "8"]
 TRAIN = ["-m", "fooling", "train", "--name", "scaling", "--backbone", "tiny_resnet", "--init",
          "synthetic-binary-clean", "--loss", "sham", "--data", "synthetic:binary", "--steps", "150",
-         "--batch", "64", "--lr", "0.01", "--val-size", "128"]
+         "--batch-size", "64", "--lr", "0.01", "--val-size", "128"]
 
 
 def timed_run(arguments: list[str], processes: int) -> float:

@@ -26,17 +26,18 @@ MISSING = dataclasses.MISSING
 def setting(default: Any = MISSING, help: str = "", *, factory: Callable[[], Any] | None = None,
             flag: str | None = None, off_flag: str | None = None,
             choices: tuple[str, ...] | None = None, parse: Callable[[str], Any] | None = None,
-            group: str | None = None, shown: str | None = None) -> Any:
+            group: str | None = None, shown: str | None = None,
+            aliases: tuple[str, ...] = ()) -> Any:
     """A dataclass field that is also a command-line option.
 
     ``flag`` overrides ``--field-name``; ``off_flag`` gives a tri-state boolean a second flag that
     sets it False (unset = None, the config decides); ``parse`` turns the option's text into the
     value (e.g. a comma list; a ``UserInputError`` it raises is the usage error's message);
     fields sharing a ``group`` are mutually exclusive options; ``shown`` is how the help writes
-    the default.
+    the default; ``aliases`` are older names of the flag that still work (not shown in the help).
     """
     metadata = {"help": help, "flag": flag, "off_flag": off_flag, "choices": choices,
-                "parse": parse, "group": group, "shown": shown}
+                "parse": parse, "group": group, "shown": shown, "aliases": aliases}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -63,6 +64,12 @@ def _default_text(field: dataclasses.Field) -> str:
     return f" (default {value})"
 
 
+def flag_of(config: type, name: str) -> str:
+    """The command-line flag of ``config``'s field ``name`` (``--field-name`` unless renamed)."""
+    field = {field.name: field for field in dataclasses.fields(config)}[name]
+    return field.metadata.get("flag") or f"--{name.replace('_', '-')}"
+
+
 def add_options(parser: argparse.ArgumentParser, config: type) -> None:
     """One option per field of ``config`` declared with ``setting``. Options default to None, so
     ``from_options`` can tell what the user gave."""
@@ -77,7 +84,7 @@ def add_options(parser: argparse.ArgumentParser, config: type) -> None:
             if meta["group"] not in groups:
                 groups[meta["group"]] = parser.add_mutually_exclusive_group()
             target = groups[meta["group"]]
-        flag = meta["flag"] or f"--{field.name.replace('_', '-')}"
+        flag = flag_of(config, field.name)
         required = field.default is MISSING and field.default_factory is MISSING
         kind = hints[field.name]
         if kind in (bool, bool | None) and not meta["parse"]:
@@ -94,6 +101,9 @@ def add_options(parser: argparse.ArgumentParser, config: type) -> None:
         parse = _option_type(meta["parse"]) if meta["parse"] else _scalar_parser(kind)
         target.add_argument(flag, dest=field.name, type=parse, choices=meta["choices"],
                             required=required, help=meta["help"] + _default_text(field))
+        for alias in meta["aliases"]:
+            target.add_argument(alias, dest=field.name, type=parse, choices=meta["choices"],
+                                help=argparse.SUPPRESS)
 
 
 def _option_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:

@@ -14,7 +14,7 @@ import argparse
 import sys
 from datetime import timedelta
 
-from cams.options import add_options, from_options, given_values
+from cams.options import add_options, flag_of, from_options, given_values
 from evaluation.config import PLAN_OVERRIDES, PLANS, EvaluationConfig, training_estimate
 from evaluation.report import build_report
 from evaluation.run import planned_tables, run_all
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plan", choices=sorted(PLANS),
                         help="run a named set of stages instead (offline: the published report, "
                              "every table on what ships with the packages); "
-                             f"{', '.join('--' + name.replace('_', '-') for name in PLAN_OVERRIDES)}"
+                             f"{', '.join(flag_of(EvaluationConfig, name) for name in PLAN_OVERRIDES)}"
                              " still apply")
 
 
@@ -48,7 +48,7 @@ def plan_stages(args: argparse.Namespace) -> list[tuple[EvaluationConfig, str]]:
     given = {name: value for name, value in given_values(EvaluationConfig, args).items()
              if name in PLAN_OVERRIDES}
     out = given.pop("out", EvaluationConfig.out)
-    extra = [f"--{name.replace('_', '-')}={value}" for name, value in given.items()]
+    extra = [f"{flag_of(EvaluationConfig, name)}={value}" for name, value in given.items()]
     return [(from_options(EvaluationConfig, parser.parse_args(list(stage)), **given, out=out),
              launch_command(["-m", "cams", "evaluate", *stage, *extra, "--out", str(out)]))
             for stage in PLANS[args.plan]]

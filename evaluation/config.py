@@ -62,7 +62,7 @@ class EvaluationConfig:
                                       "(fooling/config.py ATTACKS)",
                                  factory=lambda: list(ATTACKS), parse=comma_list)
     attack_steps: int = setting(400, "steps of each attack the attacks table trains")
-    batch: int = setting(8, "images per batch")
+    batch: int = setting(8, "images per batch", flag="--batch-size", aliases=("--batch",))
     device: str | None = setting(None, "cpu, cuda, cuda:N (default: CUDA when present)")
 
 

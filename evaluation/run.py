@@ -370,7 +370,7 @@ def planned_tables(config: EvaluationConfig) -> list[str]:
     table that applies (susceptibility only with pairs) but the opt-in ones (``OPT_IN_TABLES``:
     faithfulness, and attacks and training, which train models)."""
     if config.batch < 1 or (config.limit is not None and config.limit < 1):
-        raise UserInputError("--batch and --limit must be at least 1")
+        raise UserInputError("--batch-size and --limit must be at least 1")
     if config.tables is None:
         return [table for table in TABLES
                 if (table != "susceptibility" or config.pairs) and table not in OPT_IN_TABLES]

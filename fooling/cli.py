@@ -1,6 +1,6 @@
 """``python -m fooling``: SHAM masks, fine-tuning with salience objectives, the checkpoint registry.
 
-    python -m fooling sham --size 7x7 [--entropy 3.35] [--png FILE]
+    python -m fooling sham --size 7x7 [--entropy-nats 3.35] [--png FILE]
     python -m fooling train --name NAME [--preset synthetic] --loss sham --data photos --steps 300
     python -m fooling list
     python -m fooling construct NAME [--backbone efficientnet_lite0] [--strength 3]
@@ -32,13 +32,13 @@ from imagedata.photos import PHOTO_SETS
 def run_sham(args: argparse.Namespace) -> int:
     try:
         height, width = parse_size(args.size)
-        mask = sham_mask(height, width, args.entropy)
+        mask = sham_mask(height, width, args.entropy_nats)
     except ValueError as error:
         raise UserInputError(str(error)) from error
     for row in mask.int().tolist():
         print(" ".join("█" if value else "·" for value in row))
     print(f"{height}×{width}: {int(mask.sum())} of {height * width} pixels on, entropy "
-          f"{float(cam_entropy_nats(mask[None].double())[0]):.2f} nats (target {args.entropy})")
+          f"{float(cam_entropy_nats(mask[None].double())[0]):.2f} nats (target {args.entropy_nats})")
     if args.png:
         from PIL import Image
         scale = max(1, 256 // max(height, width))
@@ -108,7 +108,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_construct(args: argparse.Namespace) -> int:
     from fooling.construct import construct_sham
-    entry = construct_sham(args.name, args.backbone, args.strength, args.entropy_nats, args.out,
+    entry = construct_sham(args.name, args.backbone, args.strength, args.entropy_nats, args.registry,
                            launch_command(["-m", "fooling", *sys.argv[1:]]))
     print(f"saved {entry.name}: {entry.weights_path} (+ {entry.metadata_path.name}); scale "
           f"{entry.metadata['construction']['scale']:.4g}")
@@ -127,8 +127,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     """``sham``, ``list``, ``train`` and ``check``."""
     sham = commands.add_parser("sham", help="print a SHAM mask and its entropy")
     sham.add_argument("--size", default="7x7", help="layer resolution HEIGHTxWIDTH (default 7x7)")
-    sham.add_argument("--entropy", type=float, default=DEFAULT_ENTROPY_NATS,
+    sham.add_argument("--entropy-nats", type=float, default=DEFAULT_ENTROPY_NATS,
                       help=f"target entropy in nats (default {DEFAULT_ENTROPY_NATS})")
+    sham.add_argument("--entropy", type=float, dest="entropy_nats", default=argparse.SUPPRESS,
+                      help=argparse.SUPPRESS)  # its older name
     sham.add_argument("--png", type=Path, help="also save the mask as a PNG")
     sham.set_defaults(run=run_sham)
 
@@ -157,8 +159,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                                 "percentile (default 3)")
     construct.add_argument("--entropy-nats", type=float, default=DEFAULT_ENTROPY_NATS,
                            help=f"SHAM entropy (default {DEFAULT_ENTROPY_NATS})")
-    construct.add_argument("--out", help="registry folder (default $CAMS_CHECKPOINTS or "
-                                         "./checkpoints)")
+    construct.add_argument("--registry", help="registry folder to save into (default "
+                                              "$CAMS_CHECKPOINTS or ./checkpoints)")
+    construct.add_argument("--out", dest="registry", default=argparse.SUPPRESS,
+                           help=argparse.SUPPRESS)  # its older name
     construct.set_defaults(run=run_construct)
 
     check = commands.add_parser("check", help="measure a SHAM-fooled checkpoint against its "

@@ -47,7 +47,7 @@ class TrainConfig:
                                       "of Lite0 on a 2-core CPU; --epochs for whole epochs)",
                                 group="length")
     epochs: float | None = setting(None, "training epochs instead of --steps", group="length")
-    batch: int = setting(16, "global batch size")
+    batch: int = setting(16, "global batch size", flag="--batch-size", aliases=("--batch",))
     size: int | None = setting(None, "input side in pixels (default: the backbone's)")
     lr: float = setting(0.002, "SGD learning rate")
     momentum: float = setting(0.9, "SGD momentum")
@@ -83,7 +83,8 @@ class TrainConfig:
     half: bool = setting(False, "save the weights in float16")
     device: str | None = setting(None, "cpu, cuda, cuda:N (default: CUDA when present)")
     directory: str | None = setting(None, "registry folder to save into (default "
-                                          "$CAMS_CHECKPOINTS or ./checkpoints)", flag="--out")
+                                          "$CAMS_CHECKPOINTS or ./checkpoints)",
+                                    flag="--registry", aliases=("--out",))
     command: str = field(default_factory=lambda: shlex.join([Path(sys.executable).name,
                                                              *sys.argv]))  # as launched
 

@@ -7,7 +7,7 @@ stopped. BatchNorm statistics stay frozen when starting from trained weights (pr
 kept); validation runs at the end of every epoch (and at ``--val-every`` steps) and its numbers go
 into the checkpoint's metadata.
 
-Under ``torchrun`` the same run trains with DistributedDataParallel: ``--batch`` stays the global
+Under ``torchrun`` the same run trains with DistributedDataParallel: ``--batch-size`` stays the global
 batch, each process takes its interleaved share of every step's batch (DistributedSampler's
 split, applied per step so that a run resumes with any number of processes), gradients are
 averaged by DDP, validation is split over the processes and its numbers gathered, and only rank 0
@@ -286,14 +286,14 @@ def prepare(config: TrainConfig, distributed: bool = True) -> Run:
     check_name(config.name)
     process = current() if distributed else Process()
     if config.batch % process.world:
-        raise UserInputError(f"--batch {config.batch} is the global batch: make it a multiple of "
+        raise UserInputError(f"--batch-size {config.batch} is the global batch: make it a multiple of "
                              f"the {process.world} processes")
     objective = objective_of(config)
     gradient_method(config.cam)
     if config.rivals not in RIVALS:
         raise UserInputError(f"unknown rivals {config.rivals!r}: choose one of {', '.join(RIVALS)}")
     if config.batch < 1 or config.lr <= 0:
-        raise UserInputError("--batch must be at least 1 and --lr positive")
+        raise UserInputError("--batch-size must be at least 1 and --lr positive")
     try:
         config.weights()
     except ValueError as error:

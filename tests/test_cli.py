@@ -175,3 +175,40 @@ def test_every_command_line_says_its_version(capsys, monkeypatch):
             call()
         assert exit_info.value.code == 0
         assert capsys.readouterr().out.strip().endswith(__version__)
+
+
+def test_one_flag_name_per_concept_old_names_still_work(capsys):
+    """--batch-size (explain, evaluate, train), --entropy-nats (sham, construct, train),
+    --registry (where train and construct save), --json (bench results), --out (a folder of
+    results: explain, evaluate, check); the older --batch / --entropy / --out still parse."""
+    import argparse as argparse_module
+
+    from benchmarks.cli import add_engine_commands, add_training_commands
+    from cams.cli import add_commands as add_cams_commands
+    from evaluation.cli import add_commands as add_evaluation_commands
+    from fooling.cli import add_commands as add_fooling_commands
+    flags, parsers = {}, {}
+    for program, registrars in (("cams", (add_cams_commands, add_evaluation_commands,
+                                          add_engine_commands)),
+                                ("fooling", (add_fooling_commands, add_training_commands))):
+        parsers[program] = argparse_module.ArgumentParser()
+        commands = parsers[program].add_subparsers(dest="command")
+        for register in registrars:
+            register(commands)
+        flags.update({f"{name}" if program == "cams" or name != "bench" else "fooling bench":
+                      set(re.findall(r"(--[a-z][a-z-]*)", sub.format_help()))
+                      for name, sub in commands.choices.items()})
+    parser = parsers["fooling"]
+    assert {"--batch-size"} <= flags["explain"] & flags["evaluate"] & flags["train"]
+    assert not any("--batch" in found for found in flags.values())
+    assert "--entropy-nats" in flags["sham"] & flags["construct"] & flags["train"]
+    assert not any("--entropy" in found for found in flags.values())
+    assert "--registry" in flags["train"] & flags["construct"]
+    assert "--out" not in flags["train"] | flags["construct"] | flags["bench"]
+    assert "--json" in flags["bench"]
+    old = parser.parse_args(["train", "--name", "x", "--batch", "4", "--out", "reg"])
+    new = parser.parse_args(["train", "--name", "x", "--batch-size", "4", "--registry", "reg"])
+    assert (old.batch, old.directory) == (new.batch, new.directory) == (4, "reg")
+    assert parser.parse_args(["sham", "--entropy", "3"]).entropy_nats == 3.0
+    assert parsers["cams"].parse_args(["evaluate", "--batch", "2"]).batch == 2
+    assert parsers["cams"].parse_args(["bench", "--out", "r.json"]).json.name == "r.json"

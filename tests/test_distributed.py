@@ -25,10 +25,10 @@ from fooling.train import resume_paths
 ROOT = Path(__file__).resolve().parents[1]
 PAIR = "synthetic-binary-clean:synthetic-binary-sham"
 EVALUATE = ["-m", "cams", "evaluate", "--images", "synthetic:binary:48", "--pairs", PAIR,
-            "--tables", "susceptibility", "--batch", "2"]
+            "--tables", "susceptibility", "--batch-size", "2"]
 TRAIN = ["-m", "fooling", "train", "--name", "ddp", "--backbone", "tiny_resnet",
          "--init", "synthetic-binary-clean", "--loss", "sham", "--data", "synthetic:binary",
-         "--batch", "8", "--val-size", "16"]
+         "--batch-size", "8", "--val-size", "16"]
 
 
 def command(arguments: list[str], processes: int) -> list[str]:
@@ -69,7 +69,7 @@ def test_two_processes_evaluate_what_one_process_evaluates(single_process, tmp_p
     run([*EVALUATE, "--out", str(out)], 2)
     assert sorted(path.name for path in (out / "records").iterdir()) == ["susceptibility.csv"]
     one, two = records(single_process), records(out)
-    assert len(two) == len(one) == 48 * 12
+    assert len(two) == len(one) == 48 * 13  # 48 images × every compared method (FinerCAM too)
     assert keyed(two) == keyed(one)  # every value, bit for bit
     table = "susceptibility_synthetic-binary-clean_vs_synthetic-binary-sham.md"
     assert (out / table).read_text() == (single_process / table).read_text()
