@@ -680,9 +680,7 @@ def load_backbone(name: str | None = DEFAULT_BACKBONE, weights: str | Path | Non
     else:
         model, source = _pretrained(spec)
     model.eval()
-    config = (resolve_data_config({}, model=model) if spec.library == "timm"
-              else _torchvision_data_config(spec.architecture))
-    config.update(spec.data_overrides)
+    config = spec.default_data_config()
     # A checkpoint trained at another size or normalisation, then what the caller asks for.
     for overrides, where in ((metadata.get("data_config"), f"checkpoint {path}"),
                              (data_config, "the options")):
