@@ -111,6 +111,19 @@ def has_features_seam(model: nn.Module) -> bool:
         getattr(model, "forward_head", None))
 
 
+def rooted(layer: TargetLayer, output: Tensor, input_hw: tuple[int, int], *,
+           graph_below: bool, needs_graph: bool) -> tuple[Tensor, Tensor]:
+    """The layer's output as the grid ``A`` and the output rebuilt from it (what the rest of the
+    model runs on, so that the logits depend on ``A``). ``A`` is a leaf (requiring grad when
+    ``needs_graph``) unless ``graph_below`` and it has a graph to keep (features that are not
+    frozen)."""
+    grid = layer.to_grid(output, input_hw)
+    if not graph_below or not grid.requires_grad:
+        grid = grid.detach().requires_grad_(needs_graph)
+        output = output.detach()
+    return grid, layer.from_grid(grid, output)
+
+
 @contextmanager
 def tapped(model: nn.Module, layer: TargetLayer, input_hw: tuple[int, int], *,
            graph_below: bool, needs_graph: bool) -> Iterator[dict[str, Tensor]]:
@@ -124,12 +137,9 @@ def tapped(model: nn.Module, layer: TargetLayer, input_hw: tuple[int, int], *,
     def hook(module: nn.Module, args: tuple, output: Tensor) -> Tensor | None:
         if threading.get_ident() != owner or "A" in store:
             return None
-        grid = layer.to_grid(output, input_hw)
-        if not graph_below or not grid.requires_grad:
-            grid = grid.detach().requires_grad_(needs_graph)
-            output = output.detach()
-        store["A"] = grid
-        return layer.from_grid(grid, output)
+        store["A"], rebuilt = rooted(layer, output, input_hw, graph_below=graph_below,
+                                     needs_graph=needs_graph)
+        return rebuilt
 
     handle = find_module(model, layer.name).register_forward_hook(hook)
     try:
@@ -159,11 +169,10 @@ def forward_layer(model: nn.Module, layer: TargetLayer, inputs: Tensor, *,
             output = model.forward_features(inputs)
         # A clone made outside inference mode is an ordinary tensor the head can record on.
         output = output.clone()
-    grid = layer.to_grid(output, input_hw)
-    if not graph_below or not grid.requires_grad:  # frozen features: differentiate from here
-        grid = grid.detach().requires_grad_(needs_graph)
+    grid, rebuilt = rooted(layer, output, input_hw, graph_below=graph_below,
+                           needs_graph=needs_graph)
     with torch.set_grad_enabled(needs_graph or graph_below):
-        logits = model.forward_head(layer.from_grid(grid, output))
+        logits = model.forward_head(rebuilt)
     return grid, logits
 
 

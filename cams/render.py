@@ -12,7 +12,7 @@ from matplotlib import font_manager
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
-from cams.methods import DIFF_BASELINES
+from cams.methods import DIFF_BASELINES, METHODS, signed_display_maps
 from cams.metrics import baseline_similarity
 
 COLORMAP = "jet"  # the CAM literature's convention: red = most salient
@@ -24,7 +24,6 @@ SIGNED_STYLES = ("minmax", "diverging")  # how the signed maps are drawn
 def signed_maps(result, index: int | slice = slice(None)) -> dict[str, Tensor]:
     """The class maps of an ``Explanation`` (TrueClassCAM, FalseClassCAM, DifferenceSalience)
     for a diverging colormap (``cams.methods.signed_display_maps``: 0.5 = zero)."""
-    from cams.methods import METHODS, signed_display_maps
     size = tuple(result.inputs.shape[-2:])
     return {name: signed_display_maps(layer[index], size)
             for name, layer in result.layer_maps.items() if METHODS[name].class_map}

@@ -57,17 +57,21 @@ class TempSpace:
         return Path(tempfile.mkdtemp(prefix=prefix, dir=self.served("requests")))
 
     def size_mb(self) -> float:
-        return sum(size for _, _, size in self._files()) / 2**20
+        return sum(size for _, _, size in self._walk()[1]) / 2**20
 
-    def _files(self) -> list[tuple[float, Path, int]]:
-        files = []
+    def _walk(self) -> tuple[dict[Path, float], list[tuple[float, Path, int]]]:
+        """One walk of the folder: each folder's modification time, and each file's
+        (modification time, path, bytes)."""
+        folders, files = {}, []
         for directory, _, names in os.walk(self.root):
+            with contextlib.suppress(OSError):  # swept by another request meanwhile
+                folders[Path(directory)] = Path(directory).stat().st_mtime
             for name in names:
                 path = Path(directory) / name
-                with contextlib.suppress(OSError):  # swept by another request meanwhile
+                with contextlib.suppress(OSError):
                     stat = path.stat()
                     files.append((stat.st_mtime, path, stat.st_size))
-        return files
+        return folders, files
 
     def sweep(self, force: bool = False) -> int:
         """Delete what no page needs; returns how many files went."""
@@ -77,9 +81,8 @@ class TempSpace:
         with self._lock:
             self._last = now
             # Folders' ages before this sweep empties them (deleting a file touches its folder).
-            folders = {Path(directory): Path(directory).stat().st_mtime
-                       for directory, _, _ in os.walk(self.root)}
-            files = sorted(self._files())  # oldest first
+            folders, files = self._walk()
+            files.sort()  # oldest first
             total = sum(size for _, _, size in files)
             removed = 0
             for changed, path, size in files:
