@@ -25,10 +25,13 @@ from typing import Any
 
 from torch import Tensor
 
-from cams.errors import UserInputError
+from cams.errors import BACKBONE, WEIGHTS, Fix, UserInputError
 
 CHECKPOINTS_ENV = "CAMS_CHECKPOINTS"
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "assets" / "checkpoints"
+# The checkpoints shipped with the project: assets/checkpoints in the repository, installed by
+# the wheel as cams/assets/checkpoints.
+_PACKAGE = Path(__file__).resolve().parent
+SHIPPED_DIR = (_PACKAGE if (_PACKAGE / "assets").is_dir() else _PACKAGE.parent) / "assets" / "checkpoints"
 FORMAT = "cams-checkpoint/1"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -69,8 +72,9 @@ def registry_dirs() -> list[Path]:
 
 def check_name(name: str) -> str:
     if not NAME_PATTERN.fullmatch(name or ""):
-        raise UserInputError(f"checkpoint name {name!r} is not allowed: use 1–100 letters, digits, "
-                             "'.', '_' or '-', starting with a letter or digit")
+        raise UserInputError(f"checkpoint name {name!r} is not allowed",
+                             Fix("name", "1–100 letters, digits, '.', '_' or '-', starting with a "
+                                         "letter or digit"))
     return name
 
 
@@ -133,8 +137,8 @@ def save_checkpoint(state_dict: dict[str, Tensor], metadata: dict[str, Any], nam
     weights_path = directory / f"{name}.safetensors"
     metadata_path = directory / f"{name}.json"
     if metadata_path.exists() and not overwrite:
-        raise UserInputError(f"checkpoint {name!r} already exists in {directory}: choose another "
-                             "name (or delete the old one)")
+        raise UserInputError(f"checkpoint {name!r} already exists in {directory}",
+                             Fix("name", "another name"), "delete the old one")
     tensors = {key: (value.detach().half() if half and value.is_floating_point() else
                      value.detach()).contiguous().cpu() for key, value in state_dict.items()}
     atomic_write(weights_path, lambda path: save_file(tensors, str(path), metadata={"name": name}))
@@ -208,9 +212,10 @@ def find_checkpoint(name: str, backbone: str | None = None) -> Checkpoint:
         if entry.name == name:
             if backbone is not None and entry.backbone != backbone:
                 raise UserInputError(f"checkpoint {name!r} is for backbone {entry.backbone}, not "
-                                     f"{backbone}: pick {entry.backbone} or another checkpoint")
+                                     f"{backbone}", Fix(BACKBONE, value=entry.backbone),
+                                     Fix(WEIGHTS, "another checkpoint"))
             return entry
     known = ", ".join(entry.name for entry in entries) or "none yet"
-    raise UserInputError(f"no checkpoint called {name!r} in {checkpoint_dir()} (known: {known}); "
-                         "python -m fooling list shows them")
+    raise UserInputError(f"no checkpoint called {name!r} in {checkpoint_dir()} (known: {known})",
+                         Fix(WEIGHTS, "a listed checkpoint"))
 

@@ -20,7 +20,8 @@ from PIL import Image
 from torch import Tensor
 
 from cams.backbones import Backbone
-from cams.errors import UserInputError
+from cams.errors import FALSE_CLASS, IMAGES, NAMES, TARGET, WEIGHTS, Fix, UserInputError
+from cams.errors import METHODS as METHODS_INPUT
 from cams.methods import (
     DEFAULT_METHODS,
     FALSE_LOGIT,
@@ -84,12 +85,13 @@ def select_methods(backbone: Backbone, methods: str | Iterable[str] | None) -> l
     else:
         wanted = [methods] if isinstance(methods, str) else list(methods)
     if not wanted:
-        raise UserInputError(f"no method given: name at least one of {', '.join(METHOD_NAMES)}")
+        raise UserInputError("no method given", Fix(METHODS_INPUT, "at least one of "
+                                                               + ", ".join(METHOD_NAMES)))
     refused = [row.name for row in method_rows(wanted) if not applies(row, backbone)]
     if refused:
-        raise UserInputError(
-            f"{refused[0]} needs a global-average-pool → Linear head, and {backbone.name}'s head "
-            "is not one: use GradCAM (its generalisation) instead")
+        raise UserInputError(f"{refused[0]} needs a global-average-pool → Linear head, and "
+                             f"{backbone.name}'s head is not one",
+                             Fix(METHODS_INPUT, "its generalisation", value="GradCAM"))
     return [name for name in METHOD_NAMES if name in wanted]
 
 
@@ -99,10 +101,11 @@ def as_input_batch(backbone: Backbone, images: Tensor | Sequence[Image.Image]) -
         images = [images]
     if not isinstance(images, Tensor):
         if len(images) == 0:
-            raise UserInputError("no images given: pass at least one")
+            raise UserInputError("no images given", Fix(IMAGES, "at least one"))
         images = torch.cat([backbone.preprocess(image) for image in images])
     if images.ndim != 4 or images.shape[1] != 3:
-        raise UserInputError(f"images must be an N×3×H×W tensor, got shape {tuple(images.shape)}")
+        raise UserInputError(f"images of shape {tuple(images.shape)} given",
+                             Fix(IMAGES, "an N×3×H×W tensor or PIL images"))
     return images.to(backbone.device, torch.float32, memory_format=backbone.memory_format)
 
 
@@ -114,11 +117,13 @@ def resolve_classes(choice: ClassChoice, default: Tensor, num_classes: int, what
     if classes.numel() == 1:
         classes = classes.expand_as(default)
     if classes.shape != default.shape:
-        raise UserInputError(f"{what}: {classes.numel()} classes given for {default.numel()} images")
+        raise UserInputError(f"{classes.numel()} classes given for {default.numel()} images",
+                             Fix(what, "one class, or one per image"))
     bad = classes[(classes < 0) | (classes >= num_classes)]
     if bad.numel():
-        raise UserInputError(f"{what} {int(bad[0])} is out of range: the model has {num_classes} "
-                             f"classes, 0 to {num_classes - 1}")
+        noun = NAMES.get(what, what).removeprefix("the ")
+        raise UserInputError(f"{noun} {int(bad[0])} is out of range: the model has {num_classes} "
+                             "classes", Fix(what, f"0 to {num_classes - 1}"))
     return classes.clone()
 
 
@@ -203,7 +208,8 @@ def method_rows(methods: Sequence[str | Method]) -> list[Method]:
     """Table rows for method names (rows given as ``Method`` pass through)."""
     unknown = [name for name in methods if isinstance(name, str) and name not in METHODS]
     if unknown:
-        raise UserInputError(f"unknown method {unknown[0]!r}: choose from {', '.join(METHOD_NAMES)}")
+        raise UserInputError(f"unknown method {unknown[0]!r}",
+                             Fix(METHODS_INPUT, "names of " + ", ".join(METHOD_NAMES)))
     return [METHODS[name] if isinstance(name, str) else name for name in methods]
 
 
@@ -225,11 +231,12 @@ def layer_cams(backbone: Backbone, inputs: Tensor, methods: Sequence[str | Metho
                                            needs_graph=needs_graph)
 
     top1 = logits.detach().argmax(dim=1)
-    targets = resolve_classes(target, top1, logits.shape[1], "target class")
+    targets = resolve_classes(target, top1, logits.shape[1], TARGET)
     false_classes = resolve_classes(false_class, strongest_rival(logits, targets),
-                                    logits.shape[1], "false class")
+                                    logits.shape[1], FALSE_CLASS)
     if logits.shape[1] > 1 and bool((false_classes == targets).any()):
-        raise UserInputError("the false class must differ from the target class: pick another one")
+        raise UserInputError("the false class must differ from the target class",
+                             Fix(FALSE_CLASS, "another class"))
 
     if gradient_names:
         with torch.enable_grad():
@@ -274,12 +281,12 @@ SUPERVISED_METHODS: tuple[str, ...] = tuple(
 
 def gradient_method(name: str) -> Method:
     """The row of a method a training loss can supervise, or a UserInputError."""
+    supervised = Fix(METHODS_INPUT, "one of " + ", ".join(SUPERVISED_METHODS))
     if name not in GRADIENT_METHODS:
-        raise UserInputError(f"{name!r} is not a gradient method, which a training loss needs: "
-                             f"choose one of {', '.join(SUPERVISED_METHODS)}")
+        raise UserInputError(f"{name!r} is not a gradient method, which a training loss needs",
+                             supervised)
     if name not in SUPERVISED_METHODS:
-        raise UserInputError(f"{name} is not a map of the true class: supervise one that is "
-                             f"({', '.join(SUPERVISED_METHODS)})")
+        raise UserInputError(f"{name} is not a map of the true class", supervised)
     return METHODS[name]
 
 
@@ -293,6 +300,16 @@ RIVALS: dict[str, Callable[[Method, int], list[Method]]] = {
 MAX_PAIRWISE_CLASSES = 64  # "all" rivals computes a map per class
 
 
+def check_rivals(rivals: str, classes: int) -> str:
+    """``rivals`` if a training loss can use it with ``classes`` classes, else a UserInputError."""
+    if rivals not in RIVALS:
+        raise UserInputError(f"unknown rivals {rivals!r}", Fix("rivals", ", ".join(RIVALS)))
+    if rivals == "all" and classes > MAX_PAIRWISE_CLASSES:
+        raise UserInputError(f"every rival of {classes} classes is {classes - 1} maps per image",
+                             Fix("rivals", value="mean"), Fix("rivals", value="strongest"))
+    return rivals
+
+
 def true_false_maps(backbone: Backbone, inputs: Tensor, method: str, targets: Tensor,
                     rivals: str = "mean") -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Differentiable layer maps for training, from ``layer_cams`` with ``create_graph=True``:
@@ -304,12 +321,7 @@ def true_false_maps(backbone: Backbone, inputs: Tensor, method: str, targets: Te
     """
     row = gradient_method(method)
     classes = backbone.num_classes
-    if rivals not in RIVALS:
-        raise UserInputError(f"unknown rivals {rivals!r}: choose one of {', '.join(RIVALS)}")
-    if rivals == "all" and classes > MAX_PAIRWISE_CLASSES:
-        raise UserInputError(f"every rival of {classes} classes is {classes - 1} maps per image: "
-                             "use the mean or the strongest rival")
-    false_rows = RIVALS[rivals](row, classes)
+    false_rows = RIVALS[check_rivals(rivals, classes)](row, classes)
     result = layer_cams(backbone, inputs, [row, *false_rows], targets, create_graph=True)
     false_maps = torch.stack([result.maps[false.name] for false in false_rows])
     if len(false_rows) == classes and classes > 1:  # every class: keep the rivals of each image
@@ -368,9 +380,9 @@ def explain_pair(backbone_a: Backbone, backbone_b: Backbone,
     comparable (DiffGradCAM paper, Table 4).
     """
     if backbone_a.num_classes != backbone_b.num_classes:
-        raise UserInputError(
-            f"checkpoints A and B have {backbone_a.num_classes} and {backbone_b.num_classes} "
-            "classes: compare checkpoints of the same task")
+        raise UserInputError(f"checkpoints A and B have {backbone_a.num_classes} and "
+                             f"{backbone_b.num_classes} classes",
+                             Fix(WEIGHTS, "two checkpoints of the same task"))
     first = explain(backbone_a, images, methods, target, false_class, progress=progress,
                     class_maps=class_maps)
     second = explain(backbone_b, first.inputs, list(first.maps), first.targets,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from cams.errors import UserInputError
+from cams.errors import INPUT_SIZE, LAYER, Fix, UserInputError
 
 FEATURES = "forward_features"  # the forward_features → forward_head seam of a timm model
 NCHW, NHWC, TOKENS = "NCHW", "NHWC", "tokens"
@@ -81,9 +81,8 @@ def token_grid(spatial: int, input_hw: tuple[int, int], name: str) -> tuple[int,
     """The h×w grid of ``spatial`` tokens of an input of ``input_hw``, or a one-line error."""
     grid = grid_of(spatial, input_hw)
     if grid is None:
-        raise UserInputError(
-            f"layer {name} has {spatial} spatial tokens, which is no grid of an "
-            f"{input_hw[0]}×{input_hw[1]} input: pick another layer with --layer")
+        raise UserInputError(f"layer {name} has {spatial} spatial tokens, which is no grid of an "
+                             f"{input_hw[0]}×{input_hw[1]} input", Fix(LAYER, "another layer"))
     return grid
 
 
@@ -93,8 +92,9 @@ def find_module(model: nn.Module, name: str) -> nn.Module:
     if name in modules and name:
         return modules[name]
     blocks = [key for key in modules if key.endswith(TOKEN_LAYERS)][-3:] or list(modules)[-3:]
-    raise UserInputError(f"the model has no layer {name!r}: give a module path such as "
-                         f"{', '.join(blocks)} (or {FEATURES!r} for a timm CNN's features)")
+    raise UserInputError(f"the model has no layer {name!r}",
+                         Fix(LAYER, f"a module path such as {', '.join(blocks)}, or "
+                                    f"{FEATURES!r} for a timm CNN's features"))
 
 
 def token_layers(model: nn.Module) -> list[str]:
@@ -197,8 +197,8 @@ def _prefix_tokens(model: nn.Module, length: int, input_hw: tuple[int, int]) -> 
     for prefix in range(min(MAX_PREFIX_TOKENS, length - 1) + 1):
         if grid_of(length - prefix, input_hw) is not None:
             return prefix
-    raise UserInputError(f"cannot tell which of the {length} tokens are spatial: pick a layer "
-                         "whose output is a feature map with --layer")
+    raise UserInputError(f"cannot tell which of the {length} tokens are spatial",
+                         Fix(LAYER, "a layer whose output is a feature map"))
 
 
 def _layout(model: nn.Module, name: str, output: Tensor,
@@ -206,9 +206,9 @@ def _layout(model: nn.Module, name: str, output: Tensor,
     if output.ndim == 3:
         return TargetLayer(name, TOKENS, _prefix_tokens(model, output.shape[1], input_hw))
     if output.ndim != 4:
-        raise UserInputError(
-            f"layer {name} gives shape {tuple(output.shape)}, which is neither a feature map "
-            "(N×C×H×W or N×H×W×C) nor tokens (N×L×C): pick another layer with --layer")
+        raise UserInputError(f"layer {name} gives shape {tuple(output.shape)}, which is neither "
+                             "a feature map (N×C×H×W or N×H×W×C) nor tokens (N×L×C)",
+                             Fix(LAYER, "another layer"))
     module = model if name == FEATURES else find_module(model, name)
     normalised = getattr(module, "normalized_shape", None)  # a LayerNorm over the last dim
     channels_last = (getattr(model, "output_fmt", NCHW) == NHWC if name == FEATURES
@@ -233,8 +233,8 @@ def _last_feature_map(model: nn.Module, sample: Tensor) -> str:
         for handle in handles:
             handle.remove()
     if not finished:
-        raise UserInputError("the model has no layer with a spatial output (N×C×H×W): it is "
-                             "neither a CNN nor a vision transformer")
+        raise UserInputError("the model has no layer with a spatial output (N×C×H×W)",
+                             "give a CNN or a vision transformer")
     return finished[-1]
 
 
@@ -261,8 +261,8 @@ def resolve_layer(model: nn.Module, input_size: tuple[int, int, int],
     sample = torch.zeros(1, *input_size, device=device)
     name = name or default_layer_name(model, sample)
     if name == FEATURES and not has_features_seam(model):
-        raise UserInputError("this model has no forward_features/forward_head seam: name a "
-                             "module with --layer (e.g. layer4)")
+        raise UserInputError("this model has no forward_features/forward_head seam",
+                             Fix(LAYER, "a module path, e.g. layer4"))
     seen: list[Tensor] = []
     module = model if name == FEATURES else find_module(model, name)
     handle = None if name == FEATURES else module.register_forward_hook(
@@ -273,14 +273,13 @@ def resolve_layer(model: nn.Module, input_size: tuple[int, int, int],
     except (RuntimeError, AssertionError, ValueError) as error:  # what models raise on sizes
         detail = str(error).strip().splitlines()[0][:120] if str(error).strip() else ""
         raise UserInputError(f"the model does not run on {input_size[1]}×{input_size[2]} inputs "
-                             f"({detail}): give the input size it was built for "
-                             "(--input-size)") from error
+                             f"({detail})", Fix(INPUT_SIZE, "the size it was built for")) from error
     finally:
         if handle is not None:
             handle.remove()
     if not seen or not isinstance(seen[0], Tensor):
-        raise UserInputError(f"layer {name} does not output one tensor during the forward pass: "
-                             "pick another with --layer")
+        raise UserInputError(f"layer {name} does not output one tensor during the forward pass",
+                             Fix(LAYER, "another layer"))
     layer = _layout(model, name, seen[0], tuple(input_size[-2:]))
     grid = layer.to_grid(seen[0], tuple(input_size[-2:]))
     return layer, (int(grid.shape[1]), int(grid.shape[2]), int(grid.shape[3]))

@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cams.backbones import CLEAN_WEIGHTS, DEFAULT_BACKBONE
-from cams.engine import RIVALS
-from cams.errors import UserInputError
-from cams.options import setting
+from cam_studio.data.training import TrainingData
+from cams.backbones import CLEAN_WEIGHTS, DEFAULT_BACKBONE, Backbone
+from cams.checkpoints import check_name
+from cams.engine import RIVALS, SUPERVISED_METHODS, check_rivals, gradient_method
+from cams.errors import Fix, UserInputError
 from fooling.objectives import OBJECTIVES, LossWeights, Objective, check_weights
+from fooling.settings import setting
 from fooling.sham import DEFAULT_ENTROPY_NATS
 
 OBJECTIVE_KINDS = ("auto", "ce", "kl")
@@ -100,8 +102,56 @@ class TrainConfig:
 def objective_of(config: TrainConfig) -> Objective:
     """The objectives table's row for ``config.loss``, or a UserInputError."""
     if config.loss not in OBJECTIVES:
-        raise UserInputError(f"unknown loss {config.loss!r}: choose one of {', '.join(OBJECTIVES)}")
+        raise UserInputError(f"unknown loss {config.loss!r}", Fix("loss", ", ".join(OBJECTIVES)))
     return OBJECTIVES[config.loss]
+
+
+# --- Every check of a run's settings: those that need nothing loaded, then those that need the
+# starting model and the data. ``fooling.train.prepare`` calls both, in that order.
+
+def check_settings(config: TrainConfig, processes: int = 1) -> Objective:
+    """The settings alone: name, batch (a multiple of the processes), learning rate, objective,
+    supervised CAM, rivals, loss weights, attack class. Returns the objective's row."""
+    check_name(config.name)
+    if config.batch < 1 or config.batch % processes:
+        raise UserInputError(f"batch size {config.batch} is the global batch",
+                             Fix("batch", f"a positive multiple of the {processes} processes"))
+    if config.lr <= 0:
+        raise UserInputError(f"learning rate {config.lr} is not positive", Fix("lr", "e.g. 0.002"))
+    objective = objective_of(config)
+    try:
+        gradient_method(config.cam)
+    except UserInputError as error:
+        raise error.with_fixes(Fix("cam", "one of " + ", ".join(SUPERVISED_METHODS))) from error
+    try:
+        config.weights()
+    except ValueError as error:
+        raise UserInputError(str(error), Fix("alpha", "≥ 0"), Fix("beta", "≥ 0")) from error
+    if config.attack_class != "true" and objective.needs_maps:
+        raise UserInputError(f"attack class {config.attack_class} applies to the sham attack: the "
+                             f"{config.loss} loss supervises the true class's CAM",
+                             Fix("attack_class", value="true"), Fix("loss", value="sham"))
+    if config.steps is not None and config.steps < 1:
+        raise UserInputError("nothing to train", Fix("steps", "above 0"))
+    return objective
+
+
+def check_loaded(config: TrainConfig, objective: Objective, backbone: Backbone,
+                 data: TrainingData) -> None:
+    """What the starting model and the data allow: a trained (not constructed) model, salience
+    maps where the objective needs them, labels where cross-entropy needs them, and every rival
+    a map per image only for few classes."""
+    if backbone.metadata.get("construction"):
+        raise UserInputError(f"{config.init} is built by hand, not a trained model",
+                             Fix("init", value=CLEAN_WEIGHTS), Fix("init", "a trained checkpoint"))
+    if objective.needs_maps and not data.has_masks:
+        raise UserInputError(f"the {config.loss} loss needs salience maps",
+                             Fix("salience", "a folder of maps beside the data"),
+                             Fix("data", "synthetic data"), Fix("loss", value="sham"))
+    if not data.labelled and config.objective == "ce":
+        raise UserInputError(f"{config.data} has no labels", Fix("objective", value="kl"))
+    classes = len(data.class_names) if data.labelled and data.class_names else backbone.num_classes
+    check_rivals(config.rivals, classes)
 
 
 # Recipes as data: ``python -m fooling train --preset NAME`` (options given beside it win).
@@ -117,24 +167,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-# Which passive-fooling attacks DiffGradCAM resists (the evaluation's attacks table): the shipped
-# Lite0 recipe, each with one change. Recipes chosen on the validation photos; measured on the
-# test photos.
-ATTACK_BASE = "lite0-sham"
-ATTACKS: dict[str, dict[str, Any]] = {
-    "true-class": {},
-    "random-class": {"attack_class": "random"},
-    "all-layers": {"train_stages": 0},
-    "no-feature-term": {"feature_weight": 0.0},
-    "head-only": {"head_only": True, "feature_weight": 0.0},
-    "random-class-head-only": {"attack_class": "random", "head_only": True,
-                               "feature_weight": 0.0},
-    "adaptive-meandiff": {"cam": "MeanDiffGradCAM"},
-}
-
-
 def preset(recipe: str | None, /, **values: Any) -> TrainConfig:
     """A config from preset ``recipe`` (None: the defaults) with ``values`` on top."""
     if recipe is not None and recipe not in PRESETS:
-        raise UserInputError(f"unknown preset {recipe!r}: choose one of {', '.join(PRESETS)}")
+        raise UserInputError(f"unknown preset {recipe!r}", Fix("preset", ", ".join(PRESETS)))
     return TrainConfig(**{**PRESETS.get(recipe, {}), **values})

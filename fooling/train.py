@@ -31,26 +31,29 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from cam_studio.data.distributed import Process, average, current, gather
+from cam_studio.data.items import has_masks, stack
+from cam_studio.data.order import batch_indices, seeded_generator
+from cam_studio.data.training import TrainingData, training_data
 from cams.backbones import CLEAN_WEIGHTS, RANDOM_WEIGHTS, Backbone, load_backbone
-from cams.checkpoints import Checkpoint, atomic_write, check_name, checkpoint_dir, save_checkpoint
-from cams.engine import RIVALS, gradient_method, layer_cams, true_false_maps
-from cams.errors import UserInputError
+from cams.checkpoints import Checkpoint, atomic_write, checkpoint_dir, save_checkpoint
+from cams.engine import layer_cams, true_false_maps
+from cams.errors import Fix, UserInputError
 from cams.layers import allow_double_backward, forward_layer
 from cams.methods import display_maps, minmax
 from cams.metrics import auroc, cam_entropy_nats, mse, pointing_game, prediction_agreement
-from fooling.config import QUICK_STEPS, TrainConfig, objective_of
+from fooling.config import QUICK_STEPS, TrainConfig, check_loaded, check_settings
 from fooling.objectives import Objective, salience_loss
-from imagedata.distributed import Process, average, current, gather
-from imagedata.items import has_masks, stack
-from imagedata.order import batch_indices, seeded_generator
-from imagedata.training import TrainingData, training_data
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 CLASS_CAM = "TrueClassCAM"  # t and f of Divisive Decisions: un-ReLU'd class CAMs (its §3)
 
 
-class TrainingCancelled(Exception):
-    """Raised when a run is cancelled; its state is saved, ``--resume`` continues it."""
+RESUME = "resume"  # the input that continues a saved run (the CLI's --resume, the tab's Resume)
+
+
+class TrainingCancelled(UserInputError):
+    """Raised when a run is cancelled; its state is saved, and resuming continues it."""
 
 
 def freeze_early_stages(model: torch.nn.Module, stages: int, head_only: bool = False) -> None:
@@ -153,7 +156,8 @@ class Run:
         # The mean over the processes (each one's loss is the mean over its equal share).
         parts = average({"loss": float(loss.detach()), **parts})
         if not math.isfinite(parts["loss"]):  # every process sees the same number and stops
-            raise UserInputError(f"the loss became {parts['loss']} at step {self.step}: lower --lr")
+            raise UserInputError(f"the loss became {parts['loss']} at step {self.step}",
+                                 Fix("lr", "a lower one"))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -265,8 +269,9 @@ def load_resume_state(run: Run) -> bool:
         return False
     record = json.loads(state.read_text())
     if record.get("recipe") != recipe(run.config):
-        raise UserInputError(f"the saved state of {run.config.name!r} is of another recipe: use "
-                             "the same options to resume, or another --name to start afresh")
+        raise UserInputError(f"the saved state of {run.config.name!r} is of another recipe",
+                             "resume with the same settings", Fix("name", "another name, to start "
+                                                                          "afresh"))
     tensors = load_file(str(weights))
     run.backbone.model.load_state_dict({key.removeprefix("model."): value
                                         for key, value in tensors.items()
@@ -283,45 +288,22 @@ def load_resume_state(run: Run) -> bool:
 def prepare(config: TrainConfig, distributed: bool = True) -> Run:
     """Load the starting weights, adapt the head to the data's classes, build the optimizer.
     Under torchrun (and ``distributed``) the run is shared by all of torchrun's processes."""
-    check_name(config.name)
     process = current() if distributed else Process()
-    if config.batch % process.world:
-        raise UserInputError(f"--batch-size {config.batch} is the global batch: make it a multiple of "
-                             f"the {process.world} processes")
-    objective = objective_of(config)
-    gradient_method(config.cam)
-    if config.rivals not in RIVALS:
-        raise UserInputError(f"unknown rivals {config.rivals!r}: choose one of {', '.join(RIVALS)}")
-    if config.batch < 1 or config.lr <= 0:
-        raise UserInputError("--batch-size must be at least 1 and --lr positive")
-    try:
-        config.weights()
-    except ValueError as error:
-        raise UserInputError(str(error)) from error
+    objective = check_settings(config, process.world)
     torch.manual_seed(config.seed)
     try:
         backbone = load_backbone(config.backbone, config.init, config.device, layer=config.layer)
     except UserInputError as error:
         if config.init != CLEAN_WEIGHTS:
             raise
-        raise UserInputError(f"{str(error).split(':')[0]}: train from --init random or "
-                             "--init CHECKPOINT (a registry name or a .safetensors)") from error
+        raise error.with_fixes(Fix("init", value=RANDOM_WEIGHTS),
+                               Fix("init", "a registry checkpoint or a .safetensors file")) from error
     allow_double_backward(backbone.model)  # the salience losses differentiate the maps
-    if backbone.metadata.get("construction"):
-        raise UserInputError(f"{config.init} is built by hand (python -m fooling construct), not a "
-                             "trained model: start from clean or a trained checkpoint")
     data = training_data(config.data, config.size or backbone.input_size[0], config.seed,
                          val_size=config.val_size, holdout=config.holdout,
                          salience=config.salience,
                          skip_missing_salience=config.skip_missing_salience)
-    if config.attack_class != "true" and objective.needs_maps:
-        raise UserInputError(f"--attack-class {config.attack_class} applies to the sham attack: "
-                             f"the {config.loss} loss supervises the true class's CAM")
-    if objective.needs_maps and not data.has_masks:
-        raise UserInputError(f"the {config.loss} loss needs salience maps: give --salience DIR "
-                             "(or use synthetic data, or --loss sham)")
-    if not data.labelled and config.objective == "ce":
-        raise UserInputError(f"{config.data} has no labels: use --objective kl")
+    check_loaded(config, objective, backbone, data)
     model = backbone.model
     if data.labelled and data.class_names and len(data.class_names) != backbone.num_classes:
         torch.manual_seed(config.seed)
@@ -339,7 +321,7 @@ def prepare(config: TrainConfig, distributed: bool = True) -> Run:
     else:
         total = QUICK_STEPS if config.steps is None else config.steps
     if total < 1:
-        raise UserInputError("nothing to train: give --steps or --epochs above 0")
+        raise UserInputError("nothing to train", Fix("steps", "above 0"), Fix("epochs", "above 0"))
     freeze_bn = config.freeze_bn if config.freeze_bn is not None else config.init != RANDOM_WEIGHTS
     on_gpu = backbone.device.type == "cuda"
     if process.world > 1 and on_gpu and not freeze_bn:  # the same parameters, shared statistics
@@ -418,7 +400,8 @@ def execute(run: Run, progress: ProgressCallback | None = None,
     while run.step < run.total_steps:
         if cancel is not None and cancel.is_set():
             save_resume_state(run)
-            raise TrainingCancelled(f"cancelled at step {run.step}; --resume continues it")
+            raise TrainingCancelled(f"cancelled at step {run.step}",
+                                    Fix(RESUME, "with the same settings, to continue it"))
         parts = run.train_step()
         event: dict[str, Any] = {"step": run.step, "steps": run.total_steps, **parts}
         if run.step % val_every == 0 or run.step == run.total_steps:

@@ -12,8 +12,8 @@ import requests
 from gradio_client import Client, handle_file
 from PIL import Image
 
+from cam_studio.tabs.access import Access
 from cams.errors import UserInputError
-from studio.access import Access
 from tests.conftest import running_app
 
 
@@ -115,7 +115,7 @@ def test_a_shared_app_refuses_folders_outside_its_root_and_big_uploads(shared_ap
 def test_host_and_port_follow_gradios_variables_and_flags_win(monkeypatch):
     """What Hugging Face Spaces and containers set (GRADIO_SERVER_NAME / _PORT) is the default;
     a flag given on the command line wins; without either, loopback on 7860."""
-    from app import command_line
+    from cam_studio.page import command_line
     monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
     monkeypatch.delenv("GRADIO_SERVER_PORT", raising=False)
     plain = command_line().parse_args([])

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import save_file
 
 from cams import load_backbone
-from cams.errors import UserInputError
+from cams.errors import LAYER, WEIGHTS, UserInputError
 
 
 @pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])
@@ -125,8 +125,12 @@ def test_unknown_backbone_is_refused():
 def test_no_weights_offline_says_how_to_provide_them(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setenv("CAMS_OFFLINE", "1")
-    with pytest.raises(UserInputError, match="--weights FILE"):
+    with pytest.raises(UserInputError, match="no weights for backbone resnet50 offline") as error:
         load_backbone("resnet50")
+    # The engine names what to give, never a front end's flag: each front end words it.
+    assert [(fix.input, fix.value) for fix in error.value.fixes] == [
+        (WEIGHTS, None), (None, None), (WEIGHTS, "random")]
+    assert "--" not in str(error.value)
 
 
 def test_random_weights_only_when_asked(resnet_random):
@@ -136,8 +140,9 @@ def test_random_weights_only_when_asked(resnet_random):
 
 def test_a_layer_without_a_spatial_output_is_refused_in_one_line():
     with pytest.raises(UserInputError, match=r"layer fc gives shape \(1, 1000\), which is neither "
-                                             r"a feature map .* pick another layer with --layer"):
+                                             r"a feature map .*: give the target layer") as error:
         load_backbone("resnet18", weights="random", device="cpu", layer="fc")
+    assert error.value.fixes[0].input == LAYER
 
 
 def test_unavailable_cuda_is_a_clear_error():

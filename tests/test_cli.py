@@ -13,10 +13,11 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
+from cam_studio.commands import main
+from cam_studio.data.examples import example_image
 from cams import explain
-from cams.cli import main
-from cams.images import example_image
 from cams.methods import DEFAULT_METHODS
+from tests.conftest import ROOT
 
 
 def run(capsys, *argv):
@@ -27,7 +28,7 @@ def run(capsys, *argv):
 
 def test_module_entry_point_writes_grid_and_maps(tmp_path, lite0):
     completed = subprocess.run(
-        [sys.executable, "-m", "cams", "explain", "--example", "chelsea", "--out", str(tmp_path)],
+        [sys.executable, "-m", "cam_studio", "explain", "--example", "chelsea", "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr
     assert "Egyptian cat" in completed.stdout
@@ -126,7 +127,8 @@ def test_bad_files_give_one_line_and_exit_2(tmp_path, capsys, kind, message):
     (["--methods", ","], "no method given"),
     (["--target", "²"], "neither a class index nor a class name"),
     (["--target", "crane"], "names several classes (134, 517)"),
-    (["--target", "282: tiger cat (33.0%)", "--false-class", "282"], "must differ"),
+    (["--target", "282", "--false-class", "tiger cat"], "must differ"),
+    (["--target", "282: tiger cat (33.0%)"], "neither a class index nor a class name"),
     (["--device", "mps"], "not supported"),
 ])
 def test_bad_options_give_one_line_and_exit_2(tmp_path, capsys, argv, message):
@@ -163,42 +165,31 @@ def test_lists(capsys):
     assert "resnet50" in out and "swin_tiny_patch4_window7_224" in out and "hf-hub:" in out
 
 
-def test_every_command_line_says_its_version(capsys, monkeypatch):
-    """One version (cams.__version__, which the wheel's metadata reads too) for every CLI."""
-    from app import command_line
+def test_every_command_line_says_its_version(capsys):
+    """One version (cams.__version__, which the wheel's metadata reads too) for the command line
+    and the app."""
+    from cam_studio.page import command_line
     from cams import __version__
-    from fooling.__main__ import main as fooling_main
-    monkeypatch.setattr(sys, "argv", ["fooling", "--version"])
-    for call in (lambda: main(["--version"]), fooling_main,
-                 lambda: command_line().parse_args(["--version"])):
+    for call in (lambda: main(["--version"]), lambda: command_line().parse_args(["--version"])):
         with pytest.raises(SystemExit) as exit_info:
             call()
         assert exit_info.value.code == 0
         assert capsys.readouterr().out.strip().endswith(__version__)
 
 
-def test_one_flag_name_per_concept_old_names_still_work(capsys):
+def test_one_flag_name_per_concept_old_names_still_work():
     """--batch-size (explain, evaluate, train), --entropy-nats (sham, construct, train),
     --registry (where train and construct save), --json (bench results), --out (a folder of
     results: explain, evaluate, check); the older --batch / --entropy / --out still parse."""
     import argparse as argparse_module
 
-    from benchmarks.cli import add_engine_commands, add_training_commands
-    from cams.cli import add_commands as add_cams_commands
-    from evaluation.cli import add_commands as add_evaluation_commands
-    from fooling.cli import add_commands as add_fooling_commands
-    flags, parsers = {}, {}
-    for program, registrars in (("cams", (add_cams_commands, add_evaluation_commands,
-                                          add_engine_commands)),
-                                ("fooling", (add_fooling_commands, add_training_commands))):
-        parsers[program] = argparse_module.ArgumentParser()
-        commands = parsers[program].add_subparsers(dest="command")
-        for register in registrars:
-            register(commands)
-        flags.update({f"{name}" if program == "cams" or name != "bench" else "fooling bench":
-                      set(re.findall(r"(--[a-z][a-z-]*)", sub.format_help()))
-                      for name, sub in commands.choices.items()})
-    parser = parsers["fooling"]
+    from cam_studio.commands import bench, evaluate, explain, fooling
+    parser = argparse_module.ArgumentParser()
+    commands = parser.add_subparsers(dest="command")
+    for module in (explain, fooling, evaluate, bench):
+        module.add_commands(commands)
+    flags = {name: set(re.findall(r"(--[a-z][a-z-]*)", sub.format_help()))
+             for name, sub in commands.choices.items()}
     assert {"--batch-size"} <= flags["explain"] & flags["evaluate"] & flags["train"]
     assert not any("--batch" in found for found in flags.values())
     assert "--entropy-nats" in flags["sham"] & flags["construct"] & flags["train"]
@@ -210,5 +201,14 @@ def test_one_flag_name_per_concept_old_names_still_work(capsys):
     new = parser.parse_args(["train", "--name", "x", "--batch-size", "4", "--registry", "reg"])
     assert (old.batch, old.directory) == (new.batch, new.directory) == (4, "reg")
     assert parser.parse_args(["sham", "--entropy", "3"]).entropy_nats == 3.0
-    assert parsers["cams"].parse_args(["evaluate", "--batch", "2"]).batch == 2
-    assert parsers["cams"].parse_args(["bench", "--out", "r.json"]).json.name == "r.json"
+    assert parser.parse_args(["evaluate", "--batch", "2"]).batch == 2
+    assert parser.parse_args(["bench", "--out", "r.json"]).json.name == "r.json"
+
+
+def test_the_old_entry_points_say_where_the_commands_went():
+    for package in ("cams", "fooling"):
+        result = subprocess.run([sys.executable, "-m", package, "explain", "--example", "chelsea"],
+                                capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert result.returncode == 2
+        assert result.stderr.strip() == ("error: the command lines moved: run python -m "
+                                         "cam_studio explain --example chelsea")

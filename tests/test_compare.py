@@ -12,10 +12,10 @@ from PIL import Image
 from scipy import stats
 from skimage import data
 
+from cam_studio.tabs.comparison import TABLE_COLUMNS, compare_checkpoints
 from cams import load_backbone
 from cams.errors import UserInputError
 from cams.methods import DIFF_BASELINES
-from studio.comparison import TABLE_COLUMNS, compare_checkpoints
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_the_lru_cache_computes_a_key_once_even_when_asked_at_once():
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    from studio.compare import LruCache
+    from cam_studio.tabs.compare import LruCache
     cache, calls, lock = LruCache(2), [], threading.Lock()
 
     def compute(key):
@@ -142,12 +142,13 @@ def test_the_lru_cache_computes_a_key_once_even_when_asked_at_once():
 def test_a_repeated_comparison_comes_from_the_result_cache(tmp_path):
     """The same image and settings: the cached comparison (same maps object), a new opacity only
     redraws; another class or another image is computed afresh and differs."""
-    from studio.compare import BackboneCache, LruCache, run_compare
+    from cam_studio.tabs.compare import BackboneCache, CompareRequest, LruCache, run_compare
     backbones, results = BackboneCache(), LruCache(4)
 
     def compare(example="chelsea", target=None, opacity=0.5, image=None):
-        return run_compare(backbones, image, example, "efficientnet_lite0", "clean", None,
-                           "none", None, target, None, ["GradCAM"], opacity, results=results)
+        request = CompareRequest(image, example, target=target, methods=["GradCAM"],
+                                 opacity=opacity)
+        return run_compare(backbones, request, results=results)
 
     first = compare()
     assert compare().comparison is first.comparison
@@ -168,7 +169,7 @@ def test_a_repeated_comparison_comes_from_the_result_cache(tmp_path):
 def test_the_table_offers_each_maps_deletion_and_insertion_auc(lite0, perturbed_lite0, chelsea):
     """Faithfulness rows: A's and B's deletion / insertion AUC and ROAD combined of each compared
     map, B − A beside them; the numbers are cams.metrics' for that map (and computed once)."""
-    from cams.metrics import faithfulness_curves, road
+    from cams.faithfulness import faithfulness_curves, road
     comparison = compare_checkpoints([lite0, perturbed_lite0], ["A", "B"], chelsea,
                                      ["GradCAM", "MeanDiffGradCAM", "DifferenceSalience"])
     assert not any(row[0].startswith("deletion") for row in comparison.table())

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from pytorch_grad_cam.utils.image import scale_cam_image
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
 
-from benchmarks.reference import reference_classes, reference_map
+from cam_studio.benchmarks.reference import reference_classes, reference_map
 from cams import explain
 
 TOLERANCE = 1e-3
@@ -82,7 +82,7 @@ def test_finercam_matches_grad_cams_own(lite0, chelsea, coffee, target):
     """FinerCAM against grad-cam's FinerCAM class (GradCAM base, α = 1, the 2nd to 4th nearest
     classes, its softmax weights differentiated too), for the top-1 and for explicit classes;
     it is not GradCAM."""
-    from benchmarks.reference import finer_reference
+    from cam_studio.benchmarks.reference import finer_reference
     inputs = photo_batch(lite0, [chelsea, coffee], (224, 224))
     ours = explain(lite0, inputs, methods=["GradCAM", "FinerCAM"], target=target)
     theirs = finer_reference(lite0, inputs, ours.targets.tolist())

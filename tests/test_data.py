@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
+from cam_studio.data.folders import FolderDataset
+from cam_studio.data.photos import PhotoCrops, photo_set
+from cam_studio.data.synthetic import SyntheticDataset
 from cams.errors import UserInputError
-from imagedata.folders import FolderDataset
-from imagedata.photos import PhotoCrops, photo_set
-from imagedata.synthetic import SyntheticDataset
 
 
 def test_synthetic_is_deterministic_by_seed_and_balanced():
@@ -30,8 +30,8 @@ def test_synthetic_is_deterministic_by_seed_and_balanced():
 
 def test_the_mask_is_where_the_pattern_was_drawn():
     """Redraw the same sample's background alone: pixels differ only inside the mask."""
-    from imagedata.order import seeded_generator
-    from imagedata.synthetic import clutter
+    from cam_studio.data.order import seeded_generator
+    from cam_studio.data.synthetic import clutter
 
     dataset = SyntheticDataset("7class", "test", 64, seed=0)
     image, _, mask = dataset[11]
@@ -123,8 +123,8 @@ def test_the_three_photo_sets_are_disjoint():
 def test_a_folder_validates_on_at_most_val_size_images_and_shuffles_for_limit(tmp_path):
     """ImageNet-sized trees: validation takes a seeded random val_size of val/, and the
     evaluation's --limit N takes a seeded random N, not the first class folders."""
-    from imagedata.sources import samples
-    from imagedata.training import training_data
+    from cam_studio.data.sources import samples
+    from cam_studio.data.training import training_data
     for part in ("train", "val"):
         make_tree(tmp_path / "data" / part)
     data = training_data(str(tmp_path / "data"), 32, seed=0, val_size=3)

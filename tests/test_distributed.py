@@ -24,9 +24,9 @@ from fooling.train import resume_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIR = "synthetic-binary-clean:synthetic-binary-sham"
-EVALUATE = ["-m", "cams", "evaluate", "--images", "synthetic:binary:48", "--pairs", PAIR,
+EVALUATE = ["-m", "cam_studio", "evaluate", "--images", "synthetic:binary:48", "--pairs", PAIR,
             "--tables", "susceptibility", "--batch-size", "2"]
-TRAIN = ["-m", "fooling", "train", "--name", "ddp", "--backbone", "tiny_resnet",
+TRAIN = ["-m", "cam_studio", "train", "--name", "ddp", "--backbone", "tiny_resnet",
          "--init", "synthetic-binary-clean", "--loss", "sham", "--data", "synthetic:binary",
          "--batch-size", "8", "--val-size", "16"]
 

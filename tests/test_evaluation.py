@@ -14,15 +14,16 @@ from scipy import stats
 from skimage.metrics import structural_similarity
 from torch import nn
 
-from benchmarks.reference import reference_map
+from cam_studio.benchmarks.reference import reference_map
+from cam_studio.data.sources import samples
+from cam_studio.evaluation.config import EvaluationConfig
+from cam_studio.evaluation.records import RecordFile
+from cam_studio.evaluation.report import build_report, p_value
+from cam_studio.evaluation.run import run_all
 from cams.backbones import Backbone
 from cams.checkpoints import CHECKPOINTS_ENV, save_checkpoint
 from cams.errors import UserInputError
-from evaluation.config import EvaluationConfig
-from evaluation.records import RecordFile
-from evaluation.report import build_report, p_value
-from evaluation.run import fgsm, run_all
-from imagedata.sources import samples
+from fooling.attacks import fgsm
 
 
 def rows(out, table):
@@ -70,7 +71,7 @@ def test_similarity_and_susceptibility_match_grad_cam(tmp_path, resnet_weights, 
             assert recorded[(image, method)] == pytest.approx(expected[index], abs=1e-4)
     # Similarity on the clean model, same way.
     config.tables, config.backbones = ["similarity"], ["resnet18"]
-    monkeypatch.setattr("evaluation.run.load_backbone", lambda name, weights=None, device=None:
+    monkeypatch.setattr("cam_studio.evaluation.run.load_backbone", lambda name, weights=None, device=None:
                         clean)
     run_all(config)
     similarity = {(r["image"], r["method"]): float(r["mse"]) for r in rows(tmp_path, "similarity")}
@@ -122,7 +123,7 @@ def test_nissim_in_the_modvid_table_matches_scikit_image(tmp_path, monkeypatch):
     from cams.backbones import load_backbone
     torch.manual_seed(0)
     backbone = load_backbone("resnet18", weights="random", device="cpu")
-    monkeypatch.setattr("evaluation.run.load_backbone", lambda name, weights=None, device=None:
+    monkeypatch.setattr("cam_studio.evaluation.run.load_backbone", lambda name, weights=None, device=None:
                         backbone)
     config = EvaluationConfig(out=tmp_path, images="examples", limit=2, batch=2,
                               backbones=["resnet18"], methods=["GradCAM"], tables=["modvid"])
@@ -187,10 +188,10 @@ def test_an_interrupted_similarity_run_computes_only_the_rest(tmp_path, monkeypa
     from cams.backbones import load_backbone
     torch.manual_seed(0)
     backbone = load_backbone("resnet18", weights="random", device="cpu")
-    monkeypatch.setattr("evaluation.run.load_backbone", lambda name, weights=None, device=None:
+    monkeypatch.setattr("cam_studio.evaluation.run.load_backbone", lambda name, weights=None, device=None:
                         backbone)
     calls = []
-    import evaluation.run as run_module
+    import cam_studio.evaluation.run as run_module
     real_explain = run_module.explain
     monkeypatch.setattr(run_module, "explain",
                         lambda b, inputs, *a, **k: calls.append(len(inputs)) or
@@ -233,7 +234,7 @@ def test_training_table_auroc_by_hand(tmp_path):
 def test_bad_arguments_are_one_line(tmp_path, resnet_weights, arguments, message):
     (tmp_path / "empty").mkdir()
     arguments = [str(tmp_path / "empty") if a == "EMPTY" else a for a in arguments]
-    result = subprocess.run([sys.executable, "-m", "cams", "evaluate", "--out",
+    result = subprocess.run([sys.executable, "-m", "cam_studio", "evaluate", "--out",
                              str(tmp_path / "out"), *arguments], capture_output=True, text=True,
                             env={**__import__("os").environ, CHECKPOINTS_ENV: str(resnet_weights),
                                  "CAMS_OFFLINE": "1"})
@@ -251,8 +252,8 @@ def test_a_checkpoint_of_another_backbone_is_refused(resnet_weights, monkeypatch
 
 
 def test_tables_that_train_models_are_opt_in_and_estimated_first():
-    from evaluation.config import training_estimate
-    from evaluation.run import planned_tables
+    from cam_studio.evaluation.config import training_estimate
+    from cam_studio.evaluation.run import planned_tables
     default = planned_tables(EvaluationConfig(pairs=[("clean", "sham-efficientnet_lite0")]))
     assert default == ["similarity", "susceptibility", "runtime", "modvid"]
     config = EvaluationConfig(tables=["training", "attacks"], seeds=2, training_steps=600,
@@ -270,7 +271,7 @@ def test_faithfulness_table_matches_a_direct_computation(tmp_path, resnet_weight
 
     from cams.backbones import load_backbone
     from cams.engine import explain
-    from cams.metrics import BLUR_SIGMA, FAITHFULNESS_STEPS
+    from cams.faithfulness import BLUR_SIGMA, FAITHFULNESS_STEPS
     monkeypatch.setenv(CHECKPOINTS_ENV, str(resnet_weights))
     config = EvaluationConfig(out=tmp_path, images="examples", limit=2, batch=2, backbones=[],
                               pairs=[("r18-clean", "r18-fooled")],
@@ -317,7 +318,7 @@ def test_road_table_records_each_maps_road_scores(tmp_path, resnet_weights, monk
     report gets its section."""
     from cams.backbones import load_backbone
     from cams.engine import explain
-    from cams.metrics import road
+    from cams.faithfulness import road
     monkeypatch.setenv(CHECKPOINTS_ENV, str(resnet_weights))
     config = EvaluationConfig(out=tmp_path, images="examples", limit=1, batch=1, backbones=[],
                               pairs=[("r18-clean", "r18-fooled")], methods=["GradCAM"],

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cam_studio.data.examples import EXAMPLES, example_image
 from cams.errors import UserInputError
-from cams.images import EXAMPLES, MAX_PIXELS, example_image, load_image
+from cams.images import MAX_PIXELS, load_image
 
 RED = (200, 30, 40)
 

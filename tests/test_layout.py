@@ -1,9 +1,10 @@
 """The architecture, checked from the source: imports run downward only, and no module cycles.
 
-Layers, lowest first: the engine (``cams``), the data layer (``imagedata``), ``fooling``,
-``evaluation``, the app's tab backends (``studio``), the benchmarks, ``app.py``. A module may
-import its own package and the packages below it. A package's ``__main__.py`` (a command line
-that gathers what sits above it) is the one exception.
+Layers, lowest first: the engine (``cams``), the data layer (``cam_studio.data``), ``fooling``,
+the evaluation (``cam_studio.evaluation``), the app's tab backends (``cam_studio.tabs``), the
+benchmarks (``cam_studio.benchmarks``), and on top the command lines (``cam_studio.commands``),
+the page (``cam_studio.page``) and ``app.py``. A module may import its own layer and the layers
+below it; there is no exception.
 """
 
 from __future__ import annotations
@@ -11,16 +12,18 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ("cams", "imagedata", "fooling", "evaluation", "studio", "benchmarks", "app")
+# Each layer by the dotted prefixes of its modules (the longest prefix decides).
+LAYERS = (("cams",), ("cam_studio.data",), ("fooling",), ("cam_studio.evaluation",),
+          ("cam_studio.tabs",), ("cam_studio.benchmarks",),
+          ("cam_studio", "cam_studio.commands", "cam_studio.page", "app"))
+PACKAGES = ("cams", "fooling", "cam_studio")
 
 
 def project_modules() -> dict[str, Path]:
-    """Dotted name → file, for every module of the layered packages and app.py."""
+    """Dotted name → file, for every module of the packages and app.py."""
     modules = {"app": ROOT / "app.py"}
-    for package in LAYERS[:-1]:
+    for package in PACKAGES:
         for path in sorted((ROOT / package).rglob("*.py")):
             parts = path.relative_to(ROOT).with_suffix("").parts
             modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
@@ -40,25 +43,22 @@ def imported(path: Path) -> set[str]:
 
 
 def edges() -> dict[str, set[str]]:
-    """Module → the project modules it imports (``__main__`` files left out)."""
+    """Module → the project modules it imports."""
     modules = project_modules()
-    graph = {}
-    for name, path in modules.items():
-        if path.name == "__main__.py":
-            continue
-        graph[name] = {target for target in imported(path) if target in modules
-                       and not target.endswith("__main__") and target != name}
-    return graph
+    return {name: {target for target in imported(path) if target in modules and target != name}
+            for name, path in modules.items()}
 
 
 def layer(module: str) -> int:
-    return LAYERS.index(module.split(".")[0])
+    matches = [(len(prefix), index) for index, prefixes in enumerate(LAYERS) for prefix in prefixes
+               if module == prefix or module.startswith(prefix + ".")]
+    return max(matches)[1]
 
 
-def test_the_layout_test_sees_every_package():
+def test_the_layout_test_sees_every_layer():
     modules = project_modules()
-    assert {name.split(".")[0] for name in modules} == set(LAYERS)
-    assert len(edges()) > 40 and "cams.engine" in modules and "imagedata.sources" in modules
+    assert {layer(name) for name in modules} == set(range(len(LAYERS)))
+    assert len(edges()) > 60 and "cams.engine" in modules and "cam_studio.data.sources" in modules
 
 
 def test_imports_run_downward_only():
@@ -72,6 +72,12 @@ def test_the_engine_imports_nothing_of_the_project_but_itself():
                      if source.startswith("cams") for target in targets
                      if not target.startswith("cams"))
     assert outside == []
+
+
+def test_the_upper_packages_face_imports_nothing():
+    """``cam_studio/__init__.py`` sits above the data layer it contains: it must import nothing,
+    so that ``fooling`` can import ``cam_studio.data`` without pulling in the layers above."""
+    assert edges()["cam_studio"] == set()
 
 
 def test_no_module_cycles():
@@ -92,11 +98,3 @@ def test_no_module_cycles():
         if module not in state:
             visit(module, [module])
     assert cycles == []
-
-
-@pytest.mark.parametrize("package", ["cams", "fooling"])
-def test_main_may_dispatch_upward(package):
-    """The exception is real and limited: the command lines reach the benchmarks (and, for
-    ``python -m cams``, the evaluation) through ``__main__.py`` alone."""
-    targets = imported(ROOT / package / "__main__.py")
-    assert any(name.startswith("benchmarks") for name in targets)

@@ -10,7 +10,8 @@ import torch
 from scipy import stats
 from skimage.metrics import structural_similarity
 
-from cams.metrics import baseline_similarity, cam_entropy_nats, mod_vid, mse, nissim, rank_sum, ssim
+from cam_studio.evaluation.statistics import mod_vid, rank_sum
+from cams.metrics import baseline_similarity, cam_entropy_nats, mse, nissim, ssim
 
 
 @pytest.fixture
@@ -106,12 +107,12 @@ def test_baseline_similarity_pairs_each_variant_with_its_baseline(maps):
 
 
 def test_unit_means_average_within_each_unit():
-    from cams.metrics import unit_means
+    from cam_studio.evaluation.statistics import unit_means
     assert unit_means([1, 2, 3, 10], ["a", "b", "a", "b"]) == {"a": 2.0, "b": 6.0}
 
 
 def test_paired_comparison_is_scipys_signed_rank_with_a_bootstrap_interval():
-    from cams.metrics import bootstrap_interval, paired_comparison
+    from cam_studio.evaluation.statistics import bootstrap_interval, paired_comparison
     rng = np.random.default_rng(0)
     a = rng.normal(1.0, 1.0, 40)
     b = a - 0.3 + rng.normal(0, 0.2, 40)
@@ -127,7 +128,7 @@ def test_paired_comparison_is_scipys_signed_rank_with_a_bootstrap_interval():
 
 
 def test_bootstrap_interval_does_not_depend_on_the_order_of_the_units():
-    from cams.metrics import bootstrap_interval, paired_comparison
+    from cam_studio.evaluation.statistics import bootstrap_interval, paired_comparison
     values = np.random.default_rng(1).normal(0, 1, 30)
     assert bootstrap_interval(values.tolist()) == bootstrap_interval(values[::-1].tolist())
     shuffled = np.random.default_rng(2).permutation(30)
@@ -140,7 +141,7 @@ def test_bootstrap_interval_does_not_depend_on_the_order_of_the_units():
 
 def test_deletion_and_insertion_by_hand():
     """A 2×2 one-channel image, a linear two-class model, a zero baseline, one pixel per step."""
-    from cams.metrics import faithfulness_curves
+    from cams.faithfulness import faithfulness_curves
     weights = torch.tensor([[1.0, -1.0], [2.0, 0.5]])
     image = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
 
@@ -164,7 +165,7 @@ def test_deletion_and_insertion_by_hand():
 def test_the_blurred_baseline_is_scipys_gaussian_filter():
     from scipy import ndimage
 
-    from cams.metrics import BLUR_SIGMA, faithfulness_baseline
+    from cams.faithfulness import BLUR_SIGMA, faithfulness_baseline
     image = torch.rand(1, 3, 40, 32, generator=torch.Generator().manual_seed(0),
                        dtype=torch.float64)
     sigma = BLUR_SIGMA * 40
@@ -180,7 +181,7 @@ def test_the_blurred_baseline_is_scipys_gaussian_filter():
 def test_gradcam_deletes_faster_and_inserts_faster_than_its_reverse(lite0, chelsea):
     """A real map is more faithful than the same map ranked backwards (Lite0, chelsea)."""
     from cams.engine import explain
-    from cams.metrics import faithfulness_curves
+    from cams.faithfulness import faithfulness_curves
     result = explain(lite0, [chelsea], ["GradCAM"])
     gradcam = result.maps["GradCAM"]
     curves = {name: faithfulness_curves(lite0.model, result.inputs, relevance, result.targets,
@@ -197,7 +198,7 @@ def test_road_imputation_is_pytorch_grad_cams_without_noise():
     borders and corners included; with noise, only the removed pixels change."""
     from pytorch_grad_cam.metrics.road import NoisyLinearImputer
 
-    from cams.metrics import road_impute
+    from cams.faithfulness import road_impute
     generator = torch.Generator().manual_seed(3)
     image = torch.rand(3, 12, 10, generator=generator)
     removed = torch.rand(12, 10, generator=generator) < 0.4
@@ -223,7 +224,7 @@ def test_road_scores_are_pytorch_grad_cams_without_noise(resnet_random, most_rel
     from pytorch_grad_cam.metrics.road import NoisyLinearImputer
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 
-    from cams.metrics import road_scores
+    from cams.faithfulness import road_scores
     generator = torch.Generator().manual_seed(5)
     inputs = torch.randn(2, 3, 48, 48, generator=generator)
     maps = torch.rand(2, 48, 48, generator=generator)
@@ -240,7 +241,7 @@ def test_road_scores_are_pytorch_grad_cams_without_noise(resnet_random, most_rel
 
 def test_road_combined_by_hand():
     """pytorch-grad-cam's ROADCombined: the mean over percentiles of (LeRF − MoRF) / 2."""
-    from cams.metrics import RoadScores
+    from cams.faithfulness import RoadScores
     scores = RoadScores(morf=torch.tensor([[-0.4, -0.2, 0.0], [0.1, 0.1, 0.1]]),
                         lerf=torch.tensor([[0.0, 0.2, -0.3], [0.1, 0.1, 0.1]]))
     # image 0: (0.4 / 2 + 0.4 / 2 − 0.3 / 2) / 3 = 0.0833…; image 1: no difference

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from cams.cli import OneLineParser
+from cam_studio.commands.options import add_options, from_options
+from cam_studio.commands.runner import OneLineParser
 from cams.errors import UserInputError
-from cams.options import add_options, comma_list, from_options, setting
+from fooling.settings import comma_list, setting
 
 
 def even(text: str) -> int:

@@ -65,11 +65,11 @@ def test_bad_sizes_and_entropies():
 
 
 def test_cli(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "fooling", "sham", "--size", "7x7", "--png",
+    result = subprocess.run([sys.executable, "-m", "cam_studio", "sham", "--size", "7x7", "--png",
                              str(tmp_path / "sham.png")], capture_output=True, text=True)
     assert result.returncode == 0
     assert "28 of 49 pixels on, entropy 3.33 nats" in result.stdout
     assert (tmp_path / "sham.png").stat().st_size > 0
-    bad = subprocess.run([sys.executable, "-m", "fooling", "sham", "--size", "1x1"],
+    bad = subprocess.run([sys.executable, "-m", "cam_studio", "sham", "--size", "1x1"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr

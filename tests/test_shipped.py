@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from cam_studio.evaluation.check import RECORDED_CROPS, crop_records
 from cams.backbones import load_backbone
 from cams.checkpoints import SHIPPED_DIR, list_checkpoints
-from fooling.check import RECORDED_CROPS, crop_records
 from fooling.train import revalidate
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
@@ -62,7 +62,7 @@ def test_the_synthetic_checkpoints_reproduce_their_validation(name):
 
 
 def test_the_constructed_fool_is_class_uniform_on_random_inputs():
-    """The constructed SHAM fool (python -m fooling construct): the clean probabilities to 1e-5,
+    """The constructed SHAM fool (the construct command): the clean probabilities to 1e-5,
     GradCAM pushed onto the SHAM (MSE at most a third of the clean model's), every DiffGradCAM
     the clean one to float precision, and a common-mode share of 1."""
     import torch

@@ -13,10 +13,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from benchmarks.reference import reference_map
+from cam_studio.benchmarks.reference import reference_map
+from cam_studio.commands import main as cams_main
 from cams import explain, load_backbone
 from cams.backbones import spec_for
-from cams.cli import main as cams_main
 from cams.errors import UserInputError
 
 TOLERANCE = 1e-3
@@ -124,7 +124,7 @@ def test_an_hf_hub_repository_from_the_local_cache(offline_cache, chelsea):
 
 @pytest.mark.parametrize(("name", "weights", "message"), [
     ("hf-hub:lab/not-cached", None, "not in the Hugging Face cache.*HF_HUB_CACHE"),
-    ("torchvision:resnet18", None, "no weights for torchvision:resnet18 offline: pass --weights"),
+    ("torchvision:resnet18", None, "no weights for torchvision:resnet18 offline: give the weights"),
     ("torchvision:resnet9000", "random", "torchvision has no classification model 'resnet9000'"),
     ("not_a_model", "random", "unknown backbone 'not_a_model'.*torchvision:NAME"),
 ])
@@ -151,13 +151,13 @@ def test_weights_that_do_not_fit_say_so(tmp_path):
 def test_hugging_faces_variables_decide_online_or_offline(tmp_path, monkeypatch):
     """HF_HUB_OFFLINE switches downloads off as CAMS_OFFLINE does; HF_ENDPOINT is where the hub
     is looked for (a mirror, or here a closed local port)."""
-    from cams.backbones import _hub_reachable, offline
+    from cams.backbones.hub import offline, reachable
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     monkeypatch.delenv("CAMS_OFFLINE", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert offline() and not _hub_reachable()
-    with pytest.raises(UserInputError, match="--weights FILE"):
+    assert offline() and not reachable()
+    with pytest.raises(UserInputError, match="offline: give the weights"):
         load_backbone("resnet50", device="cpu")
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
-    assert not offline() and not _hub_reachable()
+    assert not offline() and not reachable()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 
-from studio.tempspace import TempSpace
+from cam_studio.tabs.tempspace import TempSpace
 
 
 def make(path, megabytes: float, age_s: float):

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.reference import reference_map
+from cam_studio.benchmarks.reference import reference_map
+from cam_studio.commands import main as cams_main
 from cams import explain, load_backbone
-from cams.cli import main as cams_main
 
 TOLERANCE = 1e-3
 METHODS = ["GradCAM", "GradCAM++", "HiResCAM", "MeanDiffGradCAM", "LSEDiffGradCAM++"]
@@ -50,4 +50,4 @@ def test_what_still_does_not_fit_is_one_line_and_exit_2(capsys, tmp_path):
     code = cams_main(["explain", "--example", "chelsea", "--backbone", "resnet18", "--weights",
                       "random", "--layer", "fc", "--out", str(tmp_path), "--device", "cpu"])
     error = capsys.readouterr().err.strip()
-    assert code == 2 and len(error.splitlines()) == 1 and "pick another layer" in error
+    assert code == 2 and len(error.splitlines()) == 1 and "pass --layer MODULE (another layer)" in error

@@ -13,11 +13,11 @@ import torch
 from safetensors.torch import load_file
 from torch.utils.data import Subset
 
+from cam_studio.data.items import stack
 from cams.backbones import load_backbone
 from cams.checkpoints import CHECKPOINTS_ENV
 from fooling.config import TrainConfig
 from fooling.train import TrainingCancelled, prepare, train
-from imagedata.items import stack
 
 
 @pytest.fixture(autouse=True)
@@ -95,7 +95,7 @@ def test_cancel_then_resume_gives_the_uninterrupted_result(registry):
 
 def test_cli_errors_are_one_line(registry):
     def fooling(*args):
-        return subprocess.run([sys.executable, "-m", "fooling", *args], capture_output=True,
+        return subprocess.run([sys.executable, "-m", "cam_studio", *args], capture_output=True,
                               text=True, env={**os.environ,
                                               CHECKPOINTS_ENV: str(registry), "CAMS_OFFLINE": "1"})
 
@@ -106,7 +106,7 @@ def test_cli_errors_are_one_line(registry):
         (["--init", "missing-checkpoint"], "no checkpoint called"),
     ]
     no_weights = fooling("train", "--name", "x", "--backbone", "tiny_resnet", "--steps", "1")
-    assert no_weights.returncode == 2 and "train from --init random" in no_weights.stderr
+    assert no_weights.returncode == 2 and "pass --init random" in no_weights.stderr
     for extra, message in cases:
         result = fooling("train", "--name", "x", "--backbone", "tiny_resnet", "--steps", "1",
                          "--init", "random", *extra)
@@ -117,7 +117,7 @@ def test_cli_errors_are_one_line(registry):
                  "--data", "synthetic:binary"]
     assert fooling(*arguments).returncode == 0
     recorded = json.loads((registry / "cli-run.json").read_text())
-    assert recorded["command"] == "python -m fooling " + " ".join(arguments)
+    assert recorded["command"] == "python -m cam_studio " + " ".join(arguments)
     umask = os.umask(0)
     os.umask(umask)  # files get the user's usual permissions, not mkstemp's private 0600
     assert (registry / "cli-run.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
@@ -128,7 +128,7 @@ def test_cli_errors_are_one_line(registry):
 def test_a_preset_and_the_options_given_beside_it(registry):
     """``--preset synthetic`` fills the recipe; an option given beside it wins; an option left
     out keeps the TrainConfig default (written once, on the dataclass)."""
-    from fooling.cli import main
+    from cam_studio.commands import main
     assert main(["train", "--name", "preset-run", "--preset", "synthetic", "--loss", "baseline",
                  "--steps", "2", "--batch", "4", "--val-size", "8", "--lr", "0.01"]) == 0
     recipe = json.loads((registry / "preset-run.json").read_text())["recipe"]

@@ -18,7 +18,8 @@ from pytorch_grad_cam.utils.image import scale_cam_image
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
 from torch.utils.data import Subset
 
-from benchmarks.reference import reference_classes, reference_map
+from cam_studio.benchmarks.reference import reference_classes, reference_map
+from cam_studio.data.items import stack
 from cams import explain, load_backbone
 from cams.backbones import spec_for
 from cams.checkpoints import CHECKPOINTS_ENV
@@ -27,7 +28,6 @@ from fooling.config import TrainConfig
 from fooling.objectives import salience_loss
 from fooling.sham import DEFAULT_ENTROPY_NATS, sham_mask
 from fooling.train import prepare, train
-from imagedata.items import stack
 
 TOLERANCE = 1e-3
 

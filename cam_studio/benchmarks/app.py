@@ -1,0 +1,182 @@
+"""The app end to end: ``python -m cams bench --app`` (one client) and ``--classroom N`` (N
+clients at once, as a class following a teacher)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+from cam_studio.benchmarks.measure import status_mb
+from cams.methods import DEFAULT_METHODS
+
+ROOT = Path(__file__).resolve().parents[2]
+FOOLED = "sham-efficientnet_lite0"
+
+
+@contextmanager
+def serving_app(environment: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
+    """``app.py`` on a free loopback port until the block ends: yields (URL, server pid) once it
+    answers."""
+    from gradio_client import Client
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "CAMS_OFFLINE": "1", **(environment or {})})
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                Client(url, verbose=False)
+                break
+            except Exception:
+                if time.time() > deadline:
+                    raise
+                time.sleep(1)
+        yield url, server.pid
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def explain_request(client, example: str = "chelsea", backbone: str = "efficientnet_lite0",
+                    checkpoint_b: str = "clean", image=None) -> tuple[float, int]:
+    """One /explain call (A clean, every default method): (milliseconds, bytes of the grid image
+    the page downloads)."""
+    start = time.perf_counter()
+    grid = client.predict(image, example, backbone, "clean", None, checkpoint_b, None, "", "",
+                          list(DEFAULT_METHODS), 0.5, api_name="/explain")[0]
+    return (time.perf_counter() - start) * 1000, Path(grid).stat().st_size
+
+
+def bench_app(requests: int = 10) -> dict:
+    """One client: time ``explain`` requests through ``gradio_client`` (A and B set, every
+    gradient method, default backbone, 224 px), then read the server's resident memory after it
+    has loaded two backbones."""
+    from gradio_client import Client
+    with serving_app() as (url, pid):
+        client = Client(url, verbose=False)
+        explain_request(client)  # warm-up: loads the backbone
+        latencies = [explain_request(client)[0] for _ in range(requests)]
+        explain_request(client, backbone="efficientnet_lite1")  # a second backbone in the cache
+        rss_mb = status_mb("VmRSS", pid)
+    return {"requests": requests, "median_ms": statistics.median(latencies),
+            "max_ms": max(latencies), "rss_after_two_backbones_mb": rss_mb}
+
+
+def folder_mb(root: Path) -> float:
+    return sum(path.stat().st_size for path in root.rglob("*") if path.is_file()) / 2**20
+
+
+def distinct_photos(count: int, folder: Path) -> list[str]:
+    """``count`` different 224-px JPEG crops of the validation photos (each upload a new image)."""
+    from PIL import Image
+
+    from cam_studio.data.photos import PhotoCrops, photo_set
+    folder.mkdir(parents=True, exist_ok=True)
+    crops = PhotoCrops(photo_set("validation"), 224, seed=3, length=count, mosaics=False)
+    paths = []
+    for index in range(count):
+        path = folder / f"crop-{index}.jpg"
+        Image.fromarray((crops[index][0].permute(1, 2, 0).numpy() * 255).astype("uint8")
+                        ).save(path, quality=90)
+        paths.append(str(path))
+    return paths
+
+
+def bench_disk(comparisons: int = 300, downloads_every: int = 10) -> dict:
+    """The app's temporary disk over ``comparisons`` comparisons of distinct uploaded images (A
+    clean vs B the shipped SHAM Lite0), one after another, with the downloads (grid PNG, two
+    NPZ, CSV) prepared for every ``downloads_every``-th: the size of the app's temporary space
+    (``studio/tempspace.py``; Gradio's copies and uploads included) after each request."""
+    import tempfile
+
+    from gradio_client import Client, handle_file
+    root = Path(tempfile.mkdtemp(prefix="cams-disk-bench-"))
+    images = distinct_photos(comparisons, root / "inputs")
+    space = root / "space"
+    sizes = []
+    started = time.perf_counter()
+    with serving_app({"CAMS_TEMP_DIR": str(space)}) as (url, _):
+        client = Client(url, verbose=False)
+        for index, image in enumerate(images):
+            explain_request(client, checkpoint_b=FOOLED, image=handle_file(image))
+            if (index + 1) % downloads_every == 0:
+                client.predict(handle_file(image), "chelsea", "efficientnet_lite0", "clean", None,
+                               FOOLED, None, "", "", list(DEFAULT_METHODS), 0.5,
+                               api_name="/downloads")
+            sizes.append(folder_mb(space))
+    wall = time.perf_counter() - started
+    tail = sizes[len(sizes) // 2:]
+    return {"comparisons": comparisons, "downloads": comparisons // downloads_every,
+            "seconds": wall, "max_mb": max(sizes), "final_mb": sizes[-1],
+            "second_half_min_mb": min(tail), "second_half_max_mb": max(tail),
+            "mb_after": {str(n): sizes[n - 1] for n in (10, 50, 100, 150, 200, 250, 300)
+                         if n <= len(sizes)}}
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def bench_classroom(clients: int = 30, per_client: int = 2, distinct: bool = False) -> dict:
+    """``clients`` browsers at once, each asking for ``per_client`` comparisons of A clean vs B
+    the shipped SHAM-fooled Lite0 (12 default methods): the teacher's example for everyone
+    (``distinct=False``: the same comparison, which the result cache serves), or a different
+    image per request (every one computed). Latency per comparison as a client sees it,
+    errors, bytes of the grid each client downloads, comparisons per second, and the server's
+    resident memory before and after."""
+    from gradio_client import Client, handle_file
+    with serving_app() as (url, pid):
+        warm = Client(url, verbose=False)
+        explain_request(warm, "rocket", checkpoint_b=FOOLED)  # loads both checkpoints
+        # One comparison alone: computed (a new example), then served again from the cache.
+        alone = [explain_request(warm, example, checkpoint_b=FOOLED)[0]
+                 for example in ("coffee", "coffee")]
+        rss_before = status_mb("VmRSS", pid)
+        images: list[str | None] = [None] * (clients * per_client)
+        if distinct:
+            images = list(distinct_photos(len(images), Path(os.environ.get("TMPDIR", "/tmp"))
+                                          / "cams-classroom"))
+        clients_ready = [Client(url, verbose=False) for _ in range(clients)]
+
+        def one_client(index: int) -> list[tuple[float, int] | str]:
+            outcomes: list[tuple[float, int] | str] = []
+            for request in range(per_client):
+                image = images[index * per_client + request]
+                try:
+                    outcomes.append(explain_request(
+                        clients_ready[index], checkpoint_b=FOOLED,
+                        image=handle_file(image) if image else None))
+                except Exception as error:  # counted and reported, never hidden
+                    outcomes.append(f"{type(error).__name__}: {error}"[:300])
+            return outcomes
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=clients) as pool:
+            outcomes = [item for batch in pool.map(one_client, range(clients)) for item in batch]
+        wall = time.perf_counter() - started
+        rss_after = status_mb("VmRSS", pid)
+    done = [item for item in outcomes if not isinstance(item, str)]
+    errors = sorted({item for item in outcomes if isinstance(item, str)})
+    latencies = [ms / 1000 for ms, _ in done]
+    return {"clients": clients, "per_client": per_client,
+            "images": "distinct" if distinct else "the same example",
+            "one_comparison_alone_s": alone[0] / 1000, "again_from_the_cache_s": alone[1] / 1000,
+            "errors": len(outcomes) - len(done), "error_messages": errors,
+            "median_s": statistics.median(latencies),
+            "p95_s": percentile(latencies, 0.95), "max_s": max(latencies),
+            "comparisons_per_s": len(done) / wall,
+            "grid_kb_median": statistics.median(size for _, size in done) / 1000,
+            "server_rss_mb_before": rss_before, "server_rss_mb_after": rss_after}

@@ -1,0 +1,173 @@
+"""``python -m cams bench``: the engine's speed and memory against plain inference and grad-cam.
+
+Per backbone and batch size: one inference forward pass; our full gradient panel (every map but
+ScoreCAM, one call of ``explain``); the same 11 maps with grad-cam, one method at a time. At batch
+1: ScoreCAM ours vs grad-cam's (time, peak memory, agreement), and the peak RSS of one explanation
+of a 224 px photo. Timings interleave the forward pass and the panel so that drift in the
+machine's speed hits both alike; each time is a median, and the ratio is the median of the
+ratios of the pairs. Memory figures come from fresh child
+processes (VmHWM), so they include Python, torch and the model.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+
+import numpy as np
+import torch
+
+from cam_studio.benchmarks.measure import child, machine_description, peak_rss_mb, weights_for
+from cam_studio.benchmarks.reference import reference_classes, reference_map
+from cam_studio.data.examples import example_image
+from cam_studio.evaluation.timing import timed
+from cams.backbones import load_backbone
+from cams.engine import explain
+from cams.layers import FEATURES
+
+
+def grad_cam_panel(backbone, inputs, targets: list[int]) -> None:
+    for method in reference_classes():
+        reference_map(backbone, inputs, method, targets,
+                      reshape_transform=reshape_for_grad_cam(backbone, inputs))
+
+
+def reshape_for_grad_cam(backbone, inputs):
+    """grad-cam's ``reshape_transform`` for a backbone read at a named layer (a transformer's
+    tokens to a grid), else None; timing only (the conformance tests write their own)."""
+    if backbone.layer.name == FEATURES:
+        return None
+    return lambda output: backbone.layer.to_grid(output, tuple(inputs.shape[-2:]))
+
+
+def bench_panel(name: str, batch_size: int, repeats: int, device: torch.device) -> dict:
+    weights = weights_for(name)
+    backbone = load_backbone(name, weights=weights, device=device)
+    photo = backbone.preprocess(example_image("chelsea"))
+    inputs = photo.expand(batch_size, -1, -1, -1).contiguous().to(
+        device, memory_format=backbone.memory_format)
+
+    def forward() -> None:
+        with torch.inference_mode():
+            backbone.model(inputs)
+
+    def panel() -> None:
+        explain(backbone, inputs)
+
+    forward(), panel()  # warm-up
+    forward_ms, panel_ms = [], []
+    pairs = repeats * (4 if batch_size == 1 else 1)  # short runs are noisier: take more
+    for _ in range(pairs):
+        forward_ms.append(timed(forward, device))
+        panel_ms.append(timed(panel, device))
+    targets = explain(backbone, inputs[:1], methods=["GradCAM"]).targets.tolist() * batch_size
+    grad_cam_repeats = 3 if batch_size == 1 else 1
+    grad_cam_ms = [timed(lambda: grad_cam_panel(backbone, inputs, targets), device)
+                   for _ in range(grad_cam_repeats)]
+    forward_median, panel_median = statistics.median(forward_ms), statistics.median(panel_ms)
+    grad_cam_median = statistics.median(grad_cam_ms)
+    return {
+        "backbone": name, "weights": "pretrained" if weights is None else "random init",
+        "batch": batch_size, "maps_in_panel": len(explain(backbone, inputs[:1]).maps),
+        "forward_ms": forward_median, "panel_ms": panel_median,
+        # The median of per-pair ratios: each panel is compared with the forward pass run just
+        # before it, so slow phases of a shared machine cancel out.
+        "panel_over_forward": statistics.median(p / f for p, f in zip(panel_ms, forward_ms)),
+        "grad_cam_11_maps_ms": grad_cam_median,
+        "speedup_vs_grad_cam": grad_cam_median / panel_median,
+        "repeats": pairs, "grad_cam_repeats": grad_cam_repeats,
+    }
+
+
+def child_main(task: str, name: str, device_name: str, output: str | None = None) -> None:
+    """Inside the child: one ScoreCAM (ours or grad-cam's) or one panel, then its peak RSS."""
+    device = torch.device(device_name)
+    backbone = load_backbone(name, weights=weights_for(name), device=device)
+    inputs = backbone.preprocess(example_image("chelsea")).to(device)
+    report: dict = {}
+    if task == "panel":
+        elapsed = timed(lambda: explain(backbone, [example_image("chelsea")]), device)
+        report["ms"] = elapsed
+    elif task == "scorecam-ours":
+        calls: list[tuple[int, int]] = []
+        result: dict = {}
+        report["ms"] = timed(lambda: result.update(explain(
+            backbone, inputs, methods=["ScoreCAM"],
+            progress=lambda done, total: calls.append((done, total))).maps), device)
+        report["masked_forwards"] = calls[-1][1]
+        np.save(output, result["ScoreCAM"].cpu().numpy())
+    elif task == "scorecam-grad-cam":
+        target = explain(backbone, inputs, methods=["GradCAM"]).targets.tolist()
+        result_map: list[np.ndarray] = []
+        report["ms"] = timed(lambda: result_map.append(
+            reference_map(backbone, inputs, "ScoreCAM", target,
+                          reshape_transform=reshape_for_grad_cam(backbone, inputs))), device)
+        report["masked_forwards"] = backbone.feature_shape[0]
+        np.save(output, result_map[0])
+    report["peak_rss_mb"] = peak_rss_mb()
+    if device.type == "cuda":
+        report["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    print(json.dumps(report))
+
+
+def bench_scorecam(name: str, device: torch.device) -> dict:
+    with tempfile.TemporaryDirectory() as folder:
+        ours_file, theirs_file = f"{folder}/ours.npy", f"{folder}/theirs.npy"
+        ours = child("scorecam-ours", name, str(device), ours_file)
+        theirs = child("scorecam-grad-cam", name, str(device), theirs_file)
+        difference = float(np.abs(np.load(ours_file) - np.load(theirs_file)).max())
+    return {"backbone": name, "ours_ms": ours["ms"], "grad_cam_ms": theirs["ms"],
+            "speedup": theirs["ms"] / ours["ms"], "ours_masked_forwards": ours["masked_forwards"],
+            "grad_cam_masked_forwards": theirs["masked_forwards"],
+            "ours_peak_rss_mb": ours["peak_rss_mb"], "grad_cam_peak_rss_mb": theirs["peak_rss_mb"],
+            "max_abs_difference": difference}
+
+
+def markdown(results: dict) -> str:
+    lines = [f"Machine: {results['machine']}", "",
+             "| backbone | weights | batch | maps | forward (ms) | panel (ms) | panel / forward "
+             "| grad-cam, 11 maps (ms) | speed-up vs grad-cam |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in results["panel"]:
+        lines.append(
+            f"| {row['backbone']} | {row['weights']} | {row['batch']} | {row['maps_in_panel']} | "
+            f"{row['forward_ms']:.1f} | {row['panel_ms']:.1f} | {row['panel_over_forward']:.2f}× | "
+            f"{row['grad_cam_11_maps_ms']:.0f} | {row['speedup_vs_grad_cam']:.0f}× |")
+    if results["scorecam"]:
+        lines += ["", "| ScoreCAM, batch 1 | ours (ms) | grad-cam (ms) | speed-up | masked forwards "
+                      "ours / grad-cam | peak RSS ours / grad-cam (MB) | max abs difference |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for row in results["scorecam"]:
+            lines.append(
+                f"| {row['backbone']} | {row['ours_ms']:.0f} | {row['grad_cam_ms']:.0f} | "
+                f"{row['speedup']:.2f}× | {row['ours_masked_forwards']} / "
+                f"{row['grad_cam_masked_forwards']} | {row['ours_peak_rss_mb']:.0f} / "
+                f"{row['grad_cam_peak_rss_mb']:.0f} | {row['max_abs_difference']:.1e} |")
+    memory = results["memory"]
+    lines += ["", f"Peak RSS of one explanation (every map but ScoreCAM) of a 224 px photo on "
+                  f"{memory['backbone']}, fresh process: {memory['peak_rss_mb']:.0f} MB."]
+    return "\n".join(lines)
+
+
+def measure(names: list[str], batch_sizes: list[int], repeats: int, device: torch.device,
+            scorecam: bool = True) -> dict:
+    """Every measurement above for ``names``; the panel rows and ScoreCAM rows as they finish
+    go to stderr, the whole is returned (``markdown`` prints it)."""
+    results: dict = {"machine": machine_description(device), "panel": [], "scorecam": []}
+    for name in names:
+        for batch_size in batch_sizes:
+            row = bench_panel(name, batch_size, repeats, device)
+            print(json.dumps(row), file=sys.stderr)
+            results["panel"].append(row)
+        if scorecam:
+            row = bench_scorecam(name, device)
+            print(json.dumps(row), file=sys.stderr)
+            results["scorecam"].append(row)
+    results["memory"] = {"backbone": names[0], **child("panel", names[0], str(device))}
+    return results
+
+
+if __name__ == "__main__":
+    child_main(*sys.argv[1:])

@@ -1,0 +1,23 @@
+"""Every command line of the project, behind one entry point: ``python -m cam_studio COMMAND``
+(and the ``cams`` console script).
+
+    explain, methods, backbones          the engine (commands.explain)
+    sham, train, list, construct, check  fooling and its check (commands.fooling)
+    evaluate                             the papers' tables (commands.evaluate)
+    bench                                the benchmarks (commands.bench)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cam_studio.commands import bench, evaluate, explain, fooling
+from cam_studio.commands.runner import run_command_line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m cam_studio`` and the ``cams`` console script: every command."""
+    return run_command_line("python -m cam_studio", "Explain images with every CAM method, fool "
+                            "and fine-tune models, reproduce the papers' tables, and benchmark.",
+                            [explain.add_commands, fooling.add_commands, evaluate.add_commands,
+                             bench.add_commands], argv)

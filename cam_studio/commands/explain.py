@@ -1,0 +1,214 @@
+"""The engine's commands: ``python -m cam_studio explain|methods|backbones``.
+
+A bad image ends with one line on stderr and exit code 2 (no traceback); the other images of the
+same run are still explained and written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from cam_studio.commands.runner import EXIT_BAD_INPUT, cli_words
+from cam_studio.data.examples import EXAMPLES, example_image
+from cams.backbones import (
+    DEFAULT_BACKBONE,
+    REGISTRY,
+    load_backbone,
+    read_class_names,
+    weights_available_offline,
+)
+from cams.engine import explain, select_methods
+from cams.errors import FALSE_CLASS, TARGET, UserInputError
+from cams.images import load_image
+from cams.methods import METHODS, Kind
+from cams.render import DIVERGING, SIGNED_STYLES, baseline_captions, compose_rows, signed_maps
+from fooling.settings import comma_list
+
+GRID_COLUMNS = 6  # overlays per row of the grid PNG
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """``explain``, ``methods`` and ``backbones``."""
+    run = commands.add_parser("explain", help="write a labelled grid (PNG) and the maps (NPZ) "
+                                              "for each image")
+    run.add_argument("images", nargs="*", type=Path, help="image files")
+    run.add_argument("--example", action="append", default=[], choices=list(EXAMPLES),
+                     help="a bundled example photo (repeatable)")
+    run.add_argument("--backbone", default=DEFAULT_BACKBONE,
+                     help=f"a registered backbone (default {DEFAULT_BACKBONE}), any timm name, "
+                          "hf-hub:OWNER/REPO or torchvision:NAME")
+    run.add_argument("--weights", help="clean (default), random, a registry checkpoint name, or "
+                                       "a .safetensors / state-dict file (any number of classes)")
+    add_model_options(run)
+    run.add_argument("--target", help="class index or exact class name (default: top-1)")
+    run.add_argument("--false-class", help="class index or name (default: strongest rival)")
+    run.add_argument("--methods", default="default",
+                     help="all, default (all but ScoreCAM) or a comma list of names")
+    run.add_argument("--out", type=Path, default=Path("cams_out"), help="output folder")
+    run.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when present)")
+    run.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
+    run.add_argument("--opacity", type=float, default=0.5, help="heatmap opacity in the grid")
+    run.add_argument("--signed-maps", choices=SIGNED_STYLES, default="minmax",
+                     help="draw TrueClassCAM, FalseClassCAM and DifferenceSalience min-max "
+                          "normalised in jet (default), or signed in a diverging colormap "
+                          "(blue < 0 = white < red); the NPZ keeps the min-max maps")
+    run.set_defaults(run=run_explain)
+    commands.add_parser("methods", help="list the CAM methods").set_defaults(run=run_methods)
+    commands.add_parser("backbones", help="list the registered backbones and offline "
+                                          "weights").set_defaults(run=run_backbones)
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """What a model brought from elsewhere may need: the layer, class names, preprocessing."""
+    parser.add_argument("--layer", help="target layer's module path (default: the last block's "
+                                        "norm1 for a transformer, the features for a CNN)")
+    parser.add_argument("--class-names", type=Path, help="file of class names: one per line, "
+                                                         "or a JSON list")
+    parser.add_argument("--input-size", type=int, help="input side in pixels (default: the "
+                                                       "model's config)")
+    parser.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"),
+                        help="normalisation mean (default: the model's config)")
+    parser.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"),
+                        help="normalisation standard deviation (default: the model's config)")
+
+
+def model_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``load_backbone`` keywords from ``add_model_options``' options."""
+    config = {"input_size": (3, args.input_size, args.input_size) if args.input_size else None,
+              "mean": args.mean, "std": args.std}
+    return {"layer": args.layer, "data_config": config,
+            "class_names": read_class_names(args.class_names) if args.class_names else None}
+
+
+def parse_methods(text: str) -> str | list[str]:
+    return text if text in ("all", "default") else comma_list(text)
+
+
+@dataclass
+class Job:
+    stem: str
+    image: Image.Image
+
+
+def unique_stem(stem: str, taken: set[str]) -> str:
+    candidate, counter = stem, 1
+    while candidate in taken:
+        counter += 1
+        candidate = f"{stem}-{counter}"
+    taken.add(candidate)
+    return candidate
+
+
+def write_outputs(out: Path, stem: str, backbone, result, index: int, opacity: float,
+                  signed: str = "minmax") -> None:
+    """``<stem>.png`` (labelled grid) and ``<stem>.npz`` (maps, input, logits, target)."""
+    maps = {name: values[index].cpu().numpy().astype(np.float32)
+            for name, values in result.maps.items()}
+    inputs = result.inputs[index].cpu()
+    target = int(result.targets[index])
+    false_class = int(result.false_classes[index])
+    np.savez_compressed(out / f"{stem}.npz", **maps, input=inputs.numpy().astype(np.float32),
+                        logits=result.logits[index].cpu().numpy().astype(np.float32),
+                        target=np.int64(target), false_class=np.int64(false_class))
+    captions = baseline_captions({name: values[index:index + 1]
+                                  for name, values in result.maps.items()})
+    probabilities = result.probabilities[index]
+    top1 = int(probabilities.argmax())
+    title = (f"{stem} · {backbone.name} · predicted {backbone.class_label(top1)} "
+             f"({float(probabilities[top1]):.1%})\nexplained: {backbone.class_label(target)}"
+             f" · false class: {backbone.class_label(false_class)}")
+    picture = backbone.to_display(inputs[None])[0].permute(1, 2, 0).numpy()
+    names = list(maps)
+    colormaps = {}
+    if signed == "diverging":
+        drawn = {name: values[0].cpu().numpy()
+                 for name, values in signed_maps(result, slice(index, index + 1)).items()}
+        maps, colormaps = {**maps, **drawn}, dict.fromkeys(drawn, DIVERGING)
+    rows = [("input", {name: maps[name] for name in names[i:i + GRID_COLUMNS]}, captions)
+            for i in range(0, len(names), GRID_COLUMNS)]
+    Image.fromarray(compose_rows(picture, rows, title, opacity, colormaps)).save(
+        out / f"{stem}.png")
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    if not args.images and not args.example:
+        raise UserInputError("no image given: pass image files or --example NAME "
+                             f"({', '.join(EXAMPLES)})")
+    if args.batch_size < 1:
+        raise UserInputError("--batch-size must be at least 1")
+    backbone = load_backbone(args.backbone, weights=args.weights, device=args.device,
+                             **model_options(args))
+    methods = select_methods(backbone, parse_methods(args.methods))
+    target = backbone.class_index(args.target, TARGET)
+    false_class = backbone.class_index(args.false_class, FALSE_CLASS)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserInputError(f"cannot create the output folder {args.out} ({error.strerror}): "
+                             "pick another --out") from error
+
+    failures = 0
+    taken: set[str] = set()
+    jobs = [Job(unique_stem(name, taken), example_image(name)) for name in args.example]
+    for path in args.images:
+        try:
+            jobs.append(Job(unique_stem(path.stem, taken), load_image(path)))
+        except UserInputError as error:
+            print(f"error: {error.worded(cli_words)}", file=sys.stderr)
+            failures += 1
+
+    scorecam_bar = tqdm(desc="ScoreCAM masked passes", unit="mask", leave=False,
+                        disable=not any(METHODS[name].kind is Kind.MASKED_SCORES
+                                        for name in methods))
+
+    def report(done: int, total: int) -> None:
+        scorecam_bar.total = total
+        scorecam_bar.n = done
+        scorecam_bar.refresh()
+
+    batches = [jobs[i:i + args.batch_size] for i in range(0, len(jobs), args.batch_size)]
+    with tqdm(total=len(jobs), desc="images", unit="image", disable=len(jobs) < 2) as bar:
+        for batch in batches:
+            result = explain(backbone, [job.image for job in batch], methods=methods,
+                             target=target, false_class=false_class, progress=report)
+            for index, job in enumerate(batch):
+                bar.update(1)
+                try:
+                    write_outputs(args.out, job.stem, backbone, result, index, args.opacity,
+                                  args.signed_maps)
+                except OSError as error:
+                    print(f"error: cannot write {args.out / job.stem}.png/.npz ({error.strerror}): "
+                          "check the --out folder's permissions and free space", file=sys.stderr)
+                    failures += 1
+                    continue
+                label = backbone.class_label(int(result.logits[index].argmax()))
+                tqdm.write(f"{job.stem}: {label} → {args.out / job.stem}.png, .npz")
+    scorecam_bar.close()
+    return EXIT_BAD_INPUT if failures else 0
+
+
+def run_methods(_args: argparse.Namespace | None = None) -> int:
+    width = max(len(name) for name in METHODS)
+    for name, method in METHODS.items():
+        default = "" if method.default else "  (opt-in: --methods all or by name)"
+        print(f"{name:<{width}}  {method.summary}{default}")
+    return 0
+
+
+def run_backbones(_args: argparse.Namespace | None = None) -> int:
+    width = max(len(name) for name in REGISTRY)
+    for name, spec in REGISTRY.items():
+        offline = "weights offline" if weights_available_offline(name) else "no weights offline"
+        print(f"{name:<{width}}  {offline:<18}  {spec.summary}")
+    print("Also by name: any timm CNN or vision transformer, hf-hub:OWNER/REPO (a timm model on "
+          "the Hugging Face hub) and torchvision:NAME, with their hub weights when online or "
+          "--weights FILE (.safetensors or a state dict, any number of classes).")
+    return 0

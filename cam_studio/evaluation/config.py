@@ -1,0 +1,116 @@
+"""What an evaluation run computes: ``EvaluationConfig`` (each setting's default and help written
+once; ``python -m cams evaluate`` and the app's Evaluate tab build it) and the named plans.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from cams.backbones import DEFAULT_BACKBONE
+from cams.errors import UserInputError
+from fooling.attacks import ATTACKS
+from fooling.settings import comma_list, setting
+
+TABLES = ("similarity", "susceptibility", "faithfulness", "road", "attacks", "runtime", "modvid",
+          "training")
+# Tables that train models: computed only when named in --tables, with an estimate printed first.
+# Seconds per training step on the project's 2-core CPU VM (docs/results/evaluation: the
+# training table's 600-step runs took ~32 s; the attacks' 400-step Lite0 runs a median 198 s).
+TRAINING_TABLES = {"training": 0.054, "attacks": 0.5}
+# Computed only when named: the tables that train, and faithfulness (17 forward passes per map).
+OPT_IN_TABLES = (*TRAINING_TABLES, "faithfulness", "road")
+
+
+def parse_pairs(text: str) -> list[tuple[str, str]]:
+    """``"clean:a,b:c"`` → ``[("clean", "a"), ("b", "c")]``."""
+    pairs = []
+    for pair in comma_list(text):
+        clean, _, fooled = pair.partition(":")
+        if not clean or not fooled:
+            raise UserInputError(f"--pairs {pair!r}: write CLEAN:FOOLED, e.g. "
+                                 "clean:sham-efficientnet_lite0")
+        pairs.append((clean, fooled))
+    return pairs
+
+
+@dataclass
+class EvaluationConfig:
+    out: Path = setting(Path("eval_out"), "output folder (records/, report.md, tables, plots)")
+    images: str = setting("examples", "a folder, examples, photos, crops:N (held-out photo "
+                                      "crops) or synthetic:binary[:N] / synthetic:7class[:N]")
+    backbones: list[str] = setting(help="comma list for the similarity, run-time and MOD/VID "
+                                        "tables", factory=lambda: [DEFAULT_BACKBONE],
+                                   parse=comma_list)
+    pairs: list[tuple[str, str]] = setting(
+        help="comma list of CLEAN:FOOLED checkpoints for susceptibility (CLEAN may be 'clean', "
+             "the pretrained weights)", factory=list, parse=parse_pairs)
+    methods: list[str] | None = setting(None, "comma list restricting each table's methods",
+                                        parse=comma_list)
+    tables: list[str] | None = setting(None, f"comma list of {', '.join(TABLES)} (default: every "
+                                             "table that applies but faithfulness and the two that "
+                                             "train models, attacks and training)", parse=comma_list)
+    limit: int | None = setting(None, "at most N images (and N synthetic test images)")
+    epsilon: float = setting(2 / 255, "FGSM step in pixel space", shown="2/255")
+    seeds: int = setting(3, "training runs per objective")
+    holdouts: list[str] = setting(help="comma list of held-out attack types for the training "
+                                       "table", factory=lambda: ["triangle"], parse=comma_list)
+    training_steps: int = setting(600, "steps of each training-table run")
+    training_lr: float = setting(0.05, "SGD learning rate of each training-table run (the "
+                                       "papers' 0.002 needs far more steps from random weights)")
+    attacks: list[str] = setting(help="comma list of the attacks table's recipes "
+                                      "(fooling/config.py ATTACKS)",
+                                 factory=lambda: list(ATTACKS), parse=comma_list)
+    attack_steps: int = setting(400, "steps of each attack the attacks table trains")
+    batch: int = setting(8, "images per batch", flag="--batch-size", aliases=("--batch",))
+    device: str | None = setting(None, "cpu, cuda, cuda:N (default: CUDA when present)")
+
+
+def training_estimate(config: EvaluationConfig, tables: list[str]) -> list[str]:
+    """One line per named table that trains models: how many runs, and roughly how long on the
+    2-core CPU the numbers were measured on."""
+    runs = {"training": (4 * config.seeds * len(config.holdouts), config.training_steps),
+            "attacks": (len(config.attacks), config.attack_steps)}
+    lines = []
+    for table, per_step in TRAINING_TABLES.items():
+        if table in tables:
+            count, steps = runs[table]
+            minutes = count * steps * per_step / 60
+            lines.append(f"the {table} table trains {count} models of {steps} steps: about "
+                         f"{minutes:.0f} min on a 2-core CPU (less on a GPU); it resumes if "
+                         "interrupted")
+    return lines
+
+
+# The published report (docs/results/evaluation): every table on what is available offline, each
+# stage on the images its checkpoints were made for; fooled Lite0 models are measured on the test
+# photos (Gradio's), which nothing was trained or tuned on. Stages are command lines, exactly as
+# recorded in docs/results/evaluation/commands.txt.
+COMPARED_WITHOUT_SCORECAM = ("GradCAM,GradCAM++,EigenCAM,HiResCAM,XGradCAM,MeanDiffGradCAM,"
+                             "MaxDiffGradCAM,LSEDiffGradCAM,MeanDiffGradCAM++,MaxDiffGradCAM++,"
+                             "LSEDiffGradCAM++")
+PLANS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "offline": (
+        ("--images", "photos", "--backbones",
+         "efficientnet_lite0,efficientnet_lite1,efficientnet_lite2",
+         "--tables", "similarity,runtime,modvid"),
+        # ScoreCAM left out on Lite0: ~12 s per image and model on a 2-core CPU (the synthetic
+        # pairs below include it).
+        ("--images", "test-crops:120", "--pairs",
+         "clean:sham-efficientnet_lite0,clean:constructed-sham-efficientnet_lite0",
+         "--methods", COMPARED_WITHOUT_SCORECAM, "--tables", "susceptibility"),
+        ("--images", "test-crops:60", "--methods", COMPARED_WITHOUT_SCORECAM, "--tables",
+         "attacks", "--attack-steps", "400"),
+        ("--images", "synthetic:binary:500", "--pairs",
+         "synthetic-binary-clean:synthetic-binary-sham,"
+         "synthetic-binary-clean:synthetic-binary-sham-meandiff",
+         "--tables", "susceptibility,training", "--seeds", "5", "--holdouts",
+         "ring,cross,checker,stripes,diagonal,triangle", "--training-steps", "600",
+         "--training-lr", "0.05"),
+        ("--images", "test-crops:60", "--backbones", "efficientnet_lite0", "--pairs",
+         "clean:sham-efficientnet_lite0,clean:constructed-sham-efficientnet_lite0",
+         "--methods", COMPARED_WITHOUT_SCORECAM, "--tables", "faithfulness,road"),
+    ),
+}
+# What a user's command line may still set when it runs a plan.
+PLAN_OVERRIDES = ("out", "limit", "device", "batch", "seeds", "training_steps", "attack_steps")

@@ -1,0 +1,107 @@
+"""CAM Studio's page: every CAM of a clean (A) and a fooled (B) checkpoint, side by side.
+
+    python app.py [--host 127.0.0.1] [--port 7860] [--share]   (or the cam-studio command)
+
+The page only builds its tabs (``build_*_tab``, one module per tab) and wires their events to the
+tabs' backends in ``cam_studio.tabs`` (no computation here); the API endpoints (``/explain``,
+``/downloads``, ``/train``, ``/evaluate``) serve the same computations to ``gradio_client``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from cam_studio.tabs.tempspace import KEEP_S, SERVED, app_space
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Gradio's copies of the files it serves, and uploads, go to the app's own temporary space, which
+# is kept to a bounded size (cam_studio/tabs/tempspace.py); Gradio reads this when it is imported.
+os.environ.setdefault("GRADIO_TEMP_DIR", str(app_space().folder(SERVED)))
+
+import gradio as gr
+
+from cam_studio.page.compare import build_compare_tab, refresh_pickers
+from cam_studio.page.evaluate import build_evaluate_tab
+from cam_studio.page.finetune import build_finetune_tab
+from cam_studio.tabs.access import SHARED_MAX_IMAGES, SHARED_MAX_STEPS, configure
+from cams import __version__
+from cams.errors import UserInputError
+
+MAX_UPLOAD_MB = 200.0  # an image, a ResNet-50 / ConvNeXt-T checkpoint in float32, a dataset zip
+# On a phone the columns stack: the results come first, the controls below them.
+PAGE_CSS = """
+@media (max-width: 900px) {
+  #compare-row { flex-direction: column; }
+  #compare-results { order: 1; }
+  #compare-controls { order: 2; }
+}
+"""
+
+
+def build_page() -> gr.Blocks:
+    # Served files (grids, downloads, uploads) older than KEEP_S go: Gradio's own sweep every
+    # minute, and the app's space's by age and size on every comparison (tabs/tempspace.py).
+    with gr.Blocks(title="CAM Studio", analytics_enabled=False,
+                   delete_cache=(60, KEEP_S)) as page:
+        gr.Markdown("# CAM Studio\nEvery CAM of a clean (A) and a fooled (B) checkpoint, "
+                    "side by side, with the MSE between them.")
+        with gr.Tab("Compare"):
+            pickers = build_compare_tab(page)
+        with gr.Tab("Fine-tune"):
+            build_finetune_tab(page, pickers, refresh_pickers)
+        with gr.Tab("Evaluate"):
+            build_evaluate_tab(page)
+    # The files the layout itself shows (the example gallery) are never swept.
+    app_space().protected = lambda path: any(
+        str(path) in getattr(block, "keep_in_cache", ()) for block in page.blocks.values())
+    return page
+
+
+def credentials(text: str) -> tuple[str, str]:
+    user, _, password = text.partition(":")
+    if not user or not password:
+        raise argparse.ArgumentTypeError("write --auth USER:PASSWORD")
+    return user, password
+
+
+def command_line() -> argparse.ArgumentParser:
+    """The app's options; host and port default to Gradio's own variables (what Hugging Face
+    Spaces and containers set), and a flag given wins over them."""
+    parser = argparse.ArgumentParser(prog="app.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"CAM Studio {__version__}")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                        help="address to bind (default $GRADIO_SERVER_NAME, else 127.0.0.1; "
+                        "anything but loopback, or --share, turns on the shared-app rules below)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
+                        help="port (default $GRADIO_SERVER_PORT, else 7860)")
+    parser.add_argument("--share", action="store_true", help="also open a public Gradio link "
+                        "(use --auth with it)")
+    parser.add_argument("--auth", type=credentials, metavar="USER:PASSWORD",
+                        help="require this login (Gradio's auth)")
+    parser.add_argument("--data-root", type=Path, metavar="DIR",
+                        help="the only server folder (and below) the Fine-tune and Evaluate tabs "
+                             "may read; a shared app without it reads none")
+    parser.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_MB,
+                        help=f"largest upload accepted (default {MAX_UPLOAD_MB:g} MB)")
+    parser.add_argument("--max-steps", type=int, help="steps per fine-tuning run (default: "
+                        f"{SHARED_MAX_STEPS} on a shared app, no limit on loopback)")
+    parser.add_argument("--max-images", type=int, help="images per evaluation (default: "
+                        f"{SHARED_MAX_IMAGES} on a shared app, no limit on loopback)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python app.py`` and the ``cam-studio`` console script."""
+    parser = command_line()
+    args = parser.parse_args(argv)
+    try:
+        access = configure(args.host, args.share, args.data_root, args.max_steps, args.max_images)
+    except UserInputError as error:
+        parser.error(str(error))
+    page = build_page()
+    # Jobs (fine-tuning, evaluation) run one at a time (their events' concurrency_limit=1).
+    page.queue(max_size=64).launch(server_name=args.host, server_port=args.port, share=args.share,
+                                   auth=args.auth, max_file_size=int(args.max_upload_mb * 1e6),
+                                   css=PAGE_CSS, show_error=not access.remote)

@@ -1,0 +1,290 @@
+"""The Compare tab: its layout, and its events wired to ``cam_studio.tabs.compare``.
+
+Every comparison handler takes one ``CompareRequest`` (``handler``), built from the components
+listed in the request's field order (``request_inputs``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from cam_studio.data.examples import EXAMPLES, example_thumbnails
+from cam_studio.page.handlers import handler, shown_errors
+from cam_studio.tabs.compare import (
+    FOOLING_PRESET,
+    NONE,
+    RESULTS_SIZE,
+    BackboneCache,
+    CompareRequest,
+    LruCache,
+    backbone_choices,
+    checkpoint_choices,
+    example_choices,
+    link_query,
+    link_request,
+    predictions_markdown,
+    run_compare,
+)
+from cam_studio.tabs.comparison import TABLE_COLUMNS
+from cams.backbones import CLEAN_WEIGHTS, DEFAULT_BACKBONE
+from cams.methods import DEFAULT_METHODS, METHOD_NAMES, METHODS
+
+CONCURRENCY_LIMIT = 4  # requests computed in parallel; more wait in Gradio's queue
+
+EXPLAINER = "\n".join(
+    ["### What am I looking at?",
+     "Each panel colours the image by how much a region drove the model's decision "
+     "(red = most). Different methods ask the question differently:", ""]
+    + [f"- **{name}**: {METHODS[name].summary}" for name in METHOD_NAMES]
+    + ["",
+       "**Passive fooling** fine-tunes a model so that its predictions stay the same while its "
+       "explanations change. A **SHAM** (Salience-Hoax Activation Map) is the fake target used "
+       "for this: a ring along the image border, as large as real explanations usually are. A "
+       "model trained to match it still answers correctly, but GradCAM then points at the "
+       "border. Compare checkpoint A (clean) with B (fooled): a robust method keeps the same "
+       "map (low MSE A vs B); the DiffGradCAM variants explain the *difference* between the "
+       "true class and its rivals, which is what the softmax decision depends on."])
+# The link box holds the query; the browser prefixes its own address (behind a proxy or a share
+# link the server does not know it).
+LINK_JS = "(query) => query.startsWith('?') ? location.origin + location.pathname + query : query"
+
+cache = BackboneCache()
+results = LruCache(RESULTS_SIZE)
+
+
+def pick_example(selection: gr.SelectData):
+    """A click on a thumbnail: that example, and no uploaded image (an upload would win)."""
+    return list(EXAMPLES)[selection.index], None
+
+
+def none_is_default(component):
+    """An API caller may send ``None`` for a checkbox group (= the page's default; the backends
+    read ``None`` so); Gradio's own preprocessing would fail on it."""
+    preprocess = component.preprocess
+    component.preprocess = lambda payload: None if payload is None else preprocess(payload)
+    return component
+
+
+def uploaded_path(payload):
+    """The image input hands over the uploaded file untouched: ``cams.images.load_image``
+    decodes it, so corrupt, empty, huge or odd files get our one-line errors, not Gradio's."""
+    return None if payload is None else payload.path
+
+
+def refresh_pickers(backbone, checkpoint_a, checkpoint_b):
+    """Backbone and checkpoint choices read afresh from the registry (new checkpoints appear
+    without a restart); a selection that no longer exists falls back to clean / none."""
+    choices_a = checkpoint_choices(backbone)
+    choices_b = checkpoint_choices(backbone, allow_none=True)
+    valid_a = {value for _, value in choices_a}
+    valid_b = {value for _, value in choices_b}
+    return (gr.update(choices=backbone_choices()),
+            gr.update(choices=choices_a, value=checkpoint_a if checkpoint_a in valid_a else CLEAN_WEIGHTS),
+            gr.update(choices=choices_b, value=checkpoint_b if checkpoint_b in valid_b else NONE))
+
+
+def scorecam_progress(progress):
+    """ScoreCAM's masked passes as the page's progress bar."""
+    def report(done: int, total: int) -> None:
+        progress(done / max(total, 1), desc=f"ScoreCAM masked passes {done}/{total}")
+    return report
+
+
+@handler(CompareRequest)
+def explain(request: CompareRequest, progress=gr.Progress()):  # noqa: B008 (Gradio idiom)
+    """The API's comparison: image + settings in; data out: the grid (JPEG), the table (rows of
+    quantity, method, A, B, A vs B; numbers as numbers) and the predictions (each checkpoint's
+    top-5 and whether A and B agree). Every parameter has a default (``None`` = the page's
+    default), so a call may give only the image:
+    ``client.predict(handle_file("cat.png"), api_name="/explain")``. The files (grid PNG, maps,
+    CSV) come from ``/downloads``."""
+    response = run_compare(cache, request, scorecam_progress(progress), results)
+    return response.display, response.table, response.predictions
+
+
+@handler(CompareRequest)
+def show(request: CompareRequest, progress=gr.Progress()):  # noqa: B008 (Gradio idiom)
+    """The page's comparison: ``explain``'s data as the page shows it, and the class pickers'
+    choices (A's top-5, then every class, by index). The downloads are written only when asked
+    for."""
+    response = run_compare(cache, request, scorecam_progress(progress), results)
+    choices = response.class_choices
+    return (response.display, response.table_text, predictions_markdown(response.predictions),
+            gr.update(choices=choices), gr.update(choices=choices))
+
+
+@handler(CompareRequest)
+def prepare_downloads(request: CompareRequest):
+    """The comparison's files, written on demand (the same inputs as ``explain``; from the
+    result cache when the comparison was just shown): grid PNG, maps NPZ, table CSV."""
+    return run_compare(cache, request, results=results, downloads=True).files
+
+
+@handler(CompareRequest, leading=1)
+def enlarge(method, request: CompareRequest):
+    """One method's A and B maps, large, for the A | B slider (from the result cache)."""
+    if not method or not request.compares_b:
+        return None
+    return run_compare(cache, request, results=results, view=method).views
+
+
+def show_fooling():
+    """The teaching preset: the default backbone, A clean, B the shipped SHAM fool, the chelsea
+    photo (a validation photo: the fool was not trained on it), the default methods."""
+    return (None, FOOLING_PRESET.example, FOOLING_PRESET.backbone, FOOLING_PRESET.checkpoint_a,
+            FOOLING_PRESET.checkpoint_b, list(DEFAULT_METHODS), "GradCAM")
+
+
+def open_link(request: gr.Request):
+    """The page as a link describes it (``?example=…&b=…``): every picker's choices and value."""
+    asked = link_request(dict(request.query_params) if request else {})
+    return (gr.update(choices=backbone_choices(), value=asked.backbone),
+            gr.update(choices=checkpoint_choices(asked.backbone), value=asked.checkpoint_a),
+            gr.update(choices=checkpoint_choices(asked.backbone, allow_none=True),
+                      value=asked.checkpoint_b),
+            asked.example, asked.target, asked.false_class,
+            list(asked.methods or DEFAULT_METHODS), asked.opacity)
+
+
+@handler(CompareRequest)
+def comparison_link(request: CompareRequest):
+    if request.image:
+        return "Links reopen bundled examples; an uploaded image is not kept on the server."
+    return link_query(request)
+
+
+def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
+    """The Compare tab in ``page``; returns its backbone and checkpoint pickers (another tab
+    refreshes them when it adds a checkpoint)."""
+    with gr.Row(elem_id="compare-row"):
+        with gr.Column(scale=1, min_width=340, elem_id="compare-controls"):
+            demo = gr.Button("▶ Show passive fooling: A clean, B the shipped SHAM fool",
+                             variant="secondary")
+            image = gr.Image(type="filepath", label="Image (upload or paste)",
+                             sources=["upload", "clipboard"], height=240)
+            image.preprocess = uploaded_path
+            thumbnails = example_thumbnails(Path(tempfile.mkdtemp(prefix="cams-examples-")))
+            gallery = gr.Gallery(thumbnails, label="Examples (click one)", columns=5, height=130,
+                                 allow_preview=False, object_fit="cover", elem_id="examples")
+            example = gr.Dropdown(example_choices(), value="chelsea",
+                                  label="…or a bundled example (used when no image)")
+            backbone = gr.Dropdown(
+                backbone_choices(), value=DEFAULT_BACKBONE, allow_custom_value=True,
+                label="Backbone (or type a timm name, hf-hub:OWNER/REPO, torchvision:NAME)")
+            with gr.Row():
+                # Custom values: the registry may have grown since the page was built;
+                # load_backbone checks every name against it.
+                checkpoint_a = gr.Dropdown(checkpoint_choices(DEFAULT_BACKBONE),
+                                           value=CLEAN_WEIGHTS, label="Checkpoint A",
+                                           allow_custom_value=True)
+                checkpoint_b = gr.Dropdown(
+                    checkpoint_choices(DEFAULT_BACKBONE, allow_none=True), value=NONE,
+                    label="Checkpoint B (e.g. a SHAM-fooled one)", allow_custom_value=True)
+            refresh = gr.Button("↻ Reload checkpoint list", size="sm")
+            with gr.Accordion("Upload your own checkpoints (.safetensors)", open=False), gr.Row():
+                upload_a = gr.File(label="A: upload .safetensors", type="filepath",
+                                   file_types=[".safetensors"], elem_id="upload-a")
+                upload_b = gr.File(label="B: upload .safetensors", type="filepath",
+                                   file_types=[".safetensors"], elem_id="upload-b")
+            with gr.Row():
+                # Choices are (label, class index): the index is what the handler receives; a
+                # typed value is a class name or an index.
+                target = gr.Dropdown(
+                    [], value=None, allow_custom_value=True, filterable=True,
+                    label="Target class: A's top-5, or type to search all (blank = top-1)")
+                false_class = gr.Dropdown(
+                    [], value=None, allow_custom_value=True, filterable=True,
+                    label="False class (blank = strongest rival)")
+            methods = none_is_default(gr.CheckboxGroup(
+                list(METHOD_NAMES), value=list(DEFAULT_METHODS),
+                label="Methods (ScoreCAM is slow: opt-in)"))
+            opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heatmap opacity")
+            signed = gr.Radio(
+                [("min-max, jet", "minmax"), ("signed: blue < 0 = white < red", "diverging")],
+                value="minmax", label="TrueClassCAM, FalseClassCAM, DifferenceSalience")
+            faithfulness = gr.Checkbox(
+                False, label="Faithfulness rows: deletion / insertion AUC and ROAD of every map "
+                             "(17 forward passes and 6 imputations per map: about 25 s for two "
+                             "checkpoints on a CPU)")
+            run = gr.Button("Compare", variant="primary")
+        with gr.Column(scale=4, elem_id="compare-results"):
+            grid = gr.Image(label="CAMs: one row per checkpoint", type="filepath",
+                            interactive=False, elem_id="grid")
+            with gr.Row():
+                view_method = gr.Dropdown(list(METHOD_NAMES), value="GradCAM", scale=1,
+                                          label="One method large, A | B (drag the slider; "
+                                                "needs B)")
+                slider = gr.ImageSlider(type="filepath", label="A | B", scale=3,
+                                        elem_id="slider", max_height=720)
+            predictions = gr.Markdown(label="Top-5 predictions")
+            table = gr.Dataframe(headers=list(TABLE_COLUMNS), label="MSE and entropy",
+                                 interactive=False, wrap=True, elem_id="table")
+            prepare = gr.Button("Prepare downloads: grid PNG, maps NPZ, table CSV", size="sm")
+            downloads = gr.File(label="Downloads", file_count="multiple", interactive=False)
+            link = gr.Textbox(label="Link to this comparison", elem_id="link",
+                              interactive=False, buttons=["copy"])
+            # What the /explain API answers with (never shown on the page).
+            with gr.Group(visible=False):
+                api_trigger = gr.Button()
+                api_grid = gr.Image(type="filepath", label="grid")
+                api_table = gr.Dataframe(headers=list(TABLE_COLUMNS), label="table")
+                api_predictions = gr.JSON(label="predictions")
+    gr.Markdown(EXPLAINER)
+
+    components = {"image": image, "example": example, "backbone": backbone,
+                  "checkpoint_a": checkpoint_a, "upload_a": upload_a,
+                  "checkpoint_b": checkpoint_b, "upload_b": upload_b, "target": target,
+                  "false_class": false_class, "methods": methods, "opacity": opacity,
+                  "faithfulness": faithfulness, "signed": signed}
+    # The request's fields, in order: what every comparison handler is called with.
+    inputs = [components[field.name] for field in dataclasses.fields(CompareRequest)]
+    outputs = [grid, table, predictions, target, false_class]
+    pickers = [backbone, checkpoint_a, checkpoint_b]
+    gallery.select(pick_example, None, [example, image], api_visibility="private")
+    gr.on([backbone.change, refresh.click], shown_errors(refresh_pickers), pickers, pickers,
+          queue=False, api_visibility="private")
+
+    def then_slider_and_link(comparison):
+        """After a comparison: the A | B slider, then the link (its query, then the address the
+        browser sees)."""
+        comparison.then(enlarge, [view_method, *inputs], slider, api_visibility="private").then(
+            comparison_link, inputs, link, api_visibility="private").then(
+            None, link, link, js=LINK_JS, api_visibility="private")
+
+    # The API's endpoint: data only (a hidden trigger; registered first to keep its name).
+    api_trigger.click(explain, inputs, [api_grid, api_table, api_predictions], api_name="explain",
+                      concurrency_limit=CONCURRENCY_LIMIT)
+    shown = gr.on([run.click, example.change, backbone.change, checkpoint_a.change,
+                   checkpoint_b.change, upload_a.change, upload_b.change, image.change,
+                   methods.change, opacity.release, target.input, false_class.input,
+                   faithfulness.change, signed.change],
+                  show, inputs, outputs, api_visibility="private",
+                  concurrency_limit=CONCURRENCY_LIMIT,
+                  # A burst of changes runs once more with the latest inputs, after the running
+                  # request, so an older, slower result never overwrites a newer one.
+                  trigger_mode="always_last")
+    then_slider_and_link(shown)
+    # Opening the page: the pickers (and any settings a link carries), then the comparison
+    # (registered after the public endpoint, so that it keeps the name "explain").
+    then_slider_and_link(page.load(
+        open_link, None, [backbone, checkpoint_a, checkpoint_b, example, target, false_class,
+                          methods, opacity], queue=False, api_visibility="private").then(
+        show, inputs, outputs, api_visibility="private"))
+    view_method.change(enlarge, [view_method, *inputs], slider, api_visibility="private",
+                       concurrency_limit=CONCURRENCY_LIMIT)
+    then_slider_and_link(demo.click(
+        show_fooling, None, [image, example, backbone, checkpoint_a, checkpoint_b, methods,
+                             view_method], queue=False, api_visibility="private").then(
+        show, inputs, outputs, api_visibility="private"))
+    # New settings make the offered files stale: clear them until asked again.
+    gr.on([run.click, example.change, backbone.change, checkpoint_a.change, checkpoint_b.change,
+           upload_a.change, upload_b.change, image.change, methods.change, target.input,
+           false_class.input], lambda: None, None, downloads, queue=False,
+          api_visibility="private")
+    prepare.click(prepare_downloads, inputs, downloads, api_name="downloads",
+                  concurrency_limit=CONCURRENCY_LIMIT)
+    return pickers

@@ -1,0 +1,108 @@
+"""The Fine-tune tab: its layout, and its events wired to ``cam_studio.tabs.finetune``."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import gradio as gr
+
+from cam_studio.page.handlers import handler
+from cam_studio.tabs import finetune
+from cam_studio.tabs.compare import backbone_choices
+from cam_studio.tabs.finetune import TrainRequest
+from cam_studio.tabs.jobs import start_job
+from cam_studio.tabs.words import public_message
+from cams.engine import SUPERVISED_METHODS
+from cams.errors import UserInputError
+from fooling.objectives import OBJECTIVES
+from fooling.sham import DEFAULT_ENTROPY_NATS
+
+
+def preview_sham(backbone, size):
+    try:
+        picture, caption = finetune.sham_preview(backbone, size, DEFAULT_ENTROPY_NATS)
+    except UserInputError as error:
+        return None, public_message(error)
+    return picture, caption
+
+
+def refresh_inits(backbone, init):
+    choices = finetune.init_choices(backbone)
+    valid = {value for _, value in choices}
+    return gr.update(choices=choices, value=init if init in valid else choices[0][1])
+
+
+@handler(TrainRequest)
+def start_training(request: TrainRequest):
+    """Start a run and stream its status and curves until it ends (Cancel stops it). Every
+    parameter has the tab's start value as its default."""
+    job = start_job(finetune.training_config(request), resume=bool(request.resume))
+    while job.running:
+        yield job, *finetune.report(job)
+        time.sleep(1.0)
+    yield job, *finetune.report(job)
+
+
+def cancel_training(job):
+    if job is not None:
+        job.cancel()
+
+
+def build_finetune_tab(page: gr.Blocks, pickers: list, refresh_pickers) -> None:
+    """Fine-tune: train with any of the objectives, watch it, find it in Compare (its
+    ``pickers`` are refreshed by ``refresh_pickers`` when a run ends)."""
+    start_values = finetune.START
+    with gr.Row():
+        with gr.Column(scale=1, min_width=340):
+            name = gr.Textbox(start_values.name, label="Checkpoint name")
+            backbone = gr.Dropdown(backbone_choices(), value=start_values.backbone,
+                                   label="Backbone")
+            init = gr.Dropdown(finetune.init_choices(start_values.backbone),
+                               value=start_values.init, label="Start from",
+                               allow_custom_value=True)
+            loss = gr.Radio(list(OBJECTIVES), value=start_values.loss,
+                            label="Objective (baseline = CYBORG; sham = passive fooling)")
+            cam = gr.Dropdown(list(SUPERVISED_METHODS), value=start_values.cam,
+                              label="CAM the SHAM attack supervises (another = an adaptive attack) "
+                                    "and validation measures")
+            source = gr.Dropdown(list(finetune.DATA_SOURCES), value=finetune.START_SOURCE,
+                                 label="Data")
+            folder = gr.Textbox(label="Server folder (ImageFolder), for 'a folder on the server'")
+            salience = gr.Textbox(label="Salience folder beside it (optional)")
+            upload = gr.File(label="Dataset zip", file_types=[".zip"], type="filepath")
+            with gr.Row():
+                steps = gr.Number(start_values.steps, label="Steps", precision=0, minimum=1)
+                batch = gr.Number(start_values.batch, label="Batch", precision=0, minimum=1)
+                size = gr.Number(start_values.size, label="Size px (0 or blank: the backbone's)",
+                                 precision=0)
+            with gr.Row():
+                lr = gr.Number(start_values.lr, label="Learning rate", minimum=0)
+                seed = gr.Number(start_values.seed, label="Seed", precision=0)
+            resume = gr.Checkbox(False, label="Resume the cancelled run of this name (same settings)")
+            with gr.Row():
+                start = gr.Button("Start", variant="primary")
+                cancel = gr.Button("Cancel (saves a resumable state)", variant="stop")
+        with gr.Column(scale=2):
+            status = gr.Markdown("No run yet.", label="Status")
+            with gr.Row():
+                loss_plot = gr.LinePlot(x="step", y="loss", label="Training loss", height=260)
+                metric_plot = gr.Plot(label="Validation (held-out images)")
+            sham = gr.Image(label="SHAM preview", height=220, interactive=False)
+            sham_caption = gr.Markdown()
+    components = {"name": name, "backbone": backbone, "init": init, "loss": loss, "cam": cam,
+                  "source": source, "folder": folder, "salience": salience, "upload": upload,
+                  "steps": steps, "batch": batch, "size": size, "lr": lr, "seed": seed,
+                  "resume": resume}
+    inputs = [components[field.name] for field in dataclasses.fields(TrainRequest)]
+    job = gr.State(None)
+    gr.on([backbone.change, size.change], preview_sham, [backbone, size], [sham, sham_caption],
+          api_visibility="private")
+    backbone.change(refresh_inits, [backbone, init], init, api_visibility="private")
+    run = start.click(start_training, inputs, [job, status, loss_plot, metric_plot],
+                      api_name="train", concurrency_limit=1)
+    # A finished run appears in the Compare tab's pickers (and as a starting point here).
+    run.then(refresh_pickers, pickers, pickers, api_visibility="private").then(
+        refresh_inits, [backbone, init], init, api_visibility="private")
+    cancel.click(cancel_training, job, None, api_visibility="private", queue=False)
+    page.load(preview_sham, [backbone, size], [sham, sham_caption], api_visibility="private")

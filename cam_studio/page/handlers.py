@@ -1,0 +1,73 @@
+"""How every event handler of the page is called: its request built once from the page's (or the
+API's) values, and its user errors shown once, as one line in the page's words.
+
+    @handler(CompareRequest)
+    def explain(request: CompareRequest, progress=gr.Progress()): ...
+
+Gradio calls ``explain`` with the components' values in the request's field order; the handler
+receives one typed request. Its signature (what Gradio's API lists, names and defaults) is the
+request's fields, then the handler's own extra parameters. A ``UserInputError`` becomes a
+``gr.Error`` worded by ``cam_studio.tabs.words`` (the page's controls, no server paths when
+shared); the page keeps serving.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+
+from cam_studio.tabs.words import public_message
+from cams.errors import UserInputError
+
+
+def shown_errors(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` with its user errors shown as a one-line ``gr.Error`` (generators too)."""
+    if inspect.isgeneratorfunction(function):
+        @functools.wraps(function)
+        def streamed(*args: Any, **kwargs: Any) -> Any:
+            try:
+                yield from function(*args, **kwargs)
+            except UserInputError as error:
+                raise gr.Error(public_message(error)) from error
+        return streamed
+
+    @functools.wraps(function)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except UserInputError as error:
+            raise gr.Error(public_message(error)) from error
+    return wrapped
+
+
+def handler(request_type: type, *, leading: int = 0) -> Callable[[Callable], Callable]:
+    """Make ``function(*first, request, *extras)`` a Gradio handler: called with ``leading``
+    values of its own, then one value per field of ``request_type`` (built into the request),
+    then its extra parameters (e.g. ``progress``); errors shown by ``shown_errors``."""
+    fields = dataclasses.fields(request_type)
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        own = list(inspect.signature(function).parameters.values())
+        first, extras = own[:leading], own[leading + 1:]
+
+        def arguments(values: tuple[Any, ...]) -> tuple[Any, ...]:
+            head, rest = values[:leading], values[leading:]
+            return (*head, request_type(*rest[:len(fields)]), *rest[len(fields):])
+
+        if inspect.isgeneratorfunction(function):
+            def called(*values: Any, **keywords: Any) -> Any:
+                yield from function(*arguments(values), **keywords)
+        else:
+            def called(*values: Any, **keywords: Any) -> Any:
+                return function(*arguments(values), **keywords)
+        shown = shown_errors(functools.wraps(function)(called))
+        shown.__signature__ = inspect.Signature([
+            *first, *(inspect.Parameter(field.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                        default=field.default) for field in fields), *extras])
+        return shown
+    return decorate

@@ -1,0 +1,403 @@
+"""The Compare tab: per request, load checkpoints (cached), compare, write the downloads.
+
+``app.py`` only builds the page and wires its events here; the same functions serve the API
+(``api_name="explain"``) and the tests. Every user mistake raises ``UserInputError`` with a
+one-line message (the app shows it with ``gr.Error``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import numpy as np
+from PIL import Image
+
+from cam_studio.data.examples import EXAMPLES, example_image
+from cam_studio.data.synthetic import SYNTHETIC_EXAMPLE_PREFIX, synthetic_example, synthetic_examples
+from cam_studio.tabs.access import ACCESS
+from cam_studio.tabs.comparison import Comparison, compare_checkpoints
+from cam_studio.tabs.tempspace import app_space
+from cams.backbones import (
+    CLEAN_WEIGHTS,
+    DEFAULT_BACKBONE,
+    REGISTRY,
+    Backbone,
+    load_backbone,
+    weights_available_offline,
+)
+from cams.checkpoints import list_checkpoints
+from cams.engine import applies
+from cams.errors import FALSE_CLASS, TARGET, UserInputError
+from cams.images import load_image
+from cams.methods import METHODS
+from cams.render import overlay
+
+NONE = "none"
+CACHE_SIZE = 3  # backbones (with their checkpoints) kept in memory at once
+RESULTS_SIZE = 16  # comparisons kept (~7 MB each for Lite0 A and B: maps, inputs, picture)
+
+
+class LruCache:
+    """A bounded, thread-safe LRU cache whose values are computed once per key: requests for a
+    missing key wait for its one computation (a class of 30 asking for the same example computes
+    it once), while different keys compute in parallel (one lock per key being computed)."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self._computing: dict[Hashable, threading.Lock] = {}
+
+    def get(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            key_lock = self._computing.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._items:
+                    return self._items[key]
+            try:
+                value = compute()
+            finally:
+                with self._lock:
+                    self._computing.pop(key, None)
+            with self._lock:
+                self._items[key] = value
+                while len(self._items) > self.capacity:
+                    self._items.popitem(last=False)
+            return value
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class BackboneCache(LruCache):
+    """The loaded checkpoints, keyed by (backbone, weights); the same one loads once."""
+
+    def __init__(self, capacity: int = CACHE_SIZE):
+        super().__init__(capacity)
+
+    def get(self, name: str, weights: str | None, upload: bool = False) -> Backbone:
+        """Backbone ``name`` with ``weights``: "clean" or a registry name, or with ``upload`` the
+        path of an uploaded file (a picker's value is never read as a path)."""
+        weights = weights or CLEAN_WEIGHTS
+        if ACCESS.remote and name not in dict(backbone_choices()).values():
+            raise UserInputError(f"{name!r} is not offered on this shared app: pick a listed "
+                                 "backbone (typed timm, hf-hub: and torchvision: names work "
+                                 "when the app runs on your own machine)")
+        return super().get((name, weights), lambda: load_backbone(name, weights, files=upload))
+
+
+def backbone_choices() -> list[tuple[str, str]]:
+    """(label, name) for the dropdown: the registered backbones (those without offline
+    pretrained weights say so, and how many registry checkpoints they have), then any other
+    backbone that has checkpoints in the registry."""
+    counts: dict[str, int] = {}
+    for entry in list_checkpoints()[0]:
+        counts[entry.backbone] = counts.get(entry.backbone, 0) + 1
+    choices = []
+    for name in [*REGISTRY, *sorted(set(counts) - set(REGISTRY))]:
+        if name in REGISTRY and weights_available_offline(name):
+            choices.append((name, name))
+        else:
+            choices.append((f"{name} (no pretrained weights offline; "
+                            f"{counts.get(name, 0)} checkpoints)", name))
+    return choices
+
+
+def checkpoint_choices(backbone: str, allow_none: bool = False) -> list[tuple[str, str]]:
+    """(label, value) for a checkpoint picker: [none,] clean, then the registry's checkpoints of
+    ``backbone`` (read afresh, so a newly trained one appears without a restart)."""
+    choices = [("none", NONE)] if allow_none else []
+    choices.append(("clean (pretrained)", CLEAN_WEIGHTS))
+    return choices + [(entry.label, entry.name) for entry in list_checkpoints(backbone)[0]]
+
+
+def checkpoint_weights(choice: str | None, upload: str | None) -> tuple[str, bool]:
+    """What a picker asks for, and whether it is an upload: an uploaded ``.safetensors`` wins;
+    otherwise the picker's value, "clean" or a registry checkpoint name."""
+    if upload:
+        if not str(upload).endswith(".safetensors"):
+            raise UserInputError("a checkpoint upload must be a .safetensors file")
+        return str(upload), True
+    return choice or CLEAN_WEIGHTS, False
+
+
+@dataclass(frozen=True)
+class CompareRequest:
+    """One comparison as the page or the API asks for it, built once from their values (the
+    field order is the API's parameter order) and passed whole.
+
+    ``image``: an uploaded file's path or a PIL image (None: ``example``); ``checkpoint_a`` /
+    ``checkpoint_b``: "clean" or a registry name (B "none": A alone), an upload winning;
+    ``target`` / ``false_class``: a class index (a picker's value) or what a user typed (an
+    index or a class name), None or "" for the default; ``methods``: None for the defaults;
+    ``signed``: how TrueClassCAM, FalseClassCAM and DifferenceSalience are drawn."""
+
+    image: str | Image.Image | None = None
+    example: str | None = "chelsea"
+    backbone: str = DEFAULT_BACKBONE
+    checkpoint_a: str | None = CLEAN_WEIGHTS
+    upload_a: str | None = None
+    checkpoint_b: str | None = NONE
+    upload_b: str | None = None
+    target: int | str | None = None
+    false_class: int | str | None = None
+    methods: tuple[str, ...] | None = None
+    opacity: float = 0.5
+    faithfulness: bool = False
+    signed: str = "minmax"
+
+    def __post_init__(self) -> None:
+        if self.methods is not None and not isinstance(self.methods, tuple):
+            object.__setattr__(self, "methods", tuple(self.methods))
+        object.__setattr__(self, "opacity", float(0.5 if self.opacity is None else self.opacity))
+        object.__setattr__(self, "faithfulness", bool(self.faithfulness))
+        object.__setattr__(self, "signed", self.signed or "minmax")
+
+    @property
+    def compares_b(self) -> bool:
+        return bool(self.upload_b) or self.checkpoint_b not in (None, "", NONE)
+
+    def labels(self) -> list[str]:
+        """How the grid and the table name A (and B)."""
+        labels = [f"A: {Path(self.upload_a).name if self.upload_a else self.checkpoint_a or CLEAN_WEIGHTS}"]
+        if self.compares_b:
+            labels.append(f"B: {Path(self.upload_b).name if self.upload_b else self.checkpoint_b}")
+        return labels
+
+
+@dataclass
+class CachedComparison:
+    """A result-cache entry: the comparison, the backbones it was computed with (kept alive so
+    their ids in the key cannot be reused while it lives), and its display files per opacity."""
+
+    comparison: Comparison
+    backbones: list[Backbone]
+    displays: dict[tuple[float, str], str]  # (opacity, signed style) → display file
+
+
+@dataclass
+class CompareResponse:
+    display: str  # the grid as a JPEG file, for the page
+    table: list[list]  # rows of TABLE_COLUMNS, numbers as numbers
+    predictions: dict  # predictions_data
+    files: list[str]
+    comparison: Comparison
+    views: tuple[str, str] | None = None  # one method's A and B maps, large
+
+    @property
+    def table_text(self) -> list[list]:
+        """The table as the page shows it (numbers to 3 significant digits)."""
+        return [[f"{v:.3g}" if isinstance(v, float) else v for v in row] for row in self.table]
+
+    @property
+    def class_choices(self) -> list[tuple[str, int]]:
+        """A picker's (label, class index): A's top-5 first, e.g. ("285: Egyptian cat (38.1%)",
+        285), then every other class ("0: tench", 0), so that typing searches all of them."""
+        top = [(f"{c}: {name} ({p:.1%})", c) for c, name, p in self.comparison.top_k(0)]
+        shown = {c for _, c in top}
+        names = self.comparison.backbones[0].class_names
+        return top + [(f"{c}: {name}", c) for c, name in enumerate(names) if c not in shown]
+
+
+def example_choices() -> list[str]:
+    """The bundled photos, then one synthetic-task image per pattern (for the synthetic models)."""
+    return list(EXAMPLES) + synthetic_examples()
+
+
+def resolve_image(image: str | Image.Image | None, example: str | None) -> tuple[Image.Image, str]:
+    if image is not None and not isinstance(image, str):
+        return image.convert("RGB"), "upload"
+    if image:
+        return load_image(image, name=Path(image).name), Path(image).stem
+    if example and example.startswith(SYNTHETIC_EXAMPLE_PREFIX):
+        return synthetic_example(example), example.split()[1]
+    if example:
+        if example not in EXAMPLES:
+            raise UserInputError(f"unknown example {example!r}: choose one of "
+                                 f"{', '.join(example_choices())}")
+        return example_image(example), example
+    raise UserInputError("no image: upload one or pick an example")
+
+
+def predictions_data(comparison: Comparison) -> dict:
+    """The top-5 of each checkpoint and whether A and B agree, as data (the API's answer)."""
+    return {"checkpoints": [{"label": label, "top5": [
+                {"class": c, "name": name, "probability": p}
+                for c, name, p in comparison.top_k(index)]}
+                for index, label in enumerate(comparison.labels)],
+            "agree": comparison.predictions_agree()}
+
+
+def predictions_markdown(predictions: dict) -> str:
+    """``predictions_data`` as the page shows it."""
+    lines = []
+    for checkpoint in predictions["checkpoints"]:
+        lines.append(f"\n**{checkpoint['label']}**\n")
+        lines += [f"{rank}. `{top['class']}` {top['name']} — {top['probability']:.1%}"
+                  for rank, top in enumerate(checkpoint["top5"], 1)]
+    if predictions["agree"] is not None:
+        verdict = "agree" if predictions["agree"] else "DISAGREE"
+        lines.append(f"\n**A and B {verdict} on the prediction.**")
+    return "\n".join(lines)
+
+
+DISPLAY_QUALITY = 80  # JPEG quality of the grid the page shows (the PNG is in the downloads)
+
+
+def display_file(grid: np.ndarray, stem: str) -> str:
+    """The grid as the page shows it: a JPEG under a name of its own (Gradio copies a file into
+    its cache atomically, which it does not do for an image it encodes itself: concurrent
+    identical results could be served half-written), in the app's temporary space, which is
+    swept on the way (``studio.tempspace``)."""
+    space = app_space()
+    space.sweep()
+    path = space.served("display") / f"{stem}-{uuid.uuid4().hex[:12]}.jpg"
+    Image.fromarray(grid).save(path, quality=DISPLAY_QUALITY)
+    return str(path)
+
+
+SLIDER_PX = 640  # width of the enlarged single-method A | B view
+
+
+def method_views(comparison: Comparison, method: str, opacity: float,
+                 stem: str) -> tuple[str, str]:
+    """One method's map by A and by B, enlarged for a projector: two JPEG files for the page's
+    A | B slider (the same overlay as the grid's panels)."""
+    if len(comparison.results) < 2:
+        raise UserInputError("pick a checkpoint B: the slider compares A's map with B's")
+    if method not in comparison.methods:
+        raise UserInputError(f"{method} is not among the compared methods: tick it first")
+    picture = comparison.picture()
+    height = round(SLIDER_PX * picture.shape[0] / picture.shape[1])
+    files = []
+    for index, letter in enumerate("AB"):
+        view = overlay(picture, comparison.maps(index)[method], opacity)
+        large = Image.fromarray((view * 255).round().astype(np.uint8)).resize(
+            (SLIDER_PX, height), Image.Resampling.BICUBIC)
+        files.append(display_file(np.asarray(large), f"{stem}-{method}-{letter}"))
+    return files[0], files[1]
+
+
+def write_downloads(comparison: Comparison, grid: np.ndarray, stem: str,
+                    faithfulness: bool = False) -> list[str]:
+    """The grid (PNG), the maps of each checkpoint (NPZ, keys = method names), the table (CSV),
+    in a fresh folder of the app's temporary space (swept with it)."""
+    space = app_space()
+    space.sweep()
+    folder = space.fresh(f"{stem}-")
+    files = [folder / f"{stem}-grid.png"]
+    Image.fromarray(grid).save(files[0])
+    for index, letter in zip(range(len(comparison.results)), "AB"):
+        path = folder / f"{stem}-{letter}.npz"
+        np.savez_compressed(path, **{k: v.astype(np.float32)
+                                     for k, v in comparison.maps(index).items()})
+        files.append(path)
+    files.append(folder / f"{stem}-table.csv")
+    files[-1].write_text(comparison.table_csv(faithfulness))
+    return [str(path) for path in files]
+
+
+def run_compare(cache: BackboneCache, request: CompareRequest, progress=None,
+                results: LruCache | None = None, downloads: bool = False,
+                view: str | None = None) -> CompareResponse:
+    """One comparison request, from the page's values to what it shows. With ``results``, a
+    comparison already computed for the same image, checkpoints, classes and methods is reused
+    (only the grid is drawn again, for the opacity); ``downloads`` also writes the files, and
+    ``view`` (a method) draws that method's A and B maps large for the A | B slider; the
+    request's ``faithfulness`` adds each map's deletion and insertion AUC and ROAD to the table
+    (computed once per cached comparison)."""
+    picture, stem = resolve_image(request.image, request.example)
+    backbones = [cache.get(request.backbone, *checkpoint_weights(request.checkpoint_a,
+                                                                 request.upload_a))]
+    if request.compares_b:
+        backbones.append(cache.get(request.backbone, *checkpoint_weights(request.checkpoint_b,
+                                                                         request.upload_b)))
+    labels = request.labels()
+    # Ticked methods that this head does not have (CAM) are left out, not refused.
+    chosen = [name for name in request.methods if name not in METHODS
+              or applies(METHODS[name], backbones[0])] if request.methods else None
+    target_class = backbones[0].class_index(request.target, TARGET)
+    false_class_index = backbones[0].class_index(request.false_class, FALSE_CLASS)
+
+    def compute() -> CachedComparison:
+        return CachedComparison(compare_checkpoints(backbones, labels, picture, chosen,
+                                                    target_class, false_class_index,
+                                                    progress=progress), backbones, {})
+
+    # The decoded picture identifies the image (already in memory: no second read of an upload).
+    key = (picture.size, hashlib.sha256(picture.tobytes()).hexdigest(), request.backbone,
+           tuple(map(id, backbones)), tuple(labels), target_class, false_class_index,
+           tuple(chosen) if chosen else None)
+    entry = results.get(key, compute) if results is not None else compute()
+    comparison = entry.comparison
+    look = (request.opacity, request.signed)
+    display = entry.displays.get(look)
+    if display is None or not Path(display).exists():  # drawn once per look while it lasts
+        display = entry.displays[look] = display_file(
+            comparison.grid(request.opacity, signed=request.signed), stem)
+    files = (write_downloads(comparison, comparison.grid(request.opacity, signed=request.signed),
+                             stem, request.faithfulness) if downloads else [])
+    return CompareResponse(display=display, table=comparison.table(request.faithfulness),
+                           predictions=predictions_data(comparison), files=files,
+                           comparison=comparison,
+                           views=(method_views(comparison, view, request.opacity, stem)
+                                  if view else None))
+
+
+# The one-click teaching preset: A clean, B the shipped SHAM-fooled Lite0, on chelsea (a
+# validation photo: the fool was not trained on it; GradCAM moves 0.21 there, the prediction
+# stays).
+FOOLING_PRESET = CompareRequest(example="chelsea", checkpoint_b="sham-efficientnet_lite0")
+
+
+# A comparison as a link: the request's settings in the URL's query (bundled examples only: an
+# upload is not on the server for long). Query key → the request's field.
+LINK_KEYS = {"example": "example", "backbone": "backbone", "a": "checkpoint_a",
+             "b": "checkpoint_b", "target": "target", "false": "false_class",
+             "methods": "methods", "opacity": "opacity"}
+
+
+def link_query(request: CompareRequest) -> str:
+    """``?example=chelsea&b=sham-efficientnet_lite0&…`` for a request (only what is set;
+    methods comma-separated)."""
+    query = {}
+    for key, name in LINK_KEYS.items():
+        value = getattr(request, name)
+        if isinstance(value, list | tuple):
+            value = ",".join(value)
+        if value not in (None, "", NONE) or (key == "b" and value == NONE):
+            query[key] = str(value)
+    return "?" + urlencode(query)
+
+
+def link_request(query: dict[str, str]) -> CompareRequest:
+    """The request a link's query describes (unknown keys ignored; methods as a list, opacity
+    as a number clipped to [0, 1], a class as an index when it is one)."""
+    settings: dict[str, Any] = {}
+    for key, name in LINK_KEYS.items():
+        if query.get(key) is None:
+            continue
+        value: Any = query[key]
+        if key == "methods":
+            value = tuple(name for name in value.split(",") if name in METHODS)
+        elif key == "opacity":
+            try:
+                value = min(max(float(value), 0.0), 1.0)
+            except ValueError:
+                continue
+        elif key in ("target", "false") and value.strip().isdigit():
+            value = int(value)
+        settings[name] = value
+    return CompareRequest(**settings)

@@ -1,0 +1,188 @@
+"""Comparing checkpoints of one backbone on one image: maps, the MSE tables, entropy, agreement.
+
+This is the computation behind the app's Compare tab and its ``explain`` API: checkpoint A (e.g.
+the clean model) and optionally B (e.g. a SHAM-fooled one) explain the same preprocessed image
+for the same target and false class, so that their maps can be compared method by method
+(DiffGradCAM paper, Table 3 "similarity" and Table 4 "susceptibility").
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from cams.backbones import Backbone
+from cams.engine import ClassChoice, Explanation, ProgressCallback, explain, explain_pair
+from cams.errors import UserInputError
+from cams.faithfulness import faithfulness_curves, road
+from cams.layers import FEATURES
+from cams.methods import METHODS
+from cams.metrics import baseline_similarity, cam_entropy_nats, common_mode_share, susceptibility
+from cams.render import DIVERGING, SIGNED_STYLES, baseline_captions, compose_rows, signed_maps
+
+TABLE_COLUMNS = ("quantity", "method", "A", "B", "A vs B")
+
+
+@dataclass
+class Comparison:
+    """Explanations of one image by one or two checkpoints (``labels`` names them)."""
+
+    labels: list[str]
+    backbones: list[Backbone]
+    results: list[Explanation]
+    # (deletion AUC, insertion AUC) per checkpoint and method, computed when first asked for
+    _faithfulness: list[dict[str, tuple[float, float]]] | None = field(default=None, repr=False)
+
+    @property
+    def target(self) -> int:
+        return int(self.results[0].targets[0])
+
+    @property
+    def false_class(self) -> int:
+        return int(self.results[0].false_classes[0])
+
+    @property
+    def methods(self) -> list[str]:
+        return list(self.results[0].maps)
+
+    def picture(self) -> np.ndarray:
+        """The preprocessed input as H×W×3 RGB in [0, 1], for display."""
+        return self.backbones[0].to_display(self.results[0].inputs)[0].permute(1, 2, 0).cpu().numpy()
+
+    def maps(self, index: int) -> dict[str, np.ndarray]:
+        return {name: values[0].cpu().numpy() for name, values in self.results[index].maps.items()}
+
+    def top_k(self, index: int, k: int = 5) -> list[tuple[int, str, float]]:
+        """The k most probable classes of checkpoint ``index``: (class, name, probability)."""
+        probabilities = self.results[index].probabilities[0]
+        values, classes = probabilities.topk(min(k, probabilities.numel()))
+        names = self.backbones[index].class_names
+        return [(int(c), names[int(c)], float(v)) for v, c in zip(values, classes)]
+
+    def predictions_agree(self) -> bool | None:
+        if len(self.results) < 2:
+            return None
+        return self.top_k(0, 1)[0][0] == self.top_k(1, 1)[0][0]
+
+    def faithfulness(self) -> list[dict[str, tuple[float, float, float]]]:
+        """Per checkpoint, each compared method's (deletion AUC, insertion AUC, ROAD combined) of
+        the explained class (``cams.metrics.faithfulness_curves`` and ``road``; ScoreCAM
+        included if it was computed)."""
+        if self._faithfulness is None:
+            self._faithfulness = []
+            for backbone, result in zip(self.backbones, self.results):
+                scores = {}
+                for name in self.methods:
+                    if METHODS[name].compared:
+                        curves = faithfulness_curves(backbone.model, result.inputs,
+                                                     result.maps[name], result.targets)
+                        combined = road(backbone.model, result.inputs, result.maps[name],
+                                        result.targets).combined
+                        scores[name] = (float(curves.deletion_auc[0]),
+                                        float(curves.insertion_auc[0]), float(combined[0]))
+                self._faithfulness.append(scores)
+        return self._faithfulness
+
+    def table(self, faithfulness: bool = False) -> list[list[str | float | None]]:
+        """Rows of TABLE_COLUMNS: similarity of each DiffGradCAM(++) to its baseline, per-method
+        MSE between A and B (susceptibility) and the common-mode share of the A → B change, CAM
+        entropy (nats) per map, with ``faithfulness`` each map's deletion and insertion AUC and
+        ROAD combined (A vs B: B − A), and the prediction."""
+        rows: list[list[str | float | None]] = []
+        similarity = [baseline_similarity(result.maps) for result in self.results]
+        for name in similarity[0]:
+            values = [float(s[name][0]) for s in similarity]
+            rows.append(["similarity: MSE to baseline", name, *pad(values), None])
+        if len(self.results) == 2:
+            for name, values in susceptibility(*(r.maps for r in self.results)).items():
+                rows.append(["susceptibility: MSE A vs B", name, None, None, float(values[0])])
+            share = float(common_mode_share(*(r.class_maps for r in self.results))[0])
+            rows.append(["common-mode share of A → B (1: invisible to DiffGradCAM)", "", None,
+                         None, "no change" if math.isnan(share) else share])
+        for name in self.methods:
+            values = [float(cam_entropy_nats(result.layer_maps[name])[0])
+                      for result in self.results]
+            rows.append(["CAM entropy (nats)", name, *pad(values), None])
+        if faithfulness:
+            scores = self.faithfulness()
+            for position, quantity in enumerate(("deletion AUC (lower: more faithful)",
+                                                 "insertion AUC (higher: more faithful)",
+                                                 "ROAD combined (higher: more faithful)")):
+                for name in scores[0]:
+                    values = [score[name][position] for score in scores]
+                    rows.append([quantity, name, *pad(values),
+                                 values[1] - values[0] if len(values) == 2 else None])
+        top1 = [self.top_k(index, 1)[0] for index in range(len(self.results))]
+        labels = [f"{c}: {name} ({p:.1%})" for c, name, p in top1]
+        agree = self.predictions_agree()
+        rows.append(["prediction (top-1)", "", *pad(labels),
+                     None if agree is None else ("agree" if agree else "DISAGREE")])
+        return rows
+
+    def grid(self, opacity: float = 0.5, columns: int = 6, signed: str = "minmax") -> np.ndarray:
+        """The comparison grid (H×W×3 uint8). The CAM methods in groups of ``columns``, each group
+        one row per checkpoint (so A and B sit one above the other, method by method); then per
+        checkpoint the true-class / false-class / Difference Salience panels (Divisive Decisions,
+        Eq. 1). Captions: under A each DiffGradCAM(++) map's MSE to its baseline, under B each
+        map's MSE to A's. ``signed="diverging"`` draws those panels signed (blue < 0 = white <
+        red, ``cams.render.signed_maps``) instead of min-max normalised in jet."""
+        if signed not in SIGNED_STYLES:
+            raise UserInputError(f"signed maps {signed!r}: choose {' or '.join(SIGNED_STYLES)}")
+        panels = [name for name in self.methods if METHODS[name].class_map]
+        methods = [name for name in self.methods if name not in panels]
+        groups = [methods[i:i + columns] for i in range(0, len(methods), columns)]
+        groups.append(panels)
+        captions = [baseline_captions(self.results[0].maps)]
+        if len(self.results) == 2:
+            captions.append({name: f"MSE vs A {float(values[0]):.1e}" for name, values
+                             in susceptibility(*(r.maps for r in self.results)).items()})
+        rows = []
+        for group in filter(None, groups):
+            for index, label in enumerate(self.labels):
+                maps = self.maps(index)
+                if signed == "diverging":
+                    maps.update({name: values[0].cpu().numpy() for name, values
+                                 in signed_maps(self.results[index]).items()})
+                rows.append((label, {name: maps[name] for name in group}, captions[index]))
+        names = self.backbones[0].class_names
+        layer = self.backbones[0].layer.name
+        where = "" if layer == FEATURES else f" at {layer}"
+        title = (f"{self.backbones[0].name}{where} · explained: {self.target}: {names[self.target]} · "
+                 f"false class: {self.false_class}: {names[self.false_class]}")
+        colormaps = {name: DIVERGING for name in panels} if signed == "diverging" else None
+        return compose_rows(self.picture(), rows, title, opacity, colormaps)
+
+    def table_csv(self, faithfulness: bool = False) -> str:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(TABLE_COLUMNS)
+        writer.writerows([["" if value is None else value for value in row]
+                          for row in self.table(faithfulness)])
+        return buffer.getvalue()
+
+
+def pad(values: list) -> list:
+    """Two columns (A, B) from one or two values."""
+    return [*values, None][:2]
+
+
+def compare_checkpoints(backbones: list[Backbone], labels: list[str], image: Image.Image,
+                        methods: list[str] | str | None = None, target: ClassChoice = None,
+                        false_class: ClassChoice = None,
+                        progress: ProgressCallback | None = None) -> Comparison:
+    """Explain ``image`` with checkpoint A and, if given, B, for the same classes (A's top-1 and
+    strongest rival unless given: ``cams.engine.explain_pair``)."""
+    if not 1 <= len(backbones) <= 2 or len(labels) != len(backbones):
+        raise ValueError("compare one or two checkpoints, each with a label")
+    inputs = backbones[0].preprocess(image)
+    if len(backbones) == 1:
+        results = [explain(backbones[0], inputs, methods, target, false_class, progress=progress)]
+    else:
+        results = list(explain_pair(*backbones, inputs, methods, target, false_class,
+                                    progress=progress, class_maps=True))
+    return Comparison(labels=labels, backbones=backbones, results=results)

@@ -1,0 +1,101 @@
+"""The Evaluate tab: run the evaluation on the page's choices (the CLI's ``EvaluationConfig``),
+return the report."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cam_studio.evaluation.config import TABLES, EvaluationConfig, parse_pairs
+from cam_studio.evaluation.report import build_report
+from cam_studio.evaluation.run import run_all
+from cam_studio.tabs.access import ACCESS
+from cams.backbones import CLEAN_WEIGHTS, RANDOM_WEIGHTS, REGISTRY, weights_available_offline
+from cams.checkpoints import list_checkpoints
+from cams.errors import IMAGES, Fix, UserInputError
+
+IMAGE_SOURCES = ("examples", "photos", "crops:50", "synthetic:binary:200", "a server folder")
+# The tab's starting values: the two tables of a passive-fooling comparison on the examples; a
+# training table, if ticked, with one seed and short runs.
+START = EvaluationConfig(tables=["similarity", "susceptibility"], seeds=1, training_steps=300)
+
+
+def backbone_options() -> list[str]:
+    return [name for name in REGISTRY if weights_available_offline(name)]
+
+
+def pair_options() -> list[str]:
+    """"clean:NAME" for every registry checkpoint of a backbone with clean weights offline, and
+    "START:NAME" for checkpoints trained from another registry checkpoint."""
+    options = []
+    for entry in list_checkpoints()[0]:
+        start = entry.metadata.get("recipe", {}).get("init", CLEAN_WEIGHTS)
+        if start == CLEAN_WEIGHTS and not weights_available_offline(entry.backbone):
+            continue
+        if start != RANDOM_WEIGHTS and not start.endswith(".safetensors"):
+            options.append(f"{start}:{entry.name}")
+    return options
+
+
+@dataclass(frozen=True)
+class EvaluateRequest:
+    """An evaluation as the tab or the ``/evaluate`` API asks for it (the field order is the
+    API's parameter order). ``None`` backbones, pairs or tables = the tab's start values (the
+    first backbone and pair offered, ``START.tables``)."""
+
+    source: str = START.images
+    folder: str | None = None
+    backbones: tuple[str, ...] | None = None
+    pairs: tuple[str, ...] | None = None
+    tables: tuple[str, ...] | None = None
+    limit: float | None = START.limit
+    seeds: float = START.seeds
+    training_steps: float = START.training_steps
+
+
+def evaluation_config(request: EvaluateRequest) -> EvaluationConfig:
+    """The command line's ``EvaluationConfig`` for a request, in a fresh report folder."""
+    backbones = backbone_options()[:1] if request.backbones is None else request.backbones
+    pairs = pair_options()[:1] if request.pairs is None else request.pairs
+    tables = START.tables if request.tables is None else request.tables
+    if request.source not in IMAGE_SOURCES:
+        raise UserInputError(f"unknown images {request.source!r}",
+                             Fix(IMAGES, "one of " + ", ".join(IMAGE_SOURCES)))
+    images = (str(ACCESS.folder(request.folder, "server folder of images"))
+              if request.source == "a server folder" else request.source)
+    return EvaluationConfig(
+        out=Path(tempfile.mkdtemp(prefix="cams-eval-")) / "report", images=images,
+        backbones=list(backbones), pairs=parse_pairs(",".join(pairs)),
+        tables=[table for table in TABLES if table in tables],
+        limit=ACCESS.images(int(request.limit) if request.limit else None),
+        seeds=int(request.seeds), training_steps=ACCESS.steps(int(request.training_steps)))
+
+
+def evaluate_from_page(request: EvaluateRequest,
+                       progress=None) -> tuple[str, list[str], str]:
+    """Run the chosen tables; returns the report's Markdown (plots removed), the plot files, and
+    a zip of the whole report folder."""
+    config = evaluation_config(request)
+    out = config.out
+    started = time.perf_counter()
+
+    def report(what: str, done: int, total: int | None) -> None:
+        if progress is not None:
+            fraction = done / total if total else None
+            progress(fraction, desc=f"{what}: {done}" + (f"/{total}" if total else " images"))
+
+    run_all(config, report)
+    pairs = ",".join(f"{clean}:{fooled}" for clean, fooled in config.pairs)
+    command = (f"python -m cam_studio evaluate --images {config.images} --backbones "
+               f"{','.join(config.backbones)} --pairs {pairs} --tables {','.join(config.tables)}"
+               + (f" --limit {config.limit}" if config.limit else ""))
+    markdown = build_report(out, command).read_text()
+    markdown = re.sub(r"!\[[^\]]*\]\([^)]*\)\n?", "", markdown)
+    markdown += f"\n\n_Computed in {time.perf_counter() - started:.0f} s._\n"
+    plots = sorted(str(path) for path in out.glob("*.png"))
+    archive = shutil.make_archive(str(out.parent / "cams-evaluation"), "zip", out)
+    return markdown, plots, archive

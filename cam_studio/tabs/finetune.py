@@ -1,0 +1,159 @@
+"""The Fine-tune tab: its choices, the SHAM preview, starting and reporting runs.
+
+``app.py`` wires the tab's events here; the training itself is ``fooling.train`` (the CLI's), and
+the tab's values build the CLI's ``TrainConfig``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from cam_studio.data.training import PHOTOS
+from cam_studio.tabs.access import ACCESS
+from cam_studio.tabs.jobs import TrainingJob, unpack_dataset_zip
+from cams.backbones import CLEAN_WEIGHTS, RANDOM_WEIGHTS, spec_for
+from cams.checkpoints import list_checkpoints
+from cams.errors import Fix, UserInputError
+from cams.metrics import cam_entropy_nats
+from fooling.config import TrainConfig, preset
+from fooling.sham import sham_mask
+
+DATA_SOURCES: dict[str, str] = {
+    "synthetic: bona fide vs attack (binary)": "synthetic:binary",
+    "synthetic: 7 pattern classes": "synthetic:7class",
+    "bundled photos (unlabelled: KL to the starting model)": PHOTOS,
+    "a folder on the server (ImageFolder)": "folder",
+    "an uploaded zip (images/CLASS/…, optional salience/CLASS/…)": "zip",
+}
+METRIC_NAMES = ("accuracy", "auroc", "agreement", "salience_mse", "pointing_game",
+                "cam_entropy_nats")
+
+
+# The tab's starting values: the synthetic preset, a short SHAM run.
+START = preset("synthetic", name="my-sham-model", loss="sham", steps=200)
+START_SOURCE = next(label for label, data in DATA_SOURCES.items() if data == START.data)
+
+
+def init_choices(backbone: str) -> list[tuple[str, str]]:
+    """Starting weights: pretrained, random, or any registry checkpoint of ``backbone``."""
+    return [("clean (pretrained)", CLEAN_WEIGHTS), ("random initialisation", RANDOM_WEIGHTS)] + [
+        (entry.label, entry.name) for entry in list_checkpoints(backbone)[0]]
+
+
+def sham_preview(backbone: str, size: int | None, entropy_nats: float) -> tuple[np.ndarray, str]:
+    """The SHAM a run would supervise, at the layer size the backbone's spec gives for this
+    input size, enlarged for display, and a caption."""
+    height, width = spec_for(backbone).layer_size(int(size) if size else None)
+    try:
+        mask = sham_mask(height, width, entropy_nats)
+    except ValueError as error:
+        raise UserInputError(f"no SHAM for {backbone} at this input size: {error}") from error
+    scale = max(1, 192 // max(height, width))
+    picture = np.kron(mask.numpy(), np.ones((scale, scale)))
+    picture = np.pad(picture, 1, constant_values=0.5)  # a thin frame shows where the map ends
+    entropy = float(cam_entropy_nats(mask[None].double())[0])
+    caption = (f"SHAM at {backbone}'s {height}×{width} layer (white = where the fooled CAM is "
+               f"pushed): {int(mask.sum())} of {height * width} cells on, entropy {entropy:.2f} "
+               "nats")
+    return (picture * 255).astype(np.uint8), caption
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """A run as the tab or the ``/train`` API asks for it (the field order is the API's
+    parameter order; every field has the tab's start value): built once, then turned into the
+    command line's ``TrainConfig`` by ``training_config``."""
+
+    name: str = START.name
+    backbone: str = START.backbone
+    init: str = START.init
+    loss: str = START.loss
+    cam: str = START.cam
+    source: str = START_SOURCE
+    folder: str | None = None
+    salience: str | None = None
+    upload: str | None = None
+    steps: float = START.steps
+    batch: float = START.batch
+    size: float | None = None
+    lr: float = START.lr
+    seed: float = START.seed
+    resume: bool = False
+
+
+def training_config(request: TrainRequest) -> TrainConfig:
+    """A run's config from the tab's request (a zip upload is unpacked into a temp folder)."""
+    name = (request.name or "").strip()
+    if not name:
+        raise UserInputError("the checkpoint has no name", Fix("name"))
+    data = DATA_SOURCES.get(request.source, request.source)
+    if data not in DATA_SOURCES.values():
+        raise UserInputError(f"unknown data {request.source!r}",
+                             Fix("data", "one of the tab's data options"))
+    init = request.init or CLEAN_WEIGHTS
+    if init not in {value for _, value in init_choices(request.backbone)}:
+        raise UserInputError(f"{init!r} is no starting point for {request.backbone}",
+                             Fix("init", "clean, random or a registry checkpoint of "
+                                         f"{request.backbone}"))
+    salience = str(ACCESS.folder(request.salience, "salience folder")) if request.salience else None
+    if data == "folder":
+        data = str(ACCESS.folder(request.folder, "server folder of the dataset (ImageFolder "
+                                                 "layout)"))
+    elif data == "zip":
+        if not request.upload:
+            raise UserInputError("no dataset zip uploaded", Fix("data", "upload the zip first"))
+        images, found = unpack_dataset_zip(request.upload,
+                                           Path(tempfile.mkdtemp(prefix="cams-data-")))
+        data, salience = str(images), str(found) if found else None
+    return TrainConfig(name=name, backbone=request.backbone, init=init, loss=request.loss,
+                       cam=request.cam, data=data, salience=salience,
+                       steps=ACCESS.steps(int(request.steps)), batch=int(request.batch),
+                       size=int(request.size) if request.size else None, lr=float(request.lr),
+                       seed=int(request.seed), command=f"app Fine-tune tab: {name}")
+
+
+def validation_figure(validations: list[dict[str, float]]) -> Figure:
+    """One line per validation metric over the steps (matplotlib: a plain figure, no pyplot
+    state, so concurrent requests cannot draw into each other's)."""
+    figure = Figure(figsize=(5.2, 2.7), dpi=100)
+    axes = figure.add_subplot()
+    for key in METRIC_NAMES:
+        points = [(v["step"], v[key]) for v in validations if key in v]
+        if points:
+            axes.plot(*zip(*points), marker="o", markersize=3, label=key)
+    axes.set_xlabel("step")
+    axes.grid(alpha=0.3)
+    if validations:
+        axes.legend(fontsize=7, loc="best")
+    figure.tight_layout()
+    return figure
+
+
+def report(job: TrainingJob | None) -> tuple[str, pd.DataFrame, Figure]:
+    """Status line, loss curve (step, loss) and the validation curves."""
+    if job is None:
+        return "No run yet.", pd.DataFrame({"step": [], "loss": []}), validation_figure([])
+    events = list(job.events)
+    losses = pd.DataFrame([{"step": e["step"], "loss": e["loss"]} for e in events if "loss" in e],
+                          columns=["step", "loss"])
+    metrics = validation_figure([e["validation"] for e in events if "validation" in e])
+    losses = losses.astype({"step": int, "loss": float})
+    last = events[-1] if events else {}
+    done, total = last.get("step", 0), last.get("steps", job.config.steps)
+    if job.result is not None:
+        final = job.result.metadata.get("metrics", {})
+        shown = ", ".join(f"{key} {final[key]:.3f}" for key in METRIC_NAMES if key in final)
+        status = (f"**Done**: `{job.result.name}` saved ({shown}). Pick it as checkpoint B in the "
+                  "Compare tab.")
+    elif job.error:
+        status = f"**Stopped** at step {done}: {job.error}"
+    else:
+        status = f"**Training** `{job.config.name}`: step {done} of {total}" + (
+            f", loss {last['loss']:.4f}" if "loss" in last else " (validating the start)")
+    return status, losses, metrics

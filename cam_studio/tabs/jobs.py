@@ -1,0 +1,106 @@
+"""Training runs in the background, for the app's Fine-tune tab: start, watch, cancel.
+
+A ``TrainingJob`` runs ``fooling.train.train`` in a thread and records every progress event, so a
+page can poll it and draw the curves; ``cancel()`` makes the run save its state and stop. One
+run at a time: on a shared CPU a second one would only halve the speed of both.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cam_studio.tabs.access import ACCESS
+from cam_studio.tabs.words import public_message
+from cams.checkpoints import Checkpoint
+from cams.errors import UserInputError
+from fooling.config import TrainConfig
+from fooling.train import Run, execute, prepare
+
+MAX_ZIP_BYTES = 2 * 1024**3  # uncompressed size limit of an uploaded dataset
+_RUNNING = threading.Lock()
+
+
+@dataclass
+class TrainingJob:
+    config: TrainConfig
+    events: list[dict[str, Any]] = field(default_factory=list)
+    result: Checkpoint | None = None
+    error: str | None = None
+    started: float = field(default_factory=time.time)
+    _cancel: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def _run(self, run: Run, resume: bool) -> None:
+        try:
+            self.result = execute(run, progress=self.events.append, cancel=self._cancel,
+                                  resume=resume)
+        except UserInputError as error:  # a cancel (its state saved) or a user's mistake
+            self.error = public_message(error)
+        except Exception as error:  # shown in the page; the app keeps serving
+            self.error = ACCESS.public(f"training failed: {type(error).__name__}: {error}")
+        finally:
+            _RUNNING.release()
+
+
+def start_job(config: TrainConfig, resume: bool = False) -> TrainingJob:
+    """Check and load ``config`` (its mistakes raise here, at once), then train it in a
+    background thread; refuse while another run is going."""
+    if not _RUNNING.acquire(blocking=False):
+        raise UserInputError("a training run is already going: wait for it or cancel it")
+    try:
+        run = prepare(config)
+    except BaseException:
+        _RUNNING.release()
+        raise
+    job = TrainingJob(config)
+    job._thread = threading.Thread(target=job._run, args=(run, resume), daemon=True,
+                                   name=f"train-{config.name}")
+    job._thread.start()
+    return job
+
+
+def unpack_dataset_zip(archive: str | Path, destination: Path) -> tuple[Path, Path | None]:
+    """Unpack an uploaded ImageFolder zip safely; returns (images folder, salience folder or None).
+
+    Layout: ``images/CLASS/…`` with an optional ``salience/CLASS/…`` beside it, or (without
+    salience maps) the class folders at the top level; one enclosing folder is fine. Members that
+    would land outside ``destination`` and archives over 2 GB unpacked are refused.
+    """
+    try:
+        with zipfile.ZipFile(archive) as opened:
+            members = opened.infolist()
+            if sum(member.file_size for member in members) > MAX_ZIP_BYTES:
+                raise UserInputError("the dataset zip unpacks to more than 2 GB: use a folder on "
+                                     "the server instead")
+            root = destination.resolve()
+            for member in members:
+                target = (root / member.filename).resolve()
+                if root not in target.parents and target != root:
+                    raise UserInputError(f"the dataset zip holds an unsafe path {member.filename!r}"
+                                         ": make the zip from the dataset folder itself")
+            opened.extractall(root)
+    except zipfile.BadZipFile as error:
+        raise UserInputError(f"the dataset upload is not a valid zip file ({error})") from error
+    folders = [entry for entry in destination.iterdir() if entry.is_dir()
+               and entry.name != "__MACOSX"]
+    if len(folders) == 1 and not (folders[0] / "images").is_dir() and folders[0].name not in (
+            "images", "salience"):
+        destination = folders[0]  # the zip wrapped everything in one folder
+    images = destination / "images" if (destination / "images").is_dir() else destination
+    salience = destination / "salience" if (destination / "salience").is_dir() else None
+    if salience is not None and images == destination:
+        raise UserInputError("the dataset zip has a salience/ folder beside its class folders: put "
+                             "the class folders in images/ (images/CLASS/…, salience/CLASS/…)")
+    return images, salience

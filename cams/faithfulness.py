@@ -1,0 +1,195 @@
+"""Faithfulness of a map: does the model's decision depend on the pixels the map ranks highest?
+
+Deletion and insertion (Petsiuk et al. 2018, RISE) and ROAD, remove and debias (Rong et al.
+2022), each a function of a model, the inputs, the maps and the explained classes
+(docs/equations.md, "Faithfulness"). The evaluation's faithfulness tables and the Compare tab's
+faithfulness rows call these.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+FAITHFULNESS_STEPS = 16  # deletion / insertion at fractions 0, 1/16, …, 1 of the pixels
+BLUR_SIGMA = 0.1  # the blurred baseline's Gaussian σ, as a fraction of the image side
+
+
+@dataclass(frozen=True)
+class FaithfulnessCurves:
+    """Deletion and insertion (Petsiuk et al. 2018, RISE; the DiffGradCAM paper's "common test"):
+    the target's probability as the pixels a map ranks most relevant are replaced by a baseline
+    (deletion: a faithful map makes it fall fast, low AUC) or revealed on the baseline
+    (insertion: it rises fast, high AUC). ``fractions``: S+1; curves N×(S+1)."""
+
+    fractions: Tensor
+    deletion: Tensor
+    insertion: Tensor
+
+    @property
+    def deletion_auc(self) -> Tensor:
+        return torch.trapezoid(self.deletion, self.fractions.to(self.deletion), dim=1)
+
+    @property
+    def insertion_auc(self) -> Tensor:
+        return torch.trapezoid(self.insertion, self.fractions.to(self.insertion), dim=1)
+
+
+def faithfulness_baseline(inputs: Tensor, kind: str = "blur") -> Tensor:
+    """What removed pixels become: ``blur`` (a Gaussian blur of the image, σ = BLUR_SIGMA of
+    its side: no new edges, little information) or ``mean`` (each channel's mean)."""
+    if kind == "mean":
+        return inputs.mean(dim=(2, 3), keepdim=True).expand_as(inputs)
+    if kind != "blur":
+        raise ValueError(f"unknown faithfulness baseline {kind!r}: blur or mean")
+    sigma = BLUR_SIGMA * max(inputs.shape[-2:])
+    radius = max(1, math.ceil(3 * sigma))
+    offsets = torch.arange(-radius, radius + 1, device=inputs.device, dtype=inputs.dtype)
+    kernel = torch.exp(-offsets.square() / (2 * sigma * sigma))
+    kernel = kernel / kernel.sum()
+    channels = inputs.shape[1]
+    blurred = F.pad(inputs, (radius, radius, radius, radius), mode="replicate")
+    blurred = F.conv2d(blurred, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1),
+                       groups=channels)
+    return F.conv2d(blurred, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1),
+                    groups=channels)
+
+
+@torch.no_grad()
+def faithfulness_curves(model: Callable[[Tensor], Tensor], inputs: Tensor, maps: Tensor,
+                        targets: Tensor, steps: int = FAITHFULNESS_STEPS,
+                        baseline: str | Tensor = "blur") -> FaithfulnessCurves:
+    """Deletion and insertion curves of ``maps`` (N×H×W, the inputs' resolution) for the
+    ``targets`` (N) of ``model`` (logits of N×C×H×W ``inputs``). Pixels are taken in the order
+    of the map, most relevant first (ties: in raster order); at step k the first
+    ``round(k/steps·H·W)`` are replaced / revealed in every channel. One forward pass of 2N
+    images per step."""
+    n, _, height, width = inputs.shape
+    pixels = height * width
+    order = torch.argsort(maps.flatten(1), dim=1, descending=True, stable=True)
+    ranks = torch.empty_like(order)
+    ranks.scatter_(1, order, torch.arange(pixels, device=order.device).expand(n, -1))
+    ranks = ranks.view(n, 1, height, width)
+    base = (faithfulness_baseline(inputs, baseline) if isinstance(baseline, str)
+            else baseline.expand_as(inputs))
+    fractions = torch.linspace(0, 1, steps + 1)
+    deletion, insertion = [], []
+    rows = torch.arange(n, device=inputs.device)
+    for fraction in fractions.tolist():
+        chosen = ranks < round(fraction * pixels)
+        batch = torch.cat([torch.where(chosen, base, inputs), torch.where(chosen, inputs, base)])
+        probabilities = model(batch).softmax(dim=1)
+        deletion.append(probabilities[:n][rows, targets])
+        insertion.append(probabilities[n:][rows, targets])
+    return FaithfulnessCurves(fractions, torch.stack(deletion, 1), torch.stack(insertion, 1))
+
+
+# ROAD's linear imputation (Rong et al. 2022, "A Consistent and Efficient Evaluation Strategy
+# for Attribution Methods"): a removed pixel is the weighted mean of its 8 neighbours, direct
+# ones weighing 1/6 and diagonal ones 1/12 (the weights of the neighbours inside the image).
+ROAD_NEIGHBOURS = {(0, 1): 1 / 6, (0, -1): 1 / 6, (1, 0): 1 / 6, (-1, 0): 1 / 6,
+                   (1, 1): 1 / 12, (1, -1): 1 / 12, (-1, 1): 1 / 12, (-1, -1): 1 / 12}
+
+
+def road_impute(image: Tensor, removed: Tensor, noise: float = 0.0,
+                generator: torch.Generator | None = None) -> Tensor:
+    """``image`` (C×H×W) with the ``removed`` pixels (H×W, bool) filled by ROAD's noisy linear
+    imputation: one sparse linear system for all removed pixels (every channel a right-hand
+    side), each equal to the weighted mean of its neighbours, then Gaussian noise of std
+    ``noise`` on the filled values (ROAD's default is 0.01)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.linalg import spsolve
+    channels, height, width = image.shape
+    missing = removed.cpu().numpy().ravel().astype(bool)
+    values = image.detach().double().cpu().numpy().reshape(channels, -1)
+    unknown = np.flatnonzero(missing)
+    if unknown.size == 0:
+        return image.clone()
+    variable = np.full(height * width, -1)
+    variable[unknown] = np.arange(unknown.size)
+    rows, columns = np.divmod(unknown, width)
+    total = np.zeros(unknown.size)
+    right = np.zeros((unknown.size, channels))
+    entries: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for (dy, dx), weight in ROAD_NEIGHBOURS.items():
+        y, x = rows + dy, columns + dx
+        inside = (y >= 0) & (y < height) & (x >= 0) & (x < width)
+        total[inside] += weight
+        equations = np.flatnonzero(inside)
+        neighbours = y[inside] * width + x[inside]
+        known = ~missing[neighbours]
+        np.add.at(right, equations[known], weight * values[:, neighbours[known]].T)
+        entries.append((equations[~known], variable[neighbours[~known]],
+                        np.full(int((~known).sum()), -weight)))
+    # total_p · x_p − Σ_{removed q} w_q x_q = Σ_{kept q} w_q x_q, for every removed pixel p
+    system_rows = np.concatenate([np.arange(unknown.size), *(e[0] for e in entries)])
+    system_columns = np.concatenate([np.arange(unknown.size), *(e[1] for e in entries)])
+    weights = np.concatenate([total, *(e[2] for e in entries)])
+    system = coo_matrix((weights, (system_rows, system_columns)),
+                        shape=(unknown.size, unknown.size)).tocsc()
+    solution = np.asarray(spsolve(system, right)).reshape(unknown.size, channels)
+    filled = torch.from_numpy(values.copy())
+    filled[:, unknown] = torch.from_numpy(solution.T)
+    if noise:
+        filled[:, unknown] += noise * torch.randn(channels, unknown.size, generator=generator,
+                                                  dtype=filled.dtype)
+    return filled.reshape(channels, height, width).to(image)
+
+
+ROAD_PERCENTILES = (10, 20, 30, 40, 50, 60, 70, 80, 90)  # pytorch-grad-cam's default
+# The evaluation's and the Compare tab's: each percentile is one sparse solve per image and order
+# (about 0.25 s at 224 px on a 2-core CPU), so three instead of nine.
+ROAD_QUICK_PERCENTILES = (20, 50, 80)
+
+
+@torch.no_grad()
+def road_scores(model: Callable[[Tensor], Tensor], inputs: Tensor, maps: Tensor,
+                targets: Tensor, most_relevant_first: bool = True,
+                percentiles: Sequence[int] = ROAD_PERCENTILES, noise: float = 0.01,
+                seed: int = 0) -> Tensor:
+    """ROAD (remove and debias): per image and percentile ``q``, the change of the target's
+    softmax probability when the pixels whose map value is at or above the map's q-th percentile
+    (most relevant first; with ``most_relevant_first=False`` those of ``1 − map``, the least
+    relevant) are filled by ``road_impute``: N×len(percentiles). MoRF: a faithful map makes it
+    drop fast (more negative); LeRF: it stays near 0. Seeded noise, so a run repeats exactly."""
+    generator = torch.Generator().manual_seed(seed)
+    ranked = maps if most_relevant_first else 1 - maps
+    before = model(inputs).softmax(dim=1)
+    rows = torch.arange(inputs.shape[0], device=inputs.device)
+    changes = []
+    for percentile in percentiles:
+        filled = []
+        for image, relevance in zip(inputs, ranked):
+            threshold = torch.quantile(relevance.flatten().double(), percentile / 100)
+            filled.append(road_impute(image, relevance.double() >= threshold, noise, generator))
+        after = model(torch.stack(filled)).softmax(dim=1)
+        changes.append(after[rows, targets] - before[rows, targets])
+    return torch.stack(changes, dim=1)
+
+
+@dataclass(frozen=True)
+class RoadScores:
+    """ROAD's two orders for N maps: ``morf`` and ``lerf`` (N×P probability changes, one column
+    per percentile). ``combined`` is pytorch-grad-cam's ROADCombined, the mean over percentiles
+    of (LeRF − MoRF) / 2: higher = more faithful."""
+
+    morf: Tensor
+    lerf: Tensor
+
+    @property
+    def combined(self) -> Tensor:
+        return ((self.lerf - self.morf) / 2).mean(dim=1)
+
+
+def road(model: Callable[[Tensor], Tensor], inputs: Tensor, maps: Tensor, targets: Tensor,
+         percentiles: Sequence[int] = ROAD_QUICK_PERCENTILES, noise: float = 0.01,
+         seed: int = 0) -> RoadScores:
+    """``road_scores`` most relevant first and least relevant first, on the same seed."""
+    return RoadScores(*(road_scores(model, inputs, maps, targets, first, percentiles, noise, seed)
+                        for first in (True, False)))
