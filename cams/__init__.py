@@ -4,8 +4,8 @@
     backbone = load_backbone()                 # efficientnet_lite0, shipped ImageNet weights
     result = explain(backbone, [pil_image])    # result.maps["MeanDiffGradCAM"]: 1×H×W in [0, 1]
 
-This package is the bottom layer: it imports nothing else of the project (``__main__.py``, the
-``python -m cams`` command line, is the one exception).
+This package is the bottom layer: it imports nothing else of the project. Its command lines are
+``python -m cam_studio`` (``cam_studio.commands``).
 """
 
 __version__ = "0.1.0"  # the package's one version (pyproject.toml reads it; --version prints it)

@@ -76,14 +76,19 @@ def applies(method: Method, backbone: Backbone) -> bool:
     return method.kind is not Kind.CLASSIFIER or backbone.linear_head
 
 
-def select_methods(backbone: Backbone, methods: str | Iterable[str] | None) -> list[str]:
-    """Resolve ``None`` / ``"default"`` (the table's default methods), ``"all"``, or names, in
-    display order; the classic CAM only where the head allows it unless named."""
-    if methods is None or methods in ("default", "all"):
+MethodChoice = str | Method  # a display name of the table, or a user's own row
+
+
+def select_methods(backbone: Backbone,
+                   methods: str | Method | Iterable[MethodChoice] | None) -> list[MethodChoice]:
+    """Resolve ``None`` / ``"default"`` (the table's default methods), ``"all"``, or names and
+    rows: the table's in display order, then a user's own ``Method`` rows in the order given;
+    the classic CAM only where the head allows it unless named."""
+    if methods is None or (isinstance(methods, str) and methods in ("default", "all")):
         names = DEFAULT_METHODS if methods in (None, "default") else METHOD_NAMES
         wanted = [name for name in names if applies(METHODS[name], backbone)]
     else:
-        wanted = [methods] if isinstance(methods, str) else list(methods)
+        wanted = [methods] if isinstance(methods, str | Method) else list(methods)
     if not wanted:
         raise UserInputError("no method given", Fix(METHODS_INPUT, "at least one of "
                                                                + ", ".join(METHOD_NAMES)))
@@ -92,7 +97,14 @@ def select_methods(backbone: Backbone, methods: str | Iterable[str] | None) -> l
         raise UserInputError(f"{refused[0]} needs a global-average-pool → Linear head, and "
                              f"{backbone.name}'s head is not one",
                              Fix(METHODS_INPUT, "its generalisation", value="GradCAM"))
-    return [name for name in METHOD_NAMES if name in wanted]
+    own = [row for row in wanted if isinstance(row, Method) and row.name not in METHODS]
+    clashing = [row.name for row in wanted if isinstance(row, Method) and row.name in METHODS
+                and row is not METHODS[row.name]]
+    if clashing:
+        raise UserInputError(f"a method row is called {clashing[0]!r}, a name the method table "
+                             "already has", Fix(METHODS_INPUT, "a row with a name of its own"))
+    named = {row if isinstance(row, str) else row.name for row in wanted}
+    return [*(name for name in METHOD_NAMES if name in named), *dict.fromkeys(own)]
 
 
 def as_input_batch(backbone: Backbone, images: Tensor | Sequence[Image.Image]) -> Tensor:
@@ -340,14 +352,15 @@ CLASS_MAP_ROWS: dict[str, Method] = {
 
 
 def explain(backbone: Backbone, images: Tensor | Sequence[Image.Image],
-            methods: str | Iterable[str] | None = None, target: ClassChoice = None,
+            methods: str | Method | Iterable[MethodChoice] | None = None, target: ClassChoice = None,
             false_class: ClassChoice = None, *, create_graph: bool = False,
             scorecam_batch_size: int | None = None, progress: ProgressCallback | None = None,
             class_maps: bool = False) -> Explanation:
     """Explain a batch of images with every requested CAM method.
 
     ``images``: a preprocessed N×3×H×W tensor or PIL images. ``methods``: names (see
-    ``cams.methods.METHOD_NAMES``), ``"all"``, or ``None`` for every method but ScoreCAM.
+    ``cams.methods.METHOD_NAMES``) and your own ``Method`` rows, ``"all"``, or ``None`` for the
+    table's default methods; ``result.maps`` is keyed by each row's name.
     ``target`` defaults to the top-1 class, ``false_class`` to the strongest rival; each may be
     one index for all images or one per image. ``progress(done, total)`` reports ScoreCAM's
     masked forward passes. ``class_maps`` adds ``Explanation.class_maps``, from the same pass.
@@ -369,7 +382,8 @@ def explain(backbone: Backbone, images: Tensor | Sequence[Image.Image],
 
 
 def explain_pair(backbone_a: Backbone, backbone_b: Backbone,
-                 images: Tensor | Sequence[Image.Image], methods: str | Iterable[str] | None = None,
+                 images: Tensor | Sequence[Image.Image],
+                 methods: str | Method | Iterable[MethodChoice] | None = None,
                  target: ClassChoice = None, false_class: ClassChoice = None, *,
                  progress: ProgressCallback | None = None,
                  class_maps: bool = False) -> tuple[Explanation, Explanation]:
@@ -383,8 +397,9 @@ def explain_pair(backbone_a: Backbone, backbone_b: Backbone,
         raise UserInputError(f"checkpoints A and B have {backbone_a.num_classes} and "
                              f"{backbone_b.num_classes} classes",
                              Fix(WEIGHTS, "two checkpoints of the same task"))
-    first = explain(backbone_a, images, methods, target, false_class, progress=progress,
+    rows = select_methods(backbone_a, methods)
+    first = explain(backbone_a, images, rows, target, false_class, progress=progress,
                     class_maps=class_maps)
-    second = explain(backbone_b, first.inputs, list(first.maps), first.targets,
-                     first.false_classes, progress=progress, class_maps=class_maps)
+    second = explain(backbone_b, first.inputs, rows, first.targets, first.false_classes,
+                     progress=progress, class_maps=class_maps)
     return first, second

@@ -154,7 +154,7 @@ def check_loaded(config: TrainConfig, objective: Objective, backbone: Backbone,
     check_rivals(config.rivals, classes)
 
 
-# Recipes as data: ``python -m fooling train --preset NAME`` (options given beside it win).
+# Recipes as data: ``python -m cam_studio train --preset NAME`` (options given beside it win).
 PRESETS: dict[str, dict[str, Any]] = {
     # tiny_resnet from random weights on the synthetic domain: minutes on a CPU. The recipe of
     # the shipped synthetic checkpoints, the evaluation's training table, and the Fine-tune tab.

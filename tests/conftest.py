@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,6 +11,7 @@ import torch
 from PIL import Image
 from skimage import data
 
+from cam_studio.benchmarks.serving import serving_app
 from cams import load_backbone
 from cams.checkpoints import save_checkpoint
 
@@ -53,12 +50,6 @@ def coffee() -> Image.Image:
     return Image.fromarray(data.coffee())
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory, lite0):
     """A checkpoint registry holding the clean lite0 weights in half precision, as "lite0-half"."""
@@ -70,28 +61,10 @@ def registry(tmp_path_factory, lite0):
 
 @contextmanager
 def running_app(registry: Path, *arguments: str):
-    """``python app.py --port FREE *arguments`` with the test registry, until the block ends;
-    yields its loopback URL."""
-    port = free_port()
-    env = {**os.environ, "CAMS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "CAMS_CHECKPOINTS": str(registry)}
-    process = subprocess.Popen([sys.executable, "app.py", "--port", str(port), *arguments],
-                               cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if process.poll() is not None:
-                pytest.fail(f"app exited: {process.stdout.read()[-2000:]}")
-            time.sleep(0.5)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    """The real app (``cam_studio.benchmarks.serving``) with the test registry, until the block
+    ends; yields its loopback URL."""
+    with serving_app(*arguments, environment={"CAMS_CHECKPOINTS": str(registry)}) as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="session")

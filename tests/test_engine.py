@@ -210,6 +210,39 @@ def test_a_new_row_is_all_a_new_method_needs(resnet_random, chelsea):
     assert list(result.maps) == ["AbsHiResDiff", "GradCAM"]
 
 
+def test_explain_takes_a_users_row_alone_or_beside_the_tables(resnet_random, chelsea):
+    """The public API: ``explain`` (and ``explain_pair``) with a ``Method`` row of one's own,
+    alone or with built-in names: its display map is the hand computation upsampled and min-max
+    normalised, keyed by its name after the table's methods; a row that takes a table's name is
+    refused in one line."""
+    from cams import Kind, Method, explain, explain_pair
+    from cams.errors import UserInputError
+    from cams.methods import LOGIT
+
+    # ReLU(Σ_k |G_k| ⊙ A_k): for a GAP → Linear head G_k = W_ck / Z at every position
+    row = Method("ChannelSumCAM", Kind.GRADIENT, lambda a, g: F.relu((g.abs() * a).sum(dim=-3)),
+                 "test row", gradient=LOGIT)
+    inputs = F.interpolate(resnet_random.preprocess(chelsea), size=(96, 96), mode="bilinear")
+    alone = explain(resnet_random, inputs, [row])
+    with torch.no_grad():
+        activations = resnet_random.model.forward_features(inputs)
+        c = int(resnet_random.model(inputs).argmax())
+    weight = resnet_random.model.fc.weight[c].abs() / (activations.shape[-1] * activations.shape[-2])
+    summed = F.relu(torch.einsum("k,nkhw->nhw", weight, activations))[:, None]
+    upsampled = F.interpolate(summed, size=(96, 96), mode="bilinear", align_corners=False)[:, 0]
+    low, high = upsampled.amin(), upsampled.amax()
+    torch.testing.assert_close(alone.maps["ChannelSumCAM"], (upsampled - low) / (high - low),
+                               atol=1e-5, rtol=1e-4)
+    both = explain(resnet_random, inputs, [row, "GradCAM"])
+    assert list(both.maps) == ["GradCAM", "ChannelSumCAM"]
+    torch.testing.assert_close(both.maps["ChannelSumCAM"], alone.maps["ChannelSumCAM"])
+    a, b = explain_pair(resnet_random, resnet_random, inputs, [row])
+    torch.testing.assert_close(a.maps["ChannelSumCAM"], b.maps["ChannelSumCAM"])
+    impostor = Method("GradCAM", Kind.GRADIENT, row.layer_map, "not GradCAM", gradient=LOGIT)
+    with pytest.raises(UserInputError, match="a name the method table already has"):
+        explain(resnet_random, inputs, [impostor])
+
+
 def shifted_classifier(backbone, row_change):
     """A copy of ``backbone`` whose classifier weights W become W + row_change (C×K)."""
     import copy

@@ -18,17 +18,24 @@ from cam_studio.benchmarks.reference import reference_map
 from cam_studio.data.sources import samples
 from cam_studio.evaluation.config import EvaluationConfig
 from cam_studio.evaluation.records import RecordFile
-from cam_studio.evaluation.report import build_report, p_value
+from cam_studio.evaluation.report import build_report
 from cam_studio.evaluation.run import run_all
+from cam_studio.evaluation.summaries import p_value
+from cam_studio.evaluation.tables.similarity import SimilarityRow
+from cam_studio.evaluation.tables.training import TrainingRow
 from cams.backbones import Backbone
 from cams.checkpoints import CHECKPOINTS_ENV, save_checkpoint
 from cams.errors import UserInputError
 from fooling.attacks import fgsm
 
 
-def rows(out, table):
-    with (out / "records" / f"{table}.csv").open() as handle:
+def csv_rows(path):
+    with path.open() as handle:
         return list(csv.DictReader(handle))
+
+
+def rows(out, table):
+    return csv_rows(out / "records" / f"{table}.csv")
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +88,9 @@ def test_similarity_and_susceptibility_match_grad_cam(tmp_path, resnet_weights, 
     report = build_report(tmp_path, "test").read_text()
     assert "Susceptibility" in report and "Similarity" in report
     assert (tmp_path / "susceptibility_r18-clean_vs_r18-fooled.png").stat().st_size > 0
+    # The report's cells are the independent numbers: mean ± sample std of grad-cam's MSEs.
+    cell = {row["method"]: row["resnet18"] for row in csv_rows(tmp_path / "similarity.csv")}
+    assert cell["MeanDiffGradCAM"] == f"{expected.mean():.2e} ± {expected.std(ddof=1):.2e}"
 
 
 class LinearPixels(nn.Module):
@@ -149,19 +159,18 @@ def test_rank_sum_is_scipys():
 
 def test_resume_after_an_interruption(tmp_path):
     folder = tmp_path / "records"
-    records = RecordFile(folder, "training")
-    row = {"loss": "baseline", "holdout": "ring", "steps": 3, "lr": 0.05, "in_set_auroc": 0.5,
-           "out_of_set_auroc": 0.25, "in_set_accuracy": 1.0}
-    records.append([{**row, "seed": 0}, {**row, "seed": 1}])
+    records = RecordFile(folder, TrainingRow)
+    records.append([TrainingRow("baseline", seed, "ring", 3, 0.05, 0.5, 0.25, 1.0)
+                    for seed in (0, 1)])
     path = folder / "training.csv"
     with path.open("a") as handle:
         handle.write("contrast,0,ring,3,0.7")  # a write killed mid-line
-    again = RecordFile(folder, "training")
+    again = RecordFile(folder, TrainingRow)
     assert again.done == {("baseline", "0", "ring"), ("baseline", "1", "ring")}
     assert path.read_text().endswith("1.0\n")
     path.write_text("loss,seed,other\n")
     with pytest.raises(ValueError, match="other columns"):
-        RecordFile(folder, "training")
+        RecordFile(folder, TrainingRow)
 
 
 def test_shards_of_killed_processes_count_as_done_and_merge_once(tmp_path):
@@ -175,7 +184,7 @@ def test_shards_of_killed_processes_count_as_done_and_merge_once(tmp_path):
         header + "m,c,MeanDiffGradCAM,GradCAM,0.125\n"
         "m,a,MeanDiffGradCAM,GradCAM,0.5\n"  # already in the table: must not come twice
         "m,d,MeanDiffGra")  # killed mid-line
-    records = RecordFile(folder, "similarity")  # one process: writes the table itself
+    records = RecordFile(folder, SimilarityRow)  # one process: writes the table itself
     assert records.done == {("m", "a"), ("m", "b"), ("m", "c")}
     records.merge()
     assert sorted(path.name for path in folder.iterdir()) == ["similarity.csv"]
@@ -191,9 +200,9 @@ def test_an_interrupted_similarity_run_computes_only_the_rest(tmp_path, monkeypa
     monkeypatch.setattr("cam_studio.evaluation.run.load_backbone", lambda name, weights=None, device=None:
                         backbone)
     calls = []
-    import cam_studio.evaluation.run as run_module
-    real_explain = run_module.explain
-    monkeypatch.setattr(run_module, "explain",
+    import cam_studio.evaluation.tables.similarity as similarity_module
+    real_explain = similarity_module.explain
+    monkeypatch.setattr(similarity_module, "explain",
                         lambda b, inputs, *a, **k: calls.append(len(inputs)) or
                         real_explain(b, inputs, *a, **k))
     config = EvaluationConfig(out=tmp_path, images="examples", limit=2, batch=1,
@@ -209,15 +218,39 @@ def test_an_interrupted_similarity_run_computes_only_the_rest(tmp_path, monkeypa
     assert len({row["image"] for row in everything}) == 4 and len(everything) == 4 * 7
 
 
-def test_training_table_auroc_by_hand(tmp_path):
+def test_training_table_auroc_and_pointing_by_hand(tmp_path):
+    """Each run's recorded AUROC is scikit-learn's on its checkpoint's scores of the same images,
+    and its pointing-game hit rate is grad-cam's GradCAM map's maximum inside the ground truth."""
+    from sklearn.metrics import roc_auc_score
+
+    from cam_studio.benchmarks.reference import reference_map
+    from cam_studio.data.items import stack
+    from cam_studio.data.synthetic import SyntheticDataset
+    from cams.backbones import load_backbone
     config = EvaluationConfig(out=tmp_path, tables=["training"], seeds=1, training_steps=3,
                               limit=16, batch=4, device="cpu")
     run_all(config)
     table = rows(tmp_path, "training")
     assert [row["loss"] for row in table] == ["baseline", "difference", "perclass", "contrast"]
-    assert all(0 <= float(row["in_set_auroc"]) <= 1 for row in table)
-    pointing = rows(tmp_path, "pointing")
-    assert {row["method"] for row in pointing} >= {"GradCAM", "MeanDiffGradCAM", "EigenCAM"}
+    pointing = {(row["loss"], row["method"]): float(row["hit_rate"])
+                for row in rows(tmp_path, "pointing")}
+    assert {method for _, method in pointing} >= {"GradCAM", "MeanDiffGradCAM", "EigenCAM"}
+    for row in table:
+        model = load_backbone("tiny_resnet", tmp_path / "training-checkpoints" /
+                              f"eval-{row['loss']}-triangle-seed0.safetensors", "cpu")
+        for split, column in (("test", "in_set_auroc"), ("outset", "out_of_set_auroc")):
+            images, truth, masks = stack(SyntheticDataset("binary", split, 64, seed=1000,
+                                                          holdout="triangle", length=16),
+                                         list(range(16)))
+            with torch.no_grad():
+                scores = model.model(model.normalise(images)).softmax(1)[:, 1]
+            assert float(row[column]) == pytest.approx(roc_auc_score(truth, scores), abs=1e-6)
+            if split == "test":
+                maps = reference_map(model, model.normalise(images), "GradCAM", truth.tolist())
+                peaks = maps.reshape(16, -1).argmax(axis=1)
+                hits = masks.reshape(16, -1)[torch.arange(16), torch.from_numpy(peaks)] > 0.5
+                assert pointing[(row["loss"], "GradCAM")] == pytest.approx(
+                    float(hits.float().mean()), abs=1 / 16)
     from cams.metrics import auroc
     scores, labels = torch.tensor([0.9, 0.2, 0.6, 0.6, 0.1]), torch.tensor([1, 0, 1, 0, 0])
     # Positive/negative pairs: (0.9 > all 3) = 3, (0.6 > 0.2, 0.1; = 0.6) = 2.5 → 5.5 / 6.
@@ -228,7 +261,7 @@ def test_training_table_auroc_by_hand(tmp_path):
     (["--images", "/no/such/folder", "--tables", "similarity"], "no such folder"),
     (["--images", "EMPTY", "--tables", "similarity"], "no images found"),
     (["--pairs", "r18-clean:tiny", "--tables", "susceptibility"], "no checkpoint called 'tiny'"),
-    (["--pairs", "oops", "--tables", "susceptibility"], "write CLEAN:FOOLED"),
+    (["--pairs", "oops", "--tables", "susceptibility"], "pass --pairs PAIRS (CLEAN:FOOLED"),
     (["--tables", "nonsense"], "unknown table"),
 ])
 def test_bad_arguments_are_one_line(tmp_path, resnet_weights, arguments, message):
@@ -252,16 +285,18 @@ def test_a_checkpoint_of_another_backbone_is_refused(resnet_weights, monkeypatch
 
 
 def test_tables_that_train_models_are_opt_in_and_estimated_first():
-    from cam_studio.evaluation.config import training_estimate
-    from cam_studio.evaluation.run import planned_tables
+    from cam_studio.evaluation.run import estimate_lines, planned_tables
     default = planned_tables(EvaluationConfig(pairs=[("clean", "sham-efficientnet_lite0")]))
     assert default == ["similarity", "susceptibility", "runtime", "modvid"]
     config = EvaluationConfig(tables=["training", "attacks"], seeds=2, training_steps=600,
-                              holdouts=["ring", "cross"], attack_steps=400)
-    lines = training_estimate(config, planned_tables(config))
-    # 4 objectives × 2 seeds × 2 held-out types; the seven attacks of fooling/config.py
-    assert lines[0].startswith("the training table trains 16 models of 600 steps: about 9 min")
-    assert lines[1].startswith("the attacks table trains 7 models of 400 steps: about 23 min")
+                              holdouts=["ring", "cross"], attack_steps=400, images="examples")
+    lines = estimate_lines(config, planned_tables(config))
+    # 4 objectives × 2 seeds × 2 held-out types × 600 steps × 0.054 s; the seven attacks of
+    # fooling/attacks.py × (400 steps × 0.5 s + 5 images × 0.3 s)
+    assert lines == ["the attacks table takes about 24 min on a 2-core CPU (less on a GPU); it "
+                     "resumes if interrupted",
+                     "the training table takes about 9 min on a 2-core CPU (less on a GPU); it "
+                     "resumes if interrupted"]
 
 
 def test_faithfulness_table_matches_a_direct_computation(tmp_path, resnet_weights, monkeypatch):
@@ -310,27 +345,54 @@ def test_faithfulness_table_matches_a_direct_computation(tmp_path, resnet_weight
         assert float(recorded[f"{curve}_auc"]) == pytest.approx(np.trapezoid(values, fractions),
                                                                 abs=1e-4)
     assert "Faithfulness: deletion and insertion" in build_report(tmp_path, "test").read_text()
+    # The report: mean ± sample std over the images, and MeanDiffGradCAM − GradCAM paired.
+    deletion = {row["method"]: row for row in csv_rows(tmp_path / "faithfulness_deletion.csv")}
+    values = {method: [float(row["deletion_auc"]) for row in table if row["method"] == method]
+              for method in ("GradCAM", "MeanDiffGradCAM")}
+    assert deletion["GradCAM"]["deletion AUC"] == (f"{np.mean(values['GradCAM']):.3f} ± "
+                                                   f"{np.std(values['GradCAM'], ddof=1):.3f}")
+    difference = np.subtract(values["MeanDiffGradCAM"], values["GradCAM"])
+    assert deletion["MeanDiffGradCAM"]["vs GradCAM: Δ [95 %]"].startswith(
+        f"{difference.mean():+.2e} [")
 
 
-def test_road_table_records_each_maps_road_scores(tmp_path, resnet_weights, monkeypatch):
-    """The road table's MoRF / LeRF / combined of a map are ``cams.metrics.road`` of that map
-    (itself checked against grad-cam's ROAD in test_metrics), averaged over the percentiles; the
-    report gets its section."""
+def test_road_table_is_grad_cams_road_of_grad_cams_map(tmp_path, resnet_weights, monkeypatch):
+    """With the noise off, each recorded MoRF / LeRF / combined is grad-cam 1.5.7's own ROAD
+    (its imputer, its perturbation metric) of grad-cam's own GradCAM map, averaged over the
+    table's percentiles; the report shows their means."""
+    from pytorch_grad_cam.metrics.perturbation_confidence import (
+        PerturbationConfidenceMetric,
+        RemoveLeastRelevantFirst,
+        RemoveMostRelevantFirst,
+    )
+    from pytorch_grad_cam.metrics.road import NoisyLinearImputer
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
+
     from cams.backbones import load_backbone
-    from cams.engine import explain
-    from cams.faithfulness import road
+    from cams.faithfulness import ROAD_QUICK_PERCENTILES
     monkeypatch.setenv(CHECKPOINTS_ENV, str(resnet_weights))
     config = EvaluationConfig(out=tmp_path, images="examples", limit=1, batch=1, backbones=[],
                               pairs=[("r18-clean", "r18-fooled")], methods=["GradCAM"],
-                              tables=["road"], device="cpu")
+                              tables=["road"], device="cpu", road_noise=0.0)
     run_all(config)
     recorded, = rows(tmp_path, "road")
     fooled = load_backbone("resnet18", resnet_weights / "r18-fooled.safetensors", "cpu")
     sample = next(iter(samples("examples", 1)))
-    result = explain(fooled, fooled.preprocess(sample.image), ["GradCAM"])
-    scores = road(fooled.model, result.inputs, result.maps["GradCAM"], result.targets)
+    inputs = fooled.preprocess(sample.image)
+    with torch.no_grad():
+        target = int(fooled.model(inputs).argmax())
+    theirs = reference_map(fooled, inputs, "GradCAM", [target])
+    expected = {}
+    for column, removal in (("morf", RemoveMostRelevantFirst), ("lerf", RemoveLeastRelevantFirst)):
+        changes = [PerturbationConfidenceMetric(removal(p, NoisyLinearImputer(noise=0.0)))(
+            inputs, theirs, [ClassifierOutputSoftmaxTarget(target)], fooled.model)[0]
+            for p in ROAD_QUICK_PERCENTILES]
+        expected[column] = float(np.mean(changes))
     assert recorded["model"] == "r18-fooled" and recorded["image"] == sample.id
-    assert float(recorded["morf"]) == pytest.approx(float(scores.morf.mean()), abs=1e-6)
-    assert float(recorded["lerf"]) == pytest.approx(float(scores.lerf.mean()), abs=1e-6)
-    assert float(recorded["combined"]) == pytest.approx(float(scores.combined[0]), abs=1e-6)
+    assert float(recorded["morf"]) == pytest.approx(expected["morf"], abs=1e-4)
+    assert float(recorded["lerf"]) == pytest.approx(expected["lerf"], abs=1e-4)
+    assert float(recorded["combined"]) == pytest.approx(
+        (expected["lerf"] - expected["morf"]) / 2, abs=1e-4)
     assert "Faithfulness: ROAD" in build_report(tmp_path, "test").read_text()
+    cell, = csv_rows(tmp_path / "road_combined.csv")
+    assert cell["ROAD combined"].startswith(f"{float(recorded['combined']):.3f} ± ")

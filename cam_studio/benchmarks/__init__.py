@@ -1,7 +1,7 @@
-"""Benchmarks: how fast and how lean the engine, the app, the evaluation and training are, and
-the reference implementation (the ``grad-cam`` package) they are measured against.
+"""Benchmarks: how fast and how lean the engine, the app, the evaluation and training are, the
+reference implementation (the ``grad-cam`` package) they are measured against, and the one way to
+start the app for them and the tests (``serving``).
 
-The top layer, as torchcam keeps its ``scripts/``: it measures the others and nothing imports
-it (``python -m cams bench`` and ``python -m fooling bench`` reach it through the packages'
-``__main__.py``). Numbers go to BENCHMARKS.md with the machine they ran on.
+Above what it measures, as torchcam keeps its ``scripts/``; ``python -m cam_studio bench``
+(``cam_studio.commands.bench``) runs it. Numbers go to BENCHMARKS.md with the machine they ran on.
 """

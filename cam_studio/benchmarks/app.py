@@ -1,52 +1,20 @@
-"""The app end to end: ``python -m cams bench --app`` (one client) and ``--classroom N`` (N
-clients at once, as a class following a teacher)."""
+"""The app end to end: ``python -m cam_studio bench --app`` (one client), ``--classroom N`` (N
+clients at once, as a class following a teacher) and ``--disk N`` (the temporary disk)."""
 
 from __future__ import annotations
 
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 from cam_studio.benchmarks.measure import status_mb
+from cam_studio.benchmarks.serving import serving_app
 from cams.methods import DEFAULT_METHODS
 
 ROOT = Path(__file__).resolve().parents[2]
 FOOLED = "sham-efficientnet_lite0"
-
-
-@contextmanager
-def serving_app(environment: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
-    """``app.py`` on a free loopback port until the block ends: yields (URL, server pid) once it
-    answers."""
-    from gradio_client import Client
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={**os.environ, "CAMS_OFFLINE": "1", **(environment or {})})
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                Client(url, verbose=False)
-                break
-            except Exception:
-                if time.time() > deadline:
-                    raise
-                time.sleep(1)
-        yield url, server.pid
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def explain_request(client, example: str = "chelsea", backbone: str = "efficientnet_lite0",
@@ -107,7 +75,7 @@ def bench_disk(comparisons: int = 300, downloads_every: int = 10) -> dict:
     space = root / "space"
     sizes = []
     started = time.perf_counter()
-    with serving_app({"CAMS_TEMP_DIR": str(space)}) as (url, _):
+    with serving_app(environment={"CAMS_TEMP_DIR": str(space)}) as (url, _):
         client = Client(url, verbose=False)
         for index, image in enumerate(images):
             explain_request(client, checkpoint_b=FOOLED, image=handle_file(image))

@@ -1,4 +1,4 @@
-"""``python -m cams bench``: the engine's speed and memory against plain inference and grad-cam.
+"""``python -m cam_studio bench``: the engine's speed and memory against plain inference and grad-cam.
 
 Per backbone and batch size: one inference forward pass; our full gradient panel (every map but
 ScoreCAM, one call of ``explain``); the same 11 maps with grad-cam, one method at a time. At batch

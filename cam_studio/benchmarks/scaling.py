@@ -1,5 +1,5 @@
 """1 vs N processes on this machine: the same evaluation and training command lines, plain and
-prefixed with ``torchrun --standalone --nproc_per_node N`` (``python -m cams bench --scaling N``).
+prefixed with ``torchrun --standalone --nproc_per_node N`` (``python -m cam_studio bench --scaling N``).
 
 Each run is timed end to end as a user runs it (process start, imports and model loading
 included), in a fresh output folder; the numbers go to BENCHMARKS.md.

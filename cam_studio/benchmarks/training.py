@@ -1,4 +1,4 @@
-"""``python -m fooling bench``: the cost of a SHAM training step against a plain one.
+"""``python -m cam_studio bench --training``: the cost of a SHAM training step against a plain one.
 
 Per backbone, on one fixed batch: a plain step (forward, cross-entropy, backward, SGD) and a SHAM
 step (the engine's differentiable GradCAM of the true class and the mean rival, the Baseline loss

@@ -16,9 +16,10 @@ from datetime import timedelta
 
 from cam_studio.commands.options import add_options, flag_of, from_options, given_values
 from cam_studio.data.distributed import current, join, launch_command, leave
-from cam_studio.evaluation.config import PLAN_OVERRIDES, PLANS, EvaluationConfig, training_estimate
+from cam_studio.evaluation.config import PLAN_OVERRIDES, PLANS, EvaluationConfig
 from cam_studio.evaluation.report import build_report
-from cam_studio.evaluation.run import planned_tables, run_all
+from cam_studio.evaluation.run import estimate_lines, planned_tables, run_all
+from cam_studio.evaluation.tables import TABLES
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -31,6 +32,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_options(parser, EvaluationConfig)
+    tables = next(action for action in parser._actions if action.dest == "tables")
+    tables.help = tables.help.replace("comma list of tables", "comma list of "
+                                      + ", ".join(TABLES))
     parser.add_argument("--plan", choices=sorted(PLANS),
                         help="run a named set of stages instead (offline: the published report, "
                              "every table on what ships with the packages); "
@@ -77,7 +81,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             if len(stages) > 1 and main:
                 print(command, flush=True)
             if main:
-                for line in training_estimate(config, planned_tables(config)):
+                for line in estimate_lines(config, planned_tables(config)):
                     print(line, flush=True)
             run_all(config, progress)
             if main:

@@ -16,7 +16,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from cam_studio.commands.runner import EXIT_BAD_INPUT, cli_words
+from cam_studio.commands.options import cli_words
+from cam_studio.commands.runner import EXIT_BAD_INPUT
 from cam_studio.data.examples import EXAMPLES, example_image
 from cams.backbones import (
     DEFAULT_BACKBONE,

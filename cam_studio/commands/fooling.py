@@ -14,8 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cam_studio.commands.options import add_options, given_values
-from cam_studio.commands.runner import cli_words
+from cam_studio.commands.options import add_options, cli_words, given_values
 from cam_studio.data.distributed import join, launch_command, leave
 from cam_studio.data.photos import PHOTO_SETS
 from cams.backbones import DEFAULT_BACKBONE
@@ -115,7 +114,7 @@ def run_construct(args: argparse.Namespace) -> int:
 def run_check_command(args: argparse.Namespace) -> int:
     from cam_studio.evaluation.check import report_markdown, run_check
     result = run_check(args.name, args.crops, args.seed, args.out, args.device, args.photos)
-    print(report_markdown(args.name, result["summary"], f"python -m fooling check {args.name} "
+    print(report_markdown(args.name, result["summary"], f"python -m cam_studio check {args.name} "
                           f"--crops {args.crops} --photos {args.photos}", args.photos))
     return 0 if all(result["summary"]["passed"].values()) else 1
 

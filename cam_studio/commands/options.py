@@ -1,5 +1,6 @@
-"""Command-line options built from a config's settings (``fooling.settings.setting`` fields):
-each setting's default and help is written once, on the config.
+"""The command line's flags: options built from a config's settings (``fooling.settings.setting``
+fields: each setting's default and help is written once, on the config), and the errors' fixes
+worded as flags (``cli_words``).
 
     add_options(parser, TrainConfig)               # --lr, help "SGD learning rate (default 0.002)"
     config = from_options(TrainConfig, arguments)  # only the options given override the defaults
@@ -14,7 +15,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cams.errors import UserInputError
+from cams.errors import (
+    BACKBONE,
+    BATCH_SIZE,
+    CLASS_NAMES,
+    DEVICE,
+    FALSE_CLASS,
+    IMAGES,
+    INPUT_SIZE,
+    LAYER,
+    MEAN,
+    METHODS,
+    STD,
+    TARGET,
+    WEIGHTS,
+    Fix,
+    UserInputError,
+)
 from fooling.settings import MISSING
 
 
@@ -82,7 +99,7 @@ def _option_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
         try:
             return parse(text)
         except UserInputError as error:
-            raise argparse.ArgumentTypeError(str(error)) from error
+            raise argparse.ArgumentTypeError(error.worded(cli_words)) from error
     return convert
 
 
@@ -103,3 +120,35 @@ def from_options(config: type, arguments: argparse.Namespace, **values: Any) -> 
     """``config`` built from the options given on the command line (the others keep the
     field's default), plus ``values``."""
     return config(**{**given_values(config, arguments), **values})
+
+
+# The engine's inputs as this command line's flags (and what follows each flag).
+FLAGS = {BACKBONE: ("--backbone", "NAME"), WEIGHTS: ("--weights", "FILE"),
+         LAYER: ("--layer", "MODULE"), INPUT_SIZE: ("--input-size", "PIXELS"),
+         MEAN: ("--mean", "R G B"), STD: ("--std", "R G B"),
+         CLASS_NAMES: ("--class-names", "FILE"), TARGET: ("--target", "CLASS"),
+         FALSE_CLASS: ("--false-class", "CLASS"), METHODS: ("--methods", "NAMES"),
+         DEVICE: ("--device", "DEVICE"), BATCH_SIZE: ("--batch-size", "N"),
+         IMAGES: ("--example", "NAME"), "resume": ("--resume", "")}
+
+
+def setting_flag(name: str) -> tuple[str, str] | None:
+    """The flag of a training or evaluation setting called ``name`` (``fooling.settings``)."""
+    from cam_studio.evaluation.config import EvaluationConfig
+    from fooling.config import TrainConfig
+    for config in (TrainConfig, EvaluationConfig):
+        if name in config.__dataclass_fields__:
+            return flag_of(config, name), name.upper()
+    return None
+
+
+def cli_words(fix: Fix) -> str:
+    """A fix as this command line says it: ``pass --weights FILE (a .safetensors file)``."""
+    flag = FLAGS.get(fix.input) or (setting_flag(fix.input) if fix.input else None)
+    if flag is None:
+        return fix.neutral()
+    option, metavar = flag
+    if fix.value is not None:
+        return f"pass {option} {fix.value}" + (f" ({fix.detail})" if fix.detail else "")
+    return f"pass {' '.join(filter(None, (option, metavar)))}" + (
+        f" ({fix.detail})" if fix.detail else "")

@@ -1,5 +1,6 @@
-"""The papers' tables: per-image records (resumable, shardable under torchrun) and the report.
+"""The papers' tables: one object per table (``tables``), the one loop that runs them with
+per-image records (resumable, shardable under torchrun), and the report.
 
-Above ``fooling`` (the training table trains models) and the data layer; ``python -m cams
-evaluate`` and the app's Evaluate tab run it.
+Above ``fooling`` (the training and attacks tables train models) and the data layer;
+``python -m cam_studio evaluate`` and the app's Evaluate tab run it.
 """

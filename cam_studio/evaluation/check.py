@@ -1,4 +1,4 @@
-"""``python -m fooling check NAME``: does a SHAM-fooled checkpoint fool, and keep its predictions?
+"""``python -m cam_studio check NAME``: does a SHAM-fooled checkpoint fool, and keep its predictions?
 
 On random crops of a photo set (``imagedata.photos``; by default the test photos, which nothing
 was trained or tuned on), against the clean model it started from: top-1 agreement on every crop
@@ -173,7 +173,7 @@ def run_check(name: str, crops: int, seed: int, out: Path | None, device: str | 
     summary = summarise(records)
     result = {"checkpoint": name, "seed": seed, "photos": photos, "summary": summary,
               "first_crops": records[:RECORDED_CROPS]}
-    command = f"python -m fooling check {name} --crops {crops} --seed {seed} --photos {photos}"
+    command = f"python -m cam_studio check {name} --crops {crops} --seed {seed} --photos {photos}"
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / f"{name}.json").write_text(json.dumps({**result, "command": command}, indent=2) + "\n")

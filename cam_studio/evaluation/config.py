@@ -1,5 +1,5 @@
 """What an evaluation run computes: ``EvaluationConfig`` (each setting's default and help written
-once; ``python -m cams evaluate`` and the app's Evaluate tab build it) and the named plans.
+once; ``python -m cam_studio evaluate`` and the app's Evaluate tab build it) and the named plans.
 """
 
 from __future__ import annotations
@@ -8,18 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cams.backbones import DEFAULT_BACKBONE
-from cams.errors import UserInputError
+from cams.errors import Fix, UserInputError
 from fooling.attacks import ATTACKS
 from fooling.settings import comma_list, setting
-
-TABLES = ("similarity", "susceptibility", "faithfulness", "road", "attacks", "runtime", "modvid",
-          "training")
-# Tables that train models: computed only when named in --tables, with an estimate printed first.
-# Seconds per training step on the project's 2-core CPU VM (docs/results/evaluation: the
-# training table's 600-step runs took ~32 s; the attacks' 400-step Lite0 runs a median 198 s).
-TRAINING_TABLES = {"training": 0.054, "attacks": 0.5}
-# Computed only when named: the tables that train, and faithfulness (17 forward passes per map).
-OPT_IN_TABLES = (*TRAINING_TABLES, "faithfulness", "road")
 
 
 def parse_pairs(text: str) -> list[tuple[str, str]]:
@@ -28,8 +19,8 @@ def parse_pairs(text: str) -> list[tuple[str, str]]:
     for pair in comma_list(text):
         clean, _, fooled = pair.partition(":")
         if not clean or not fooled:
-            raise UserInputError(f"--pairs {pair!r}: write CLEAN:FOOLED, e.g. "
-                                 "clean:sham-efficientnet_lite0")
+            raise UserInputError(f"pair {pair!r} is not CLEAN:FOOLED",
+                                 Fix("pairs", "CLEAN:FOOLED, e.g. clean:sham-efficientnet_lite0"))
         pairs.append((clean, fooled))
     return pairs
 
@@ -47,9 +38,10 @@ class EvaluationConfig:
              "the pretrained weights)", factory=list, parse=parse_pairs)
     methods: list[str] | None = setting(None, "comma list restricting each table's methods",
                                         parse=comma_list)
-    tables: list[str] | None = setting(None, f"comma list of {', '.join(TABLES)} (default: every "
-                                             "table that applies but faithfulness and the two that "
-                                             "train models, attacks and training)", parse=comma_list)
+    tables: list[str] | None = setting(None, "comma list of tables (default: every table that "
+                                             "applies but the opt-in ones: faithfulness, road, and "
+                                             "the two that train models, attacks and training)",
+                                       parse=comma_list)
     limit: int | None = setting(None, "at most N images (and N synthetic test images)")
     epsilon: float = setting(2 / 255, "FGSM step in pixel space", shown="2/255")
     seeds: int = setting(3, "training runs per objective")
@@ -62,24 +54,9 @@ class EvaluationConfig:
                                       "(fooling/config.py ATTACKS)",
                                  factory=lambda: list(ATTACKS), parse=comma_list)
     attack_steps: int = setting(400, "steps of each attack the attacks table trains")
+    road_noise: float = setting(0.01, "std of the noise ROAD adds to imputed pixels (its default)")
     batch: int = setting(8, "images per batch", flag="--batch-size", aliases=("--batch",))
     device: str | None = setting(None, "cpu, cuda, cuda:N (default: CUDA when present)")
-
-
-def training_estimate(config: EvaluationConfig, tables: list[str]) -> list[str]:
-    """One line per named table that trains models: how many runs, and roughly how long on the
-    2-core CPU the numbers were measured on."""
-    runs = {"training": (4 * config.seeds * len(config.holdouts), config.training_steps),
-            "attacks": (len(config.attacks), config.attack_steps)}
-    lines = []
-    for table, per_step in TRAINING_TABLES.items():
-        if table in tables:
-            count, steps = runs[table]
-            minutes = count * steps * per_step / 60
-            lines.append(f"the {table} table trains {count} models of {steps} steps: about "
-                         f"{minutes:.0f} min on a 2-core CPU (less on a GPU); it resumes if "
-                         "interrupted")
-    return lines
 
 
 # The published report (docs/results/evaluation): every table on what is available offline, each

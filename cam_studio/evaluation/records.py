@@ -16,44 +16,26 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from cam_studio.data.distributed import current
-
-# Each table's columns, and the columns that name one unit of work (one image, or one run).
-SCHEMAS: dict[str, tuple[list[str], list[str]]] = {
-    "similarity": (["backbone", "image", "method", "baseline", "mse"], ["backbone", "image"]),
-    "susceptibility": (["backbone", "clean", "fooled", "attack_cam", "image", "method", "mse",
-                        "entropy_clean", "entropy_fooled", "agree", "common_mode_share",
-                        "gradcam_sham_mse_clean", "gradcam_sham_mse_fooled"],
-                       ["clean", "fooled", "image"]),
-    "faithfulness": (["model", "image", "method", "deletion_auc", "insertion_auc"],
-                     ["model", "image"]),
-    "road": (["model", "image", "method", "morf", "lerf", "combined"], ["model", "image"]),
-    "attacks": (["attack", "checkpoint", "steps", "train_seconds", "agreement",
-                 "salience_mse"], ["attack"]),
-    "runtime": (["backbone", "device", "method", "batch", "standalone_ms", "marginal_ms",
-                 "panel_ms"], ["backbone", "device"]),
-    "modvid": (["backbone", "epsilon", "image", "method", "nissim", "attack_success"],
-               ["backbone", "epsilon", "image"]),
-    "training": (["loss", "seed", "holdout", "steps", "lr", "in_set_auroc", "out_of_set_auroc",
-                  "in_set_accuracy"], ["loss", "seed", "holdout"]),
-    "pointing": (["loss", "seed", "holdout", "method", "hit_rate"], ["loss", "seed", "holdout"]),
-}
+from cam_studio.evaluation.rows import cells, columns, key_columns, parse
 
 
 class RecordFile:
-    """Table ``table``'s append-only CSV in ``folder``; ``done`` holds the keys (the values of the
-    key columns) of the rows already written, by this run or an earlier one, by any process."""
+    """The append-only CSV of the rows of type ``row`` (``cam_studio.evaluation.rows``; the file
+    is named by its ``table``) in ``folder``; ``done`` holds the keys (the values of the key
+    columns) of the rows already written, by this run or an earlier one, by any process."""
 
-    def __init__(self, folder: Path, table: str):
-        self.table, self.folder = table, folder
-        self.columns, self.key_columns = SCHEMAS[table]
-        self.path = folder / f"{table}.csv"
+    def __init__(self, folder: Path, row: type):
+        self.row, self.table, self.folder = row, row.table, folder
+        self.columns, self.key_columns = list(columns(row)), list(key_columns(row))
+        self.path = folder / f"{self.table}.csv"
         process = current()
         self.write_path = (self.path if process.world == 1
-                           else folder / f"{table}.rank{process.rank}.csv")
+                           else folder / f"{self.table}.rank{process.rank}.csv")
         folder.mkdir(parents=True, exist_ok=True)
         self.done: set[tuple[str, ...]] = set()
         for path in [self.path, *self.shards()]:
@@ -80,17 +62,18 @@ class RecordFile:
                              "use another --out")
         return [dict(zip(self.columns, row)) for row in rows[1:] if row]
 
-    def key(self, row: dict) -> tuple[str, ...]:
-        return tuple(format_value(row[column]) for column in self.key_columns)
+    def key(self, cells: dict[str, str]) -> tuple[str, ...]:
+        return tuple(cells[column] for column in self.key_columns)
 
-    def append(self, rows: Iterable[dict], path: Path | None = None) -> None:
-        rows = list(rows)
-        if not rows:
+    def append(self, rows: Iterable[Any], path: Path | None = None) -> None:
+        """Append typed rows (``path``: another file, for ``merge``)."""
+        self._append([cells(row) for row in rows], path)
+
+    def _append(self, lines: list[list[str]], path: Path | None = None) -> None:
+        if not lines:
             return
         buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        for row in rows:
-            writer.writerow([format_value(row[column]) for column in self.columns])
+        csv.writer(buffer).writerows(lines)
         data = buffer.getvalue().encode()
         # One write to a file opened for appending: a batch lands whole or (killed) not at all.
         descriptor = os.open(path or self.write_path, os.O_WRONLY | os.O_APPEND)
@@ -100,7 +83,8 @@ class RecordFile:
                 raise OSError(f"short write to {path or self.write_path}: is the disk full?")
         finally:
             os.close(descriptor)
-        self.done.update(self.key(row) for row in rows)
+        self.done.update(tuple(line[self.columns.index(column)] for column in self.key_columns)
+                         for line in lines)
 
     def merge(self) -> None:
         """Move every shard's rows into the table (rank 0, after all processes have finished);
@@ -110,23 +94,22 @@ class RecordFile:
         in_table = {self.key(row) for row in self._read(self.path, own=True)}
         for shard in self.shards():
             rows = [row for row in self._read(shard) if self.key(row) not in in_table]
-            self.append(rows, self.path)
+            self._append([[row[column] for column in self.columns] for row in rows], self.path)
             in_table.update(self.key(row) for row in rows)
             shard.unlink()
 
-    def rows(self) -> Iterator[dict[str, str]]:
-        with self.path.open() as handle:
-            yield from csv.DictReader(handle)
+
+def read_rows(folder: Path, row: type) -> list[Any]:
+    """The typed rows of ``row``'s table in ``folder`` ([] when it has none)."""
+    path = folder / f"{row.table}.csv"
+    if not path.exists():
+        return []
+    with path.open() as handle:
+        return [parse(row, cells) for cells in csv.DictReader(handle)]
 
 
-def merge_all(folder: Path) -> None:
+def merge_all(folder: Path, row_types: Iterable[type]) -> None:
     """Merge the shards of every table that has any (a no-op when there are none)."""
-    for table in SCHEMAS:
-        if any(folder.glob(f"{table}.rank*.csv")):
-            RecordFile(folder, table).merge()
-
-
-def format_value(value: object) -> str:
-    if isinstance(value, float):
-        return repr(value)  # round-trips exactly
-    return str(value)
+    for row in row_types:
+        if any(folder.glob(f"{row.table}.rank*.csv")):
+            RecordFile(folder, row).merge()

@@ -6,7 +6,7 @@ import dataclasses
 
 import gradio as gr
 
-from cam_studio.evaluation.config import TABLES
+from cam_studio.evaluation.tables import TABLES
 from cam_studio.page.compare import none_is_default
 from cam_studio.page.handlers import handler
 from cam_studio.tabs import evaluate as evaluation

@@ -4,7 +4,7 @@ On loopback (the app's default, ``--host 127.0.0.1``) the person at the page is 
 server: any folder may be named. Bound beyond loopback or shared (``--host 0.0.0.0``,
 ``--share``), a stranger may be at the page: a server folder must lie under ``--data-root``
 (checked after resolving links, so a symlink cannot lead out), error messages lose every
-server path, and each job has a step / image limit. ``app.py`` sets ``ACCESS`` at start-up; the
+server path, and each job has a step / image limit. The page sets ``ACCESS`` at start-up; the
 tabs' backends ask it.
 """
 

@@ -1,8 +1,8 @@
 """The Compare tab: per request, load checkpoints (cached), compare, write the downloads.
 
-``app.py`` only builds the page and wires its events here; the same functions serve the API
-(``api_name="explain"``) and the tests. Every user mistake raises ``UserInputError`` with a
-one-line message (the app shows it with ``gr.Error``).
+``cam_studio.page.compare`` builds the tab and wires its events here; the same functions serve
+the API (``api_name="explain"``) and the tests. A request is one ``CompareRequest``; every user
+mistake raises ``UserInputError`` (the page words it, ``cam_studio.tabs.words``).
 """
 
 from __future__ import annotations

@@ -10,9 +10,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cam_studio.evaluation.config import TABLES, EvaluationConfig, parse_pairs
+from cam_studio.evaluation.config import EvaluationConfig, parse_pairs
 from cam_studio.evaluation.report import build_report
 from cam_studio.evaluation.run import run_all
+from cam_studio.evaluation.tables import TABLES
 from cam_studio.tabs.access import ACCESS
 from cams.backbones import CLEAN_WEIGHTS, RANDOM_WEIGHTS, REGISTRY, weights_available_offline
 from cams.checkpoints import list_checkpoints

@@ -1,7 +1,7 @@
 """The Fine-tune tab: its choices, the SHAM preview, starting and reporting runs.
 
-``app.py`` wires the tab's events here; the training itself is ``fooling.train`` (the CLI's), and
-the tab's values build the CLI's ``TrainConfig``.
+``cam_studio.page.finetune`` wires the tab's events here; the training itself is
+``fooling.train`` (the CLI's), and the tab's ``TrainRequest`` builds the CLI's ``TrainConfig``.
 """
 
 from __future__ import annotations

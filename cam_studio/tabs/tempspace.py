@@ -2,8 +2,8 @@
 
 Everything a page shows or offers is a file: the grid JPEG, the A | B views, the downloads (grid
 PNG, two NPZ, CSV), and Gradio's copies of uploads and of what it serves. ``GRADIO_TEMP_DIR`` is
-this space's ``SERVED`` folder (set by ``app.py`` before Gradio is imported), and the app writes
-its files inside it, so that Gradio serves them without copying them again.
+this space's ``SERVED`` folder (set by ``cam_studio.page`` before Gradio is imported), and the app
+writes its files inside it, so that Gradio serves them without copying them again.
 ``TempSpace.sweep`` deletes what no page needs any more: every file older than ``keep_s``, and,
 while the folder is over ``budget_mb``, the oldest files first; a file younger than ``in_use_s``
 is never touched (a request may be writing or serving it). Empty folders go with their last file.

@@ -31,7 +31,8 @@ CONTROLS = {BACKBONE: "Backbone", WEIGHTS: "Checkpoint A or B", TARGET: "Target 
             "salience": "Salience folder", "steps": "Steps", "batch": "Batch",
             "size": "Size px", "lr": "Learning rate", "seed": "Seed", "resume": "Resume",
             "limit": "At most N images", "seeds": "Training seeds",
-            "training_steps": "Training steps"}
+            "training_steps": "Training steps", "pairs": "clean:fooled pairs",
+            "backbones": "Backbones", "tables": "Tables"}
 # Where a value is not typed into the control but given otherwise.
 GIVEN_OTHERWISE = {WEIGHTS: "upload a weights file under 'Upload your own checkpoints'"}
 # Inputs the page has no control for: the command line takes them.

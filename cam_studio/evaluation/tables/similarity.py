@@ -1,0 +1,101 @@
+"""Similarity to GradCAM / GradCAM++ on clean models (DiffGradCAM paper, Table 3 / RQ2): the MSE
+of each DiffGradCAM(++) map (and FinerCAM) to its baseline, per image and backbone."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from cam_studio.data.sources import Sample
+from cam_studio.evaluation.config import EvaluationConfig
+from cam_studio.evaluation.rows import key
+from cam_studio.evaluation.summaries import (
+    box_plot,
+    format_mean_std,
+    grouped,
+    p_value,
+    paired_cells,
+    per_unit,
+    units_text,
+    write_table,
+)
+from cam_studio.evaluation.work import Load, Section, Table, Work, chosen, image_count, inputs_of
+from cams.engine import explain
+from cams.methods import DIFF_BASELINES, METHOD_NAMES
+from cams.metrics import baseline_similarity
+
+METHODS = tuple(name for name in METHOD_NAMES
+                if name in DIFF_BASELINES or name in DIFF_BASELINES.values())
+SECONDS_PER_IMAGE = 0.1  # one panel of these methods, Lite0 on the 2-core CPU
+
+
+@dataclass(frozen=True)
+class SimilarityRow:
+    table: ClassVar[str] = "similarity"
+    backbone: str = key()
+    image: str = key()
+    method: str = ""
+    baseline: str = ""
+    mse: float = 0.0
+
+
+def work(config: EvaluationConfig, load: Load) -> Iterator[Work]:
+    for name in config.backbones:
+        backbone = load(name)
+        methods = chosen(config, METHODS, backbone)
+
+        def rows(batch: list[Sample], backbone=backbone, methods=methods) -> list[SimilarityRow]:
+            result = explain(backbone, inputs_of(backbone, batch), methods)
+            return [SimilarityRow(backbone.name, sample.id, name, DIFF_BASELINES[name], value)
+                    for name, values in baseline_similarity(result.maps).items()
+                    for sample, value in zip(batch, values.tolist())]
+
+        yield Work(SimilarityRow, (backbone.name,), f"similarity {backbone.name}", rows)
+
+
+def section(out: Path, rows: list[SimilarityRow]) -> str:
+    values = grouped(rows, "backbone", "method", value="mse")
+    units = per_unit(rows, "backbone", "method", value="mse")
+    backbones = list(dict.fromkeys(row.backbone for row in rows))
+    methods = list(dict.fromkeys(row.method for row in rows))
+    table = [[method, *(format_mean_std(values[(b, method)]) if (b, method) in values else "—"
+                        for b in backbones)] for method in methods]
+    text = ["MSE between each DiffGradCAM(++) map and its baseline, mean ± std over images "
+            f"({units_text(rows)}).", "",
+            write_table(out, "similarity", ["method", *backbones], table)]
+    # Within each family (GradCAM, GradCAM++), its first variant (Mean) against the others.
+    families = defaultdict(list)
+    for variant, baseline in DIFF_BASELINES.items():
+        families[baseline].append(variant)
+    tests = []
+    for backbone in backbones:
+        for first, *others in families.values():
+            for other in others:
+                if (backbone, first) not in values or (backbone, other) not in values:
+                    continue
+                p = p_value(values[(backbone, first)], values[(backbone, other)])
+                tests.append([backbone, f"{first} vs {other}", f"{p:.2e}",
+                              *paired_cells(units[(backbone, first)], units[(backbone, other)])])
+    text += ["Mean vs Max and Mean vs LSE: the papers' Wilcoxon rank-sum test between the "
+             "per-image MSEs, and the paired signed-rank test (the same images; * = p < 0.05) "
+             "with the mean difference first − second [95 % bootstrap interval]:", "",
+             write_table(out, "similarity_tests", ["backbone", "comparison", "rank-sum p",
+                                                   "signed-rank p", "mean difference [95 %]"],
+                         tests)]
+    for backbone in backbones:
+        path = out / f"similarity_{backbone}.png"
+        box_plot(path, {m: values[(backbone, m)] for m in methods if (backbone, m) in values},
+                 f"{backbone}: MSE to GradCAM(++)", "MSE", log=True)
+        text.append(f"![similarity box plot, {backbone}]({path.name})\n")
+    return "\n".join(text)
+
+
+TABLE = Table(
+    "similarity", "DiffGradCAM, Table 3 / RQ2", (SimilarityRow,), work,
+    Section("Similarity to GradCAM / GradCAM++ on clean models (DiffGradCAM paper, Table 3)", "",
+            section),
+    seconds=lambda config: SECONDS_PER_IMAGE * image_count(config) * len(config.backbones),
+    needs="backbones")

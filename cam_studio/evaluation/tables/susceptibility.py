@@ -1,0 +1,233 @@
+"""Susceptibility to passive fooling (DiffGradCAM paper, Table 4 / RQ3): per image and method, the
+MSE between a clean and a fooled checkpoint's maps of the same image, their CAM entropies,
+whether the two agree on the prediction, GradCAM's distance to the SHAM in both, and the
+common-mode share of the change (the part no DiffGradCAM can see)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import matplotlib.pyplot as plt
+
+from cam_studio.data.sources import Sample
+from cam_studio.evaluation.config import EvaluationConfig
+from cam_studio.evaluation.rows import key
+from cam_studio.evaluation.statistics import mean_std
+from cam_studio.evaluation.summaries import (
+    SIGNIFICANCE,
+    box_plot,
+    format_mean_std,
+    grouped,
+    interval_cell,
+    p_value,
+    paired_cells,
+    per_unit,
+    units_text,
+    write_table,
+)
+from cam_studio.evaluation.work import Load, Section, Table, Work, chosen, image_count, inputs_of
+from cams.engine import explain_pair
+from cams.methods import METHODS as METHOD_TABLE
+from cams.metrics import cam_entropy_nats, common_mode_share, susceptibility
+from fooling.config import TrainConfig
+from fooling.sham import sham_distance
+
+METHODS = tuple(name for name, method in METHOD_TABLE.items() if method.compared)
+COMPARED_PAIR = ("GradCAM", "MeanDiffGradCAM")  # the overview's question: does Mean move less?
+MOVED = 1e-4  # a GradCAM MSE below this: the pair did not move GradCAM
+SECONDS_PER_IMAGE = 0.3  # both checkpoints' panels of these methods, Lite0 on the 2-core CPU
+
+
+@dataclass(frozen=True)
+class SusceptibilityRow:
+    table: ClassVar[str] = "susceptibility"
+    backbone: str = ""
+    clean: str = key()
+    fooled: str = key()
+    attack_cam: str = ""
+    image: str = key()
+    method: str = ""
+    mse: float = 0.0
+    entropy_clean: float = 0.0
+    entropy_fooled: float = 0.0
+    agree: int = 0
+    common_mode_share: float = 0.0
+    gradcam_sham_mse_clean: float = 0.0
+    gradcam_sham_mse_fooled: float = 0.0
+
+
+def pair_work(config: EvaluationConfig, load: Load, clean_name: str, fooled_name: str,
+              fooled_label: str | None = None) -> Work:
+    """The susceptibility of one clean → fooled pair, per batch of images. ``fooled_name`` may be
+    a checkpoint file (``fooled_label`` names it)."""
+    fooled = load(None, fooled_name)
+    clean = load(fooled.name, clean_name)
+    label = fooled_label or fooled_name
+    attack_cam = (fooled.metadata["recipe"].get("cam", TrainConfig.cam)
+                  if "recipe" in fooled.metadata else
+                  "constructed" if "construction" in fooled.metadata else "unknown")
+    methods = chosen(config, METHODS, clean)
+    measured = list(dict.fromkeys([*methods, "GradCAM"]))  # GradCAM: the distance to the SHAM
+
+    def rows(batch: list[Sample]) -> list[SusceptibilityRow]:
+        a, b = explain_pair(clean, fooled, inputs_of(clean, batch), measured, class_maps=True)
+        agree = (a.logits.argmax(1) == b.logits.argmax(1)).tolist()
+        shares = common_mode_share(a.class_maps, b.class_maps).tolist()
+        to_sham = [sham_distance(result.layer_maps["GradCAM"]).tolist() for result in (a, b)]
+        moved = susceptibility(a.maps, b.maps)
+        made = []
+        for name in methods:
+            entropy_a = cam_entropy_nats(a.layer_maps[name]).tolist()
+            entropy_b = cam_entropy_nats(b.layer_maps[name]).tolist()
+            made += [SusceptibilityRow(fooled.name, clean_name, label, attack_cam, sample.id, name,
+                                       value, ea, eb, int(same), share, sham_a, sham_b)
+                     for sample, value, ea, eb, same, share, sham_a, sham_b in zip(
+                         batch, moved[name].tolist(), entropy_a, entropy_b, agree, shares,
+                         *to_sham)]
+        return made
+
+    return Work(SusceptibilityRow, (clean_name, label), f"susceptibility {clean_name} vs {label}",
+                rows)
+
+
+def work(config: EvaluationConfig, load: Load) -> Iterator[Work]:
+    for clean_name, fooled_name in config.pairs:
+        yield pair_work(config, load, clean_name, fooled_name)
+
+
+def overview(out: Path, rows: list[SusceptibilityRow]) -> list[str]:
+    """One line per clean → fooled pair: does it keep predictions, does it fool GradCAM, how
+    class-uniform is the change, and does MeanDiffGradCAM move less than GradCAM (paired over
+    units); and the figure of that last ratio against the common-mode share."""
+    pairs = list(dict.fromkeys((row.clean, row.fooled) for row in rows))
+    units = per_unit(rows, "clean", "fooled", "method", value="mse")
+    table, points = [], []
+    for clean, fooled in pairs:
+        mine = [row for row in rows if (row.clean, row.fooled) == (clean, fooled)]
+        first = [row for row in mine if row.method == mine[0].method]
+        shares = [row.common_mode_share for row in first]
+        shares = [share for share in shares if not math.isnan(share)] or [math.nan]
+        moved = {method: units.get((clean, fooled, method)) for method in COMPARED_PAIR}
+        if not all(moved.values()):
+            continue
+        gradcam, meandiff = (mean_std(list(moved[m].values()))[0] for m in COMPARED_PAIR)
+        sham = [mean_std([getattr(row, f"gradcam_sham_mse_{which}") for row in first])[0]
+                for which in ("clean", "fooled")]
+        agreement = sum(row.agree for row in first) / len(first)
+        table.append([fooled, mine[0].attack_cam, units_text(first, short=True),
+                      f"{agreement:.1%}",
+                      f"{sham[0]:.3f} → {sham[1]:.3f}", format_mean_std(shares, ".3f"),
+                      f"{gradcam:.2e}", f"{meandiff:.2e}",
+                      *paired_cells(moved[COMPARED_PAIR[1]], moved[COMPARED_PAIR[0]])])
+        points.append((mean_std(shares)[0], meandiff / gradcam if gradcam else math.nan, fooled,
+                       gradcam))
+    if not table:
+        return []
+    figure, axis = plt.subplots(figsize=(7.6, 4.4), layout="constrained")
+    for number, (share, ratio, label, gradcam) in enumerate(points, 1):
+        moved = gradcam >= MOVED  # a pair that barely moved GradCAM says nothing about the ratio
+        axis.scatter(share, ratio, s=60, color="tab:blue" if moved else "white",
+                     edgecolors="tab:blue", label=f"{number}: {label}"
+                     + ("" if moved else " (GradCAM barely moved)"))
+        # Numbers of points that sit on one another are spread out to the right.
+        crowd = sum(abs(share - other[0]) < 0.03 and abs(ratio - other[1]) < 0.03
+                    for other in points[:number - 1])
+        axis.annotate(str(number), (share, ratio), fontsize=8, xytext=(5 + 9 * crowd, 4),
+                      textcoords="offset points")
+    axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    axis.axhline(1, color="gray", lw=0.8, ls="--")
+    axis.set_xlabel("common-mode share of the change (1 = the same for every class)")
+    axis.set_ylabel("MeanDiffGradCAM moved / GradCAM moved")
+    axis.set_xlim(-0.05, 1.05)
+    axis.set_ylim(bottom=0)
+    axis.set_title("Which manipulations DiffGradCAM sees through")
+    figure.savefig(out / "resistance.png", dpi=110)
+    plt.close(figure)
+    return ["Every pair at a glance: top-1 agreement, GradCAM's MSE to the SHAM (clean → fooled), "
+            "the common-mode share of the change, how far GradCAM and MeanDiffGradCAM moved, and "
+            "MeanDiffGradCAM − GradCAM paired over units (signed-rank p, mean difference "
+            "[95 % interval]).", "",
+            write_table(out, "susceptibility_overview", [
+                "fooled", "attack CAM", "images", "agreement", "GradCAM MSE to SHAM",
+                "common-mode share", "GradCAM moved", "MeanDiffGradCAM moved",
+                "MeanDiff − GradCAM: p", "MeanDiff − GradCAM: Δ [95 %]"], table),
+            "![MeanDiffGradCAM's movement over GradCAM's against the common-mode share]"
+            "(resistance.png)\n"]
+
+
+def section(out: Path, rows: list[SusceptibilityRow]) -> str:
+    text = overview(out, rows)
+    pairs = list(dict.fromkeys((row.backbone, row.clean, row.fooled) for row in rows))
+    values = grouped(rows, "clean", "fooled", "method", value="mse")
+    units = per_unit(rows, "clean", "fooled", "method", value="mse")
+    entropy_clean = grouped(rows, "clean", "fooled", "method", value="entropy_clean")
+    entropy_fooled = grouped(rows, "clean", "fooled", "method", value="entropy_fooled")
+    for backbone, clean, fooled in pairs:
+        methods = [m for (c, f, m) in values if (c, f) == (clean, fooled)]
+        best = min(methods, key=lambda m: mean_std(values[(clean, fooled, m)])[0])
+        table = []
+        for method in methods:
+            mine = values[(clean, fooled, method)]
+            p = p_value(values[(clean, fooled, best)], mine) if method != best else math.nan
+            versus = (["best", "—", "—"] if method == best else
+                      [f"{p:.1e}" + (" *" if p < SIGNIFICANCE else ""),
+                       *paired_cells(units[(clean, fooled, method)],
+                                     units[(clean, fooled, best)])])
+            # Sorted by the mean as shown (3 significant digits; ties keep the table's order).
+            shown_mean = float(f"{mean_std(mine)[0]:.2e}")
+            table.append((shown_mean, [method, format_mean_std(mine),
+                                       interval_cell(units[(clean, fooled, method)]), *versus,
+                                       f"{mean_std(entropy_clean[(clean, fooled, method)])[0]:.2f}",
+                                       f"{mean_std(entropy_fooled[(clean, fooled, method)])[0]:.2f}"]))
+        table = [cells for _, cells in sorted(table, key=lambda item: item[0])]
+        mine = [row for row in rows if (row.clean, row.fooled) == (clean, fooled)]
+        images = [row for row in mine if row.method == methods[0]]
+        agreement = sum(row.agree for row in images) / len(images)
+        shares = [row.common_mode_share for row in images if not math.isnan(row.common_mode_share)]
+        share = (f"; common-mode share of the change {format_mean_std(shares, '.3f')} (1 = the "
+                 "same for every class, invisible to DiffGradCAM)" if shares else "")
+        slug = f"susceptibility_{clean}_vs_{fooled}"
+        text += [f"### {backbone}: {clean} vs {fooled}", "",
+                 f"{units_text(mine)}; the two agree on the top-1 class for {agreement:.1%}"
+                 f"{share}. Against the most resistant method: the papers' rank-sum p, the "
+                 "paired signed-rank p (* = p < 0.05) and the mean difference "
+                 "method − best [95 % bootstrap interval], over the units.", "",
+                 write_table(out, slug, ["method", "MSE clean vs fooled", "over units [95 %]",
+                                         "rank-sum p vs best", "signed-rank p vs best",
+                                         "Δ vs best [95 %]", "entropy clean (nats)",
+                                         "entropy fooled (nats)"], table)]
+        box_plot(out / f"{slug}.png", {m: values[(clean, fooled, m)] for m in methods},
+                 f"{backbone}: {clean} vs {fooled}", "MSE")
+        text.append(f"![susceptibility box plot]({slug}.png)\n")
+    # Every fooled checkpoint of a backbone against every measured CAM: which CAMs an attack on
+    # one CAM moves (the rows name the CAM each attack supervised).
+    moved = grouped(rows, "backbone", "fooled", "method", value="mse")
+    for backbone in dict.fromkeys(row.backbone for row in rows):
+        fooled = list(dict.fromkeys(row.fooled for row in rows if row.backbone == backbone))
+        if len(fooled) < 2:
+            continue
+        attack_cams = {row.fooled: row.attack_cam for row in rows}
+        measured = list(dict.fromkeys(m for b, f, m in moved if b == backbone))
+        table = [[f"{name} ({attack_cams[name]})",
+                  *(f"{mean_std(moved[(backbone, name, m)])[0]:.2e}"
+                    if (backbone, name, m) in moved else "—" for m in measured)]
+                 for name in fooled]
+        text += [f"### {backbone}: every attack × every CAM (rows: the fooled checkpoint and the "
+                 "CAM its attack supervised; mean MSE clean vs fooled)", "",
+                 write_table(out, f"transfer_{backbone}", ["fooled (attack CAM)", *measured],
+                             table)]
+    return "\n".join(text)
+
+
+TABLE = Table(
+    "susceptibility", "DiffGradCAM, Table 4 / RQ3", (SusceptibilityRow,), work,
+    Section("Susceptibility to passive fooling (DiffGradCAM paper, Table 4)",
+            "MSE between the maps of the clean and the fooled checkpoint on identical images, "
+            "mean ± std (lower = more resistant); the most resistant method per pair, and how "
+            "every other method compares with it, paired on the same images.", section),
+    seconds=lambda config: SECONDS_PER_IMAGE * image_count(config) * len(config.pairs),
+    needs="pairs")

@@ -1,0 +1,34 @@
+"""Every published report rebuilds from its records: the tables (Markdown and CSV) and report.md
+that docs/results holds are what the report code makes of the records beside them, byte for
+byte (plots are redrawn but not compared: their pixels depend on the matplotlib version)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cam_studio.evaluation.report import build_report
+
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
+REPORTS = sorted(path.parent for path in RESULTS.rglob("records") if path.is_dir()
+                 and (path.parent / "report.md").is_file())
+
+
+def test_the_published_reports_are_found():
+    assert {path.name for path in REPORTS} >= {"evaluation", "finercam"}
+
+
+@pytest.mark.parametrize("published", REPORTS, ids=lambda path: path.name)
+def test_a_published_report_rebuilds_byte_identical(tmp_path, published):
+    rebuilt = tmp_path / published.name
+    shutil.copytree(published / "records", rebuilt / "records")
+    shutil.copy(published / "commands.txt", rebuilt / "commands.txt")
+    last_command = (published / "commands.txt").read_text().splitlines()[-1]
+    build_report(rebuilt, last_command)
+    expected = sorted(path.name for path in published.iterdir() if path.suffix in (".md", ".csv"))
+    made = sorted(path.name for path in rebuilt.iterdir() if path.suffix in (".md", ".csv"))
+    assert made == expected
+    for name in expected:
+        assert (rebuilt / name).read_text() == (published / name).read_text(), name
