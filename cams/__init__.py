@@ -12,7 +12,7 @@ __version__ = "0.1.0"  # the package's one version (pyproject.toml reads it; --v
 
 from cams.backbones import DEFAULT_BACKBONE, REGISTRY, Backbone, load_backbone
 from cams.engine import Explanation, explain, explain_pair, layer_cams
-from cams.errors import UserInputError
+from cams.errors import Fix, UserInputError
 from cams.methods import DEFAULT_METHODS, DIFF_BASELINES, METHOD_NAMES, METHODS, Kind, Method
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "REGISTRY",
     "Backbone",
     "Explanation",
+    "Fix",
     "Kind",
     "Method",
     "UserInputError",

@@ -203,7 +203,10 @@ class Method:
     """One row of the method table: a display name bound to the maths of its map.
 
     ``layer_map`` makes the map at layer resolution from the activations and what ``kind`` says;
-    ``gradient`` names the explained scalar whose gradient it takes (``Kind.GRADIENT`` only).
+    ``gradient`` names the explained scalar whose gradient it takes (``Kind.GRADIENT`` only). A
+    gradient method's ``layer_map(A, G)`` gets ``A`` as N×K×h×w and ``G`` as …×N×K×h×w (the
+    engine stacks the gradients of the rows that share the function) and keeps ``G``'s leading
+    dimensions: …×N×h×w.
     ``default``: in the panel unless the user asks otherwise. ``baseline``: for a DiffGradCAM
     variant, the map it should match on a clean model (DiffGradCAM paper, RQ2). ``compared``: one
     of the maps the DiffGradCAM paper compares (Tables 3–4). ``class_map``: the part of Divisive

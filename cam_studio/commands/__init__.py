@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from cam_studio.commands import bench, evaluate, explain, fooling
 from cam_studio.commands.runner import run_command_line
@@ -17,7 +19,9 @@ from cam_studio.commands.runner import run_command_line
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m cam_studio`` and the ``cams`` console script: every command."""
-    return run_command_line("python -m cam_studio", "Explain images with every CAM method, fool "
+    # As it was started: the cams script, or python -m cam_studio.
+    prog = "cams" if Path(sys.argv[0]).name == "cams" else "python -m cam_studio"
+    return run_command_line(prog, "Explain images with every CAM method, fool "
                             "and fine-tune models, reproduce the papers' tables, and benchmark.",
                             [explain.add_commands, fooling.add_commands, evaluate.add_commands,
                              bench.add_commands], argv)

@@ -6,6 +6,7 @@ code 2, no traceback; the engine's errors name what to give (``cams.errors``) an
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -45,6 +46,9 @@ def run_command_line(prog: str, description: str, registrars: Sequence[Registrar
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (… | head): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except torch.cuda.OutOfMemoryError:
         print("error: out of GPU memory: use a smaller --batch-size, or --device cpu",
               file=sys.stderr)
