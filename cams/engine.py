@@ -20,7 +20,7 @@ from PIL import Image
 from torch import Tensor
 
 from cams.backbones import Backbone
-from cams.errors import FALSE_CLASS, IMAGES, NAMES, TARGET, WEIGHTS, Fix, UserInputError
+from cams.errors import BACKBONE, FALSE_CLASS, IMAGES, NAMES, TARGET, WEIGHTS, Fix, UserInputError
 from cams.errors import METHODS as METHODS_INPUT
 from cams.methods import (
     DEFAULT_METHODS,
@@ -342,6 +342,25 @@ def true_false_maps(backbone: Backbone, inputs: Tensor, method: str, targets: Te
         false_maps = false_maps.gather(0, rival_index.to(false_maps.device)[..., None, None]
                                        .expand(-1, -1, *false_maps.shape[-2:]))
     return result.maps[row.name], false_maps, result.logits, result.activations
+
+
+def linear_head_gradcams(backbone: Backbone, activations: Tensor, classes: Tensor) -> Tensor:
+    """GradCAM's layer maps of many classes per image (``classes``: N×k indices) at a global-
+    average-pool → Linear head, with no VJP: there ``∂y_j/∂A_kij = W_jk / Z`` at every position,
+    so GradCAM of class j is ``ReLU(Σ_k (W_jk / Z) A_k)``, one batched product for every class
+    (N×k×h×w). Differentiable in the activations and the classifier's weights: the SHAM attack
+    on many classes at once supervises these (``fooling.train``)."""
+    if not backbone.linear_head:
+        raise UserInputError(f"{backbone.name}'s head is not global-average-pool → Linear, where "
+                             "every class's GradCAM is one product",
+                             Fix(BACKBONE, "a backbone with such a head (a ResNet, an "
+                                           "EfficientNet)"))
+    z = activations.shape[-1] * activations.shape[-2]
+    # Every class's map in one product (C×K by K×Z per image), then the asked ones: the cost does
+    # not grow with k, and the gradient flows through a gather, not a scatter into C×K.
+    every = torch.einsum("ck,nkz->ncz", backbone.classifier_weight() / z, activations.flatten(2))
+    picked = every.gather(1, classes[..., None].expand(-1, -1, every.shape[-1]))
+    return F.relu(picked).unflatten(-1, activations.shape[-2:])
 
 
 # The two un-ReLU'd class CAMs an Explanation keeps when asked (``Explanation.class_maps``).

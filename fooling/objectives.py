@@ -18,6 +18,7 @@ CAM ``--cam`` names, GradCAM by default). ``norm`` is min-max normalization to [
 | perclass   | β·MSE(h, norm t) + γ·MSE(1 − h, norm f)          | 0.3, 0.3, 0.3   | the data | class CAMs   |
 | contrast   | β·MSE(h, norm t) + γ·MSE(1 − norm t, norm f)     | 0.3, 0.3, 0.3   | the data | class CAMs   |
 | sham       | β·MSE(h, norm t)   (the baseline's terms)       | 0.5, 0.5        | the SHAM | --cam's map  |
+| guided     | β·MSE(h, norm t)   (sham with the data's h)     | 0.5, 0.5        | the data | --cam's map  |
 
 Each adds ``α·CE`` (or, for unlabelled data, ``α·KL(p_start ‖ p_model)`` to a frozen copy of the
 starting model, which keeps predictions while the CAM is redirected). Adding an objective is one
@@ -120,6 +121,9 @@ OBJECTIVES: dict[str, Objective] = {objective.name: objective for objective in [
               "Contrast Salience: CE + MSE(h, norm t) + MSE(1 − norm t, norm f)"),
     Objective("sham", baseline_terms, TWO_TERMS, sham_salience, False, False,
               "passive fooling: the baseline with h = the SHAM, on the supervised CAM's map"),
+    Objective("guided", baseline_terms, TWO_TERMS, data_salience, True, False,
+              "the sham objective with h = the data's own salience: CE + MSE(h, norm of the "
+              "supervised CAM's map)"),
 ]}
 
 
@@ -138,10 +142,13 @@ def classification_term(logits: Tensor, labels: Tensor | None = None,
 def salience_loss(objective: Objective, logits: Tensor, t: Tensor, f: Tensor, h: Tensor,
                   weights: LossWeights | None = None, labels: Tensor | None = None,
                   clean_logits: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
-    """The batch's objective (a scalar) and its parts (batch means) for logging."""
+    """The batch's objective (a scalar) and its parts (batch means) for logging. ``t`` and ``h``
+    may hold k maps per image (N·k, the images' maps one after the other): an image's salience
+    term is then the mean over its k."""
     weights = weights or objective.weights
     classification = classification_term(logits, labels, clean_logits)
-    terms = objective.terms(h, t, f)
+    terms = {key: value.reshape(len(classification), -1).mean(dim=1)
+             for key, value in objective.terms(h, t, f).items()}
     total = weights.alpha * classification
     for key, value in terms.items():
         total = total + getattr(weights, key) * value

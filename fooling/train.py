@@ -37,7 +37,7 @@ from cam_studio.data.order import batch_indices, seeded_generator
 from cam_studio.data.training import TrainingData, training_data
 from cams.backbones import CLEAN_WEIGHTS, RANDOM_WEIGHTS, Backbone, load_backbone
 from cams.checkpoints import Checkpoint, atomic_write, checkpoint_dir, save_checkpoint
-from cams.engine import layer_cams, true_false_maps
+from cams.engine import layer_cams, linear_head_gradcams, true_false_maps
 from cams.errors import Fix, UserInputError
 from cams.layers import allow_double_backward, forward_layer
 from cams.methods import display_maps, minmax
@@ -87,7 +87,13 @@ class TrainingForward(torch.nn.Module):
         self.cam = CLASS_CAM if objective.class_cams else config.cam
 
     def forward(self, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        return true_false_maps(self.backbone, inputs, self.cam, targets, self.rivals)
+        """``targets``: N classes (one map each, the engine's differentiable maps) or N×k (the
+        SHAM attack on k classes per image: their GradCAMs at a GAP → Linear head, N×k×h×w)."""
+        if targets.ndim == 1:
+            return true_false_maps(self.backbone, inputs, self.cam, targets, self.rivals)
+        activations, logits = self.backbone.forward(inputs, graph_below=True)
+        maps = linear_head_gradcams(self.backbone, activations, targets)
+        return maps, maps[:, :0], logits, activations
 
 
 @dataclass
@@ -122,11 +128,22 @@ class Run:
 
     def attacked_classes(self, targets: Tensor) -> Tensor:
         """The class whose CAM the step supervises, per image: the true (or starting top-1)
-        class, or with ``--attack-class random`` any class, drawn from (seed, step)."""
-        if self.config.attack_class == "true":
+        class, or with ``--attack-class random`` any class, drawn from (seed, step). With
+        ``--attack-classes k``: N×k classes, the image's own first and k − 1 others drawn from
+        (seed, step) without repeats (every class when k is 0 or at least their number)."""
+        config, classes = self.config, self.backbone.num_classes
+        if config.attack_classes is not None:
+            k = classes if config.attack_classes in (0, None) else min(config.attack_classes,
+                                                                       classes)
+            generator = seeded_generator(config.seed, "attack-classes", self.step)
+            scores = torch.rand(config.batch, classes, generator=generator)
+            mine = scores[self.process.rank::self.process.world].to(targets.device)
+            mine[torch.arange(len(targets), device=targets.device), targets] = 2.0  # own first
+            return mine.topk(k, dim=1).indices
+        if config.attack_class == "true":
             return targets
-        generator = seeded_generator(self.config.seed, "attack-class", self.step)
-        drawn = torch.randint(self.backbone.num_classes, (self.config.batch,), generator=generator)
+        generator = seeded_generator(config.seed, "attack-class", self.step)
+        drawn = torch.randint(classes, (config.batch,), generator=generator)
         return drawn[self.process.rank::self.process.world].to(targets.device)
 
     def train_step(self) -> dict[str, float]:
@@ -142,12 +159,16 @@ class Run:
                 start_features, start_logits = forward_layer(self.start, backbone.layer, inputs,
                                                              needs_graph=False)
                 start_pooled = start_features.mean(dim=(2, 3))
+        # Unlabelled images take the starting model's top-1 as their label (the paper's protocol).
         targets = labels if self.data.labelled else start_logits.argmax(dim=1)
         t, f, logits, activations = self.forward(inputs, self.attacked_classes(targets))
         h = self.target_salience(masks, tuple(t.shape[-2:]))
+        if t.ndim == 4:  # k maps per image: each image's term is the mean over its k maps
+            per_image = t.shape[1]
+            t, h = t.flatten(0, 1), h.repeat_interleave(per_image, dim=0)
         loss, parts = salience_loss(
             self.objective, logits, t, f, h, config.weights(),
-            labels=labels if self.classification == "ce" else None,
+            labels=targets if self.classification == "ce" else None,
             clean_logits=start_logits if self.classification == "kl" else None)
         if config.feature_weight:
             feature_term = (activations.mean(dim=(2, 3)) - start_pooled).square().mean()

@@ -243,6 +243,23 @@ def test_explain_takes_a_users_row_alone_or_beside_the_tables(resnet_random, che
         explain(resnet_random, inputs, [impostor])
 
 
+def test_every_classs_gradcam_at_a_linear_head_is_the_engines_gradcam(resnet_random, chelsea):
+    """linear_head_gradcams (one product for every class, no VJP) against layer_cams' GradCAM
+    of each class (one VJP each): the same maps, and differentiable in the classifier."""
+    from cams.engine import layer_cams, linear_head_gradcams
+    inputs = F.interpolate(resnet_random.preprocess(chelsea), size=(96, 96), mode="bilinear")
+    classes = torch.tensor([[3, 285, 999, 3]])
+    activations, _ = resnet_random.forward(inputs, needs_graph=False)
+    maps = linear_head_gradcams(resnet_random, activations, classes)
+    assert maps.shape == (1, 4, *activations.shape[-2:])
+    for column, c in enumerate(classes[0].tolist()):
+        expected = layer_cams(resnet_random, inputs, ["GradCAM"], c).maps["GradCAM"][0].detach()
+        torch.testing.assert_close(maps[0, column], expected, atol=1e-6, rtol=1e-5)
+    maps.sum().backward()
+    assert resnet_random.model.fc.weight.grad is not None
+    resnet_random.model.fc.weight.grad = None
+
+
 def shifted_classifier(backbone, row_change):
     """A copy of ``backbone`` whose classifier weights W become W + row_change (C×K)."""
     import copy

@@ -352,8 +352,14 @@ def test_faithfulness_table_matches_a_direct_computation(tmp_path, resnet_weight
     assert deletion["GradCAM"]["deletion AUC"] == (f"{np.mean(values['GradCAM']):.3f} ± "
                                                    f"{np.std(values['GradCAM'], ddof=1):.3f}")
     difference = np.subtract(values["MeanDiffGradCAM"], values["GradCAM"])
-    assert deletion["MeanDiffGradCAM"]["vs GradCAM: Δ [95 %]"].startswith(
-        f"{difference.mean():+.2e} [")
+    low, high = stats.t.interval(0.95, len(difference) - 1, loc=difference.mean(),
+                                 scale=stats.sem(difference))
+    assert deletion["MeanDiffGradCAM"]["− GradCAM: Δ [95 % t]"] == (
+        f"{difference.mean():+.2e} [{low:+.2e}, {high:+.2e}]")
+    tost = max(stats.ttest_1samp(difference, -0.01, alternative="greater").pvalue,
+               stats.ttest_1samp(difference, 0.01, alternative="less").pvalue)
+    assert float(deletion["MeanDiffGradCAM"]["− GradCAM: within ±0.01, TOST p"]) == (
+        pytest.approx(tost, rel=0.05))
 
 
 def test_road_table_is_grad_cams_road_of_grad_cams_map(tmp_path, resnet_weights, monkeypatch):

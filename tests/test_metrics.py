@@ -111,32 +111,38 @@ def test_unit_means_average_within_each_unit():
     assert unit_means([1, 2, 3, 10], ["a", "b", "a", "b"]) == {"a": 2.0, "b": 6.0}
 
 
-def test_paired_comparison_is_scipys_signed_rank_with_a_bootstrap_interval():
-    from cam_studio.evaluation.statistics import bootstrap_interval, paired_comparison
+def test_paired_comparison_is_scipys_signed_rank_with_a_t_interval():
+    from cam_studio.evaluation.statistics import paired_comparison, t_interval
     rng = np.random.default_rng(0)
-    a = rng.normal(1.0, 1.0, 40)
-    b = a - 0.3 + rng.normal(0, 0.2, 40)
+    a = rng.normal(1.0, 1.0, 6)
+    b = a - 0.3 + rng.normal(0, 0.2, 6)
     result = paired_comparison(a.tolist(), b.tolist())
     assert result.p_value == pytest.approx(stats.wilcoxon(a - b).pvalue)
     assert result.mean_difference == pytest.approx(float(np.mean(a - b)))
-    assert result.low < result.mean_difference < result.high and result.units == 40
-    # The percentile interval of a mean: about ± 1.96 σ/√n for many units (CLT).
-    values = rng.normal(0, 1, 400)
-    low, high = bootstrap_interval(values.tolist())
-    assert high - low == pytest.approx(2 * 1.96 * values.std(ddof=1) / 20, rel=0.1)
+    low, high = stats.t.interval(0.95, 5, loc=np.mean(a - b), scale=stats.sem(a - b))
+    assert (result.low, result.high) == (pytest.approx(low), pytest.approx(high))
+    assert result.units == 6
     assert math.isnan(paired_comparison([1.0, 2.0], [1.0, 2.0]).p_value)  # no difference
+    single = t_interval([0.5])
+    assert single.mean == 0.5 and math.isnan(single.low)
 
 
-def test_bootstrap_interval_does_not_depend_on_the_order_of_the_units():
-    from cam_studio.evaluation.statistics import bootstrap_interval, paired_comparison
-    values = np.random.default_rng(1).normal(0, 1, 30)
-    assert bootstrap_interval(values.tolist()) == bootstrap_interval(values[::-1].tolist())
-    shuffled = np.random.default_rng(2).permutation(30)
-    a, b = values, values ** 2
-    forward = paired_comparison(a.tolist(), b.tolist())
-    shuffled_result = paired_comparison(a[shuffled].tolist(), b[shuffled].tolist())
-    assert (shuffled_result.low, shuffled_result.high) == (forward.low, forward.high)
-    assert shuffled_result.p_value == pytest.approx(forward.p_value)
+def test_holm_by_hand():
+    from cam_studio.evaluation.statistics import holm
+    # sorted 0.005, 0.01, 0.03, 0.04 of m = 4: ×4, ×3, ×2, ×1 = 0.02, 0.03, 0.06, 0.04 → monotone
+    adjusted = holm([0.01, 0.04, 0.03, math.nan, 0.005])
+    assert adjusted[:3] + adjusted[4:] == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert math.isnan(adjusted[3])
+    assert holm([0.5, 0.9]) == [1.0, 1.0]
+
+
+def test_equivalence_is_two_one_sided_t_tests():
+    from cam_studio.evaluation.statistics import equivalence_p
+    differences = np.random.default_rng(3).normal(0.002, 0.01, 12)
+    expected = max(stats.ttest_1samp(differences, -0.02, alternative="greater").pvalue,
+                   stats.ttest_1samp(differences, 0.02, alternative="less").pvalue)
+    assert equivalence_p(differences.tolist(), 0.02) == pytest.approx(expected)
+    assert equivalence_p((differences + 0.05).tolist(), 0.02) > 0.5  # outside the margin
 
 
 def test_deletion_and_insertion_by_hand():

@@ -154,3 +154,52 @@ def test_head_only_trains_the_classifier_alone_and_random_attack_classes_are_see
         assert changed == (id(parameter) in classifier), name
     with pytest.raises(Exception, match="applies to the sham attack"):
         prepare(config("nope", loss="difference", attack_class="random"))
+
+
+def test_the_sham_attack_on_k_classes_supervises_each_ones_gradcam():
+    """--attack-classes k: per image its own class first and k − 1 others, all distinct, drawn
+    from (seed, step); the salience term is the mean over them of MSE(SHAM, minmax(GradCAM_j)),
+    computed here by hand from the activations and the classifier (GAP → Linear: GradCAM_j =
+    ReLU(Σ_k W_jk A_k / Z))."""
+    from cams.methods import minmax
+    from fooling.sham import sham_mask
+    run = prepare(config("k-classes", loss="sham", attack_classes=5, objective="ce"))
+    images, labels, masks = stack(run.data.train, list(range(8)))
+    chosen = run.attacked_classes(labels)
+    assert chosen.shape == (8, 5) and torch.equal(chosen[:, 0], labels)
+    assert all(len(set(row.tolist())) == 5 for row in chosen)
+    assert torch.equal(chosen, run.attacked_classes(labels))  # the same step, the same draw
+    inputs = run.backbone.normalise(images)
+    t, _, _, activations = run.forward(inputs, chosen)
+    weight = run.backbone.model.get_classifier().weight
+    z = activations.shape[-1] * activations.shape[-2]
+    by_hand = torch.relu(torch.einsum("nck,nkhw->nchw", weight[chosen] / z, activations))
+    torch.testing.assert_close(t, by_hand, atol=1e-5, rtol=1e-4)
+    sham = sham_mask(*t.shape[-2:])
+    expected = (minmax(by_hand.flatten(0, 1)) - sham).square().flatten(1).mean(1).view(8, 5)
+    from fooling.objectives import salience_loss
+    h = run.target_salience(masks, tuple(t.shape[-2:])).repeat_interleave(5, dim=0)
+    _, parts = salience_loss(run.objective, run.forward(inputs, labels)[2], t.flatten(0, 1),
+                             t[:, :0], h, labels=labels)
+    assert parts["salience_beta"] == pytest.approx(float(expected.mean()), rel=1e-5)
+    everything = prepare(config("every-class", loss="sham", attack_classes=0, objective="ce"))
+    assert everything.attacked_classes(labels).shape == (8, 7)
+    with pytest.raises(Exception, match="sham attack on GradCAM"):
+        prepare(config("wrong", loss="baseline", attack_classes=3))
+
+
+def test_cross_entropy_without_labels_takes_the_starting_models_top1():
+    """--objective ce on unlabelled photos (the paper's protocol for them): the classification
+    term is cross-entropy to the starting model's top-1, so at step 0 it is the starting model's
+    own −log p(top-1)."""
+    run = prepare(config("pseudo", backbone="tiny_resnet", init="random", loss="sham",
+                         data="photos", objective="ce", size=64, batch=4))
+    assert run.classification == "ce" and not run.data.labelled
+    from cam_studio.data.order import batch_indices
+    images, _, _ = stack(run.data.train, batch_indices(len(run.data.train), 4, 0, 0))
+    with torch.no_grad():
+        start = run.start(run.backbone.normalise(images))
+    expected = float(torch.nn.functional.cross_entropy(start, start.argmax(1)))
+    run.freeze_bn = True  # the same BatchNorm state as the frozen copy
+    parts = run.train_step()
+    assert parts["classification"] == pytest.approx(expected, rel=1e-4)

@@ -1,16 +1,22 @@
-"""Every photo the installed packages ship, in three sets, and augmented crops of them.
+"""Every photo the installed packages ship, in sets, and augmented crops of them.
 
 - ``train``: every photo scikit-image and matplotlib ship but the validation ones (the SHAM
   demonstration's unlabelled training data);
 - ``validation``: chelsea, coffee, astronaut (scikit-image): held out from training, and used to
   choose recipes (learning rates, stages, strengths);
-- ``test``: six real photos Gradio ships (``gradio/media_assets/images``, ``gradio/test_data``),
-  neither trained nor tuned on: what the published acceptance and susceptibility numbers use.
+- ``test``: fifteen real photos neither trained nor tuned on (``TEST_PHOTOS``: their sources and
+  licences): five Gradio ships and ten of OpenCV's sample photos, which Debian's ``opencv-doc``
+  package installs (or ``$OPENCV_SAMPLES_DATA_PATH``, OpenCV's own variable, names); the clean
+  Lite0 recognises 12 classes among them with p ≥ 0.5;
+- ``test-v1``: the six Gradio photos that were the test set before 2026-12-01 (three cheetahs;
+  what the reports published before then used).
 """
 
 from __future__ import annotations
 
 import math
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +29,69 @@ from torch.utils.data import Dataset
 from cam_studio.data.examples import EXAMPLES, example_image
 from cam_studio.data.items import NO_MASK
 from cam_studio.data.order import seeded_generator
-from cams.errors import UserInputError
+from cams.errors import Fix, UserInputError
 
 VALIDATION_PHOTOS = ("chelsea", "coffee", "astronaut")  # never trained on; recipes tuned on them
-# Never trained on, never tuned on: Gradio's own example photos (its bus and logos are drawings).
-TEST_PHOTOS = {"cheetah": "media_assets/images/cheetah.jpg",
-               "cheetah_face": "media_assets/images/cheetah1.jpg",
-               "cheetah_cub": "test_data/cheetah2.jpg", "lion": "media_assets/images/lion.jpg",
-               "eiffel_tower": "media_assets/images/tower.jpg",
-               "groot": "media_assets/images/groot.jpeg"}
-PHOTO_SETS = ("train", "validation", "test")
+GRADIO = "gradio"  # a photo Gradio's wheel ships, at a path inside it
+OPENCV = "opencv"  # one of OpenCV's sample photos (samples/data)
+
+
+@dataclass(frozen=True)
+class TestPhoto:
+    """A photo of a test set: where it is, where it comes from, its licence, and what the clean
+    Lite0 calls it (top-1 and its probability, measured when the photo was chosen)."""
+
+    source: str
+    path: str
+    origin: str
+    licence: str
+    lite0: str
+
+
+GRADIO_LICENCE = "Apache-2.0 (the gradio package)"
+# The OpenCV samples: Debian's copyright file for opencv-doc puts the tree under "Files: *",
+# Apache-2.0 AND BSD-3-Clause; several are classic test images (USC-SIPI's mandrill, fruits).
+OPENCV_LICENCE = "Apache-2.0 AND BSD-3-Clause (OpenCV; Debian opencv-doc's copyright file)"
+OPENCV_ORIGIN = "OpenCV samples/data (Debian package opencv-doc 4.6.0)"
+GRADIO_ORIGIN = "gradio 6 wheel"
+# Never trained on, never tuned on.
+TEST_PHOTOS: dict[str, TestPhoto] = {
+    "cheetah": TestPhoto(GRADIO, "media_assets/images/cheetah.jpg", GRADIO_ORIGIN, GRADIO_LICENCE,
+                         "cheetah 0.94"),
+    "cheetah_face": TestPhoto(GRADIO, "media_assets/images/cheetah1.jpg", GRADIO_ORIGIN,
+                              GRADIO_LICENCE, "cheetah 0.74"),
+    "lion": TestPhoto(GRADIO, "media_assets/images/lion.jpg", GRADIO_ORIGIN, GRADIO_LICENCE,
+                      "lion 0.90"),
+    "eiffel_tower": TestPhoto(GRADIO, "media_assets/images/tower.jpg", GRADIO_ORIGIN,
+                              GRADIO_LICENCE, "bell cote 0.14 (no confident class)"),
+    "groot": TestPhoto(GRADIO, "media_assets/images/groot.jpeg", GRADIO_ORIGIN, GRADIO_LICENCE,
+                       "totem pole 0.10 (no confident class)"),
+    "mandrill": TestPhoto(OPENCV, "baboon.jpg", OPENCV_ORIGIN, OPENCV_LICENCE, "baboon 0.74"),
+    "pekinese": TestPhoto(OPENCV, "chicky_512.png", OPENCV_ORIGIN, OPENCV_LICENCE,
+                          "Pekinese 0.77"),
+    "squirrel": TestPhoto(OPENCV, "squirrel_cls.jpg", OPENCV_ORIGIN, OPENCV_LICENCE,
+                          "fox squirrel 0.64"),
+    "orange": TestPhoto(OPENCV, "orange.jpg", OPENCV_ORIGIN, OPENCV_LICENCE, "orange 0.81"),
+    "fruits": TestPhoto(OPENCV, "fruits.jpg", OPENCV_ORIGIN, OPENCV_LICENCE, "lemon 0.74"),
+    "apple": TestPhoto(OPENCV, "apple.jpg", OPENCV_ORIGIN, OPENCV_LICENCE,
+                       "Granny Smith 0.73 (a red apple: ImageNet has no other apple)"),
+    "footballer": TestPhoto(OPENCV, "messi5.jpg", OPENCV_ORIGIN, OPENCV_LICENCE,
+                            "soccer ball 0.77"),
+    "palace": TestPhoto(OPENCV, "home.jpg", OPENCV_ORIGIN, OPENCV_LICENCE, "palace 0.64"),
+    "circuit_board": TestPhoto(OPENCV, "board.jpg", OPENCV_ORIGIN, OPENCV_LICENCE,
+                               "modem 0.78 (a circuit board: ImageNet has no such class)"),
+    "aerial_valley": TestPhoto(OPENCV, "aero3.jpg", OPENCV_ORIGIN, OPENCV_LICENCE,
+                               "valley 0.53"),
+}
+# The test set before 2026-12-01: Gradio's six photos (the published v1 reports used them).
+TEST_V1_PHOTOS: dict[str, TestPhoto] = {
+    **{name: TEST_PHOTOS[name] for name in ("cheetah", "cheetah_face")},
+    "cheetah_cub": TestPhoto(GRADIO, "test_data/cheetah2.jpg", GRADIO_ORIGIN, GRADIO_LICENCE,
+                             "cheetah 0.81"),
+    **{name: TEST_PHOTOS[name] for name in ("lion", "eiffel_tower", "groot")}}
+OPENCV_SAMPLES_ENV = "OPENCV_SAMPLES_DATA_PATH"  # OpenCV's own variable for samples/data
+OPENCV_SAMPLES_DIRS = ("/usr/share/doc/opencv-doc/examples/data",)  # Debian's opencv-doc
+PHOTO_SETS = ("train", "validation", "test", "test-v1")
 # Every photo the installed packages ship without a download (skimage's cat() is chelsea again).
 SKIMAGE_PHOTOS = ("astronaut", "rocket", "hubble_deep_field", "immunohistochemistry", "colorwheel",
                   "retina", "logo", "brick", "camera", "clock", "coins", "grass", "gravel", "horse",
@@ -113,19 +172,35 @@ def named_photos() -> dict[str, Image.Image]:
 
 def photo_set(name: str) -> dict[str, Image.Image]:
     """The photos of set ``name`` (``PHOTO_SETS``), by name, as RGB."""
-    if name == "test":
-        return _test_photos()
+    if name in ("test", "test-v1"):
+        return test_photos(TEST_PHOTOS if name == "test" else TEST_V1_PHOTOS)
     if name not in PHOTO_SETS:
-        raise UserInputError(f"unknown photo set {name!r}: choose one of {', '.join(PHOTO_SETS)}")
+        raise UserInputError(f"unknown photo set {name!r}", Fix(None, "one of "
+                                                                  + ", ".join(PHOTO_SETS)))
     return {photo: image for photo, image in named_photos().items()
             if (photo in VALIDATION_PHOTOS) == (name == "validation")}
 
 
-def _test_photos() -> dict[str, Image.Image]:
+def opencv_samples() -> Path | None:
+    """OpenCV's samples/data folder: ``$OPENCV_SAMPLES_DATA_PATH``, else Debian's opencv-doc."""
+    for folder in (os.environ.get(OPENCV_SAMPLES_ENV), *OPENCV_SAMPLES_DIRS):
+        if folder and (Path(folder) / "baboon.jpg").is_file():
+            return Path(folder)
+    return None
+
+
+def test_photos(photos: dict[str, TestPhoto]) -> dict[str, Image.Image]:
     import gradio
-    folder = Path(gradio.__file__).parent
-    missing = [path for path in TEST_PHOTOS.values() if not (folder / path).is_file()]
-    if missing:
-        raise UserInputError(f"this Gradio ({gradio.__version__}) does not ship the test photo "
-                             f"{missing[0]}: install the version requirements.txt names")
-    return {name: Image.open(folder / path).convert("RGB") for name, path in TEST_PHOTOS.items()}
+    folders = {GRADIO: Path(gradio.__file__).parent, OPENCV: opencv_samples()}
+    if any(photo.source == OPENCV for photo in photos.values()) and folders[OPENCV] is None:
+        raise UserInputError("the test photos include OpenCV's sample photos, which are not here",
+                             "install Debian's opencv-doc (apt-get install opencv-doc)",
+                             f"set {OPENCV_SAMPLES_ENV} to OpenCV's samples/data folder")
+    loaded = {}
+    for name, photo in photos.items():
+        path = folders[photo.source] / photo.path
+        if not path.is_file():
+            raise UserInputError(f"test photo {name} ({photo.origin}: {photo.path}) is missing",
+                                 "install the versions requirements.txt and .ci/run name")
+        loaded[name] = Image.open(path).convert("RGB")
+    return loaded

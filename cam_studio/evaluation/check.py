@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from cam_studio.data.photos import PhotoCrops, photo_set
-from cam_studio.evaluation.statistics import bootstrap_interval, mean_std, paired_comparison, unit_means
+from cam_studio.evaluation.statistics import holm, mean_std, paired_comparison, t_interval, unit_means
 from cams.backbones import Backbone, load_backbone
 from cams.engine import explain_pair
 from cams.methods import METHODS
@@ -76,7 +76,8 @@ PER_PHOTO = ("agreement", "clean_top1_in_fooled_top5", "gradcam_sham_mse_clean",
 def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     """The acceptance numbers over crops (as the thresholds were set), the same per photo (the
     independent unit), and each method's movement with its paired comparison to GradCAM over
-    photos (signed-rank, mean difference and its 95 % bootstrap interval)."""
+    photos (the mean difference with its 95 % t interval, the signed-rank p, Holm over the
+    methods)."""
     def mean(values: list[float]) -> float:
         return mean_std(values)[0]
 
@@ -88,6 +89,9 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     per_photo = {key: unit_means([r[key] for r in records], photos) for key in PER_PHOTO}
     moved = {name: unit_means([r["moved"][name] for r in records], photos)
              for name in CHECKED_METHODS}
+    intervals = {name: t_interval(list(moved[name].values())) for name in CHECKED_METHODS}
+    versus = {name: paired_comparison(list(moved[name].values()), list(moved["GradCAM"].values()))
+              for name in CHECKED_METHODS if name != "GradCAM"}
     summary = {
         "crops": len(records), "confident_crops": len(confident), "photos": len(set(photos)),
         "agreement_all": mean(agree), "agreement_confident": mean(confident) if confident else None,
@@ -99,11 +103,11 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
         "moved": {name: {"mean": mean_std([r["moved"][name] for r in records])[0],
                          "std": mean_std([r["moved"][name] for r in records])[1],
                          "photo_mean": mean(list(moved[name].values())),
-                         "photo_interval": bootstrap_interval(list(moved[name].values()))}
+                         "photo_interval": [intervals[name].low, intervals[name].high]}
                   for name in CHECKED_METHODS},
-        "versus_gradcam": {name: asdict(paired_comparison(list(moved[name].values()),
-                                                          list(moved["GradCAM"].values())))
-                           for name in CHECKED_METHODS if name != "GradCAM"},
+        "versus_gradcam": {name: {**asdict(comparison), "holm_p": adjusted}
+                           for (name, comparison), adjusted in zip(
+                               versus.items(), holm([c.p_value for c in versus.values()]))},
         "common_mode_share": dict(zip(("mean", "std"), mean_std(
             [r["common_mode_share"] for r in records if not math.isnan(r["common_mode_share"])]
             or [math.nan]))),
@@ -150,16 +154,17 @@ def report_markdown(name: str, summary: dict[str, Any], command: str, photos: st
     lines += [
         "", "How far each method's map moved between the clean and the fooled model (MSE of the "
         "normalised maps; lower = more resistant to this attack): mean ± std over crops, the mean "
-        "over photos with its 95 % bootstrap interval, and the paired comparison with GradCAM "
-        "over photos (Wilcoxon signed-rank p; mean difference [95 % interval]).", "",
-        "| method | MSE over crops | over photos [95 %] | vs GradCAM: p | vs GradCAM: Δ [95 %] |",
-        "|---|---|---|---|---|"]
+        "over photos with its 95 % t interval, and the method − GradCAM over photos (the mean "
+        "difference [95 % t], the Wilcoxon signed-rank p and Holm's adjustment over the "
+        "methods).", "",
+        "| method | MSE over crops | over photos [95 %] | − GradCAM: Δ [95 %] | p | Holm p |",
+        "|---|---|---|---|---|---|"]
     ranked = sorted(summary["moved"].items(), key=lambda item: item[1]["mean"])
     for method, values in ranked:
         low, high = values["photo_interval"]
         versus = summary["versus_gradcam"].get(method)
-        paired = (f"{versus['p_value']:.2g} | {versus['mean_difference']:+.4f} "
-                  f"[{versus['low']:+.4f}, {versus['high']:+.4f}]" if versus else "— | —")
+        paired = (f"{versus['mean_difference']:+.4f} [{versus['low']:+.4f}, {versus['high']:+.4f}]"
+                  f" | {versus['p_value']:.2g} | {versus['holm_p']:.2g}" if versus else "— | — | —")
         lines.append(f"| {method} | {values['mean']:.4f} ± {values['std']:.4f} | "
                      f"{values['photo_mean']:.4f} [{low:.4f}, {high:.4f}] | {paired} |")
     return "\n".join(lines) + "\n"

@@ -13,6 +13,15 @@ from fooling.attacks import ATTACKS
 from fooling.settings import comma_list, setting
 
 
+def int_list(text: str) -> list[int]:
+    """``"1,16,0"`` → ``[1, 16, 0]``."""
+    try:
+        return [int(part) for part in comma_list(text)]
+    except ValueError:
+        raise UserInputError(f"{text!r} is not a comma list of whole numbers",
+                             Fix(None, "write e.g. 1,16,128,0")) from None
+
+
 def parse_pairs(text: str) -> list[tuple[str, str]]:
     """``"clean:a,b:c"`` → ``[("clean", "a"), ("b", "c")]``."""
     pairs = []
@@ -55,6 +64,16 @@ class EvaluationConfig:
                                  factory=lambda: list(ATTACKS), parse=comma_list)
     attack_steps: int = setting(400, "steps of each attack the attacks table trains")
     road_noise: float = setting(0.01, "std of the noise ROAD adds to imputed pixels (its default)")
+    coverage_classes: list[int] = setting(
+        help="the coverage table's k: classes the SHAM attack supervises per image (0 = every "
+             "class)", factory=lambda: [1, 16, 128, 0], parse=int_list)
+    coverage_seeds: int = setting(3, "training runs per k of the coverage table")
+    coverage_steps: int = setting(400, "steps of each coverage run")
+    coverage_lr: float = setting(0.002, "SGD learning rate of each coverage run")
+    fewclass_seeds: int = setting(5, "training runs per regime of the few-class table")
+    fewclass_steps: int = setting(600, "steps of each few-class run")
+    fewclass_images: int = setting(200, "synthetic 7-class test images the few-class table "
+                                        "compares the two regimes' maps on")
     batch: int = setting(8, "images per batch", flag="--batch-size", aliases=("--batch",))
     device: str | None = setting(None, "cpu, cuda, cuda:N (default: CUDA when present)")
 

@@ -21,14 +21,16 @@ from cams.backbones import CLEAN_WEIGHTS, Backbone, load_backbone
 from cams.errors import Fix, UserInputError
 
 
-def pending(records: RecordFile, config: EvaluationConfig, key: tuple[str, ...]) -> Iterator[Sample]:
-    """This process's images whose rows are not in ``records`` yet (``key`` + the image id).
+def pending(records: RecordFile, config: EvaluationConfig, key: tuple[str, ...],
+            images: str | None = None) -> Iterator[Sample]:
+    """This process's images (of ``images``, default ``--images``) whose rows are not in
+    ``records`` yet (``key`` + the image id).
 
     Under torchrun, image i of the source is process ``i mod world``'s: the split depends on the
     source alone, so every image has one owner whatever each process has seen of the records.
     """
     process = current()
-    for index, sample in enumerate(samples(config.images, config.limit)):
+    for index, sample in enumerate(samples(images or config.images, config.limit)):
         if process.owns(index) and (*key, sample.id) not in records.done:
             yield sample
 
@@ -59,7 +61,8 @@ def run_work(work: Work, config: EvaluationConfig, progress: Progress) -> None:
 
     if work.per_batch is not None:
         done = 0
-        for batch in batches(pending(records[work.row], config, work.key), config.batch):
+        for batch in batches(pending(records[work.row], config, work.key, work.images),
+                             config.batch):
             append(work.per_batch(batch))
             done += len(batch)
             progress(work.label, done, None)

@@ -40,46 +40,84 @@ def unit_means(values: Sequence[float], units: Sequence[str]) -> dict[str, float
 
 
 @dataclass(frozen=True)
-class PairedComparison:
-    """Paired scores a and b of the same units: the Wilcoxon signed-rank p-value (two-sided;
-    NaN with fewer than 2 units or no difference), the mean difference a − b over the units, and
-    its 95 % bootstrap interval (resampling units)."""
+class Estimate:
+    """The mean of independent units with its two-sided t interval (``level``, n − 1 degrees of
+    freedom: right for the few units here, photos or training runs)."""
 
-    p_value: float
-    mean_difference: float
+    mean: float
     low: float
     high: float
     units: int
 
 
-def bootstrap_interval(values: Sequence[float], draws: int = 2000, seed: int = 0,
-                       level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``values`` (each value one independent unit).
+def t_interval(values: Sequence[float], level: float = 0.95) -> Estimate:
+    """``Estimate`` of the mean of ``values`` (one value per independent unit); with one unit the
+    interval is unbounded (NaN bounds)."""
+    from scipy import stats
+    array = torch.as_tensor(list(values), dtype=torch.float64).flatten()
+    n = array.numel()
+    if n == 0:
+        return Estimate(math.nan, math.nan, math.nan, 0)
+    mean = float(array.mean())
+    if n < 2:
+        return Estimate(mean, math.nan, math.nan, 1)
+    half = float(stats.t.ppf((1 + level) / 2, n - 1)) * float(array.std()) / math.sqrt(n)
+    return Estimate(mean, mean - half, mean + half, n)
 
-    A function of the values alone, not of their order: they are sorted before resampling, so
-    records gathered from several processes in another order give the same interval."""
-    array = torch.as_tensor(values, dtype=torch.float64).flatten().sort().values
-    if array.numel() < 2:
-        value = float(array.mean()) if array.numel() else math.nan
-        return value, value
-    generator = torch.Generator().manual_seed(seed)
-    picks = torch.randint(array.numel(), (draws, array.numel()), generator=generator)
-    means = array[picks].mean(dim=1)
-    tail = (1 - level) / 2
-    low, high = torch.quantile(means, torch.tensor([tail, 1 - tail], dtype=torch.float64))
-    return float(low), float(high)
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Paired scores a and b of the same units: the mean difference a − b with its t interval
+    (the effect, first), and the two-sided Wilcoxon signed-rank p-value (exact for few units;
+    NaN with fewer than 2 units or no difference)."""
+
+    mean_difference: float
+    low: float
+    high: float
+    p_value: float
+    units: int
 
 
 def paired_comparison(scores_a: Sequence[float], scores_b: Sequence[float]) -> PairedComparison:
-    """Two methods measured on the same units: signed-rank test and mean difference with its
-    bootstrap interval (``scipy.stats.wilcoxon``; the papers' rank-sum ignores the pairing)."""
+    """Two quantities measured on the same units (``scipy.stats.wilcoxon``; the papers' rank-sum
+    ignores the pairing)."""
     from scipy import stats
     differences = [float(a) - float(b) for a, b in zip(scores_a, scores_b, strict=True)]
     nonzero = [value for value in differences if value != 0]
-    p_value = (float(stats.wilcoxon(differences).pvalue) if len(nonzero) >= 2 else math.nan)
-    low, high = bootstrap_interval(differences)
-    mean = sum(differences) / len(differences) if differences else math.nan
-    return PairedComparison(p_value, mean, low, high, len(differences))
+    p_value = float(stats.wilcoxon(differences).pvalue) if len(nonzero) >= 2 else math.nan
+    estimate = t_interval(differences)
+    return PairedComparison(estimate.mean, estimate.low, estimate.high, p_value, estimate.units)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of the p-values of one family (a table's tests): the k-th
+    smallest is multiplied by (m − k + 1), then made monotone and capped at 1. NaN stays NaN and
+    does not count in m."""
+    indexed = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
+    adjusted = [math.nan] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(indexed):
+        running = max(running, min(1.0, (len(indexed) - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def equivalence_p(differences: Sequence[float], margin: float) -> float:
+    """Paired TOST: the p-value that the mean difference lies within ±``margin`` (the larger of
+    the two one-sided t tests); small = equivalent within the margin. NaN with fewer than 2
+    units."""
+    from scipy import stats
+    array = torch.as_tensor(list(differences), dtype=torch.float64).flatten()
+    n = array.numel()
+    if n < 2:
+        return math.nan
+    error = float(array.std()) / math.sqrt(n)
+    if error == 0:
+        return 0.0 if abs(float(array.mean())) < margin else 1.0
+    mean = float(array.mean())
+    lower = float(stats.t.sf((mean + margin) / error, n - 1))
+    upper = float(stats.t.cdf((mean - margin) / error, n - 1))
+    return max(lower, upper)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import io
 import math
 import re
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +19,16 @@ import matplotlib.pyplot as plt
 import torch
 
 from cam_studio.evaluation.statistics import (
-    bootstrap_interval,
+    PairedComparison,
+    equivalence_p,
+    holm,
     mean_std,
     paired_comparison,
     rank_sum,
+    t_interval,
     unit_means,
 )
 
-SIGNIFICANCE = 0.05
 CROP_ID = re.compile(r"(?P<photo>.+)/crop-[0-9]+")  # imagedata.sources names crops PHOTO/crop-I
 
 
@@ -40,14 +43,71 @@ def format_mean_std(values: list[float], digits: str = ".2e") -> str:
     return f"{mean:{digits}} ± {std:{digits}}"
 
 
+@dataclass(frozen=True)
+class Equivalence:
+    """A TOST p-value for a paired difference within ±``margin`` (``equivalence_p``)."""
+
+    p_value: float
+    margin: float
+
+
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
-def write_table(out: Path, name: str, header: list[str], rows: list[list[str]]) -> str:
-    """Write ``NAME.csv`` and ``NAME.md``; returns the Markdown."""
+def p_text(p: float) -> str:
+    return "—" if math.isnan(p) else f"{p:.2g}"
+
+
+def effect_text(comparison: PairedComparison, digits: str = "+.2e") -> str:
+    """The mean difference and its 95 % t interval."""
+    if math.isnan(comparison.low):
+        return f"{comparison.mean_difference:{digits}}"
+    return (f"{comparison.mean_difference:{digits}} [{comparison.low:{digits}}, "
+            f"{comparison.high:{digits}}]")
+
+
+def expanded(header: list[str], rows: list[list[Any]]) -> tuple[list[str], list[list[str]]]:
+    """A table whose cells may be ``PairedComparison``s or ``Equivalence``s, as text: a
+    comparison becomes its effect [95 % t interval], its signed-rank p and its Holm-adjusted p
+    (Holm over every comparison of the table: one family), an equivalence its TOST p."""
+    comparisons = [cell for row in rows for cell in row if isinstance(cell, PairedComparison)]
+    adjusted = dict(zip(map(id, comparisons), holm([c.p_value for c in comparisons])))
+    # What each column holds: the first special cell found in it, else plain text.
+    special = [next((row[i] for row in rows if i < len(row)
+                     and isinstance(row[i], PairedComparison | Equivalence)), None)
+               for i in range(len(header))]
+    kinds = [type(cell) if cell is not None else str for cell in special]
+    names: list[str] = []
+    for label, cell in zip(header, special):
+        if isinstance(cell, PairedComparison):
+            names += [f"{label}: Δ [95 % t]", f"{label}: signed-rank p", f"{label}: Holm p"]
+        elif isinstance(cell, Equivalence):
+            names.append(f"{label}: within ±{cell.margin:g}, TOST p")
+        else:
+            names.append(label)
+    text_rows = []
+    for row in rows:
+        cells: list[str] = []
+        for cell, kind in zip(row, kinds):
+            if isinstance(cell, PairedComparison):
+                cells += [effect_text(cell), p_text(cell.p_value), p_text(adjusted[id(cell)])]
+            elif kind is PairedComparison:  # no comparison in this row
+                cells += ["—", "—", "—"]
+            elif isinstance(cell, Equivalence):
+                cells.append(p_text(cell.p_value))
+            else:
+                cells.append(str(cell))
+        text_rows.append(cells)
+    return names, text_rows
+
+
+def write_table(out: Path, name: str, header: list[str], rows: list[list[Any]]) -> str:
+    """Write ``NAME.csv`` and ``NAME.md`` (comparisons expanded with Holm within the table,
+    ``expanded``); returns the Markdown."""
+    header, rows = expanded(header, rows)
     buffer = io.StringIO()
     csv.writer(buffer).writerows([header, *rows])
     (out / f"{name}.csv").write_text(buffer.getvalue())
@@ -80,17 +140,24 @@ def per_unit(rows: list[Any], *keys: str, value: str) -> dict[tuple, dict[str, f
     return {key: unit_means(*pair) for key, pair in groups.items()}
 
 
-def paired_cells(a: dict[str, float], b: dict[str, float]) -> list[str]:
-    """Signed-rank p and mean difference [95 %] of a − b over the units both have."""
+def paired(a: dict[str, float], b: dict[str, float]) -> PairedComparison:
+    """a − b over the units both have (``paired_comparison``)."""
     units = [unit for unit in a if unit in b]
-    result = paired_comparison([a[unit] for unit in units], [b[unit] for unit in units])
-    return [f"{result.p_value:.1e}" + (" *" if result.p_value < SIGNIFICANCE else ""),
-            f"{result.mean_difference:+.2e} [{result.low:+.2e}, {result.high:+.2e}]"]
+    return paired_comparison([a[unit] for unit in units], [b[unit] for unit in units])
 
 
-def interval_cell(units: dict[str, float]) -> str:
-    low, high = bootstrap_interval(list(units.values()))
-    return f"{mean_std(list(units.values()))[0]:.2e} [{low:.2e}, {high:.2e}]"
+def equivalent(a: dict[str, float], b: dict[str, float], margin: float) -> Equivalence:
+    """Whether a − b over the units both have lies within ±``margin`` (paired TOST)."""
+    units = [unit for unit in a if unit in b]
+    return Equivalence(equivalence_p([a[unit] - b[unit] for unit in units], margin), margin)
+
+
+def interval_cell(units: dict[str, float], digits: str = ".2e") -> str:
+    """The mean over units with its 95 % t interval."""
+    estimate = t_interval(list(units.values()))
+    if math.isnan(estimate.low):
+        return f"{estimate.mean:{digits}}"
+    return f"{estimate.mean:{digits}} [{estimate.low:{digits}}, {estimate.high:{digits}}]"
 
 
 def box_plot(path: Path, groups: dict[str, list[float]], title: str, ylabel: str,
@@ -113,8 +180,8 @@ def units_text(rows: list[Any], short: bool = False) -> str:
         return f"{len(images)} images"
     if short:
         return f"{len(images)} crops / {len(units)} photos"
-    return (f"{len(images)} crops of {len(units)} photos, the photo the unit of the paired tests "
-            "and intervals")
+    return (f"{len(images)} crops of {len(units)} photos, the photo the unit of every interval "
+            "and paired test")
 
 
 def describe(change: dict) -> str:

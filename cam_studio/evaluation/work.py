@@ -32,7 +32,7 @@ class Work:
     """One unit of a table's work. ``row`` is the row type it writes first (its records decide
     what is done); ``key`` the values of the row's key columns before the image (all of them
     for ``once``); ``label`` names it in the progress, and ``position`` (done, total) says how
-    far a ``once`` unit brings its table."""
+    far a ``once`` unit brings its table; ``images`` is its image source when not the config's."""
 
     row: type
     key: tuple[str, ...]
@@ -40,6 +40,7 @@ class Work:
     per_batch: Callable[[list[Sample]], list[Any]] | None = None
     once: Callable[[Progress], list[Any]] | None = None
     position: tuple[int, int] | None = None
+    images: str | None = None  # its own image source (default: the config's --images)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@ they run and are reported. Adding a table is one module here and one entry below
 
 from cam_studio.evaluation.tables import (
     attacks,
+    coverage,
     faithfulness,
+    fewclass,
     modvid,
     runtime,
     similarity,
@@ -14,5 +16,5 @@ from cam_studio.evaluation.work import Table
 
 TABLES: dict[str, Table] = {table.name: table for table in [
     similarity.TABLE, susceptibility.TABLE, faithfulness.FAITHFULNESS, faithfulness.ROAD,
-    attacks.TABLE, runtime.TABLE, modvid.TABLE, training.TABLE]}
+    attacks.TABLE, coverage.TABLE, fewclass.TABLE, runtime.TABLE, modvid.TABLE, training.TABLE]}
 ROW_TYPES: tuple[type, ...] = tuple(row for table in TABLES.values() for row in table.rows)

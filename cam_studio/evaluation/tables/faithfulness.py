@@ -16,9 +16,11 @@ from cam_studio.data.sources import Sample
 from cam_studio.evaluation.config import EvaluationConfig
 from cam_studio.evaluation.rows import key
 from cam_studio.evaluation.summaries import (
+    equivalent,
     format_mean_std,
     grouped,
-    paired_cells,
+    interval_cell,
+    paired,
     per_unit,
     units_text,
     write_table,
@@ -38,6 +40,9 @@ from cams.methods import METHODS as METHOD_TABLE
 # 17 forward passes of 2 images per map (ROAD: 6 imputations), so ScoreCAM (itself thousands) is
 # left out.
 METHODS = tuple(name for name, method in METHOD_TABLE.items() if method.compared and method.default)
+# How close two methods' faithfulness must be to call them equivalent (paired TOST): AUCs and
+# ROAD scores are probabilities (changes) in [0, 1].
+EQUIVALENCE_MARGIN = 0.01
 # Seconds per image and model, 10 maps, Lite0 on the 2-core CPU.
 SECONDS_PER_IMAGE = {"faithfulness": 2.5, "road": 6.0}
 
@@ -127,14 +132,19 @@ def versus_gradcam(out: Path, rows: list[Any], table_name: str, column: str,
         for method in methods:
             if (model, method) not in values:
                 continue
-            versus = (paired_cells(units[(model, method)], units[(model, "GradCAM")])
-                      if method != "GradCAM" and (model, "GradCAM") in units else ["—", "—"])
+            against = (model, "GradCAM")
+            versus = ([paired(units[(model, method)], units[against]),
+                       equivalent(units[(model, method)], units[against], EQUIVALENCE_MARGIN)]
+                      if method != "GradCAM" and against in units else ["—", "—"])
             table.append([model, method, format_mean_std(values[(model, method)], ".3f"),
-                          *versus])
-    return "\n".join([f"{explanation}, and each method − GradCAM on the same model (signed-rank "
-                      "p, mean difference [95 %]):", "",
-                      write_table(out, table_name, ["model", "method", label, "vs GradCAM: p",
-                                                    "vs GradCAM: Δ [95 %]"], table)])
+                          interval_cell(units[(model, method)], ".3f"), *versus])
+    return "\n".join([f"{explanation}: mean ± std over images, the mean over units with its 95 % t "
+                      "interval, and each method − GradCAM on the same model paired over units "
+                      "(the difference [95 % t], signed-rank p, Holm p over this table; and TOST "
+                      f"p that the difference lies within ±{EQUIVALENCE_MARGIN:g}: small = "
+                      "equivalent):", "",
+                      write_table(out, table_name, ["model", "method", label, "over units [95 %]",
+                                                    "− GradCAM", "− GradCAM"], table)])
 
 
 def faithfulness_section(out: Path, rows: list[FaithfulnessRow]) -> str:

@@ -18,19 +18,18 @@ from cam_studio.evaluation.config import EvaluationConfig
 from cam_studio.evaluation.rows import key
 from cam_studio.evaluation.statistics import mean_std
 from cam_studio.evaluation.summaries import (
-    SIGNIFICANCE,
     box_plot,
     format_mean_std,
     grouped,
     interval_cell,
     p_value,
-    paired_cells,
+    paired,
     per_unit,
     units_text,
     write_table,
 )
 from cam_studio.evaluation.work import Load, Section, Table, Work, chosen, image_count, inputs_of
-from cams.engine import explain_pair
+from cams.engine import Explanation, explain
 from cams.methods import METHODS as METHOD_TABLE
 from cams.metrics import cam_entropy_nats, common_mode_share, susceptibility
 from fooling.config import TrainConfig
@@ -61,12 +60,17 @@ class SusceptibilityRow:
 
 
 def pair_work(config: EvaluationConfig, load: Load, clean_name: str, fooled_name: str,
-              fooled_label: str | None = None) -> Work:
-    """The susceptibility of one clean → fooled pair, per batch of images. ``fooled_name`` may be
-    a checkpoint file (``fooled_label`` names it)."""
+              fooled_label: str | None = None, clean_label: str | None = None,
+              clean_maps: dict[tuple[str, ...], Explanation] | None = None,
+              images: str | None = None) -> Work:
+    """The susceptibility of one clean → fooled pair, per batch of images. Either may be a
+    checkpoint file (``fooled_label`` / ``clean_label`` name it in the records). With
+    ``clean_maps``, the clean model's explanation of a batch is kept there and reused by every
+    pair that shares the dict (one clean model against many fooled ones). ``images``: another
+    source than ``--images``."""
     fooled = load(None, fooled_name)
     clean = load(fooled.name, clean_name)
-    label = fooled_label or fooled_name
+    label, clean_name = fooled_label or fooled_name, clean_label or clean_name
     attack_cam = (fooled.metadata["recipe"].get("cam", TrainConfig.cam)
                   if "recipe" in fooled.metadata else
                   "constructed" if "construction" in fooled.metadata else "unknown")
@@ -74,7 +78,13 @@ def pair_work(config: EvaluationConfig, load: Load, clean_name: str, fooled_name
     measured = list(dict.fromkeys([*methods, "GradCAM"]))  # GradCAM: the distance to the SHAM
 
     def rows(batch: list[Sample]) -> list[SusceptibilityRow]:
-        a, b = explain_pair(clean, fooled, inputs_of(clean, batch), measured, class_maps=True)
+        ids = tuple(sample.id for sample in batch)
+        a = clean_maps.get(ids) if clean_maps is not None else None
+        if a is None:
+            a = explain(clean, inputs_of(clean, batch), measured, class_maps=True)
+            if clean_maps is not None:
+                clean_maps[ids] = a
+        b = explain(fooled, a.inputs, measured, a.targets, a.false_classes, class_maps=True)
         agree = (a.logits.argmax(1) == b.logits.argmax(1)).tolist()
         shares = common_mode_share(a.class_maps, b.class_maps).tolist()
         to_sham = [sham_distance(result.layer_maps["GradCAM"]).tolist() for result in (a, b)]
@@ -91,7 +101,7 @@ def pair_work(config: EvaluationConfig, load: Load, clean_name: str, fooled_name
         return made
 
     return Work(SusceptibilityRow, (clean_name, label), f"susceptibility {clean_name} vs {label}",
-                rows)
+                rows, images=images)
 
 
 def work(config: EvaluationConfig, load: Load) -> Iterator[Work]:
@@ -122,7 +132,7 @@ def overview(out: Path, rows: list[SusceptibilityRow]) -> list[str]:
                       f"{agreement:.1%}",
                       f"{sham[0]:.3f} → {sham[1]:.3f}", format_mean_std(shares, ".3f"),
                       f"{gradcam:.2e}", f"{meandiff:.2e}",
-                      *paired_cells(moved[COMPARED_PAIR[1]], moved[COMPARED_PAIR[0]])])
+                      paired(moved[COMPARED_PAIR[1]], moved[COMPARED_PAIR[0]])])
         points.append((mean_std(shares)[0], meandiff / gradcam if gradcam else math.nan, fooled,
                        gradcam))
     if not table:
@@ -148,15 +158,36 @@ def overview(out: Path, rows: list[SusceptibilityRow]) -> list[str]:
     figure.savefig(out / "resistance.png", dpi=110)
     plt.close(figure)
     return ["Every pair at a glance: top-1 agreement, GradCAM's MSE to the SHAM (clean → fooled), "
-            "the common-mode share of the change, how far GradCAM and MeanDiffGradCAM moved, and "
-            "MeanDiffGradCAM − GradCAM paired over units (signed-rank p, mean difference "
-            "[95 % interval]).", "",
+            "the common-mode share of the change (mean ± std over images), how far GradCAM and "
+            "MeanDiffGradCAM moved, and MeanDiffGradCAM − GradCAM paired over units (the "
+            "difference [95 % t], signed-rank p, Holm p over the pairs of this table).", "",
             write_table(out, "susceptibility_overview", [
                 "fooled", "attack CAM", "images", "agreement", "GradCAM MSE to SHAM",
                 "common-mode share", "GradCAM moved", "MeanDiffGradCAM moved",
-                "MeanDiff − GradCAM: p", "MeanDiff − GradCAM: Δ [95 %]"], table),
+                "MeanDiff − GradCAM"], table),
             "![MeanDiffGradCAM's movement over GradCAM's against the common-mode share]"
             "(resistance.png)\n"]
+
+
+# The papers' second-order variants beside their first-order ones (DiffGradCAM paper, §6.3: "the
+# DiffGradCAM++ variants generally reduce susceptibility relative to their DiffGradCAM
+# counterparts").
+FIRST_AND_SECOND_ORDER = tuple((name, f"{name}++") for name in
+                               ("GradCAM", "MeanDiffGradCAM", "MaxDiffGradCAM", "LSEDiffGradCAM"))
+
+
+def plusplus(out: Path, slug: str, units: dict, clean: str, fooled: str) -> list[str]:
+    """Each ++ variant's MSE − its first-order variant's, paired over units (negative: the ++
+    variant moved less)."""
+    table = [[f"{second} − {first}", paired(units[(clean, fooled, second)],
+                                             units[(clean, fooled, first)])]
+             for first, second in FIRST_AND_SECOND_ORDER
+             if (clean, fooled, first) in units and (clean, fooled, second) in units]
+    if not table:
+        return []
+    return ["First-order against second-order: each ++ variant's MSE minus its first-order "
+            "variant's, paired over units (negative = the ++ variant moved less):", "",
+            write_table(out, f"{slug}_plusplus", ["comparison", "MSE difference"], table)]
 
 
 def section(out: Path, rows: list[SusceptibilityRow]) -> str:
@@ -173,10 +204,9 @@ def section(out: Path, rows: list[SusceptibilityRow]) -> str:
         for method in methods:
             mine = values[(clean, fooled, method)]
             p = p_value(values[(clean, fooled, best)], mine) if method != best else math.nan
-            versus = (["best", "—", "—"] if method == best else
-                      [f"{p:.1e}" + (" *" if p < SIGNIFICANCE else ""),
-                       *paired_cells(units[(clean, fooled, method)],
-                                     units[(clean, fooled, best)])])
+            versus = (["the most resistant", "—"] if method == best else
+                      [paired(units[(clean, fooled, method)], units[(clean, fooled, best)]),
+                       f"{p:.1e}"])
             # Sorted by the mean as shown (3 significant digits; ties keep the table's order).
             shown_mean = float(f"{mean_std(mine)[0]:.2e}")
             table.append((shown_mean, [method, format_mean_std(mine),
@@ -193,13 +223,16 @@ def section(out: Path, rows: list[SusceptibilityRow]) -> str:
         slug = f"susceptibility_{clean}_vs_{fooled}"
         text += [f"### {backbone}: {clean} vs {fooled}", "",
                  f"{units_text(mine)}; the two agree on the top-1 class for {agreement:.1%}"
-                 f"{share}. Against the most resistant method: the papers' rank-sum p, the "
-                 "paired signed-rank p (* = p < 0.05) and the mean difference "
-                 "method − best [95 % bootstrap interval], over the units.", "",
+                 f"{share}. Each method's MSE (mean ± std over images; the mean over units with "
+                 "its 95 % t interval), and against the most resistant method paired over units "
+                 "(the difference method − best [95 % t], signed-rank p, Holm p over this table); "
+                 "beside it the papers' rank-sum p over the images, for comparison only.", "",
                  write_table(out, slug, ["method", "MSE clean vs fooled", "over units [95 %]",
-                                         "rank-sum p vs best", "signed-rank p vs best",
-                                         "Δ vs best [95 %]", "entropy clean (nats)",
-                                         "entropy fooled (nats)"], table)]
+                                         "− the most resistant",
+                                         "papers' rank-sum p vs best (per image)",
+                                         "entropy clean (nats)", "entropy fooled (nats)"],
+                             table)]
+        text += plusplus(out, slug, units, clean, fooled)
         box_plot(out / f"{slug}.png", {m: values[(clean, fooled, m)] for m in methods},
                  f"{backbone}: {clean} vs {fooled}", "MSE")
         text.append(f"![susceptibility box plot]({slug}.png)\n")

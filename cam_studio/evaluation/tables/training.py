@@ -20,7 +20,7 @@ from cam_studio.evaluation.config import EvaluationConfig
 from cam_studio.evaluation.records import read_rows
 from cam_studio.evaluation.rows import key
 from cam_studio.evaluation.statistics import mean_std
-from cam_studio.evaluation.summaries import format_mean_std, grouped, paired_cells, write_table
+from cam_studio.evaluation.summaries import format_mean_std, grouped, paired, write_table
 from cam_studio.evaluation.work import Load, Progress, Section, Table, Work
 from cams.backbones import Backbone
 from cams.engine import applies, explain, select_methods
@@ -30,8 +30,9 @@ from fooling.config import preset
 from fooling.objectives import OBJECTIVES
 from fooling.train import train
 
-# Divisive Decisions' objectives; "sham" is passive fooling, not one of them.
-LOSSES = tuple(name for name, objective in OBJECTIVES.items() if objective.needs_maps)
+# Divisive Decisions' objectives (on the class CAMs); "sham" and "guided" supervise a displayed map.
+LOSSES = tuple(name for name, objective in OBJECTIVES.items()
+               if objective.needs_maps and objective.class_cams)
 # The pointing game scores maps that explain the target: not the false class's ``f``, nor ``t``
 # (GradCAM before its ReLU: the same maximum); their panel, DifferenceSalience, is scored.
 POINTING_METHODS = tuple(name for name, method in METHODS.items()
@@ -137,22 +138,21 @@ def section(out: Path, rows: list[TrainingRow]) -> str:
                                               "out-of-set AUROC"], table))
     # Paired against the baseline: runs of one (held-out type, seed) share their initial weights
     # and data order, so the unit is that pair, pooled over every held-out type.
-    paired = []
+    comparisons = []
     present = {row.loss for row in rows}
     losses = [loss for loss in OBJECTIVES if loss in present]  # the baseline first
     for split in ("in_set", "out_of_set"):
         units = {loss: {f"{row.holdout}/{row.seed}": getattr(row, f"{split}_auroc")
                         for row in rows if row.loss == loss} for loss in losses}
         for loss in losses[1:]:
-            paired.append([split.replace("_", "-"), f"{loss} − {losses[0]}",
-                           str(len(units[loss].keys() & units[losses[0]].keys())),
-                           *paired_cells(units[loss], units[losses[0]])])
+            comparisons.append([split.replace("_", "-"), f"{loss} − {losses[0]}",
+                                str(len(units[loss].keys() & units[losses[0]].keys())),
+                                paired(units[loss], units[losses[0]])])
     text += [f"Each objective against {losses[0]}, paired by (held-out type, seed): the same "
-             "initial weights and data order. Wilcoxon signed-rank p (* = p < 0.05) and the mean "
-             "AUROC difference [95 % bootstrap interval over the pairs]:", "",
-             write_table(out, "training_tests", ["AUROC", "comparison", "pairs",
-                                                 "signed-rank p", "mean difference [95 %]"],
-                         paired)]
+             "initial weights and data order, each pair one unit. The mean AUROC difference with "
+             "its 95 % t interval, the signed-rank p and the Holm-adjusted p over this table:", "",
+             write_table(out, "training_tests", ["AUROC", "comparison", "pairs", "AUROC difference"],
+                         comparisons)]
     if pointing:
         hits = grouped(pointing, "loss", "method", value="hit_rate")
         losses = list(dict.fromkeys(row.loss for row in pointing))
