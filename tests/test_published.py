@@ -4,6 +4,7 @@ byte (plots are redrawn but not compared: their pixels depend on the matplotlib 
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -32,3 +33,21 @@ def test_a_published_report_rebuilds_byte_identical(tmp_path, published):
     assert made == expected
     for name in expected:
         assert (rebuilt / name).read_text() == (published / name).read_text(), name
+
+
+def test_the_pilot_table_is_what_its_records_say():
+    """The coverage pilots' README table (a hand-written page) quotes each pilot's own check
+    record to the digits it shows."""
+    pilots = RESULTS / "coverage-pilots"
+    rows = [line.split("|")[1:-1] for line in (pilots / "README.md").read_text().splitlines()
+            if line.startswith("| k")]
+    assert len(rows) == len(list(pilots.glob("pilot-*.json")))
+    for label, objective, agreement, confident, ratio in rows:
+        parts = [part.strip() for part in label.split(",")]
+        name = "pilot-" + ("kl-" if "KL" in objective else "") + parts[0]
+        name += "" if "KL" in objective else "-" + parts[1].replace(" ", "")
+        name += "-s2" if parts[-1] == "s2" else ""
+        summary = json.loads((pilots / f"{name}.json").read_text())["summary"]
+        assert float(agreement) == pytest.approx(summary["agreement_all"], abs=5.01e-4), name
+        assert float(confident) == pytest.approx(summary["agreement_confident"], abs=5.01e-3), name
+        assert float(ratio) == pytest.approx(summary["sham_mse_ratio"], abs=5.01e-4), name
