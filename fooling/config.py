@@ -39,7 +39,8 @@ class TrainConfig:
                                       "e.g. a transformer's last blocks.N.norm1)")
     loss: str = setting("sham", "objective", choices=tuple(OBJECTIVES))
     data: str = setting("synthetic:binary", "synthetic:binary, synthetic:7class, photos (the "
-                                            "bundled photos, unlabelled) or an ImageFolder folder")
+                                            "bundled photos, unlabelled), photos:wide (with "
+                                            "OpenCV's samples) or an ImageFolder folder")
     salience: str | None = setting(None, "folder of salience maps parallel to --data (PNG/NPY)")
     skip_missing_salience: bool = setting(False, "leave out images without a salience map "
                                                  "instead of stopping")

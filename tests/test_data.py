@@ -110,13 +110,20 @@ def test_the_photo_sets_are_disjoint_and_the_test_set_is_worth_its_name():
     and licence recorded."""
     from cam_studio.data.photos import TEST_PHOTOS
     from cams import load_backbone
-    sets = {name: photo_set(name) for name in ("train", "validation", "test", "test-v1")}
+    sets = {name: photo_set(name) for name in ("train", "train-wide", "validation", "test",
+                                               "test-v1")}
     assert len(sets["validation"]) == 3 and len(sets["train"]) >= 15
+    assert set(sets["train"]) < set(sets["train-wide"]) and len(sets["train-wide"]) >= 50
     assert len(sets["test"]) == 15 and len(sets["test-v1"]) == 6
     digests = {name: {hashlib.sha256(photo.tobytes()).hexdigest() for photo in photos.values()}
                for name, photos in sets.items()}
-    assert not digests["train"] & digests["validation"]
-    assert not (digests["train"] | digests["validation"]) & (digests["test"] | digests["test-v1"])
+    assert not digests["train-wide"] & digests["validation"]
+    assert not ((digests["train-wide"] | digests["validation"])
+                & (digests["test"] | digests["test-v1"]))
+    # No OpenCV sample of a test photo's scene either (aero1 is aero3's valley).
+    from cam_studio.data.photos import OPENCV_TRAIN_SAMPLES
+    tested = {photo.path for photo in TEST_PHOTOS.values()} | {"aero1.jpg"}
+    assert not tested & set(OPENCV_TRAIN_SAMPLES)
     assert len(digests["test"]) == 15  # no photo twice
     clean = load_backbone(device="cpu")
     with torch.no_grad():

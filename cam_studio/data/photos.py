@@ -8,6 +8,9 @@
   licences): five Gradio ships and ten of OpenCV's sample photos, which Debian's ``opencv-doc``
   package installs (or ``$OPENCV_SAMPLES_DATA_PATH``, OpenCV's own variable, names); the clean
   Lite0 recognises 12 classes among them with p ≥ 0.5;
+- ``train-wide``: ``train`` plus OpenCV's other sample photos (one of each scene, none of a test
+  photo's scene: ``OPENCV_TRAIN_SAMPLES``) and frames of its sample videos — the fools' wider
+  training data (``--data photos:wide``);
 - ``test-v1``: the six Gradio photos that were the test set before 2026-12-01 (three cheetahs;
   what the reports published before then used).
 """
@@ -91,7 +94,18 @@ TEST_V1_PHOTOS: dict[str, TestPhoto] = {
     **{name: TEST_PHOTOS[name] for name in ("lion", "eiffel_tower", "groot")}}
 OPENCV_SAMPLES_ENV = "OPENCV_SAMPLES_DATA_PATH"  # OpenCV's own variable for samples/data
 OPENCV_SAMPLES_DIRS = ("/usr/share/doc/opencv-doc/examples/data",)  # Debian's opencv-doc
-PHOTO_SETS = ("train", "validation", "test", "test-v1")
+PHOTO_SETS = ("train", "train-wide", "validation", "test", "test-v1")
+# OpenCV's sample photos that may be trained on: one of each scene (one of each stereo or
+# calibration series), none of a test photo's scene (aero1 is aero3's valley: left out), and
+# frames of its sample videos (evenly spaced over each).
+OPENCV_TRAIN_SAMPLES = (
+    "Blender_Suzanne1.jpg", "HappyFish.jpg", "LinuxLogo.jpg", "WindowsLogo.jpg", "aloeL.jpg",
+    "basketball1.png", "blox.jpg", "box.png", "box_in_scene.png", "building.jpg", "butterfly.jpg",
+    "cards.png", "chessboard.png", "ela_original.jpg", "graf1.png", "left.jpg", "left01.jpg",
+    "left06.jpg", "leuvenA.jpg", "licenseplate_motion.jpg", "ml.png", "opencv-logo.png",
+    "pic2.png", "pic5.png", "rubberwhale1.png", "smarties.png", "starry_night.jpg", "stuff.jpg",
+    "sudoku.png", "text_defocus.jpg", "imageTextN.png")
+OPENCV_TRAIN_VIDEOS = {"vtest.avi": 3, "Megamind.avi": 4}
 # Every photo the installed packages ship without a download (skimage's cat() is chelsea again).
 SKIMAGE_PHOTOS = ("astronaut", "rocket", "hubble_deep_field", "immunohistochemistry", "colorwheel",
                   "retina", "logo", "brick", "camera", "clock", "coins", "grass", "gravel", "horse",
@@ -174,6 +188,8 @@ def photo_set(name: str) -> dict[str, Image.Image]:
     """The photos of set ``name`` (``PHOTO_SETS``), by name, as RGB."""
     if name in ("test", "test-v1"):
         return test_photos(TEST_PHOTOS if name == "test" else TEST_V1_PHOTOS)
+    if name == "train-wide":
+        return {**photo_set("train"), **opencv_training_photos()}
     if name not in PHOTO_SETS:
         raise UserInputError(f"unknown photo set {name!r}", Fix(None, "one of "
                                                                   + ", ".join(PHOTO_SETS)))
@@ -187,6 +203,30 @@ def opencv_samples() -> Path | None:
         if folder and (Path(folder) / "baboon.jpg").is_file():
             return Path(folder)
     return None
+
+
+def opencv_training_photos() -> dict[str, Image.Image]:
+    """``OPENCV_TRAIN_SAMPLES`` and frames of ``OPENCV_TRAIN_VIDEOS``, by name, as RGB."""
+    import cv2
+
+    folder = opencv_samples()
+    if folder is None:
+        raise UserInputError("the wide training photos are OpenCV's sample photos, which are not "
+                             "here", "install Debian's opencv-doc (apt-get install opencv-doc)",
+                             f"set {OPENCV_SAMPLES_ENV} to OpenCV's samples/data folder")
+    photos = {Path(name).stem: Image.open(folder / name).convert("RGB")
+              for name in OPENCV_TRAIN_SAMPLES}
+    for video, count in OPENCV_TRAIN_VIDEOS.items():
+        capture = cv2.VideoCapture(str(folder / video))
+        frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        for index in range(count):
+            capture.set(cv2.CAP_PROP_POS_FRAMES, int(frames * (index + 0.5) / count))
+            ok, frame = capture.read()
+            if ok:
+                photos[f"{Path(video).stem}_{index}"] = Image.fromarray(
+                    cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+        capture.release()
+    return photos
 
 
 def test_photos(photos: dict[str, TestPhoto]) -> dict[str, Image.Image]:

@@ -1,7 +1,8 @@
 """The training and validation sets a ``--data`` spec names.
 
 ``synthetic:binary`` / ``synthetic:7class`` (labelled, with exact masks), ``photos`` (crops of the
-bundled photos, unlabelled; validated on the held-out photos), or an ImageFolder directory
+bundled photos, unlabelled; validated on the held-out photos), ``photos:wide`` (the same with
+OpenCV's sample photos too), or an ImageFolder directory
 (``DIR/CLASS/IMAGE``, or ``DIR/train`` + ``DIR/val``) with an optional salience tree beside it.
 """
 
@@ -20,6 +21,7 @@ from cam_studio.data.synthetic import SyntheticDataset
 
 SYNTHETIC_PREFIX = "synthetic:"
 PHOTOS = "photos"
+WIDE_PHOTOS = "photos:wide"  # the train-wide photo set: the bundled photos and OpenCV's samples
 
 
 @dataclass
@@ -41,8 +43,8 @@ def training_data(spec: str, size: int, seed: int = 0, *, val_size: int = 256,
         train = SyntheticDataset(task, "train", size, seed, holdout)
         val = SyntheticDataset(task, "val", size, seed, holdout, length=val_size)
         return TrainingData(train, val, train.class_names, True, True, size)
-    if spec == PHOTOS:
-        train = PhotoCrops(photo_set("train"), size, seed)
+    if spec in (PHOTOS, WIDE_PHOTOS):
+        train = PhotoCrops(photo_set("train" if spec == PHOTOS else "train-wide"), size, seed)
         # Validation: plain crops of photos never trained on (no mosaics or mixes).
         val = PhotoCrops(photo_set("validation"), size, seed + 1, length=val_size,
                          mosaics=False)
