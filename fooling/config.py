@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from cam_studio.data.training import TrainingData
 from cams.backbones import CLEAN_WEIGHTS, DEFAULT_BACKBONE, Backbone
 from cams.checkpoints import check_name
@@ -21,6 +23,12 @@ from fooling.sham import DEFAULT_ENTROPY_NATS
 
 OBJECTIVE_KINDS = ("auto", "ce", "kl")
 ATTACK_CLASSES = ("true", "random")
+# The optimizers a run can use, by name: trainable parameters and the config → the optimizer.
+OPTIMIZERS: dict[str, Any] = {
+    "sgd": lambda parameters, config: torch.optim.SGD(parameters, lr=config.lr,
+                                                      momentum=config.momentum),
+    "adam": lambda parameters, config: torch.optim.Adam(parameters, lr=config.lr),
+}
 
 
 # Training steps when neither --steps nor --epochs is given: a quick first run.
@@ -52,7 +60,9 @@ class TrainConfig:
     epochs: float | None = setting(None, "training epochs instead of --steps", group="length")
     batch: int = setting(16, "global batch size", flag="--batch-size", aliases=("--batch",))
     size: int | None = setting(None, "input side in pixels (default: the backbone's)")
-    lr: float = setting(0.002, "SGD learning rate")
+    optimizer: str = setting("sgd", "sgd (the papers', with --momentum) or adam",
+                             choices=tuple(OPTIMIZERS))
+    lr: float = setting(0.002, "learning rate")
     momentum: float = setting(0.9, "SGD momentum")
     seed: int = setting(0, "seed of the data order and of random weights")
     cam: str = setting("GradCAM", "the CAM the SHAM attack supervises (a map of the true class, "

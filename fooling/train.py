@@ -42,7 +42,7 @@ from cams.errors import Fix, UserInputError
 from cams.layers import allow_double_backward, forward_layer
 from cams.methods import display_maps, minmax
 from cams.metrics import auroc, cam_entropy_nats, mse, pointing_game, prediction_agreement
-from fooling.config import QUICK_STEPS, TrainConfig, check_loaded, check_settings
+from fooling.config import OPTIMIZERS, QUICK_STEPS, TrainConfig, check_loaded, check_settings
 from fooling.objectives import Objective, salience_loss
 
 ProgressCallback = Callable[[dict[str, Any]], None]
@@ -271,11 +271,12 @@ def save_resume_state(run: Run) -> None:
     tensors = {f"model.{key}": value.detach().cpu().contiguous()
                for key, value in run.backbone.model.state_dict().items()}
     names = {id(parameter): name for name, parameter in run.backbone.model.named_parameters()}
-    for group in run.optimizer.param_groups:
+    for group in run.optimizer.param_groups:  # the optimizer's per-parameter state, any kind
         for parameter in group["params"]:
-            buffer = run.optimizer.state.get(parameter, {}).get("momentum_buffer")
-            if buffer is not None:
-                tensors[f"momentum.{names[id(parameter)]}"] = buffer.detach().cpu().contiguous()
+            for part, value in run.optimizer.state.get(parameter, {}).items():
+                if isinstance(value, torch.Tensor):
+                    tensors[f"optimizer.{part}.{names[id(parameter)]}"] = (
+                        value.detach().cpu().contiguous())
     atomic_write(weights, lambda path: save_file(tensors, str(path)))
     record = {"step": run.step, "recipe": recipe(run.config), "history": run.history}
     atomic_write(state, lambda path: path.write_text(json.dumps(record)))
@@ -299,7 +300,11 @@ def load_resume_state(run: Run) -> bool:
                                         if key.startswith("model.")})
     parameters = dict(run.backbone.model.named_parameters())
     for key, value in tensors.items():
-        if key.startswith("momentum."):
+        if key.startswith("optimizer."):
+            part, name = key.removeprefix("optimizer.").split(".", 1)
+            device = parameters[name].device if value.ndim else "cpu"  # Adam's step stays here
+            run.optimizer.state[parameters[name]][part] = value.to(device)
+        elif key.startswith("momentum."):  # saved before the optimizer became a setting
             parameter = parameters[key.removeprefix("momentum.")]
             run.optimizer.state[parameter]["momentum_buffer"] = value.to(parameter.device)
     run.step, run.history = int(record["step"]), list(record.get("history", []))
@@ -336,7 +341,7 @@ def prepare(config: TrainConfig, distributed: bool = True) -> Run:
     start = copy.deepcopy(model).eval().requires_grad_(False)
     freeze_early_stages(model, config.train_stages, config.head_only)
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
-    optimizer = torch.optim.SGD(trainable, lr=config.lr, momentum=config.momentum)
+    optimizer = OPTIMIZERS[config.optimizer](trainable, config)
     if config.epochs is not None:
         total = math.ceil(config.epochs * len(data.train) / config.batch)
     else:

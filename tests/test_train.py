@@ -72,8 +72,10 @@ def test_same_seed_same_weights_and_metadata(registry):
     assert loaded.class_names[2] == "cross" and loaded.input_size == (64, 64)
 
 
-def test_cancel_then_resume_gives_the_uninterrupted_result(registry):
-    straight = load_file(train(config("straight")).weights_path)
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_cancel_then_resume_gives_the_uninterrupted_result(registry, optimizer):
+    """The optimizer's state (SGD's momentum, Adam's moments and step) resumes with the weights."""
+    straight = load_file(train(config("straight", optimizer=optimizer)).weights_path)
     cancel = threading.Event()
 
     def stop_after_four(event):
@@ -81,10 +83,11 @@ def test_cancel_then_resume_gives_the_uninterrupted_result(registry):
             cancel.set()
 
     with pytest.raises(TrainingCancelled, match="cancelled at step 4"):
-        train(config("interrupted"), progress=stop_after_four, cancel=cancel)
+        train(config("interrupted", optimizer=optimizer), progress=stop_after_four,
+              cancel=cancel)
     assert (registry / ".interrupted.resume.json").is_file()
     assert json.loads((registry / ".interrupted.resume.json").read_text())["step"] == 4
-    resumed = train(config("interrupted"), resume=True)
+    resumed = train(config("interrupted", optimizer=optimizer), resume=True)
     weights = load_file(resumed.weights_path)
     assert all(torch.allclose(straight[key].float(), weights[key].float(), atol=1e-6)
                for key in straight)
