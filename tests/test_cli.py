@@ -55,6 +55,22 @@ def test_target_by_name_and_method_subset(tmp_path, capsys):
     assert {"GradCAM", "MeanDiffGradCAM"} <= set(saved.files) and "HiResCAM" not in saved.files
 
 
+def test_a_second_run_never_replaces_the_first_silently(tmp_path, capsys):
+    """Run twice with other weights: the first result stays, the second is coffee-2; with
+    --overwrite the second replaces it."""
+    first = ("explain", "--example", "coffee", "--methods", "GradCAM", "--out", str(tmp_path))
+    assert run(capsys, *first)[0] == 0
+    kept = np.load(tmp_path / "coffee.npz")["GradCAM"]
+    code, out, err = run(capsys, *first, "--weights", "random")
+    assert code == 0, err
+    assert "coffee-2.png" in out + err
+    assert np.array_equal(np.load(tmp_path / "coffee.npz")["GradCAM"], kept)
+    assert not np.array_equal(np.load(tmp_path / "coffee-2.npz")["GradCAM"], kept)
+    assert run(capsys, *first, "--weights", "random", "--overwrite")[0] == 0
+    assert not np.array_equal(np.load(tmp_path / "coffee.npz")["GradCAM"], kept)
+    assert not (tmp_path / "coffee-3.npz").exists()
+
+
 def test_all_methods_include_scorecam(tmp_path, capsys):
     image = tmp_path / "photo.png"
     example_image("rocket").resize((160, 120)).save(image)

@@ -53,7 +53,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--false-class", help="class index or name (default: strongest rival)")
     run.add_argument("--methods", default="default",
                      help="all, default (all but ScoreCAM) or a comma list of names")
-    run.add_argument("--out", type=Path, default=Path("cams_out"), help="output folder")
+    run.add_argument("--out", type=Path, default=Path("cams_out"),
+                     help="output folder (a result already there is kept: the new one is "
+                          "written as NAME-2, NAME-3, …)")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace results of the same name in --out instead")
     run.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when present)")
     run.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
     run.add_argument("--opacity", type=float, default=0.5, help="heatmap opacity in the grid")
@@ -157,7 +161,9 @@ def run_explain(args: argparse.Namespace) -> int:
                              "pick another --out") from error
 
     failures = 0
-    taken: set[str] = set()
+    # Results already in --out are never replaced silently: a new one takes the next free name.
+    taken = set() if args.overwrite else {path.stem for path in args.out.iterdir()
+                                          if path.suffix in (".png", ".npz")}
     jobs = [Job(unique_stem(name, taken), example_image(name)) for name in args.example]
     for path in args.images:
         try:

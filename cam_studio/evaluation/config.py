@@ -10,6 +10,7 @@ from pathlib import Path
 from cams.backbones import DEFAULT_BACKBONE
 from cams.errors import Fix, UserInputError
 from fooling.attacks import ATTACKS
+from fooling.config import PRESETS
 from fooling.settings import comma_list, setting
 
 
@@ -69,12 +70,10 @@ class EvaluationConfig:
              "class)", factory=lambda: [1, 16, 128, 0], parse=int_list)
     coverage_seeds: int = setting(3, "training runs per k of the coverage table")
     coverage_steps: int = setting(400, "steps of each coverage run")
-    coverage_lr: float = setting(0.002, "SGD learning rate of each coverage run")
-    coverage_objective: str = setting("kl", "the coverage runs' classification term: kl (to the "
-                                            "clean model's probabilities) or ce (to its top-1, "
-                                            "the paper's; it lost the predictions in every "
-                                            "pilot on the validation photos)",
-                                      choices=("kl", "ce"))
+    coverage_preset: str = setting("sham-adam", "the fooling preset every coverage run trains "
+                                              "(fooling/config.py PRESETS), its k and seed set",
+                                   choices=tuple(name for name, values in PRESETS.items()
+                                                 if values.get("backbone") == DEFAULT_BACKBONE))
     fewclass_seeds: int = setting(5, "training runs per regime of the few-class table")
     fewclass_steps: int = setting(600, "steps of each few-class run")
     fewclass_images: int = setting(200, "synthetic 7-class test images the few-class table "
@@ -112,9 +111,10 @@ PLANS: dict[str, tuple[tuple[str, ...], ...]] = {
          "clean:sham-efficientnet_lite0,clean:constructed-sham-efficientnet_lite0",
          "--methods", COMPARED_WITHOUT_SCORECAM, "--tables", "faithfulness,road"),
         # The paper's SHAM attack on k classes per image, 3 seeds each, measured on the 15 test
-        # photos with every compared method, ScoreCAM and FinerCAM included.
+        # photos with every compared method, ScoreCAM and FinerCAM included (the recipe: the pilots
+        # on the validation photos, docs/results/coverage-pilots).
         ("--images", "test-photos", "--tables", "coverage", "--coverage-steps", "400",
-         "--coverage-lr", "0.002", "--coverage-objective", "kl"),
+         "--coverage-preset", "sham-adam"),
         ("--tables", "fewclass", "--fewclass-seeds", "5", "--fewclass-steps", "600"),
     ),
 }

@@ -20,9 +20,11 @@ from cams.checkpoints import list_checkpoints
 from cams.errors import IMAGES, Fix, UserInputError
 
 IMAGE_SOURCES = ("examples", "photos", "crops:50", "synthetic:binary:200", "a server folder")
-# The tab's starting values: the two tables of a passive-fooling comparison on the examples; a
-# training table, if ticked, with one seed and short runs.
-START = EvaluationConfig(tables=["similarity", "susceptibility"], seeds=1, training_steps=300)
+# The tab's starting values: the two tables of a passive-fooling comparison on at most 8 of the
+# examples (a minute or two on a laptop CPU); a training table, if ticked, with one seed and short
+# runs.
+START = EvaluationConfig(tables=["similarity", "susceptibility"], seeds=1, training_steps=300,
+                         limit=8)
 
 
 def backbone_options() -> list[str]:
