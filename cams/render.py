@@ -16,6 +16,14 @@ from cams.methods import DIFF_BASELINES, METHODS, signed_display_maps
 from cams.metrics import baseline_similarity
 
 COLORMAP = "jet"  # the CAM literature's convention: red = most salient
+# The colour maps a grid may use for its [0, 1] maps, by name (matplotlib's), with what they are
+# good for; viridis and cividis are perceptually uniform and read the same under the common
+# colour-vision deficiencies (cividis is optimised for deuteranopia), jet is not.
+COLORMAPS = {"jet": "the CAM papers' convention (not colour-blind safe)",
+             "viridis": "perceptually uniform, colour-blind safe",
+             "cividis": "perceptually uniform, safe for red-green colour blindness",
+             "turbo": "a smoother jet (not colour-blind safe)",
+             "inferno": "perceptually uniform, dark to bright"}
 # For the signed class maps (t, f, t − f) when asked: blue negative, white zero, red positive.
 DIVERGING = "RdBu_r"
 SIGNED_STYLES = ("minmax", "diverging")  # how the signed maps are drawn
@@ -35,9 +43,18 @@ def baseline_captions(maps: dict[str, Tensor]) -> dict[str, str]:
             for name, value in baseline_similarity(maps).items()}
 
 
+def check_colormap(name: str) -> str:
+    """``name`` if it is one of ``COLORMAPS`` (or the diverging one); else a one-line error."""
+    if name not in COLORMAPS and name != DIVERGING:
+        from cams.errors import UserInputError
+        raise UserInputError(f"unknown colour map {name!r}: choose one of {', '.join(COLORMAPS)}")
+    return name
+
+
 def overlay(image: np.ndarray, heatmap: np.ndarray, opacity: float = 0.5,
             colormap: str = COLORMAP) -> np.ndarray:
     """Blend an H×W map in [0, 1] over an H×W×3 RGB image in [0, 1]: H×W×3 in [0, 1]."""
+    check_colormap(colormap)
     lookup = matplotlib.colormaps[colormap](np.linspace(0, 1, 256))[:, :3].astype(np.float32)
     colours = lookup[np.round(np.clip(heatmap, 0, 1) * 255).astype(np.uint8)]
     return (1 - opacity) * image + opacity * colours
@@ -62,15 +79,19 @@ def _text_strip(lines: list[str], width: int, height: int, size: int,
     return strip
 
 
-def _colorbar(height: int, width: int = 60) -> Image.Image:
+def _colorbar(height: int, colormap: str, ends: tuple[str, str, str], size: int = 12,
+              width: int = 64) -> Image.Image:
+    """A vertical colour bar of ``colormap`` with its top, middle and bottom labelled."""
     bar = Image.new("RGB", (width, height), "white")
-    ramp = np.linspace(1, 0, height - 40)[:, None].repeat(14, axis=1)
-    colours = (matplotlib.colormaps[COLORMAP](ramp)[..., :3] * 255).astype(np.uint8)
+    ramp = np.linspace(1, 0, max(height - 40, 2))[:, None].repeat(14, axis=1)
+    colours = (matplotlib.colormaps[colormap](ramp)[..., :3] * 255).astype(np.uint8)
     bar.paste(Image.fromarray(colours), (8, 20))
     draw = ImageDraw.Draw(bar)
-    font = _font(12)
-    draw.text((26, 14), "1", fill="black", font=font)
-    draw.text((26, height - 30), "0", fill="black", font=font)
+    font = _font(size)
+    top, middle, bottom = ends
+    draw.text((26, 14), top, fill="black", font=font)
+    draw.text((26, height // 2 - size // 2), middle, fill="black", font=font)
+    draw.text((26, height - 20 - size), bottom, fill="black", font=font)
     return bar
 
 
@@ -78,35 +99,65 @@ Row = tuple[str, dict[str, np.ndarray], dict[str, str]]  # label, maps, captions
 
 
 def compose_rows(image: np.ndarray, rows: list[Row], title: str, opacity: float = 0.5,
-                 colormaps: dict[str, str] | None = None) -> np.ndarray:
+                 colormaps: dict[str, str] | None = None, colormap: str = COLORMAP,
+                 font_size: int = 12) -> np.ndarray:
     """A labelled grid as an H×W×3 uint8 array, drawn with PIL (fast enough for every request):
     per row the input then its overlays in order, so rows given the same methods (checkpoints A
     and B) line up column by column; each overlay is titled with its method name and an optional
     caption (an MSE); a colour bar on the right and the title (lines split at "\n") on top.
-    ``colormaps`` names another colormap for some maps (``DIVERGING`` for signed ones: their
-    caption says so)."""
+    ``colormap`` draws the [0, 1] maps, ``colormaps`` names another for some (``DIVERGING``
+    for signed ones: their caption says so, and a second colour bar shows its scale);
+    ``font_size`` sets the captions' size (the title's is a quarter larger: large for a
+    projector)."""
     colormaps = colormaps or {}
+    check_colormap(colormap)
     height, width = image.shape[:2]
-    label_height = 36 if any(captions for _, _, captions in rows) or DIVERGING in colormaps.values() else 20
+    lines_per_label = 2 if (any(captions for _, _, captions in rows)
+                            or DIVERGING in colormaps.values()) else 1
+    label_height = 8 + (font_size + 4) * lines_per_label
+    title_size = round(font_size * 1.25)
     title_lines = title.split("\n")
-    title_height = 10 + 20 * len(title_lines)
+    title_height = 10 + (title_size + 5) * len(title_lines)
     columns = max(len(maps) for _, maps, _ in rows) + 1
     cell_height = height + label_height
-    canvas = Image.new("RGB", (columns * (width + 4) + 64, title_height + len(rows) * cell_height),
-                       "white")
-    canvas.paste(_text_strip(title_lines, canvas.width, title_height, 15, ("black",)), (0, 0))
+    signed_bar = DIVERGING in colormaps.values()
+    bars = 2 if signed_bar else 1
+    bar_width = 20 + 4 * font_size
+    canvas = Image.new("RGB", (columns * (width + 4) + bars * bar_width,
+                               title_height + len(rows) * cell_height), "white")
+    canvas.paste(_text_strip(title_lines, canvas.width, title_height, title_size, ("black",)),
+                 (0, 0))
     for row, (label, maps, captions) in enumerate(rows):
         top = title_height + row * cell_height
         panels = [([label], image, ("darkred",))] + [
             ([name, captions[name]] if name in captions
              else [name, "blue < 0 = white < red"] if colormaps.get(name) == DIVERGING else [name],
-             overlay(image, heatmap, opacity, colormaps.get(name, COLORMAP)),
+             overlay(image, heatmap, opacity, colormaps.get(name, colormap)),
              ("black", "dimgray"))
             for name, heatmap in maps.items()]
         for column, (lines, picture, colours) in enumerate(panels):
             left = column * (width + 4)
-            canvas.paste(_text_strip(lines, width, label_height, 12, colours), (left, top))
+            canvas.paste(_text_strip(lines, width, label_height, font_size, colours), (left, top))
             canvas.paste(Image.fromarray((np.clip(picture, 0, 1) * 255).astype(np.uint8)),
                          (left, top + label_height))
-    canvas.paste(_colorbar(canvas.height - title_height), (canvas.width - 62, title_height))
+    height_left = canvas.height - title_height
+    left = canvas.width - bars * bar_width
+    canvas.paste(_colorbar(height_left, colormap, ("max", "", "min"), font_size, bar_width),
+                 (left, title_height))
+    if signed_bar:  # the signed panels' own scale
+        canvas.paste(_colorbar(height_left, DIVERGING, ("+", "0", "−"), font_size, bar_width),
+                     (left + bar_width, title_height))
     return np.asarray(canvas)
+
+
+def label_corner(picture: Image.Image, text: str, right: bool = False, size: int = 22) -> None:
+    """Write ``text`` on a white box in the bottom left (or right) corner of ``picture``, in
+    place: the sides of the A | B slider say which is which (the top holds the viewer's
+    buttons)."""
+    draw = ImageDraw.Draw(picture)
+    font = _font(size)
+    width = draw.textlength(text, font=font)
+    left = picture.width - width - 12 if right else 8
+    top = picture.height - size - 14
+    draw.rectangle((left - 4, top - 2, left + width + 4, top + size + 6), fill="white")
+    draw.text((left, top), text, fill="black", font=font)

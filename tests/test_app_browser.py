@@ -118,35 +118,60 @@ def test_evaluate_in_the_browser(app_url):
         page.screenshot(path=str(SCREENSHOT.parent / "evaluate.png"), full_page=False)
 
 
-def test_teaching_preset_slider_link_and_phone(app_url):
-    """One click shows passive fooling; one method large as an A | B slider; the link reopens
-    the same comparison, and on a phone-sized window the result comes before the controls."""
+def no_sideways_scroll(page) -> None:
+    """The page is no wider than its window (nothing to scroll sideways on a phone)."""
+    assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
+
+
+def test_the_teacher_flow_both_cases_verdict_slider_link_and_phone(app_url):
+    """The teacher's walk: each ▶ case in one click with its verdict (computed, in plain words),
+    one method large as a labelled A | B slider, a link that reopens the comparison with its
+    colour map and slider method; on a phone the result comes first and nothing overflows."""
     from playwright.sync_api import expect
 
-    with app_page(app_url) as page:
+    with app_page(app_url, width=1440, height=900) as page:
         body = page.locator("body")
         expect(body).to_contain_text("Egyptian cat", timeout=120_000)
-        page.get_by_role("button", name="Show passive fooling").click()
-        expect(body).to_contain_text("B: sham-efficientnet_lite0", timeout=120_000)
-        expect(body).to_contain_text("A and B agree", timeout=60_000)
+        expect(page.locator("#intro")).to_contain_text("Salience-Hoax Activation Map")
+        verdict = page.locator("#verdict")
+        page.get_by_role("button", name="Show the constructed fool").click()
+        expect(verdict).to_contain_text("sees through", timeout=120_000)
+        expect(verdict).to_contain_text("The prediction stayed")
+        expect(verdict).to_contain_text("common-mode share of the change is 1.00")
+        page.get_by_role("button", name="Show a trained fool").click()
+        expect(verdict).to_contain_text("fooled as GradCAM is", timeout=120_000)
         expect(page.locator("#slider img")).to_have_count(2, timeout=60_000)
+        expect(page.get_by_text("A (left) | B (right)")).to_be_visible()
+        page.get_by_label("Colour map").click()
+        page.get_by_role("option", name=re.compile("^cividis")).click()
         link = page.locator("#link textarea")
-        expect(link).to_have_value(re.compile(r"b=sham-efficientnet_lite0"), timeout=60_000)
-        address = link.input_value()
-        assert address.startswith(app_url + "?example=chelsea")
+        expect(link).to_have_value(re.compile(r"colours=cividis"), timeout=120_000)
+        assert "b=sham-efficientnet_lite0" in link.input_value()
+        no_sideways_scroll(page)
         expect(page.locator(".pending")).to_have_count(0, timeout=120_000)
-        page.locator("#slider").scroll_into_view_if_needed()
+        page.locator("#verdict").scroll_into_view_if_needed()
         page.screenshot(path=str(SCREENSHOT.parent / "teaching.png"), full_page=False)
-    with app_page(address.replace("chelsea", "coffee"), width=390, height=844) as phone:
+        address = link.input_value()
+    assert address.startswith(app_url + "?example=chelsea")
+    with app_page(address.replace("chelsea", "coffee") + "&view=MeanDiffGradCAM&large=1",
+                  width=390, height=844) as phone:
         body = phone.locator("body")
         expect(body).to_contain_text("B: sham-efficientnet_lite0", timeout=120_000)
         expect(body).to_contain_text("espresso", timeout=60_000)
+        expect(phone.get_by_label("Colour map")).to_have_value(re.compile("cividis"))
+        expect(phone.get_by_label("One method large, A | B (drag the slider; needs B)")
+               ).to_have_value("MeanDiffGradCAM")
         grid = phone.locator("#grid img").first
         expect(grid).to_be_visible(timeout=60_000)
+        assert grid.get_attribute("alt")  # the result image says what it is
+        expect(phone.locator(".pending")).to_have_count(0, timeout=120_000)
+        no_sideways_scroll(phone)
         phone.evaluate("window.scrollTo(0, 0)")
-        assert grid.bounding_box()["y"] < 844  # the result, not the controls, opens the page
+        assert phone.locator("#cases").bounding_box()["y"] < 400  # the demo at the top
+        assert grid.bounding_box()["y"] < 844 * 1.5  # the result before the controls
         controls = phone.locator("#compare-controls").bounding_box()
         assert controls["y"] > grid.bounding_box()["y"]
+        phone.screenshot(path=str(SCREENSHOT.parent / "phone.png"), full_page=False)
 
 
 def test_a_transformer_by_name_with_uploaded_weights(app_url, tmp_path):

@@ -206,10 +206,74 @@ def test_signed_panels_in_a_diverging_colormap(lite0, chelsea):
     shown = ((upsampled / upsampled.abs().max() + 1) / 2).numpy()
     colours = matplotlib.colormaps["RdBu_r"](np.linspace(0, 1, 256))[:, :3]
     expected = 0.5 * picture + 0.5 * colours[np.round(shown * 255).astype(int)]
-    top = 30 + (height + 36) + 36  # title, the GradCAM row, the panel row's two-line label
+    top = 30 + (height + 40) + 40  # title, the GradCAM row, the panel row's two-line label
     left = width + 4  # after the input
     panel = grid[top:top + height, left:left + width].astype(float) / 255
     assert np.abs(panel - expected).max() <= 2 / 255
     assert not np.array_equal(grid, comparison.grid(0.5)[:grid.shape[0]])
     with pytest.raises(UserInputError, match="signed maps 'rainbow'"):
         comparison.grid(signed="rainbow")
+
+
+@pytest.mark.parametrize("colormap", ["cividis", "viridis"])
+def test_a_colour_map_of_choice_and_the_large_grid(lite0, chelsea, colormap):
+    """GradCAM's panel in the chosen colour map is matplotlib's colours of the min-max map,
+    blended at the opacity (a hand computation); large mode puts two methods per row at
+    twice the caption size; an unknown colour map is a one-line error."""
+    import matplotlib
+
+    from cams.errors import UserInputError
+    comparison = compare_checkpoints([lite0], ["A"], chelsea, ["GradCAM", "HiResCAM",
+                                                              "MeanDiffGradCAM"])
+    grid = comparison.grid(0.5, colormap=colormap)
+    picture = comparison.picture()
+    height, width = picture.shape[:2]
+    colours = matplotlib.colormaps[colormap](np.linspace(0, 1, 256))[:, :3]
+    heatmap = comparison.maps(0)["GradCAM"]
+    expected = 0.5 * picture + 0.5 * colours[np.round(np.clip(heatmap, 0, 1) * 255).astype(int)]
+    top, left = 30 + 40, width + 4  # the title and a two-line label; after the input
+    panel = grid[top:top + height, left:left + width].astype(float) / 255
+    assert np.abs(panel - expected).max() <= 2 / 255
+    large = comparison.grid(0.5, colormap=colormap, large=True)
+    title, label = 10 + 35, 8 + 28 * 2  # 30 px title, 24 px captions
+    assert large.shape[0] == title + 2 * (height + label)  # 3 methods: 2 rows of 2
+    with pytest.raises(UserInputError, match="unknown colour map 'rainbow'"):
+        comparison.grid(colormap="rainbow")
+
+
+def test_the_verdict_says_what_the_comparison_measured(lite0, chelsea):
+    """The verdict's numbers are the comparison's, recomputed by hand here (numpy: the MSE of
+    the maps, of GradCAM's min-max layer map to the SHAM mask); the constructed fool (a
+    class-uniform change) is seen through, a class-specific change (another model's head) is
+    not, and A alone asks for a B."""
+    from cam_studio.tabs.verdict import verdict, verdict_markdown
+    from fooling.sham import sham_mask
+
+    constructed = load_backbone("efficientnet_lite0", "constructed-sham-efficientnet_lite0",
+                                device="cpu")
+    comparison = compare_checkpoints([lite0, constructed], ["A: clean", "B: constructed"],
+                                     chelsea)
+    result = verdict(comparison)
+    a, b = comparison.maps(0), comparison.maps(1)
+    for name in ("GradCAM", "MeanDiffGradCAM", "MaxDiffGradCAM", "LSEDiffGradCAM"):
+        moved = float(np.mean((a[name] - b[name]) ** 2))
+        assert (result.gradcam_moved if name == "GradCAM" else result.moved[name]) == \
+            pytest.approx(moved, rel=1e-4, abs=1e-9)
+    for index, distance in enumerate(result.sham_distance):
+        layer = comparison.results[index].layer_maps["GradCAM"][0].numpy()
+        scaled = (layer - layer.min()) / (layer.max() - layer.min())
+        mask = sham_mask(*layer.shape).numpy()
+        assert distance == pytest.approx(float(np.mean((scaled - mask) ** 2)), rel=1e-4)
+    assert result.kept and result.sham_ratio < 0.1 and result.share > 0.99
+    text = verdict_markdown(result)
+    assert "The prediction stayed" in text and "sees through" in text
+    assert f"{result.sham_distance[0]:.3f} → {result.sham_distance[1]:.3f}" in text
+
+    torch.manual_seed(0)
+    other = load_backbone("efficientnet_lite0", device="cpu")
+    with torch.no_grad():  # a class-specific change: one class's head row scaled
+        other.model.classifier.weight[285] *= 3
+    specific = verdict(compare_checkpoints([lite0, other], ["A", "B"], chelsea))
+    assert specific.share < 0.5 and "sees through" not in verdict_markdown(specific)
+    assert "pick a checkpoint B" in verdict_markdown(verdict(compare_checkpoints(
+        [lite0], ["A"], chelsea)))

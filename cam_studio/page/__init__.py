@@ -31,11 +31,17 @@ from cams.errors import UserInputError
 
 MAX_UPLOAD_MB = 200.0  # an image, a ResNet-50 / ConvNeXt-T checkpoint in float32, a dataset zip
 # On a phone the columns stack: the results come first, the controls below them.
+# Nothing wider than the screen: images scale down to their box, tables scroll inside theirs.
 PAGE_CSS = """
+#grid img, #slider img { max-width: 100%; height: auto; }
+#table { max-width: 100%; overflow-x: auto; }
+#verdict { font-size: 1.05em; }
 @media (max-width: 900px) {
   #compare-row { flex-direction: column; }
-  #compare-results { order: 1; }
-  #compare-controls { order: 2; }
+  #compare-results { order: 1; min-width: 0 !important; width: 100%; }
+  #compare-controls { order: 2; min-width: 0 !important; width: 100%; }
+  #cases { flex-direction: column; }
+  .gradio-container { padding-left: 4px !important; padding-right: 4px !important; }
 }
 """
 

@@ -15,7 +15,7 @@ import gradio as gr
 from cam_studio.data.examples import EXAMPLES, example_thumbnails
 from cam_studio.page.handlers import handler, shown_errors
 from cam_studio.tabs.compare import (
-    FOOLING_PRESET,
+    FOOLING_CASES,
     NONE,
     RESULTS_SIZE,
     BackboneCache,
@@ -26,15 +26,26 @@ from cam_studio.tabs.compare import (
     example_choices,
     link_query,
     link_request,
+    link_view,
     predictions_markdown,
     run_compare,
 )
 from cam_studio.tabs.comparison import TABLE_COLUMNS
+from cam_studio.tabs.verdict import verdict, verdict_markdown
 from cams.backbones import CLEAN_WEIGHTS, DEFAULT_BACKBONE
 from cams.methods import DEFAULT_METHODS, METHOD_NAMES, METHODS
+from cams.render import COLORMAPS
 
 CONCURRENCY_LIMIT = 4  # requests computed in parallel; more wait in Gradio's queue
 
+# The newcomer's four words, at the top of the tab (the method list is at the bottom).
+INTRO = ("**What am I looking at?** A **CAM** (class activation map) colours the parts of the "
+         "image that drove the model's answer. **Passive fooling** fine-tunes a model so that "
+         "its answers stay the same while its CAMs change — here toward a **SHAM** "
+         "(Salience-Hoax Activation Map), a fake map along the image's border. **DiffGradCAM** "
+         "explains the difference between the answer and its rivals, which a change that is the "
+         "same for every class cannot move. Press a ▶ case: A is the clean model, B a fooled "
+         "one, and the verdict under the maps says what happened.")
 EXPLAINER = "\n".join(
     ["### What am I looking at?",
      "Each panel colours the image by how much a region drove the model's decision "
@@ -113,7 +124,13 @@ def show(request: CompareRequest, progress=gr.Progress()):  # noqa: B008 (Gradio
     for."""
     response = run_compare(cache, request, scorecam_progress(progress), results)
     choices = response.class_choices
-    return (response.display, response.table_text, predictions_markdown(response.predictions),
+    comparison = response.comparison
+    names = comparison.backbones[0].class_names
+    alt = (f"CAMs of the image for class {names[comparison.target]}: each method's map by "
+           + " and by ".join(comparison.labels) + ", method by method")
+    return (gr.update(value=response.display, alt_text=alt),
+            verdict_markdown(verdict(comparison)),
+            response.table_text, predictions_markdown(response.predictions),
             gr.update(choices=choices), gr.update(choices=choices))
 
 
@@ -132,38 +149,46 @@ def enlarge(method, request: CompareRequest):
     return run_compare(cache, request, results=results, view=method).views
 
 
-def show_fooling():
-    """The teaching preset: the default backbone, A clean, B the shipped SHAM fool, the chelsea
-    photo (a validation photo: the fool was not trained on it), the default methods."""
-    return (None, FOOLING_PRESET.example, FOOLING_PRESET.backbone, FOOLING_PRESET.checkpoint_a,
-            FOOLING_PRESET.checkpoint_b, list(DEFAULT_METHODS), "GradCAM")
+def case_loader(case):
+    """A teaching case's button: its example, backbone and checkpoints, the default methods,
+    GradCAM in the slider, no upload."""
+    def load():
+        return (None, case.example, case.backbone, case.checkpoint_a, case.checkpoint_b,
+                list(DEFAULT_METHODS), "GradCAM")
+    return load
 
 
 def open_link(request: gr.Request):
     """The page as a link describes it (``?example=…&b=…``): every picker's choices and value."""
-    asked = link_request(dict(request.query_params) if request else {})
+    query = dict(request.query_params) if request else {}
+    asked = link_request(query)
     return (gr.update(choices=backbone_choices(), value=asked.backbone),
             gr.update(choices=checkpoint_choices(asked.backbone), value=asked.checkpoint_a),
             gr.update(choices=checkpoint_choices(asked.backbone, allow_none=True),
                       value=asked.checkpoint_b),
             asked.example, asked.target, asked.false_class,
-            list(asked.methods or DEFAULT_METHODS), asked.opacity)
+            list(asked.methods or DEFAULT_METHODS), asked.opacity, asked.colormap,
+            asked.signed, asked.large, asked.faithfulness, link_view(query))
 
 
-@handler(CompareRequest)
-def comparison_link(request: CompareRequest):
+@handler(CompareRequest, leading=1)
+def comparison_link(view, request: CompareRequest):
     if request.image:
         return "Links reopen bundled examples; an uploaded image is not kept on the server."
-    return link_query(request)
+    return link_query(request, view)
 
 
 def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
     """The Compare tab in ``page``; returns its backbone and checkpoint pickers (another tab
     refreshes them when it adds a checkpoint)."""
+    # The teaching cases first (one click each), then the four words a newcomer needs.
+    with gr.Row(elem_id="cases"):
+        cases = [gr.Button(f"▶ Show {label}: A clean, B {case.checkpoint_b}",
+                           variant="secondary", elem_classes=["case"])
+                 for label, case in FOOLING_CASES.items()]
+    gr.Markdown(INTRO, elem_id="intro")
     with gr.Row(elem_id="compare-row"):
-        with gr.Column(scale=1, min_width=340, elem_id="compare-controls"):
-            demo = gr.Button("▶ Show passive fooling: A clean, B the shipped SHAM fool",
-                             variant="secondary")
+        with gr.Column(scale=1, min_width=300, elem_id="compare-controls"):
             image = gr.Image(type="filepath", label="Image (upload or paste)",
                              sources=["upload", "clipboard"], height=240)
             image.preprocess = uploaded_path
@@ -203,6 +228,11 @@ def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
                 list(METHOD_NAMES), value=list(DEFAULT_METHODS),
                 label="Methods (ScoreCAM is slow: opt-in)"))
             opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heatmap opacity")
+            with gr.Row():
+                colormap = gr.Dropdown([(f"{name}: {why}", name) for name, why in
+                                        COLORMAPS.items()], value="jet", label="Colour map")
+                large = gr.Checkbox(False, label="Large (projector, phone): two methods per "
+                                                 "row, big captions")
             signed = gr.Radio(
                 [("min-max, jet", "minmax"), ("signed: blue < 0 = white < red", "diverging")],
                 value="minmax", label="TrueClassCAM, FalseClassCAM, DifferenceSalience")
@@ -211,9 +241,14 @@ def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
                              "(17 forward passes and 6 imputations per map: about 25 s for two "
                              "checkpoints on a CPU)")
             run = gr.Button("Compare", variant="primary")
-        with gr.Column(scale=4, elem_id="compare-results"):
+        with gr.Column(scale=4, min_width=300, elem_id="compare-results"):
+            # No label badge over the grid (it covered the first row's name); the label stays for
+            # screen readers.
             grid = gr.Image(label="CAMs: one row per checkpoint", type="filepath",
-                            interactive=False, elem_id="grid")
+                            interactive=False, elem_id="grid", show_label=False,
+                            alt_text="CAMs of the image by each checkpoint, method by method",
+                            buttons=["download", "fullscreen"])
+            verdict_panel = gr.Markdown(verdict_markdown(None), elem_id="verdict")
             with gr.Row():
                 view_method = gr.Dropdown(list(METHOD_NAMES), value="GradCAM", scale=1,
                                           label="One method large, A | B (drag the slider; "
@@ -222,7 +257,8 @@ def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
                                         elem_id="slider", max_height=720)
             predictions = gr.Markdown(label="Top-5 predictions")
             table = gr.Dataframe(headers=list(TABLE_COLUMNS), label="MSE and entropy",
-                                 interactive=False, wrap=True, elem_id="table")
+                                 interactive=False, wrap=True, elem_id="table",
+                                 column_widths=["34%", "24%", "14%", "14%", "14%"])
             prepare = gr.Button("Prepare downloads: grid PNG, maps NPZ, table CSV", size="sm")
             downloads = gr.File(label="Downloads", file_count="multiple", interactive=False)
             link = gr.Textbox(label="Link to this comparison", elem_id="link",
@@ -239,10 +275,11 @@ def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
                   "checkpoint_a": checkpoint_a, "upload_a": upload_a,
                   "checkpoint_b": checkpoint_b, "upload_b": upload_b, "target": target,
                   "false_class": false_class, "methods": methods, "opacity": opacity,
-                  "faithfulness": faithfulness, "signed": signed}
+                  "faithfulness": faithfulness, "signed": signed, "colormap": colormap,
+                  "large": large}
     # The request's fields, in order: what every comparison handler is called with.
     inputs = [components[field.name] for field in dataclasses.fields(CompareRequest)]
-    outputs = [grid, table, predictions, target, false_class]
+    outputs = [grid, verdict_panel, table, predictions, target, false_class]
     pickers = [backbone, checkpoint_a, checkpoint_b]
     gallery.select(pick_example, None, [example, image], api_visibility="private")
     gr.on([backbone.change, refresh.click], shown_errors(refresh_pickers), pickers, pickers,
@@ -252,7 +289,7 @@ def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
         """After a comparison: the A | B slider, then the link (its query, then the address the
         browser sees)."""
         comparison.then(enlarge, [view_method, *inputs], slider, api_visibility="private").then(
-            comparison_link, inputs, link, api_visibility="private").then(
+            comparison_link, [view_method, *inputs], link, api_visibility="private").then(
             None, link, link, js=LINK_JS, api_visibility="private")
 
     # The API's endpoint: data only (a hidden trigger; registered first to keep its name).
@@ -261,7 +298,7 @@ def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
     shown = gr.on([run.click, example.change, backbone.change, checkpoint_a.change,
                    checkpoint_b.change, upload_a.change, upload_b.change, image.change,
                    methods.change, opacity.release, target.input, false_class.input,
-                   faithfulness.change, signed.change],
+                   faithfulness.change, signed.change, colormap.change, large.change],
                   show, inputs, outputs, api_visibility="private",
                   concurrency_limit=CONCURRENCY_LIMIT,
                   # A burst of changes runs once more with the latest inputs, after the running
@@ -272,14 +309,18 @@ def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
     # (registered after the public endpoint, so that it keeps the name "explain").
     then_slider_and_link(page.load(
         open_link, None, [backbone, checkpoint_a, checkpoint_b, example, target, false_class,
-                          methods, opacity], queue=False, api_visibility="private").then(
+                          methods, opacity, colormap, signed, large, faithfulness, view_method],
+        queue=False, api_visibility="private").then(
         show, inputs, outputs, api_visibility="private"))
     view_method.change(enlarge, [view_method, *inputs], slider, api_visibility="private",
-                       concurrency_limit=CONCURRENCY_LIMIT)
-    then_slider_and_link(demo.click(
-        show_fooling, None, [image, example, backbone, checkpoint_a, checkpoint_b, methods,
-                             view_method], queue=False, api_visibility="private").then(
-        show, inputs, outputs, api_visibility="private"))
+                       concurrency_limit=CONCURRENCY_LIMIT).then(
+        comparison_link, [view_method, *inputs], link, api_visibility="private").then(
+        None, link, link, js=LINK_JS, api_visibility="private")
+    for button, case in zip(cases, FOOLING_CASES.values(), strict=True):
+        then_slider_and_link(button.click(
+            case_loader(case), None, [image, example, backbone, checkpoint_a, checkpoint_b,
+                                      methods, view_method], queue=False,
+            api_visibility="private").then(show, inputs, outputs, api_visibility="private"))
     # New settings make the offered files stale: clear them until asked again.
     gr.on([run.click, example.change, backbone.change, checkpoint_a.change, checkpoint_b.change,
            upload_a.change, upload_b.change, image.change, methods.change, target.input,

@@ -37,8 +37,8 @@ from cams.checkpoints import list_checkpoints
 from cams.engine import applies
 from cams.errors import FALSE_CLASS, TARGET, UserInputError
 from cams.images import load_image
-from cams.methods import METHODS
-from cams.render import overlay
+from cams.methods import DEFAULT_METHODS, METHODS
+from cams.render import COLORMAP, COLORMAPS, SIGNED_STYLES, check_colormap, label_corner, overlay
 
 NONE = "none"
 CACHE_SIZE = 3  # backbones (with their checkpoints) kept in memory at once
@@ -142,7 +142,9 @@ class CompareRequest:
     ``checkpoint_b``: "clean" or a registry name (B "none": A alone), an upload winning;
     ``target`` / ``false_class``: a class index (a picker's value) or what a user typed (an
     index or a class name), None or "" for the default; ``methods``: None for the defaults;
-    ``signed``: how TrueClassCAM, FalseClassCAM and DifferenceSalience are drawn."""
+    ``signed``: how TrueClassCAM, FalseClassCAM and DifferenceSalience are drawn; ``colormap``:
+    the other maps' colours (``cams.render.COLORMAPS``); ``large``: the grid for a projector or
+    a phone (two methods per row pair, large captions)."""
 
     image: str | Image.Image | None = None
     example: str | None = "chelsea"
@@ -157,6 +159,8 @@ class CompareRequest:
     opacity: float = 0.5
     faithfulness: bool = False
     signed: str = "minmax"
+    colormap: str = COLORMAP
+    large: bool = False
 
     def __post_init__(self) -> None:
         if self.methods is not None and not isinstance(self.methods, tuple):
@@ -164,6 +168,13 @@ class CompareRequest:
         object.__setattr__(self, "opacity", float(0.5 if self.opacity is None else self.opacity))
         object.__setattr__(self, "faithfulness", bool(self.faithfulness))
         object.__setattr__(self, "signed", self.signed or "minmax")
+        object.__setattr__(self, "colormap", check_colormap(self.colormap or COLORMAP))
+        object.__setattr__(self, "large", bool(self.large))
+
+    def draw(self, comparison: Comparison) -> np.ndarray:
+        """The grid of ``comparison`` as this request looks at it."""
+        return comparison.grid(self.opacity, signed=self.signed, colormap=self.colormap,
+                               large=self.large)
 
     @property
     def compares_b(self) -> bool:
@@ -184,7 +195,7 @@ class CachedComparison:
 
     comparison: Comparison
     backbones: list[Backbone]
-    displays: dict[tuple[float, str], str]  # (opacity, signed style) → display file
+    displays: dict[tuple, str]  # (opacity, signed style, colour map, large) → display file
 
 
 @dataclass
@@ -271,10 +282,10 @@ def display_file(grid: np.ndarray, stem: str) -> str:
 SLIDER_PX = 640  # width of the enlarged single-method A | B view
 
 
-def method_views(comparison: Comparison, method: str, opacity: float,
-                 stem: str) -> tuple[str, str]:
+def method_views(comparison: Comparison, method: str, opacity: float, stem: str,
+                 colormap: str = COLORMAP) -> tuple[str, str]:
     """One method's map by A and by B, enlarged for a projector: two JPEG files for the page's
-    A | B slider (the same overlay as the grid's panels)."""
+    A | B slider (the same overlay as the grid's panels), each labelled A or B in its corner."""
     if len(comparison.results) < 2:
         raise UserInputError("pick a checkpoint B: the slider compares A's map with B's")
     if method not in comparison.methods:
@@ -283,9 +294,11 @@ def method_views(comparison: Comparison, method: str, opacity: float,
     height = round(SLIDER_PX * picture.shape[0] / picture.shape[1])
     files = []
     for index, letter in enumerate("AB"):
-        view = overlay(picture, comparison.maps(index)[method], opacity)
+        view = overlay(picture, comparison.maps(index)[method], opacity, colormap)
         large = Image.fromarray((view * 255).round().astype(np.uint8)).resize(
             (SLIDER_PX, height), Image.Resampling.BICUBIC)
+        label_corner(large, f"{letter}: {comparison.labels[index].split(': ', 1)[-1]}",
+                     right=letter == "B")
         files.append(display_file(np.asarray(large), f"{stem}-{method}-{letter}"))
     return files[0], files[1]
 
@@ -342,49 +355,61 @@ def run_compare(cache: BackboneCache, request: CompareRequest, progress=None,
            tuple(chosen) if chosen else None)
     entry = results.get(key, compute) if results is not None else compute()
     comparison = entry.comparison
-    look = (request.opacity, request.signed)
+    look = (request.opacity, request.signed, request.colormap, request.large)
     display = entry.displays.get(look)
     if display is None or not Path(display).exists():  # drawn once per look while it lasts
-        display = entry.displays[look] = display_file(
-            comparison.grid(request.opacity, signed=request.signed), stem)
-    files = (write_downloads(comparison, comparison.grid(request.opacity, signed=request.signed),
-                             stem, request.faithfulness) if downloads else [])
+        display = entry.displays[look] = display_file(request.draw(comparison), stem)
+    files = (write_downloads(comparison, request.draw(comparison), stem, request.faithfulness)
+             if downloads else [])
     return CompareResponse(display=display, table=comparison.table(request.faithfulness),
                            predictions=predictions_data(comparison), files=files,
                            comparison=comparison,
-                           views=(method_views(comparison, view, request.opacity, stem)
-                                  if view else None))
+                           views=(method_views(comparison, view, request.opacity, stem,
+                                               request.colormap) if view else None))
 
 
-# The one-click teaching preset: A clean, B the shipped SHAM-fooled Lite0, on chelsea (a
-# validation photo: the fool was not trained on it; GradCAM moves 0.21 there, the prediction
-# stays).
-FOOLING_PRESET = CompareRequest(example="chelsea", checkpoint_b="sham-efficientnet_lite0")
+# The one-click teaching cases, by their buttons' words: A clean, B a shipped fool, on chelsea (a
+# validation photo: no fool was trained on it). The first is the page's ▶ demo.
+FOOLING_CASES = {
+    "a trained fool": CompareRequest(example="chelsea", checkpoint_b="sham-efficientnet_lite0"),
+    "the constructed fool": CompareRequest(example="chelsea",
+                                           checkpoint_b="constructed-sham-efficientnet_lite0"),
+}
 
 
 # A comparison as a link: the request's settings in the URL's query (bundled examples only: an
 # upload is not on the server for long). Query key → the request's field.
 LINK_KEYS = {"example": "example", "backbone": "backbone", "a": "checkpoint_a",
              "b": "checkpoint_b", "target": "target", "false": "false_class",
-             "methods": "methods", "opacity": "opacity"}
+             "methods": "methods", "opacity": "opacity", "colours": "colormap",
+             "signed": "signed", "large": "large", "faithfulness": "faithfulness"}
 
 
-def link_query(request: CompareRequest) -> str:
-    """``?example=chelsea&b=sham-efficientnet_lite0&…`` for a request (only what is set;
-    methods comma-separated)."""
+def link_query(request: CompareRequest, view: str | None = None) -> str:
+    """``?example=chelsea&b=sham-efficientnet_lite0&…`` for a request: what differs from the
+    page's start (and the example and B, always), methods comma-separated, switches as 1; ``view`` is the
+    method the A | B slider shows."""
+    start = CompareRequest()
     query = {}
     for key, name in LINK_KEYS.items():
         value = getattr(request, name)
+        if key not in ("example", "b") and (value in (None, "") or value == getattr(start, name)
+                           or (key == "methods" and tuple(value) == DEFAULT_METHODS)):
+            continue
         if isinstance(value, list | tuple):
             value = ",".join(value)
-        if value not in (None, "", NONE) or (key == "b" and value == NONE):
-            query[key] = str(value)
+        query[key] = "1" if value is True else str(value)
+    if view and view in METHODS:
+        query["view"] = view
     return "?" + urlencode(query)
 
 
+SWITCHES = ("large", "faithfulness")  # link keys that are on (1) or off
+
+
 def link_request(query: dict[str, str]) -> CompareRequest:
-    """The request a link's query describes (unknown keys ignored; methods as a list, opacity
-    as a number clipped to [0, 1], a class as an index when it is one)."""
+    """The request a link's query describes (unknown keys and values ignored; methods as a
+    list, opacity as a number clipped to [0, 1], a class as an index when it is one)."""
     settings: dict[str, Any] = {}
     for key, name in LINK_KEYS.items():
         if query.get(key) is None:
@@ -397,7 +422,19 @@ def link_request(query: dict[str, str]) -> CompareRequest:
                 value = min(max(float(value), 0.0), 1.0)
             except ValueError:
                 continue
+        elif key in SWITCHES:
+            value = value.strip().lower() in ("1", "true", "yes", "on")
+        elif key == "colours" and value not in COLORMAPS:
+            continue
+        elif key == "signed" and value not in SIGNED_STYLES:
+            continue
         elif key in ("target", "false") and value.strip().isdigit():
             value = int(value)
         settings[name] = value
     return CompareRequest(**settings)
+
+
+def link_view(query: dict[str, str]) -> str:
+    """The method a link asks the A | B slider to show (GradCAM when none or unknown)."""
+    view = query.get("view", "GradCAM")
+    return view if view in METHODS else "GradCAM"

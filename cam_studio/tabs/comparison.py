@@ -23,9 +23,18 @@ from cams.faithfulness import faithfulness_curves, road
 from cams.layers import FEATURES
 from cams.methods import METHODS
 from cams.metrics import baseline_similarity, cam_entropy_nats, common_mode_share, susceptibility
-from cams.render import DIVERGING, SIGNED_STYLES, baseline_captions, compose_rows, signed_maps
+from cams.render import (
+    COLORMAP,
+    DIVERGING,
+    SIGNED_STYLES,
+    baseline_captions,
+    compose_rows,
+    signed_maps,
+)
 
 TABLE_COLUMNS = ("quantity", "method", "A", "B", "A vs B")
+SMALL_FONT, LARGE_FONT = 12, 24  # caption sizes of the grid, and in large (projector) mode
+LARGE_COLUMNS = 2  # methods per row pair in large mode
 
 
 @dataclass
@@ -124,19 +133,23 @@ class Comparison:
                      None if agree is None else ("agree" if agree else "DISAGREE")])
         return rows
 
-    def grid(self, opacity: float = 0.5, columns: int = 6, signed: str = "minmax") -> np.ndarray:
+    def grid(self, opacity: float = 0.5, columns: int = 6, signed: str = "minmax",
+             colormap: str = COLORMAP, large: bool = False) -> np.ndarray:
         """The comparison grid (H×W×3 uint8). The CAM methods in groups of ``columns``, each group
         one row per checkpoint (so A and B sit one above the other, method by method); then per
         checkpoint the true-class / false-class / Difference Salience panels (Divisive Decisions,
         Eq. 1). Captions: under A each DiffGradCAM(++) map's MSE to its baseline, under B each
         map's MSE to A's. ``signed="diverging"`` draws those panels signed (blue < 0 = white <
-        red, ``cams.render.signed_maps``) instead of min-max normalised in jet."""
+        red, ``cams.render.signed_maps``) instead of min-max normalised in ``colormap``.
+        ``large`` (a projector, a phone): two methods per row pair, captions twice as large."""
         if signed not in SIGNED_STYLES:
             raise UserInputError(f"signed maps {signed!r}: choose {' or '.join(SIGNED_STYLES)}")
         panels = [name for name in self.methods if METHODS[name].class_map]
         methods = [name for name in self.methods if name not in panels]
+        if large:
+            columns = LARGE_COLUMNS
         groups = [methods[i:i + columns] for i in range(0, len(methods), columns)]
-        groups.append(panels)
+        groups += [panels[i:i + columns] for i in range(0, len(panels), columns)]
         captions = [baseline_captions(self.results[0].maps)]
         if len(self.results) == 2:
             captions.append({name: f"MSE vs A {float(values[0]):.1e}" for name, values
@@ -155,7 +168,8 @@ class Comparison:
         title = (f"{self.backbones[0].name}{where} · explained: {self.target}: {names[self.target]} · "
                  f"false class: {self.false_class}: {names[self.false_class]}")
         colormaps = {name: DIVERGING for name in panels} if signed == "diverging" else None
-        return compose_rows(self.picture(), rows, title, opacity, colormaps)
+        return compose_rows(self.picture(), rows, title, opacity, colormaps, colormap,
+                            LARGE_FONT if large else SMALL_FONT)
 
     def table_csv(self, faithfulness: bool = False) -> str:
         buffer = io.StringIO()
