@@ -71,6 +71,24 @@ def test_a_second_run_never_replaces_the_first_silently(tmp_path, capsys):
     assert not (tmp_path / "coffee-3.npz").exists()
 
 
+def test_colour_map_of_the_grid(tmp_path, capsys):
+    """--colormap viridis draws the maps in matplotlib's viridis: at opacity 1 far more of the
+    grid's pixels lie on viridis's colours than with the default jet."""
+    from matplotlib import colormaps
+    from scipy.spatial import cKDTree
+
+    lut = cKDTree(colormaps["viridis"](np.linspace(0, 1, 256))[:, :3] * 255)
+
+    def on_viridis(name, *extra):
+        code, _, err = run(capsys, "explain", "--example", "coffee", "--methods", "GradCAM",
+                           "--opacity", "1", "--out", str(tmp_path / name), *extra)
+        assert code == 0, err
+        pixels = np.asarray(Image.open(tmp_path / name / "coffee.png").convert("RGB"), float)
+        return float((lut.query(pixels.reshape(-1, 3))[0] < 4).mean())
+
+    assert on_viridis("viridis", "--colormap", "viridis") > 3 * on_viridis("jet")
+
+
 def test_all_methods_include_scorecam(tmp_path, capsys):
     image = tmp_path / "photo.png"
     example_image("rocket").resize((160, 120)).save(image)

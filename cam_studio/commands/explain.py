@@ -30,7 +30,15 @@ from cams.engine import explain, select_methods
 from cams.errors import FALSE_CLASS, TARGET, UserInputError
 from cams.images import load_image
 from cams.methods import METHODS, Kind
-from cams.render import DIVERGING, SIGNED_STYLES, baseline_captions, compose_rows, signed_maps
+from cams.render import (
+    COLORMAP,
+    COLORMAPS,
+    DIVERGING,
+    SIGNED_STYLES,
+    baseline_captions,
+    compose_rows,
+    signed_maps,
+)
 from fooling.settings import comma_list
 
 GRID_COLUMNS = 6  # overlays per row of the grid PNG
@@ -61,6 +69,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when present)")
     run.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
     run.add_argument("--opacity", type=float, default=0.5, help="heatmap opacity in the grid")
+    run.add_argument("--colormap", choices=list(COLORMAPS), default=COLORMAP,
+                     help=f"colour map of the grid's maps (default {COLORMAP}; viridis and "
+                          "cividis are colour-blind safe)")
     run.add_argument("--signed-maps", choices=SIGNED_STYLES, default="minmax",
                      help="draw TrueClassCAM, FalseClassCAM and DifferenceSalience min-max "
                           "normalised in jet (default), or signed in a diverging colormap "
@@ -113,7 +124,7 @@ def unique_stem(stem: str, taken: set[str]) -> str:
 
 
 def write_outputs(out: Path, stem: str, backbone, result, index: int, opacity: float,
-                  signed: str = "minmax") -> None:
+                  signed: str = "minmax", colormap: str = COLORMAP) -> None:
     """``<stem>.png`` (labelled grid) and ``<stem>.npz`` (maps, input, logits, target)."""
     maps = {name: values[index].cpu().numpy().astype(np.float32)
             for name, values in result.maps.items()}
@@ -139,7 +150,7 @@ def write_outputs(out: Path, stem: str, backbone, result, index: int, opacity: f
         maps, colormaps = {**maps, **drawn}, dict.fromkeys(drawn, DIVERGING)
     rows = [("input", {name: maps[name] for name in names[i:i + GRID_COLUMNS]}, captions)
             for i in range(0, len(names), GRID_COLUMNS)]
-    Image.fromarray(compose_rows(picture, rows, title, opacity, colormaps)).save(
+    Image.fromarray(compose_rows(picture, rows, title, opacity, colormaps, colormap)).save(
         out / f"{stem}.png")
 
 
@@ -190,7 +201,7 @@ def run_explain(args: argparse.Namespace) -> int:
                 bar.update(1)
                 try:
                     write_outputs(args.out, job.stem, backbone, result, index, args.opacity,
-                                  args.signed_maps)
+                                  args.signed_maps, args.colormap)
                 except OSError as error:
                     print(f"error: cannot write {args.out / job.stem}.png/.npz ({error.strerror}): "
                           "check the --out folder's permissions and free space", file=sys.stderr)

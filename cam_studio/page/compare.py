@@ -253,7 +253,7 @@ def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
                 view_method = gr.Dropdown(list(METHOD_NAMES), value="GradCAM", scale=1,
                                           label="One method large, A | B (drag the slider; "
                                                 "needs B)")
-                slider = gr.ImageSlider(type="filepath", label="A | B", scale=3,
+                slider = gr.ImageSlider(type="filepath", label="A (left) | B (right)", scale=3,
                                         elem_id="slider", max_height=720)
             predictions = gr.Markdown(label="Top-5 predictions")
             table = gr.Dataframe(headers=list(TABLE_COLUMNS), label="MSE and entropy",

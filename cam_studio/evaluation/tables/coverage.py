@@ -74,8 +74,9 @@ def head_change(clean: torch.Tensor, fooled: torch.Tensor) -> dict[str, float]:
 
 
 def runs(config: EvaluationConfig) -> list[tuple[int, int]]:
-    return [(classes, seed) for classes in config.coverage_classes
-            for seed in range(config.coverage_seeds)]
+    # seed-major: an interrupted table has the same number of runs for every k
+    return [(classes, seed) for seed in range(config.coverage_seeds)
+            for classes in config.coverage_classes]
 
 
 def work(config: EvaluationConfig, load: Load) -> Iterator[Work]:
