@@ -78,6 +78,36 @@ def check_name(name: str) -> str:
     return name
 
 
+def unique_name(stem: str, taken: set[str]) -> str:
+    """``stem``, or the first of ``stem-2``, ``stem-3``, … not in ``taken`` (which gains it)."""
+    candidate, counter = stem, 1
+    while candidate in taken:
+        counter += 1
+        candidate = f"{stem}-{counter}"
+    taken.add(candidate)
+    return candidate
+
+
+def taken_names(directory: Path | None = None) -> set[str]:
+    """Checkpoint names in ``directory`` (default: the user's registry) and the shipped one."""
+    folders = [Path(directory) if directory is not None else checkpoint_dir(), SHIPPED_DIR]
+    return {path.stem for folder in folders if folder.is_dir() for path in folder.glob("*.json")}
+
+
+def free_name(name: str, directory: Path | None = None) -> str:
+    """``name`` if no checkpoint has it yet, else the first free ``name-2``, ``name-3``, …"""
+    return unique_name(name, taken_names(directory))
+
+
+def check_free(name: str, directory: Path | None = None) -> None:
+    """Refuse a name a checkpoint already has (before a run, so no training is lost)."""
+    folder = Path(directory) if directory is not None else checkpoint_dir()
+    if (folder / f"{name}.json").exists() or (SHIPPED_DIR / f"{name}.json").exists():
+        raise UserInputError(f"checkpoint {name!r} already exists in "
+                             f"{folder if (folder / f'{name}.json').exists() else SHIPPED_DIR}",
+                             Fix("name", value=free_name(name, folder)), "delete the old one")
+
+
 def code_version() -> str:
     """``git describe`` of the working tree the code runs from, or "unknown"."""
     try:
@@ -136,9 +166,8 @@ def save_checkpoint(state_dict: dict[str, Tensor], metadata: dict[str, Any], nam
     directory.mkdir(parents=True, exist_ok=True)
     weights_path = directory / f"{name}.safetensors"
     metadata_path = directory / f"{name}.json"
-    if metadata_path.exists() and not overwrite:
-        raise UserInputError(f"checkpoint {name!r} already exists in {directory}",
-                             Fix("name", "another name"), "delete the old one")
+    if not overwrite:
+        check_free(name, directory)
     tensors = {key: (value.detach().half() if half and value.is_floating_point() else
                      value.detach()).contiguous().cpu() for key, value in state_dict.items()}
     atomic_write(weights_path, lambda path: save_file(tensors, str(path), metadata={"name": name}))

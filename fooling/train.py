@@ -36,7 +36,15 @@ from cam_studio.data.items import has_masks, stack
 from cam_studio.data.order import batch_indices, seeded_generator
 from cam_studio.data.training import TrainingData, training_data
 from cams.backbones import CLEAN_WEIGHTS, RANDOM_WEIGHTS, Backbone, load_backbone
-from cams.checkpoints import Checkpoint, atomic_write, checkpoint_dir, save_checkpoint
+from cams.checkpoints import (
+    Checkpoint,
+    atomic_write,
+    check_free,
+    checkpoint_dir,
+    save_checkpoint,
+    taken_names,
+    unique_name,
+)
 from cams.engine import layer_cams, linear_head_gradcams, true_false_maps
 from cams.errors import Fix, UserInputError
 from cams.layers import allow_double_backward, forward_layer
@@ -112,7 +120,8 @@ class Run:
     objective: Objective
     process: Process = field(default_factory=Process)
     step: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)  # validations
+    losses: list[tuple[int, float]] = field(default_factory=list)  # (step, loss) of every step
 
     @property
     def classification(self) -> str:
@@ -278,7 +287,8 @@ def save_resume_state(run: Run) -> None:
                     tensors[f"optimizer.{part}.{names[id(parameter)]}"] = (
                         value.detach().cpu().contiguous())
     atomic_write(weights, lambda path: save_file(tensors, str(path)))
-    record = {"step": run.step, "recipe": recipe(run.config), "history": run.history}
+    record = {"step": run.step, "recipe": recipe(run.config), "history": run.history,
+              "losses": run.losses}
     atomic_write(state, lambda path: path.write_text(json.dumps(record)))
 
 
@@ -308,14 +318,37 @@ def load_resume_state(run: Run) -> bool:
             parameter = parameters[key.removeprefix("momentum.")]
             run.optimizer.state[parameter]["momentum_buffer"] = value.to(parameter.device)
     run.step, run.history = int(record["step"]), list(record.get("history", []))
+    run.losses = [(int(step), float(loss)) for step, loss in record.get("losses", [])]
     return True
 
 
-def prepare(config: TrainConfig, distributed: bool = True) -> Run:
-    """Load the starting weights, adapt the head to the data's classes, build the optimizer.
-    Under torchrun (and ``distributed``) the run is shared by all of torchrun's processes."""
+def free_run_name(name: str, directory: Path | None = None) -> str:
+    """``name`` or its first free ``name-2``, … that neither a checkpoint nor a cancelled run's
+    saved state has."""
+    folder = Path(directory) if directory is not None else checkpoint_dir()
+    saved = {path.name.removeprefix(".").removesuffix(".resume.json")
+             for path in folder.glob(".*.resume.json")} if folder.is_dir() else set()
+    return unique_name(name, taken_names(folder) | saved)
+
+
+def check_start(config: TrainConfig, resume: bool) -> None:
+    """Before any training: the name is free, and a fresh start never overwrites the saved
+    state of a cancelled run of that name."""
+    folder = registry_folder(config)
+    check_free(config.name, folder)
+    if not resume and any(path.exists() for path in resume_paths(config)):
+        raise UserInputError(f"a cancelled run named {config.name!r} is saved",
+                             Fix(RESUME, "to continue it"),
+                             Fix("name", value=free_run_name(config.name, folder)))
+
+
+def prepare(config: TrainConfig, distributed: bool = True, resume: bool = False) -> Run:
+    """Check the start (``check_start``), load the starting weights, adapt the head to the
+    data's classes, build the optimizer. Under torchrun (and ``distributed``) the run is shared
+    by all of torchrun's processes."""
     process = current() if distributed else Process()
     objective = check_settings(config, process.world)
+    check_start(config, resume)  # now, not after the run
     torch.manual_seed(config.seed)
     try:
         backbone = load_backbone(config.backbone, config.init, config.device, layer=config.layer)
@@ -406,7 +439,7 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None,
     (unless ``distributed`` is False) all processes train one model; rank 0 reports and saves,
     and the others return None.
     """
-    return execute(prepare(config, distributed), progress, cancel, resume)
+    return execute(prepare(config, distributed, resume), progress, cancel, resume)
 
 
 def execute(run: Run, progress: ProgressCallback | None = None,
@@ -415,7 +448,9 @@ def execute(run: Run, progress: ProgressCallback | None = None,
     config, main = run.config, run.process.main
     progress = progress if main else None
     if resume and load_resume_state(run) and progress:
-        progress({"step": run.step, "steps": run.total_steps, "resumed": True})
+        # the curves so far, so that a resumed run's page shows its whole history
+        progress({"step": run.step, "steps": run.total_steps, "resumed": True,
+                  "losses": list(run.losses), "history": list(run.history)})
     epoch_steps = max(1, math.ceil(len(run.data.train) / config.batch))
     val_every = config.val_every or min(epoch_steps, max(1, run.total_steps // 5))
     if not run.history:
@@ -429,6 +464,8 @@ def execute(run: Run, progress: ProgressCallback | None = None,
             raise TrainingCancelled(f"cancelled at step {run.step}",
                                     Fix(RESUME, "with the same settings, to continue it"))
         parts = run.train_step()
+        if "loss" in parts:
+            run.losses.append((run.step, float(parts["loss"])))
         event: dict[str, Any] = {"step": run.step, "steps": run.total_steps, **parts}
         if run.step % val_every == 0 or run.step == run.total_steps:
             run.history.append(run.validate())

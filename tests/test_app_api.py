@@ -151,10 +151,13 @@ def test_concurrent_clients_get_the_sequential_results(app_url):
 
 def train_request(client, name, source="synthetic: bona fide vs attack (binary)", loss="baseline",
                   upload=None, steps=4):
-    """One /train call (tiny_resnet from random weights); returns the final status line."""
+    """One /train call (tiny_resnet from random weights); returns the final status line (after
+    the run's token, which a page keeps to find its run after a reload)."""
     job = client.submit(name, "tiny_resnet", "random", loss, "GradCAM", source, "", "", upload,
                         steps, 8, None, 0.05, 0, False, api_name="/train")
-    return job.result()[0]
+    token, status, *_ = job.result()
+    assert len(token) >= 16
+    return status
 
 
 def test_fine_tune_then_compare_without_a_restart(client):

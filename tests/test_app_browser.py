@@ -174,6 +174,32 @@ def test_the_teacher_flow_both_cases_verdict_slider_link_and_phone(app_url):
         phone.screenshot(path=str(SCREENSHOT.parent / "phone.png"), full_page=False)
 
 
+def test_fine_tune_defaults_survive_a_reload_and_never_clash(app_url):
+    """Start with nothing changed (the default run); reload mid-run: the page finds its run
+    again (name, status, curves, Cancel); once it is saved the name box offers the next free
+    name, so pressing Start again loses nothing."""
+    from playwright.sync_api import expect
+
+    with app_page(app_url, width=1440, height=900) as page:
+        page.get_by_role("tab", name="Fine-tune").click()
+        name = page.get_by_label("Checkpoint name")
+        expect(name).to_have_value(re.compile(r"^my-sham-model"), timeout=60_000)
+        chosen = name.input_value()
+        status = page.locator("#train-status")
+        page.get_by_role("button", name="Start").click()
+        expect(status).to_contain_text("Training", timeout=60_000)
+        page.reload(wait_until="domcontentloaded")
+        page.get_by_role("tab", name="Fine-tune").click()
+        expect(status).to_contain_text(re.compile("Training|Done"), timeout=60_000)
+        expect(page.get_by_label("Checkpoint name")).to_have_value(chosen)
+        expect(status).to_contain_text(f"Done: {chosen} saved", timeout=300_000)
+        expect(page.locator("#loss-plot img, #loss-plot svg, #loss-plot canvas").first
+               ).to_be_visible()
+        expect(page.get_by_label("Checkpoint name")).to_have_value(f"{chosen}-2",
+                                                                    timeout=30_000)
+        page.screenshot(path=str(SCREENSHOT.parent / "finetune-reattached.png"), full_page=False)
+
+
 def test_a_transformer_by_name_with_uploaded_weights(app_url, tmp_path):
     """A timm ViT typed into the Backbone box, its fine-tuned weights (3 classes, names in the
     safetensors metadata) uploaded as A: the maps come from the last block's norm1, and the

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -16,6 +17,7 @@ from torch.utils.data import Subset
 from cam_studio.data.items import stack
 from cams.backbones import load_backbone
 from cams.checkpoints import CHECKPOINTS_ENV
+from cams.errors import UserInputError
 from fooling.config import TrainConfig
 from fooling.train import TrainingCancelled, prepare, train
 
@@ -75,7 +77,10 @@ def test_same_seed_same_weights_and_metadata(registry):
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_cancel_then_resume_gives_the_uninterrupted_result(registry, optimizer):
     """The optimizer's state (SGD's momentum, Adam's moments and step) resumes with the weights."""
-    straight = load_file(train(config("straight", optimizer=optimizer)).weights_path)
+    straight_events: list[dict] = []
+    straight = load_file(train(config("straight", optimizer=optimizer),
+                               progress=straight_events.append).weights_path)
+    straight_losses = [(e["step"], e["loss"]) for e in straight_events if "loss" in e]
     cancel = threading.Event()
 
     def stop_after_four(event):
@@ -87,13 +92,29 @@ def test_cancel_then_resume_gives_the_uninterrupted_result(registry, optimizer):
               cancel=cancel)
     assert (registry / ".interrupted.resume.json").is_file()
     assert json.loads((registry / ".interrupted.resume.json").read_text())["step"] == 4
-    resumed = train(config("interrupted", optimizer=optimizer), resume=True)
+    # a fresh start would overwrite the saved state: refused before any step, a free name offered
+    untouched: list[dict] = []
+    with pytest.raises(UserInputError, match=r"cancelled run named 'interrupted' is saved"
+                       r".*interrupted-2"):
+        train(config("interrupted", optimizer=optimizer), progress=untouched.append)
+    assert untouched == []
+    events: list[dict] = []
+    resumed = train(config("interrupted", optimizer=optimizer), resume=True,
+                    progress=events.append)
     weights = load_file(resumed.weights_path)
     assert all(torch.allclose(straight[key].float(), weights[key].float(), atol=1e-6)
                for key in straight)
     assert not (registry / ".interrupted.resume.json").exists()
-    with pytest.raises(Exception, match="already exists"):
-        train(config("interrupted"))
+    # the resumed run reports its history first: the same losses as the uninterrupted run's
+    assert events[0]["resumed"]
+    assert [step for step, _ in events[0]["losses"]] == [step for step, _ in straight_losses[:4]]
+    np.testing.assert_allclose([loss for _, loss in events[0]["losses"]],
+                               [loss for _, loss in straight_losses[:4]], atol=1e-6)
+    assert len(events[0]["history"]) >= 2  # the start's validation and step 3's
+    # a clash is refused before training, not after it
+    with pytest.raises(UserInputError, match=r"already exists.*interrupted-2"):
+        train(config("interrupted"), progress=untouched.append)
+    assert untouched == []
 
 
 def test_cli_errors_are_one_line(registry):

@@ -26,6 +26,7 @@ from cams.backbones import (
     read_class_names,
     weights_available_offline,
 )
+from cams.checkpoints import unique_name
 from cams.engine import explain, select_methods
 from cams.errors import FALSE_CLASS, TARGET, UserInputError
 from cams.images import load_image
@@ -114,15 +115,6 @@ class Job:
     image: Image.Image
 
 
-def unique_stem(stem: str, taken: set[str]) -> str:
-    candidate, counter = stem, 1
-    while candidate in taken:
-        counter += 1
-        candidate = f"{stem}-{counter}"
-    taken.add(candidate)
-    return candidate
-
-
 def write_outputs(out: Path, stem: str, backbone, result, index: int, opacity: float,
                   signed: str = "minmax", colormap: str = COLORMAP) -> None:
     """``<stem>.png`` (labelled grid) and ``<stem>.npz`` (maps, input, logits, target)."""
@@ -175,10 +167,10 @@ def run_explain(args: argparse.Namespace) -> int:
     # Results already in --out are never replaced silently: a new one takes the next free name.
     taken = set() if args.overwrite else {path.stem for path in args.out.iterdir()
                                           if path.suffix in (".png", ".npz")}
-    jobs = [Job(unique_stem(name, taken), example_image(name)) for name in args.example]
+    jobs = [Job(unique_name(name, taken), example_image(name)) for name in args.example]
     for path in args.images:
         try:
-            jobs.append(Job(unique_stem(path.stem, taken), load_image(path)))
+            jobs.append(Job(unique_name(path.stem, taken), load_image(path)))
         except UserInputError as error:
             print(f"error: {error.worded(cli_words)}", file=sys.stderr)
             failures += 1

@@ -53,10 +53,11 @@ def build_page() -> gr.Blocks:
                    delete_cache=(60, KEEP_S)) as page:
         gr.Markdown("# CAM Studio\nEvery CAM of a clean (A) and a fooled (B) checkpoint, "
                     "side by side, with the MSE between them.")
+        run_token = gr.BrowserState(None, storage_key="cams-finetune-run")
         with gr.Tab("Compare"):
             pickers = build_compare_tab(page)
         with gr.Tab("Fine-tune"):
-            build_finetune_tab(page, pickers, refresh_pickers)
+            build_finetune_tab(page, pickers, refresh_pickers, run_token)
         with gr.Tab("Evaluate"):
             build_evaluate_tab(page)
     # The files the layout itself shows (the example gallery) are never swept.

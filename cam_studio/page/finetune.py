@@ -11,12 +11,13 @@ from cam_studio.page.handlers import handler
 from cam_studio.tabs import finetune
 from cam_studio.tabs.compare import backbone_choices
 from cam_studio.tabs.finetune import TrainRequest
-from cam_studio.tabs.jobs import start_job
+from cam_studio.tabs.jobs import job_for, start_job
 from cam_studio.tabs.words import public_message
 from cams.engine import SUPERVISED_METHODS
 from cams.errors import UserInputError
 from fooling.objectives import OBJECTIVES
 from fooling.sham import DEFAULT_ENTROPY_NATS
+from fooling.train import free_run_name
 
 
 def preview_sham(backbone, size):
@@ -33,15 +34,36 @@ def refresh_inits(backbone, init):
     return gr.update(choices=choices, value=init if init in valid else choices[0][1])
 
 
-@handler(TrainRequest)
-def start_training(request: TrainRequest):
-    """Start a run and stream its status and curves until it ends (Cancel stops it). Every
-    parameter has the tab's start value as its default."""
-    job = start_job(finetune.training_config(request), resume=bool(request.resume))
-    while job.running:
+def follow(job):
+    """The run's status and curves every second until it ends, then once more."""
+    while job is not None and job.running:
         yield job, *finetune.report(job)
         time.sleep(1.0)
     yield job, *finetune.report(job)
+
+
+@handler(TrainRequest)
+def start_training(request: TrainRequest):
+    """Start a run (its name is checked first, so no training is lost to a clash) and stream
+    its status and curves until it ends (Cancel stops it). Every parameter has the tab's start
+    value as its default. The page keeps the run's token to find it again after a reload."""
+    job = start_job(finetune.training_config(request), resume=bool(request.resume))
+    for shown in follow(job):
+        yield job.token, *shown
+
+
+def reattach(token, name):
+    """After a reload: the run this browser started with its name, its curves so far and on
+    (Cancel and Resume work again); else a free name and no run."""
+    job = job_for(token)
+    shown_name = job.config.name if job is not None else next_name(name)
+    for shown in follow(job):
+        yield shown_name, *shown
+
+
+def next_name(name):
+    """A name no checkpoint has yet: the box's own, else its first free NAME-2, NAME-3, …"""
+    return free_run_name((name or "").strip() or finetune.START.name)
 
 
 def cancel_training(job):
@@ -49,13 +71,18 @@ def cancel_training(job):
         job.cancel()
 
 
-def build_finetune_tab(page: gr.Blocks, pickers: list, refresh_pickers) -> None:
+def build_finetune_tab(page: gr.Blocks, pickers: list, refresh_pickers,
+                       token: gr.BrowserState) -> None:
     """Fine-tune: train with any of the objectives, watch it, find it in Compare (its
-    ``pickers`` are refreshed by ``refresh_pickers`` when a run ends)."""
+    ``pickers`` are refreshed by ``refresh_pickers`` when a run ends). ``token`` keeps the run's
+    token in the browser (made outside the tabs: a tab not yet shown does not read it at load)."""
     start_values = finetune.START
     with gr.Row():
         with gr.Column(scale=1, min_width=340):
-            name = gr.Textbox(start_values.name, label="Checkpoint name")
+            with gr.Row():
+                start = gr.Button("Start", variant="primary")
+                cancel = gr.Button("Cancel (saves a resumable state)", variant="stop")
+            name = gr.Textbox(start_values.name, label="Checkpoint name (a free one is suggested)")
             backbone = gr.Dropdown(backbone_choices(), value=start_values.backbone,
                                    label="Backbone")
             init = gr.Dropdown(finetune.init_choices(start_values.backbone),
@@ -80,13 +107,10 @@ def build_finetune_tab(page: gr.Blocks, pickers: list, refresh_pickers) -> None:
                 lr = gr.Number(start_values.lr, label="Learning rate", minimum=0)
                 seed = gr.Number(start_values.seed, label="Seed", precision=0)
             resume = gr.Checkbox(False, label="Resume the cancelled run of this name (same settings)")
-            with gr.Row():
-                start = gr.Button("Start", variant="primary")
-                cancel = gr.Button("Cancel (saves a resumable state)", variant="stop")
         with gr.Column(scale=2):
-            status = gr.Markdown("No run yet.", label="Status")
+            status = gr.Markdown("No run yet.", label="Status", elem_id="train-status")
             with gr.Row():
-                loss_plot = gr.LinePlot(x="step", y="loss", label="Training loss", height=260)
+                loss_plot = gr.Plot(label="Training loss", elem_id="loss-plot")
                 metric_plot = gr.Plot(label="Validation (held-out images)")
             sham = gr.Image(label="SHAM preview", height=220, interactive=False)
             sham_caption = gr.Markdown()
@@ -99,10 +123,18 @@ def build_finetune_tab(page: gr.Blocks, pickers: list, refresh_pickers) -> None:
     gr.on([backbone.change, size.change], preview_sham, [backbone, size], [sham, sham_caption],
           api_visibility="private")
     backbone.change(refresh_inits, [backbone, init], init, api_visibility="private")
-    run = start.click(start_training, inputs, [job, status, loss_plot, metric_plot],
-                      api_name="train", concurrency_limit=1)
-    # A finished run appears in the Compare tab's pickers (and as a starting point here).
-    run.then(refresh_pickers, pickers, pickers, api_visibility="private").then(
-        refresh_inits, [backbone, init], init, api_visibility="private")
+    shown = [job, status, loss_plot, metric_plot]
+    run = start.click(start_training, inputs, [token, *shown], api_name="train",
+                      concurrency_limit=1)
+    # A finished run appears in the Compare tab's pickers (and as a starting point here), and the
+    # name box offers the next free name.
+    def after_the_run(event):
+        event.then(refresh_pickers, pickers, pickers, api_visibility="private").then(
+            refresh_inits, [backbone, init], init, api_visibility="private").then(
+            next_name, name, name, api_visibility="private")
+
+    after_the_run(run)
     cancel.click(cancel_training, job, None, api_visibility="private", queue=False)
     page.load(preview_sham, [backbone, size], [sham, sham_caption], api_visibility="private")
+    # a reloaded page follows its run to the end, then does what the Start button's chain does
+    after_the_run(page.load(reattach, [token, name], [name, *shown], api_visibility="private"))

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from matplotlib.figure import Figure
 
 from cam_studio.data.training import PHOTOS
@@ -118,32 +117,72 @@ def training_config(request: TrainRequest) -> TrainConfig:
                        seed=int(request.seed), command=f"app Fine-tune tab: {name}")
 
 
-def validation_figure(validations: list[dict[str, float]]) -> Figure:
-    """One line per validation metric over the steps (matplotlib: a plain figure, no pyplot
-    state, so concurrent requests cannot draw into each other's)."""
+NATS = "cam_entropy_nats"  # the one metric not on a 0–1 scale: its own axis
+
+
+def loss_figure(losses: list[tuple[int, float]]) -> Figure:
+    """The training loss over the steps (matplotlib, no pyplot state: concurrent requests cannot
+    draw into each other's figures; ``tight_layout`` keeps the axis labels inside)."""
     figure = Figure(figsize=(5.2, 2.7), dpi=100)
     axes = figure.add_subplot()
-    for key in METRIC_NAMES:
-        points = [(v["step"], v[key]) for v in validations if key in v]
-        if points:
-            axes.plot(*zip(*points), marker="o", markersize=3, label=key)
+    if losses:
+        axes.plot(*zip(*losses), linewidth=1.2, color="#1f77b4")
     axes.set_xlabel("step")
+    axes.set_ylabel("training loss")
     axes.grid(alpha=0.3)
-    if validations:
-        axes.legend(fontsize=7, loc="best")
     figure.tight_layout()
     return figure
 
 
-def report(job: TrainingJob | None) -> tuple[str, pd.DataFrame, Figure]:
-    """Status line, loss curve (step, loss) and the validation curves."""
+def validation_figure(validations: list[dict[str, float]]) -> Figure:
+    """The validation metrics over the steps: the 0–1 ones on the left axis (fixed 0–1), the
+    CAM entropy (nats) on its own right axis."""
+    figure = Figure(figsize=(5.2, 2.7), dpi=100)
+    axes = figure.add_subplot()
+    lines = []
+    for key in METRIC_NAMES:
+        points = [(v["step"], v[key]) for v in validations if key in v]
+        if points and key != NATS:
+            lines += axes.plot(*zip(*points), marker="o", markersize=3, label=key)
+    axes.set_ylim(-0.02, 1.02)
+    axes.set_xlabel("step")
+    axes.set_ylabel("0–1 metrics")
+    axes.grid(alpha=0.3)
+    entropy = [(v["step"], v[NATS]) for v in validations if NATS in v]
+    if entropy:
+        right = axes.twinx()
+        lines += right.plot(*zip(*entropy), marker="s", markersize=3, color="0.35",
+                            linestyle="--", label="CAM entropy (nats, right)")
+        right.set_ylabel("nats")
+    if lines:
+        axes.legend(lines, [line.get_label() for line in lines], fontsize=7, loc="best")
+    figure.tight_layout()
+    return figure
+
+
+def curves(events: list[dict]) -> tuple[list[tuple[int, float]], list[dict[str, float]]]:
+    """(step, loss) pairs and validations from a job's events; a resumed run's first event
+    carries the history saved with its state."""
+    losses: list[tuple[int, float]] = []
+    validations: list[dict[str, float]] = []
+    for event in events:
+        if event.get("resumed"):
+            losses += [(int(step), float(loss)) for step, loss in event.get("losses", [])]
+            validations += event.get("history", [])
+        else:
+            if "loss" in event:
+                losses.append((int(event["step"]), float(event["loss"])))
+            if "validation" in event:
+                validations.append(event["validation"])
+    return losses, validations
+
+
+def report(job: TrainingJob | None) -> tuple[str, Figure, Figure]:
+    """Status line, the loss curve and the validation curves."""
     if job is None:
-        return "No run yet.", pd.DataFrame({"step": [], "loss": []}), validation_figure([])
+        return "No run yet.", loss_figure([]), validation_figure([])
     events = list(job.events)
-    losses = pd.DataFrame([{"step": e["step"], "loss": e["loss"]} for e in events if "loss" in e],
-                          columns=["step", "loss"])
-    metrics = validation_figure([e["validation"] for e in events if "validation" in e])
-    losses = losses.astype({"step": int, "loss": float})
+    losses, validations = curves(events)
     last = events[-1] if events else {}
     done, total = last.get("step", 0), last.get("steps", job.config.steps)
     if job.result is not None:
@@ -156,4 +195,4 @@ def report(job: TrainingJob | None) -> tuple[str, pd.DataFrame, Figure]:
     else:
         status = f"**Training** `{job.config.name}`: step {done} of {total}" + (
             f", loss {last['loss']:.4f}" if "loss" in last else " (validating the start)")
-    return status, losses, metrics
+    return status, loss_figure(losses), validation_figure(validations)

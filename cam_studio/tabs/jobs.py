@@ -7,6 +7,7 @@ run at a time: on a shared CPU a second one would only halve the speed of both.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 import zipfile
@@ -23,6 +24,7 @@ from fooling.train import Run, execute, prepare
 
 MAX_ZIP_BYTES = 2 * 1024**3  # uncompressed size limit of an uploaded dataset
 _RUNNING = threading.Lock()
+_LATEST: list[TrainingJob] = []  # the last run started (one at a time), for a reloaded page
 
 
 @dataclass
@@ -32,6 +34,9 @@ class TrainingJob:
     result: Checkpoint | None = None
     error: str | None = None
     started: float = field(default_factory=time.time)
+    # what a page keeps in its browser to find its run again after a reload (unguessable: on a
+    # shared app another visitor cannot attach to it or cancel it)
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     _cancel: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -60,7 +65,7 @@ def start_job(config: TrainConfig, resume: bool = False) -> TrainingJob:
     if not _RUNNING.acquire(blocking=False):
         raise UserInputError("a training run is already going: wait for it or cancel it")
     try:
-        run = prepare(config)
+        run = prepare(config, resume=resume)
     except BaseException:
         _RUNNING.release()
         raise
@@ -68,7 +73,16 @@ def start_job(config: TrainConfig, resume: bool = False) -> TrainingJob:
     job._thread = threading.Thread(target=job._run, args=(run, resume), daemon=True,
                                    name=f"train-{config.name}")
     job._thread.start()
+    _LATEST[:] = [job]
     return job
+
+
+def job_for(token: str | None) -> TrainingJob | None:
+    """The run a page started (its ``token``), while it is the latest one; else None."""
+    latest = _LATEST[0] if _LATEST else None
+    if latest is not None and token and secrets.compare_digest(latest.token, str(token)):
+        return latest
+    return None
 
 
 def unpack_dataset_zip(archive: str | Path, destination: Path) -> tuple[Path, Path | None]:
