@@ -72,6 +72,37 @@ def test_compare_an_example_in_the_browser(app_url, tmp_path):
     assert (tmp_path / "page.png").stat().st_size > 50_000
 
 
+def test_a_mistyped_class_gives_one_line_and_the_page_keeps_working(app_url):
+    """A class name that does not exist: one line says so, the comparison shows the top-1
+    instead (no error overlay, nothing stuck), and the next class typed works."""
+    from playwright.sync_api import expect
+
+    with app_page(app_url, width=1440, height=900) as page:
+        body = page.locator("body")
+        expect(body).to_contain_text("Egyptian cat", timeout=120_000)
+        target = page.get_by_label(re.compile("^Target class"))
+        target.fill("not a class")
+        target.press("Enter")
+        expect(body).to_contain_text("neither a class index nor a class name", timeout=60_000)
+        expect(body).to_contain_text("showing the default class instead")
+        expect(page.locator(".pending")).to_have_count(0, timeout=120_000)
+        grid = page.locator("#grid img").first
+        expect(grid).to_be_visible()
+        expect(grid).to_have_attribute("alt", re.compile("Egyptian cat"))
+        assert page.locator("#grid .error, #table .error").count() == 0
+        target.fill("tiger cat")
+        target.press("Enter")
+        expect(grid).to_have_attribute("alt", re.compile("tiger cat"), timeout=120_000)
+        # Tab goes from one class picker to the next control: never to <body> or an option list
+        target.focus()
+        reached = []
+        for _ in range(4):
+            page.keyboard.press("Tab")
+            reached.append(page.evaluate("document.activeElement.tagName"))
+        assert reached[0] == "INPUT" and "BODY" not in reached and "UL" not in reached, reached
+        assert page.evaluate("document.activeElement.getAttribute('aria-label')") != ""
+
+
 def test_fine_tune_in_the_browser(app_url):
     """Start a short run from the Fine-tune tab, watch it finish, find it in Compare's picker."""
     from playwright.sync_api import expect

@@ -45,6 +45,15 @@ PAGE_CSS = """
 }
 """
 
+# Chromium makes every scrollable box a tab stop, so a dropdown's (scrollable) option list took
+# the focus on Tab and, closing, dropped it to <body>: option lists are reached by the arrow
+# keys instead, and Tab goes from one control to the next.
+PAGE_HEAD = """<script>
+new MutationObserver(() => document.querySelectorAll('ul[role="listbox"]:not([tabindex])')
+  .forEach((list) => list.setAttribute('tabindex', '-1')))
+  .observe(document.documentElement, {childList: true, subtree: true});
+</script>"""
+
 
 def build_page() -> gr.Blocks:
     # Served files (grids, downloads, uploads) older than KEEP_S go: Gradio's own sweep every
@@ -111,4 +120,4 @@ def main(argv: list[str] | None = None) -> None:
     # Jobs (fine-tuning, evaluation) run one at a time (their events' concurrency_limit=1).
     page.queue(max_size=64).launch(server_name=args.host, server_port=args.port, share=args.share,
                                    auth=args.auth, max_file_size=int(args.max_upload_mb * 1e6),
-                                   css=PAGE_CSS, show_error=not access.remote)
+                                   css=PAGE_CSS, head=PAGE_HEAD, show_error=not access.remote)

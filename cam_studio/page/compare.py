@@ -32,7 +32,9 @@ from cam_studio.tabs.compare import (
 )
 from cam_studio.tabs.comparison import TABLE_COLUMNS
 from cam_studio.tabs.verdict import verdict, verdict_markdown
+from cam_studio.tabs.words import public_message
 from cams.backbones import CLEAN_WEIGHTS, DEFAULT_BACKBONE
+from cams.errors import FALSE_CLASS, TARGET, UserInputError
 from cams.methods import DEFAULT_METHODS, METHOD_NAMES, METHODS
 from cams.render import COLORMAPS
 
@@ -122,7 +124,18 @@ def show(request: CompareRequest, progress=gr.Progress()):  # noqa: B008 (Gradio
     """The page's comparison: ``explain``'s data as the page shows it, and the class pickers'
     choices (A's top-5, then every class, by index). The downloads are written only when asked
     for."""
-    response = run_compare(cache, request, scorecam_progress(progress), results)
+    try:
+        response = run_compare(cache, request, scorecam_progress(progress), results)
+    except UserInputError as error:
+        # A mistyped class: one line, and the comparison with that picker blank (top-1 or the
+        # strongest rival), so the page keeps working; any other mistake keeps the last result.
+        wrong = {fix.input for fix in error.fixes} & {TARGET, FALSE_CLASS}
+        gr.Warning(public_message(error) + (": showing the default class instead" if wrong
+                                              else ""))
+        if not wrong:
+            return (gr.skip(),) * 6
+        request = dataclasses.replace(request, **dict.fromkeys(wrong, None))
+        response = run_compare(cache, request, scorecam_progress(progress), results)
     choices = response.class_choices
     comparison = response.comparison
     names = comparison.backbones[0].class_names
@@ -131,7 +144,8 @@ def show(request: CompareRequest, progress=gr.Progress()):  # noqa: B008 (Gradio
     return (gr.update(value=response.display, alt_text=alt),
             verdict_markdown(verdict(comparison)),
             response.table_text, predictions_markdown(response.predictions),
-            gr.update(choices=choices), gr.update(choices=choices))
+            gr.update(choices=choices, value=request.target),
+            gr.update(choices=choices, value=request.false_class))
 
 
 @handler(CompareRequest)
