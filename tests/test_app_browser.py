@@ -231,6 +231,52 @@ def test_fine_tune_defaults_survive_a_reload_and_never_clash(app_url):
         page.screenshot(path=str(SCREENSHOT.parent / "finetune-reattached.png"), full_page=False)
 
 
+def test_your_own_model_on_a_phone_pth_class_names_size_and_layer(app_url, tmp_path):
+    """The researcher's walk at phone width: a .pth state dict of a 3-class model (read as
+    tensors only), its class names, input size, normalisation and layer typed in the page; the
+    predictions use the names; a wrong mean is one line in the page's words; another backbone
+    clears the uploads."""
+    import timm
+    from playwright.sync_api import expect
+
+    torch.manual_seed(0)
+    weights = tmp_path / "my_model.pth"
+    torch.save(timm.create_model("resnet18", num_classes=3).state_dict(), weights)
+    with app_page(app_url, width=390, height=844) as page:
+        body = page.locator("body")
+        expect(body).to_contain_text("Egyptian cat", timeout=120_000)
+        box = page.get_by_label(re.compile("^Backbone"))
+        box.click()
+        box.fill("resnet18")
+        box.press("Enter")
+        page.get_by_text("Upload your own checkpoints").click()
+        page.locator("#class-names textarea").fill("heron\nstork\ncrane")
+        page.locator("#input-size input").fill("160")
+        page.locator("#layer textarea").fill("layer3")
+        page.locator("#mean textarea").fill("0.5, 0.5")
+        page.locator("#std textarea").fill("0.5, 0.5, 0.5")
+        page.locator("#upload-a input[type=file]").set_input_files(str(weights))
+        verdict = page.locator("#verdict")
+        expect(verdict).to_contain_text("is not three numbers", timeout=120_000)
+        expect(verdict).to_contain_text("Mean R, G, B")  # the page's words, not a flag
+        assert "--mean" not in body.inner_text()
+        page.locator("#mean textarea").fill("0.5, 0.5, 0.5")
+        page.locator("#mean textarea").blur()
+        expect(body).to_contain_text("A: my_model.pth", timeout=120_000)
+        expect(page.locator("#grid img").first).to_have_attribute(
+            "alt", re.compile("heron|stork|crane"), timeout=120_000)
+        expect(body).to_contain_text("stork", timeout=60_000)
+        expect(verdict).not_to_contain_text("Not updated")
+        no_sideways_scroll(page)
+        page.wait_for_timeout(9_000)  # the warnings fade
+        page.locator("#grid").scroll_into_view_if_needed()
+        page.screenshot(path=str(SCREENSHOT.parent / "own-model-phone.png"), full_page=False)
+        box.click()
+        box.fill("efficientnet_lite0")
+        box.press("Enter")
+        expect(page.locator("#upload-a")).not_to_contain_text("my_model.pth", timeout=60_000)
+
+
 def test_a_transformer_by_name_with_uploaded_weights(app_url, tmp_path):
     """A timm ViT typed into the Backbone box, its fine-tuned weights (3 classes, names in the
     safetensors metadata) uploaded as A: the maps come from the last block's norm1, and the

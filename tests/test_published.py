@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from cam_studio.evaluation.check import report_markdown
 from cam_studio.evaluation.report import build_report
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
@@ -49,3 +50,23 @@ def test_the_pilot_table_is_what_its_records_say():
         assert float(agreement) == pytest.approx(summary["agreement_all"], abs=5.01e-4), name
         assert float(confident) == pytest.approx(summary["agreement_confident"], abs=5.01e-3), name
         assert float(ratio) == pytest.approx(summary["sham_mse_ratio"], abs=5.01e-4), name
+
+
+# Check reports made by today's code (with Holm's adjustment; the older ones, of
+# sham-efficientnet_lite0 and the constructed fool on test-v1, were judged by the criteria
+# before 2026-12-01 and keep their text).
+CHECKS = sorted(path for folder in (RESULTS, RESULTS / "validation")
+                for path in folder.glob("*.json") if path.with_suffix(".md").is_file()
+                and "holm_p" in json.dumps(json.loads(path.read_text())["summary"]))
+
+
+def test_the_check_reports_are_found():
+    assert "sham-all-classes-efficientnet_lite0.json" in {path.name for path in CHECKS}
+
+
+@pytest.mark.parametrize("record", CHECKS, ids=lambda path: path.stem)
+def test_a_check_report_is_what_its_record_says(record):
+    """A passive-fooling check's Markdown, rebuilt from its JSON (judged by today's criteria)."""
+    result = json.loads(record.read_text())
+    assert report_markdown(result["checkpoint"], result["summary"], result["command"],
+                           result["photos"]) == record.with_suffix(".md").read_text()

@@ -31,13 +31,18 @@ from fooling.sham import sham_distance
 # Every method the DiffGradCAM paper compares that is cheap enough for 200 crops (not ScoreCAM).
 CHECKED_METHODS = tuple(name for name, method in METHODS.items()
                         if method.compared and method.default)
-ACCEPTANCE = {"agreement_confident": 0.90, "agreement_all": 0.70, "clean_top1_in_top5": 0.95,
-              "sham_mse_ratio": 0.5}  # the last one is a maximum
+# What a reviewer accepts as a passive fool (issue 20, item 4; until 2026-12-01 the project
+# asked for 90 % / 70 % / ×0.5): it keeps the decisions and takes GradCAM most of the way.
+ACCEPTANCE = {"agreement_confident": 0.98, "agreement_all": 0.90, "clean_top1_in_top5": 0.95,
+              "sham_mse_ratio": 0.4}  # the last one is a maximum
 RECORDED_CROPS = 8  # per-crop numbers kept in the report, for the reproduction test
-PHOTO_SET_SOURCES = {"test": "Gradio's example photos: never trained on, never tuned on",
+PHOTO_SET_SOURCES = {"test": "photos Gradio and OpenCV ship (cam_studio/data/photos.py: their "
+                             "sources and licences): never trained on, never tuned on",
+                     "test-v1": "the six Gradio photos that were the test set before 2026-12-01",
                      "validation": "scikit-image's chelsea, coffee, astronaut: never trained on, "
                                    "but recipes were chosen on them",
-                     "train": "the photos the SHAM models were trained on"}
+                     "train": "the photos the SHAM models were trained on",
+                     "train-wide": "the wider photos the sham-adam fools were trained on"}
 
 
 def crop_records(clean: Backbone, fooled: Backbone, crops: int, seed: int,
@@ -113,15 +118,20 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
             or [math.nan]))),
     }
     summary["sham_mse_ratio"] = summary["gradcam_sham_mse_fooled"] / summary["gradcam_sham_mse_clean"]
-    summary["passed"] = {
-        key: (summary[key] is not None and (summary[key] <= limit if key == "sham_mse_ratio"
-                                            else summary[key] >= limit))
-        for key, limit in ACCEPTANCE.items()}
+    summary["passed"] = judged(summary)
     return summary
 
 
+def judged(summary: dict[str, Any]) -> dict[str, bool]:
+    """Each acceptance criterion (``ACCEPTANCE``) met or not."""
+    return {key: (summary[key] is not None and (summary[key] <= limit if key == "sham_mse_ratio"
+                                                else summary[key] >= limit))
+            for key, limit in ACCEPTANCE.items()}
+
+
 def report_markdown(name: str, summary: dict[str, Any], command: str, photos: str) -> str:
-    passed = summary["passed"]
+    """The check's report; the criteria are judged now, so an old record reads by today's."""
+    passed = judged(summary)
 
     def mark(key: str) -> str:
         return "meets" if passed[key] else "**misses**"
@@ -133,15 +143,15 @@ def report_markdown(name: str, summary: dict[str, Any], command: str, photos: st
         f"({PHOTO_SET_SOURCES[photos]}; {summary['confident_crops']} crops classified by the "
         "clean model with p ≥ 0.5).", "",
         "| quantity | value | acceptance |", "|---|---|---|",
-        f"| top-1 agreement, confident crops | {summary['agreement_confident']:.1%} | ≥ 90 %: "
-        f"{mark('agreement_confident')} |",
-        f"| top-1 agreement, all crops | {summary['agreement_all']:.1%} | ≥ 70 %: "
-        f"{mark('agreement_all')} |",
-        f"| clean top-1 in fooled top-5 | {summary['clean_top1_in_top5']:.1%} | ≥ 95 %: "
-        f"{mark('clean_top1_in_top5')} |",
+        f"| top-1 agreement, confident crops | {summary['agreement_confident']:.1%} | "
+        f"≥ {ACCEPTANCE['agreement_confident']:.0%}: {mark('agreement_confident')} |",
+        f"| top-1 agreement, all crops | {summary['agreement_all']:.1%} | "
+        f"≥ {ACCEPTANCE['agreement_all']:.0%}: {mark('agreement_all')} |",
+        f"| clean top-1 in fooled top-5 | {summary['clean_top1_in_top5']:.1%} | "
+        f"≥ {ACCEPTANCE['clean_top1_in_top5']:.0%}: {mark('clean_top1_in_top5')} |",
         f"| GradCAM MSE to the SHAM, clean → fooled | {summary['gradcam_sham_mse_clean']:.3f} → "
-        f"{summary['gradcam_sham_mse_fooled']:.3f} (×{summary['sham_mse_ratio']:.2f}) | ≤ ×0.5: "
-        f"{mark('sham_mse_ratio')} |",
+        f"{summary['gradcam_sham_mse_fooled']:.3f} (×{summary['sham_mse_ratio']:.2f}) | "
+        f"≤ ×{ACCEPTANCE['sham_mse_ratio']}: {mark('sham_mse_ratio')} |",
         f"| common-mode share of the change (1 = the same for every class: DiffGradCAM cannot "
         f"see it) | {summary['common_mode_share']['mean']:.3f} ± "
         f"{summary['common_mode_share']['std']:.3f} | (no threshold) |", "",
@@ -160,9 +170,10 @@ def report_markdown(name: str, summary: dict[str, Any], command: str, photos: st
         "| method | MSE over crops | over photos [95 %] | − GradCAM: Δ [95 %] | p | Holm p |",
         "|---|---|---|---|---|---|"]
     ranked = sorted(summary["moved"].items(), key=lambda item: item[1]["mean"])
+    comparisons = summary["versus_gradcam"]
     for method, values in ranked:
         low, high = values["photo_interval"]
-        versus = summary["versus_gradcam"].get(method)
+        versus = comparisons.get(method)
         paired = (f"{versus['mean_difference']:+.4f} [{versus['low']:+.4f}, {versus['high']:+.4f}]"
                   f" | {versus['p_value']:.2g} | {versus['holm_p']:.2g}" if versus else "— | — | —")
         lines.append(f"| {method} | {values['mean']:.4f} ± {values['std']:.4f} | "

@@ -14,6 +14,7 @@ import gradio as gr
 
 from cam_studio.data.examples import EXAMPLES, example_thumbnails
 from cam_studio.page.handlers import handler, shown_errors
+from cam_studio.tabs.access import ACCESS
 from cam_studio.tabs.compare import (
     FOOLING_CASES,
     NONE,
@@ -33,7 +34,7 @@ from cam_studio.tabs.compare import (
 from cam_studio.tabs.comparison import TABLE_COLUMNS
 from cam_studio.tabs.verdict import verdict, verdict_markdown
 from cam_studio.tabs.words import public_message
-from cams.backbones import CLEAN_WEIGHTS, DEFAULT_BACKBONE
+from cams.backbones import CLEAN_WEIGHTS, DEFAULT_BACKBONE, WEIGHT_SUFFIXES
 from cams.errors import FALSE_CLASS, TARGET, UserInputError
 from cams.methods import DEFAULT_METHODS, METHOD_NAMES, METHODS
 from cams.render import COLORMAPS
@@ -100,6 +101,9 @@ def refresh_pickers(backbone, checkpoint_a, checkpoint_b):
             gr.update(choices=choices_b, value=checkpoint_b if checkpoint_b in valid_b else NONE))
 
 
+WARNING_SECONDS = 8  # a page's warning fades (on a phone, repeated ones would cover the page)
+
+
 def scorecam_progress(progress):
     """ScoreCAM's masked passes as the page's progress bar."""
     def report(done: int, total: int) -> None:
@@ -130,10 +134,12 @@ def show(request: CompareRequest, progress=gr.Progress()):  # noqa: B008 (Gradio
         # A mistyped class: one line, and the comparison with that picker blank (top-1 or the
         # strongest rival), so the page keeps working; any other mistake keeps the last result.
         wrong = {fix.input for fix in error.fixes} & {TARGET, FALSE_CLASS}
-        gr.Warning(public_message(error) + (": showing the default class instead" if wrong
-                                              else ""))
-        if not wrong:
-            return (gr.skip(),) * 6
+        message = public_message(error)
+        gr.Warning(message + (": showing the default class instead" if wrong else ""),
+                   duration=WARNING_SECONDS)
+        if not wrong:  # the line stays under the grid until a comparison works again
+            return (gr.skip(), f"**Not updated**: {message}. The maps show the last comparison "
+                    "that worked.", gr.skip(), gr.skip(), gr.skip(), gr.skip())
         request = dataclasses.replace(request, **dict.fromkeys(wrong, None))
         response = run_compare(cache, request, scorecam_progress(progress), results)
     choices = response.class_choices
@@ -224,11 +230,31 @@ def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
                     checkpoint_choices(DEFAULT_BACKBONE, allow_none=True), value=NONE,
                     label="Checkpoint B (e.g. a SHAM-fooled one)", allow_custom_value=True)
             refresh = gr.Button("↻ Reload checkpoint list", size="sm")
-            with gr.Accordion("Upload your own checkpoints (.safetensors)", open=False), gr.Row():
-                upload_a = gr.File(label="A: upload .safetensors", type="filepath",
-                                   file_types=[".safetensors"], elem_id="upload-a")
-                upload_b = gr.File(label="B: upload .safetensors", type="filepath",
-                                   file_types=[".safetensors"], elem_id="upload-b")
+            with gr.Accordion("Upload your own checkpoints (.safetensors, .pth)", open=False):
+                with gr.Row():
+                    upload_a = gr.File(label="A: upload weights", type="filepath",
+                                       file_types=list(WEIGHT_SUFFIXES), elem_id="upload-a")
+                    upload_b = gr.File(label="B: upload weights", type="filepath",
+                                       file_types=list(WEIGHT_SUFFIXES), elem_id="upload-b")
+                gr.Markdown("A `.pth` / `.pt` / `.bin` is read as a state dict of tensors only "
+                            "(nothing in it is run). Changing the backbone clears the uploads.")
+                # Your own model: what its file may not say (local use only: a shared app
+                # offers its own models).
+                with gr.Group(visible=not ACCESS.remote):
+                    class_names = gr.Textbox(
+                        label="Class names (one per line, or comma-separated; blank: the "
+                              "file's or the model's)", lines=2, elem_id="class-names")
+                    with gr.Row():
+                        input_size = gr.Number(None, label="Input size px (blank: the model's)",
+                                               precision=0, minimum=0, elem_id="input-size")
+                        layer = gr.Textbox(label="Target layer (blank: the usual one)",
+                                           placeholder="e.g. layer4 or blocks.11.norm1",
+                                           elem_id="layer")
+                    with gr.Row():
+                        mean = gr.Textbox(label="Mean R, G, B (blank: the model's)",
+                                          placeholder="0.485, 0.456, 0.406", elem_id="mean")
+                        std = gr.Textbox(label="Std R, G, B (blank: the model's)",
+                                         placeholder="0.229, 0.224, 0.225", elem_id="std")
             with gr.Row():
                 # Choices are (label, class index): the index is what the handler receives; a
                 # typed value is a class name or an index.
@@ -290,7 +316,8 @@ def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
                   "checkpoint_b": checkpoint_b, "upload_b": upload_b, "target": target,
                   "false_class": false_class, "methods": methods, "opacity": opacity,
                   "faithfulness": faithfulness, "signed": signed, "colormap": colormap,
-                  "large": large}
+                  "large": large, "class_names": class_names, "input_size": input_size,
+                  "mean": mean, "std": std, "layer": layer}
     # The request's fields, in order: what every comparison handler is called with.
     inputs = [components[field.name] for field in dataclasses.fields(CompareRequest)]
     outputs = [grid, verdict_panel, table, predictions, target, false_class]
@@ -298,6 +325,9 @@ def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
     gallery.select(pick_example, None, [example, image], api_visibility="private")
     gr.on([backbone.change, refresh.click], shown_errors(refresh_pickers), pickers, pickers,
           queue=False, api_visibility="private")
+    # Another backbone: the uploads were weights of the last one.
+    backbone.input(lambda: (None, None), None, [upload_a, upload_b], queue=False,
+                   api_visibility="private")
 
     def then_slider_and_link(comparison):
         """After a comparison: the A | B slider, then the link (its query, then the address the
@@ -312,7 +342,8 @@ def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
     shown = gr.on([run.click, example.change, backbone.change, checkpoint_a.change,
                    checkpoint_b.change, upload_a.change, upload_b.change, image.change,
                    methods.change, opacity.release, target.input, false_class.input,
-                   faithfulness.change, signed.change, colormap.change, large.change],
+                   faithfulness.change, signed.change, colormap.change, large.change,
+                   class_names.blur, input_size.blur, mean.blur, std.blur, layer.blur],
                   show, inputs, outputs, api_visibility="private",
                   concurrency_limit=CONCURRENCY_LIMIT,
                   # A burst of changes runs once more with the latest inputs, after the running

@@ -29,13 +29,14 @@ from cams.backbones import (
     CLEAN_WEIGHTS,
     DEFAULT_BACKBONE,
     REGISTRY,
+    WEIGHT_SUFFIXES,
     Backbone,
     load_backbone,
     weights_available_offline,
 )
 from cams.checkpoints import list_checkpoints
 from cams.engine import applies
-from cams.errors import FALSE_CLASS, TARGET, UserInputError
+from cams.errors import FALSE_CLASS, INPUT_SIZE, MEAN, STD, TARGET, WEIGHTS, Fix, UserInputError
 from cams.images import load_image
 from cams.methods import DEFAULT_METHODS, METHODS
 from cams.render import COLORMAP, COLORMAPS, SIGNED_STYLES, check_colormap, label_corner, overlay
@@ -87,15 +88,19 @@ class BackboneCache(LruCache):
     def __init__(self, capacity: int = CACHE_SIZE):
         super().__init__(capacity)
 
-    def get(self, name: str, weights: str | None, upload: bool = False) -> Backbone:
+    def get(self, name: str, weights: str | None, upload: bool = False,
+            options: dict[str, Any] | None = None) -> Backbone:
         """Backbone ``name`` with ``weights``: "clean" or a registry name, or with ``upload`` the
-        path of an uploaded file (a picker's value is never read as a path)."""
+        path of an uploaded file (a picker's value is never read as a path); ``options``: the
+        page's own-model settings (``own_model``)."""
         weights = weights or CLEAN_WEIGHTS
         if ACCESS.remote and name not in dict(backbone_choices()).values():
             raise UserInputError(f"{name!r} is not offered on this shared app: pick a listed "
                                  "backbone (typed timm, hf-hub: and torchvision: names work "
                                  "when the app runs on your own machine)")
-        return super().get((name, weights), lambda: load_backbone(name, weights, files=upload))
+        options = options or {}
+        key = (name, weights, repr(sorted(options.items())))
+        return super().get(key, lambda: load_backbone(name, weights, files=upload, **options))
 
 
 def backbone_choices() -> list[tuple[str, str]]:
@@ -123,12 +128,49 @@ def checkpoint_choices(backbone: str, allow_none: bool = False) -> list[tuple[st
     return choices + [(entry.label, entry.name) for entry in list_checkpoints(backbone)[0]]
 
 
+def three_numbers(text: str | None, what: str) -> tuple[float, float, float] | None:
+    """"0.485, 0.456, 0.406" (commas or spaces) as three numbers; blank: None."""
+    if not (text or "").strip():
+        return None
+    try:
+        values = tuple(float(part) for part in str(text).replace(",", " ").split())
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise UserInputError(f"{text!r} is not three numbers", Fix(what, "R, G, B: e.g. "
+                                                                         "0.485, 0.456, 0.406"))
+    return values
+
+
+def own_model(request: CompareRequest) -> dict[str, Any]:
+    """``load_backbone`` keywords from the request's own-model settings (none given: none);
+    refused on a shared app, whose models are the ones it offers."""
+    given = (request.class_names, request.input_size, request.mean, request.std, request.layer)
+    if all(value in (None, "", 0) for value in given):
+        return {}
+    if ACCESS.remote:
+        raise UserInputError("your own model's settings are off on a shared app",
+                             "run the app on your own machine to explain your own models")
+    text = (request.class_names or "").strip()
+    names = [name.strip() for name in (text.splitlines() if "\n" in text else text.split(","))
+             if name.strip()] or None
+    size = int(request.input_size or 0)
+    if size < 0 or size > 4096:
+        raise UserInputError(f"input size {size} px", Fix(INPUT_SIZE, "1 to 4096 pixels"))
+    config = {"input_size": (3, size, size) if size else None,
+              "mean": three_numbers(request.mean, MEAN), "std": three_numbers(request.std, STD)}
+    return {"layer": (request.layer or "").strip() or None, "class_names": names,
+            "data_config": {key: value for key, value in config.items() if value is not None}}
+
+
 def checkpoint_weights(choice: str | None, upload: str | None) -> tuple[str, bool]:
-    """What a picker asks for, and whether it is an upload: an uploaded ``.safetensors`` wins;
+    """What a picker asks for, and whether it is an upload: an uploaded weights file wins
+    (``.safetensors``, or a ``.pth`` / ``.pt`` / ``.bin`` state dict read as tensors only);
     otherwise the picker's value, "clean" or a registry checkpoint name."""
     if upload:
-        if not str(upload).endswith(".safetensors"):
-            raise UserInputError("a checkpoint upload must be a .safetensors file")
+        if not str(upload).lower().endswith(WEIGHT_SUFFIXES):
+            raise UserInputError("a checkpoint upload must be a weights file",
+                                 Fix(WEIGHTS, "a .safetensors, or a .pth / .pt / .bin state dict"))
         return str(upload), True
     return choice or CLEAN_WEIGHTS, False
 
@@ -161,6 +203,13 @@ class CompareRequest:
     signed: str = "minmax"
     colormap: str = COLORMAP
     large: bool = False
+    # Your own model (local use): class names (one per line, or comma-separated), the input
+    # side in pixels, the normalisation's mean and std (three numbers each), the target layer.
+    class_names: str | None = None
+    input_size: int | None = None
+    mean: str | None = None
+    std: str | None = None
+    layer: str | None = None
 
     def __post_init__(self) -> None:
         if self.methods is not None and not isinstance(self.methods, tuple):
@@ -332,11 +381,13 @@ def run_compare(cache: BackboneCache, request: CompareRequest, progress=None,
     request's ``faithfulness`` adds each map's deletion and insertion AUC and ROAD to the table
     (computed once per cached comparison)."""
     picture, stem = resolve_image(request.image, request.example)
+    options = own_model(request)
     backbones = [cache.get(request.backbone, *checkpoint_weights(request.checkpoint_a,
-                                                                 request.upload_a))]
+                                                                 request.upload_a), options)]
     if request.compares_b:
         backbones.append(cache.get(request.backbone, *checkpoint_weights(request.checkpoint_b,
-                                                                         request.upload_b)))
+                                                                         request.upload_b),
+                                   options))
     labels = request.labels()
     # Ticked methods that this head does not have (CAM) are left out, not refused.
     chosen = [name for name in request.methods if name not in METHODS

@@ -16,7 +16,9 @@ from cams.errors import (
     IMAGES,
     INPUT_SIZE,
     LAYER,
+    MEAN,
     METHODS,
+    STD,
     TARGET,
     WEIGHTS,
     Fix,
@@ -32,17 +34,15 @@ CONTROLS = {BACKBONE: "Backbone", WEIGHTS: "Checkpoint A or B", TARGET: "Target 
             "size": "Size px", "lr": "Learning rate", "seed": "Seed", "resume": "Resume",
             "limit": "At most N images", "seeds": "Training seeds",
             "training_steps": "Training steps", "pairs": "clean:fooled pairs",
-            "backbones": "Backbones", "tables": "Tables"}
+            "backbones": "Backbones", "tables": "Tables",
+            CLASS_NAMES: "Class names", INPUT_SIZE: "Input size px", MEAN: "Mean R, G, B",
+            STD: "Std R, G, B", LAYER: "Target layer"}
 # Where a value is not typed into the control but given otherwise.
 GIVEN_OTHERWISE = {WEIGHTS: "upload a weights file under 'Upload your own checkpoints'"}
-# Inputs the page has no control for: the command line takes them.
-COMMAND_LINE_ONLY = {LAYER: "--layer", INPUT_SIZE: "--input-size", CLASS_NAMES: "--class-names"}
 
 
 def page_words(fix: Fix) -> str:
     """A fix as the page says it: the control to change, as it is labelled."""
-    if fix.input in COMMAND_LINE_ONLY:
-        return f"{fix.neutral()} (the command line's {COMMAND_LINE_ONLY[fix.input]})"
     control = CONTROLS.get(fix.input or "")
     if control is None:
         return fix.neutral()

@@ -12,7 +12,7 @@ other models are read at a named module (``cams.layers``).
 """
 
 from cams.backbones.backbone import SEAM, Backbone, class_index, resolve_device
-from cams.backbones.files import read_class_names, read_state_dict
+from cams.backbones.files import WEIGHT_SUFFIXES, read_class_names, read_state_dict
 from cams.backbones.load import DATA_KEYS, load_backbone
 from cams.backbones.sources import (
     CLEAN_WEIGHTS,
@@ -35,6 +35,7 @@ __all__ = [
     "REGISTRY",
     "SEAM",
     "WEIGHT_SOURCES",
+    "WEIGHT_SUFFIXES",
     "Backbone",
     "BackboneSpec",
     "Family",
