@@ -231,6 +231,20 @@ def test_fine_tune_defaults_survive_a_reload_and_never_clash(app_url):
         page.screenshot(path=str(SCREENSHOT.parent / "finetune-reattached.png"), full_page=False)
 
 
+def own_backbone(page, name: str):
+    """Once the page's first comparison is shown: type backbone ``name``, open the uploads; the
+    backbone box."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("body")).to_contain_text("Egyptian cat", timeout=120_000)
+    box = page.get_by_label(re.compile("^Backbone"))
+    box.click()
+    box.fill(name)
+    box.press("Enter")
+    page.get_by_text("Upload your own checkpoints").click()
+    return box
+
+
 def test_your_own_model_on_a_phone_pth_class_names_size_and_layer(app_url, tmp_path):
     """The researcher's walk at phone width: a .pth state dict of a 3-class model (read as
     tensors only), its class names, input size, normalisation and layer typed in the page; the
@@ -244,12 +258,7 @@ def test_your_own_model_on_a_phone_pth_class_names_size_and_layer(app_url, tmp_p
     torch.save(timm.create_model("resnet18", num_classes=3).state_dict(), weights)
     with app_page(app_url, width=390, height=844) as page:
         body = page.locator("body")
-        expect(body).to_contain_text("Egyptian cat", timeout=120_000)
-        box = page.get_by_label(re.compile("^Backbone"))
-        box.click()
-        box.fill("resnet18")
-        box.press("Enter")
-        page.get_by_text("Upload your own checkpoints").click()
+        box = own_backbone(page, "resnet18")
         page.locator("#class-names textarea").fill("heron\nstork\ncrane")
         page.locator("#input-size input").fill("160")
         page.locator("#layer textarea").fill("layer3")
@@ -293,12 +302,7 @@ def test_a_transformer_by_name_with_uploaded_weights(app_url, tmp_path):
               metadata={"class_names": json.dumps(["benign", "malignant", "unclear"])})
     with app_page(app_url) as page:
         body = page.locator("body")
-        expect(body).to_contain_text("Egyptian cat", timeout=120_000)
-        box = page.get_by_label(re.compile("^Backbone"))
-        box.click()
-        box.fill("vit_tiny_patch16_224")
-        box.press("Enter")
-        page.get_by_text("Upload your own checkpoints").click()
+        own_backbone(page, "vit_tiny_patch16_224")
         page.locator("#upload-a input[type=file]").set_input_files(str(weights))
         expect(body).to_contain_text("A: skin_vit.safetensors", timeout=120_000)
         expect(body).to_contain_text("malignant", timeout=60_000)
