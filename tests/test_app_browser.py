@@ -59,6 +59,14 @@ def test_compare_an_example_in_the_browser(app_url, tmp_path):
         expect(page.locator("#grid img").first).to_be_visible(timeout=120_000)
         page.get_by_role("button", name="Prepare downloads").click()
         expect(page.locator("a[href*='coffee-B.npz']").first).to_be_attached(timeout=60_000)
+        # faithfulness: a progress bar that names its stage and counts the maps, then the rows
+        page.locator("#faithfulness input").check()
+        expect(body).to_contain_text("maps done", timeout=60_000)
+        expect(body).not_to_contain_text("maps done", timeout=180_000)
+        page.get_by_role("button", name="Prepare downloads").click()
+        table_csv = page.locator("a[href$='.csv']").first
+        expect(table_csv).to_be_attached(timeout=60_000)
+        assert "deletion AUC" in page.request.get(table_csv.get_attribute("href")).text()
         text = page.inner_text("body")
         for name in ("GradCAM++", "LSEDiffGradCAM", "DifferenceSalience", "susceptibility"):
             assert name in text

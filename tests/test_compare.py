@@ -173,6 +173,10 @@ def test_the_table_offers_each_maps_deletion_and_insertion_auc(lite0, perturbed_
     comparison = compare_checkpoints([lite0, perturbed_lite0], ["A", "B"], chelsea,
                                      ["GradCAM", "MeanDiffGradCAM", "DifferenceSalience"])
     assert not any(row[0].startswith("deletion") for row in comparison.table())
+    stages: list[tuple] = []
+    comparison.faithfulness(lambda *report: stages.append(report))  # the page's progress bar
+    assert [done for done, _, _ in stages] == [0, 1, 2, 3]  # 2 compared maps × 2 checkpoints
+    assert {total for _, total, _ in stages} == {4} and "ROAD" in stages[0][2]
     rows = {(row[0].split()[0], row[1]): row[2:] for row in comparison.table(faithfulness=True)
             if row[0].startswith(("deletion", "insertion", "ROAD"))}
     assert {method for _, method in rows} == {"GradCAM", "MeanDiffGradCAM"}  # compared maps only

@@ -105,9 +105,10 @@ WARNING_SECONDS = 8  # a page's warning fades (on a phone, repeated ones would c
 
 
 def scorecam_progress(progress):
-    """ScoreCAM's masked passes as the page's progress bar."""
-    def report(done: int, total: int) -> None:
-        progress(done / max(total, 1), desc=f"ScoreCAM masked passes {done}/{total}")
+    """The comparison's long stages as the page's progress bar: ScoreCAM's masked passes (the
+    engine reports ``done, total``), then the faithfulness maps (with their stage)."""
+    def report(done: int, total: int, stage: str = "ScoreCAM masked passes") -> None:
+        progress(done / max(total, 1), desc=f"{stage} {done}/{total}")
     return report
 
 
@@ -278,8 +279,9 @@ def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
                 value="minmax", label="TrueClassCAM, FalseClassCAM, DifferenceSalience")
             faithfulness = gr.Checkbox(
                 False, label="Faithfulness rows: deletion / insertion AUC and ROAD of every map "
-                             "(17 forward passes and 6 imputations per map: about 25 s for two "
-                             "checkpoints on a CPU)")
+                             "(17 forward passes and 6 imputations per map, 0.5–1.5 s each on a "
+                             "2-core CPU: 15–45 s for two checkpoints; the bar counts the maps)",
+                elem_id="faithfulness")
             run = gr.Button("Compare", variant="primary")
         with gr.Column(scale=4, min_width=300, elem_id="compare-results"):
             # No label badge over the grid (it covered the first row's name); the label stays for
@@ -369,7 +371,8 @@ def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
     # New settings make the offered files stale: clear them until asked again.
     gr.on([run.click, example.change, backbone.change, checkpoint_a.change, checkpoint_b.change,
            upload_a.change, upload_b.change, image.change, methods.change, target.input,
-           false_class.input], lambda: None, None, downloads, queue=False,
+           false_class.input, faithfulness.change, signed.change, colormap.change, large.change,
+           opacity.release], lambda: None, None, downloads, queue=False,
           api_visibility="private")
     prepare.click(prepare_downloads, inputs, downloads, api_name="downloads",
                   concurrency_limit=CONCURRENCY_LIMIT)

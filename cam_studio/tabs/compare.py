@@ -410,6 +410,8 @@ def run_compare(cache: BackboneCache, request: CompareRequest, progress=None,
     display = entry.displays.get(look)
     if display is None or not Path(display).exists():  # drawn once per look while it lasts
         display = entry.displays[look] = display_file(request.draw(comparison), stem)
+    if request.faithfulness:  # computed once per cached comparison, with its own stage
+        comparison.faithfulness(progress)
     files = (write_downloads(comparison, request.draw(comparison), stem, request.faithfulness)
              if downloads else [])
     return CompareResponse(display=display, table=comparison.table(request.faithfulness),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,6 +36,7 @@ from cams.render import (
 TABLE_COLUMNS = ("quantity", "method", "A", "B", "A vs B")
 SMALL_FONT, LARGE_FONT = 12, 24  # caption sizes of the grid, and in large (projector) mode
 LARGE_COLUMNS = 2  # methods per row pair in large mode
+FAITHFULNESS_STAGE = "faithfulness (deletion, insertion, ROAD): maps done"
 
 
 @dataclass
@@ -78,22 +80,27 @@ class Comparison:
             return None
         return self.top_k(0, 1)[0][0] == self.top_k(1, 1)[0][0]
 
-    def faithfulness(self) -> list[dict[str, tuple[float, float, float]]]:
+    def faithfulness(self, progress: Callable[..., None] | None = None
+                     ) -> list[dict[str, tuple[float, float, float]]]:
         """Per checkpoint, each compared method's (deletion AUC, insertion AUC, ROAD combined) of
         the explained class (``cams.metrics.faithfulness_curves`` and ``road``; ScoreCAM
-        included if it was computed)."""
+        included if it was computed). ``progress(done, total, stage)`` after each map."""
         if self._faithfulness is None:
             self._faithfulness = []
+            measured = [name for name in self.methods if METHODS[name].compared]
+            total, done = len(measured) * len(self.backbones), 0
             for backbone, result in zip(self.backbones, self.results):
                 scores = {}
-                for name in self.methods:
-                    if METHODS[name].compared:
-                        curves = faithfulness_curves(backbone.model, result.inputs,
-                                                     result.maps[name], result.targets)
-                        combined = road(backbone.model, result.inputs, result.maps[name],
-                                        result.targets).combined
-                        scores[name] = (float(curves.deletion_auc[0]),
-                                        float(curves.insertion_auc[0]), float(combined[0]))
+                for name in measured:
+                    if progress is not None:
+                        progress(done, total, FAITHFULNESS_STAGE)
+                    curves = faithfulness_curves(backbone.model, result.inputs,
+                                                 result.maps[name], result.targets)
+                    combined = road(backbone.model, result.inputs, result.maps[name],
+                                    result.targets).combined
+                    scores[name] = (float(curves.deletion_auc[0]),
+                                    float(curves.insertion_auc[0]), float(combined[0]))
+                    done += 1
                 self._faithfulness.append(scores)
         return self._faithfulness
 
