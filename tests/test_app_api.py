@@ -230,11 +230,12 @@ def test_explain_the_short_way_every_parameter_has_a_default(client):
     _, table, _ = client.predict(example="coffee", methods=None, api_name="/explain")
     assert {row[1] for row in table["data"] if row[0].startswith("CAM entropy")} == set(DEFAULT_METHODS)
     _, table, predictions = client.predict(example="coffee", methods=["GradCAM"],
-                                           checkpoint_b="sham-efficientnet_lite0",
+                                           checkpoint_b="sham-one-class-efficientnet_lite0",
                                            api_name="/explain")
-    assert predictions["checkpoints"][1]["label"] == "B: sham-efficientnet_lite0"
+    assert predictions["checkpoints"][1]["label"] == "B: sham-one-class-efficientnet_lite0"
     _, table, *_ = client.predict(example="coffee", methods=["GradCAM"], faithfulness=True,
-                                  checkpoint_b="sham-efficientnet_lite0", api_name="/explain")
+                                  checkpoint_b="sham-one-class-efficientnet_lite0",
+                                  api_name="/explain")
     deletion = [row for row in table["data"] if row[0].startswith("deletion AUC")]
     assert [row[1] for row in deletion] == ["GradCAM"] and 0 <= float(deletion[0][2]) <= 1
     info = client.view_api(print_info=False, return_format="dict")

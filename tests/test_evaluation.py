@@ -286,7 +286,7 @@ def test_a_checkpoint_of_another_backbone_is_refused(resnet_weights, monkeypatch
 
 def test_tables_that_train_models_are_opt_in_and_estimated_first():
     from cam_studio.evaluation.run import estimate_lines, planned_tables
-    default = planned_tables(EvaluationConfig(pairs=[("clean", "sham-efficientnet_lite0")]))
+    default = planned_tables(EvaluationConfig(pairs=[("clean", "sham-one-class-efficientnet_lite0")]))
     assert default == ["similarity", "susceptibility", "runtime", "modvid"]
     config = EvaluationConfig(tables=["training", "attacks"], seeds=2, training_steps=600,
                               holdouts=["ring", "cross"], attack_steps=400, images="examples")

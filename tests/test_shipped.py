@@ -16,27 +16,32 @@ RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 SHIPPED = {entry.name: entry for entry in list_checkpoints()[0] if entry.shipped}
 
 
+TRAINED_FOOLS = ("sham-one-class-efficientnet_lite0", "sham-all-classes-efficientnet_lite0")
+
+
 def test_the_shipped_checkpoints_are_listed_and_small():
-    assert {"sham-efficientnet_lite0", "synthetic-binary-clean", "synthetic-binary-sham",
+    assert {*TRAINED_FOOLS, "synthetic-binary-clean", "synthetic-binary-sham",
             "constructed-sham-efficientnet_lite0"} <= set(SHIPPED)
     assert SHIPPED["constructed-sham-efficientnet_lite0"].weights_path.stat().st_size < 4096
-    assert SHIPPED["sham-efficientnet_lite0"].weights_path.stat().st_size <= 12 * 1024**2
+    for name in TRAINED_FOOLS:  # float16
+        assert SHIPPED[name].weights_path.stat().st_size <= 12 * 1024**2
+        assert SHIPPED[name].metadata["recipe"]["optimizer"] == "adam"
     synthetic = sum(SHIPPED[name].weights_path.stat().st_size
                     for name in ("synthetic-binary-clean", "synthetic-binary-sham"))
     assert synthetic <= 20 * 1024**2
     for entry in SHIPPED.values():
         assert entry.weights_path.parent == SHIPPED_DIR
-        assert ("python -m fooling train" in entry.metadata["command"]
-                or "python -m fooling construct" in entry.metadata["command"])
+        assert any(f"python -m {tool} {command}" in entry.metadata["command"]
+                   for tool in ("fooling", "cam_studio") for command in ("train", "construct"))
 
 
-@pytest.mark.parametrize("record", ["sham-efficientnet_lite0.json",
-                                    "validation/sham-efficientnet_lite0.json"])
-def test_the_fooled_lite0_reproduces_its_recorded_crops(record):
-    """The first crops of the acceptance check, recomputed: same predictions, same distances, on
-    the test photos and on the validation photos the recipe was chosen on."""
-    recorded = json.loads((RESULTS / record).read_text())
-    entry = SHIPPED["sham-efficientnet_lite0"]
+@pytest.mark.parametrize("name", TRAINED_FOOLS)
+def test_a_trained_fool_reproduces_its_recorded_crops(name):
+    """The first crops of its check on the test photos, recomputed from the shipped file: same
+    predictions, same distances, same common-mode share."""
+    recorded = json.loads((RESULTS / f"{name}.json").read_text())
+    assert recorded["photos"] == "test"
+    entry = SHIPPED[name]
     clean = load_backbone("efficientnet_lite0", device="cpu")
     fooled = load_backbone("efficientnet_lite0", weights=entry.weights_path, device="cpu")
     records = crop_records(clean, fooled, RECORDED_CROPS, recorded["seed"], batch=RECORDED_CROPS,
@@ -46,8 +51,8 @@ def test_the_fooled_lite0_reproduces_its_recorded_crops(record):
         assert mine["fooled_top1"] == theirs["fooled_top1"]
         for key in ("clean_p", "gradcam_sham_mse_clean", "gradcam_sham_mse_fooled"):
             assert mine[key] == pytest.approx(theirs[key], abs=1e-4)
-        for name, value in theirs["moved"].items():
-            assert mine["moved"][name] == pytest.approx(value, abs=1e-4)
+        for method, value in theirs["moved"].items():
+            assert mine["moved"][method] == pytest.approx(value, abs=1e-4)
         assert mine["photo"] == theirs["photo"]
         assert mine["common_mode_share"] == pytest.approx(theirs["common_mode_share"], abs=1e-4)
 
@@ -100,3 +105,17 @@ def test_the_lite0_classifier_has_almost_no_common_mode_direction():
     shortest_row = float(weight.norm(dim=1).min())
     assert mean_row < 0.01 * shortest_row, (mean_row, shortest_row)
     assert torch.linalg.vector_norm(weight, dim=1).mean() > 2.0
+
+
+@pytest.mark.parametrize(("preset_name", "name"), [("sham-one-class", TRAINED_FOOLS[0]),
+                                                   ("sham-all-classes", TRAINED_FOOLS[1])])
+def test_a_trained_fools_preset_is_its_recorded_recipe(preset_name, name):
+    """``train --preset NAME`` retrains the shipped fool: every setting the preset gives is the
+    one its checkpoint records."""
+    from fooling.config import preset
+    from fooling.train import recipe
+
+    recorded = SHIPPED[name].metadata["recipe"]
+    given = {key: value for key, value in recipe(preset(preset_name, name=name, seed=0)).items()
+             if value is not None}
+    assert given == {key: recorded[key] for key in given}

@@ -14,7 +14,7 @@ from cam_studio.benchmarks.serving import serving_app
 from cams.methods import DEFAULT_METHODS
 
 ROOT = Path(__file__).resolve().parents[2]
-FOOLED = "sham-efficientnet_lite0"
+FOOLED = "sham-one-class-efficientnet_lite0"
 
 
 def explain_request(client, example: str = "chelsea", backbone: str = "efficientnet_lite0",

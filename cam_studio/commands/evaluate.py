@@ -1,7 +1,7 @@
 """``python -m cam_studio evaluate``: the papers' tables on your backbones, checkpoints and images.
 
     python -m cam_studio evaluate --images examples --backbones efficientnet_lite0 \\
-        --pairs clean:sham-efficientnet_lite0 --out eval_out
+        --pairs clean:sham-one-class-efficientnet_lite0 --out eval_out
 
 Per-image rows are appended to ``OUT/records/`` as they are computed, so an interrupted run
 resumes where it stopped (run the same command again); ``OUT/report.md`` links the tables (CSV and

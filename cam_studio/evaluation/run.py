@@ -99,7 +99,7 @@ def planned_tables(config: EvaluationConfig) -> list[str]:
         needs = TABLES[name].needs
         if needs is not None and not getattr(config, needs):
             raise UserInputError(f"the {name} table needs {NEEDED[needs]}",
-                                 Fix(needs, "CLEAN:FOOLED, e.g. clean:sham-efficientnet_lite0"
+                                 Fix(needs, "CLEAN:FOOLED, e.g. clean:sham-one-class-efficientnet_lite0"
                                      if needs == "pairs" else "at least one"))
     return [name for name in TABLES if name in config.tables]
 

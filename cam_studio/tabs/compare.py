@@ -422,9 +422,13 @@ def run_compare(cache: BackboneCache, request: CompareRequest, progress=None,
 
 
 # The one-click teaching cases, by their buttons' words: A clean, B a shipped fool, on chelsea (a
-# validation photo: no fool was trained on it). The first is the page's ▶ demo.
+# validation photo: no fool was trained on it). The fool trained on one class per image, the one
+# trained on every class (part of its change is common-mode), the constructed one (all of it).
 FOOLING_CASES = {
-    "a trained fool": CompareRequest(example="chelsea", checkpoint_b="sham-efficientnet_lite0"),
+    "a one-class fool": CompareRequest(example="chelsea",
+                                       checkpoint_b="sham-one-class-efficientnet_lite0"),
+    "an all-class fool": CompareRequest(example="chelsea",
+                                        checkpoint_b="sham-all-classes-efficientnet_lite0"),
     "the constructed fool": CompareRequest(example="chelsea",
                                            checkpoint_b="constructed-sham-efficientnet_lite0"),
 }
@@ -439,7 +443,7 @@ LINK_KEYS = {"example": "example", "backbone": "backbone", "a": "checkpoint_a",
 
 
 def link_query(request: CompareRequest, view: str | None = None) -> str:
-    """``?example=chelsea&b=sham-efficientnet_lite0&…`` for a request: what differs from the
+    """``?example=chelsea&b=sham-one-class-efficientnet_lite0&…`` for a request: what differs from the
     page's start (and the example and B, always), methods comma-separated, switches as 1; ``view`` is the
     method the A | B slider shows."""
     start = CompareRequest()
