@@ -203,7 +203,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "optimizer": "adam", "lr": 0.0001, "alpha": 0.5, "beta": 2.0,
                   "feature_weight": 20.0, "batch": 16, "steps": 400, "val_size": 192},
     # The two shipped trained fools (chosen on the validation photos, docs/results/coverage-pilots
-    # run8.sh, run9.sh): sham-adam for 600 steps, every class attacked at β 4, or the image's
+    # run7.sh): sham-adam for 600 steps, every class attacked at β 4, or the image's
     # class at β 8 with a four times heavier KL term.
     "sham-all-classes": {"backbone": "efficientnet_lite0", "loss": "sham", "data": "photos:wide",
                          "objective": "kl", "attack_class": "true", "attack_classes": 0,

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Seventh pilots (validation photos only): the shipped fools. sham-adam kept the predictions
-# (88 % / 96 %) but GradCAM went only to × 0.60; a stronger SHAM term and more steps.
+# Seventh to ninth pilots (validation photos only): the shipped fools. sham-adam kept the
+# predictions (88 % / 96 %) but GradCAM went only to × 0.60: a stronger SHAM term (β 8) and more
+# steps; then β 4 between them for the all-class fool; then, for the one-class fool (β 8 kept
+# only 67 % of all crops), a four times heavier prediction-keeping term (α 2).
 cd "$(dirname "$0")/../../.."
 . "${VENV:-.venv}/bin/activate"
 export CAMS_CHECKPOINTS="${PILOTS:-/tmp/pilots}/registry" CAMS_OFFLINE=1 OMP_NUM_THREADS=1
@@ -12,4 +14,6 @@ run() {
 }
 run pilot-adam-k0-b8 --attack-classes 0 --beta 8 --steps 600 --val-every 600
 run pilot-adam-k1-b8 --attack-classes 1 --beta 8 --steps 600 --val-every 600
+run pilot-adam-k0-b4 --attack-classes 0 --beta 4 --steps 600 --val-every 600
+run pilot-adam-k1-b8-a2 --attack-classes 1 --beta 8 --alpha 2 --steps 600 --val-every 600
 echo ALLDONE >> "${PILOTS:-/tmp/pilots}"/done7.txt
