@@ -221,6 +221,19 @@ def test_the_teacher_flow_both_cases_verdict_slider_link_and_phone(app_url):
         phone.screenshot(path=str(SCREENSHOT.parent / "phone.png"), full_page=False)
 
 
+def test_every_tab_fits_a_phone(app_url):
+    """At 390 px every tab's page is no wider than the screen, and its primary button is there."""
+    from playwright.sync_api import expect
+
+    with app_page(app_url, width=390, height=844) as page:
+        expect(page.locator("body")).to_contain_text("Egyptian cat", timeout=120_000)
+        for tab, button in (("Compare", "Compare"), ("Fine-tune", "Start"),
+                            ("Evaluate", "Run the evaluation")):
+            page.get_by_role("tab", name=tab).click()
+            expect(page.get_by_role("button", name=button, exact=True)).to_be_visible()
+            no_sideways_scroll(page)
+
+
 def test_fine_tune_defaults_survive_a_reload_and_never_clash(app_url):
     """Start with nothing changed (the default run); reload mid-run: the page finds its run
     again (name, status, curves, Cancel); once it is saved the name box offers the next free
