@@ -52,11 +52,11 @@ def start_training(request: TrainRequest):
         yield job.token, *shown
 
 
-def reattach(token, name):
+def reattach(token):
     """After a reload: the run this browser started with its name, its curves so far and on
-    (Cancel and Resume work again); else a free name and no run."""
+    (Cancel and Resume work again); else nothing changes (the name box was made free on load)."""
     job = job_for(token)
-    shown_name = job.config.name if job is not None else next_name(name)
+    shown_name = job.config.name if job is not None else gr.skip()
     for shown in follow(job):
         yield shown_name, *shown
 
@@ -137,4 +137,6 @@ def build_finetune_tab(page: gr.Blocks, pickers: list, refresh_pickers,
     cancel.click(cancel_training, job, None, api_visibility="private", queue=False)
     page.load(preview_sham, [backbone, size], [sham, sham_caption], api_visibility="private")
     # a reloaded page follows its run to the end, then does what the Start button's chain does
-    after_the_run(page.load(reattach, [token, name], [name, *shown], api_visibility="private"))
+    # at once (not queued behind the page's other work, so it never overwrites what a user types)
+    page.load(next_name, name, name, queue=False, api_visibility="private")
+    after_the_run(page.load(reattach, token, [name, *shown], api_visibility="private"))
