@@ -80,6 +80,38 @@ def test_compare_an_example_in_the_browser(app_url, tmp_path):
     assert (tmp_path / "page.png").stat().st_size > 50_000
 
 
+def test_the_reviewer_flow_on_a_phone(app_url, tmp_path):
+    """At 390 px: an uploaded photo, a class typed by name, a colour-blind-safe colour map, the
+    downloads, faithfulness with its progress bar; nothing wider than the screen."""
+    from playwright.sync_api import expect
+
+    from cam_studio.data.examples import example_image
+
+    photo = tmp_path / "my_cat.png"
+    example_image("chelsea").resize((300, 200)).save(photo)
+    with app_page(app_url, width=390, height=844) as page:
+        body = page.locator("body")
+        expect(body).to_contain_text("Egyptian cat", timeout=120_000)
+        page.locator("#compare-controls input[type=file]").first.set_input_files(str(photo))
+        grid = page.locator("#grid img").first
+        target = page.get_by_label(re.compile("^Target class"))
+        target.fill("tiger cat")
+        target.press("Enter")
+        expect(grid).to_have_attribute("alt", re.compile("tiger cat"), timeout=120_000)
+        page.get_by_label("Colour map").click()
+        page.get_by_role("option", name=re.compile("^viridis")).click()
+        expect(page.locator(".pending")).to_have_count(0, timeout=120_000)
+        page.locator("#faithfulness input").check()
+        expect(body).to_contain_text("maps done", timeout=60_000)
+        expect(body).not_to_contain_text("maps done", timeout=180_000)
+        page.get_by_role("button", name="Prepare downloads").click()
+        table_csv = page.locator("a[href$='.csv']").first
+        expect(table_csv).to_be_attached(timeout=60_000)
+        assert "my_cat" in table_csv.get_attribute("href")
+        assert "deletion AUC" in page.request.get(table_csv.get_attribute("href")).text()
+        no_sideways_scroll(page)
+
+
 def test_a_mistyped_class_gives_one_line_and_the_page_keeps_working(app_url):
     """A class name that does not exist: one line says so, the comparison shows the top-1
     instead (no error overlay, nothing stuck), and the next class typed works."""

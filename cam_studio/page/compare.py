@@ -129,6 +129,7 @@ def show(request: CompareRequest, progress=gr.Progress()):  # noqa: B008 (Gradio
     """The page's comparison: ``explain``'s data as the page shows it, and the class pickers'
     choices (A's top-5, then every class, by index). The downloads are written only when asked
     for."""
+    reset: dict[str, dict] = {}  # a mistyped class picker is cleared; others keep what was typed
     try:
         response = run_compare(cache, request, scorecam_progress(progress), results)
     except UserInputError as error:
@@ -142,6 +143,7 @@ def show(request: CompareRequest, progress=gr.Progress()):  # noqa: B008 (Gradio
             return (gr.skip(), f"**Not updated**: {message}. The maps show the last comparison "
                     "that worked.", gr.skip(), gr.skip(), gr.skip(), gr.skip())
         request = dataclasses.replace(request, **dict.fromkeys(wrong, None))
+        reset = {field: {"value": None} for field in wrong}
         response = run_compare(cache, request, scorecam_progress(progress), results)
     choices = response.class_choices
     comparison = response.comparison
@@ -151,8 +153,8 @@ def show(request: CompareRequest, progress=gr.Progress()):  # noqa: B008 (Gradio
     return (gr.update(value=response.display, alt_text=alt),
             verdict_markdown(verdict(comparison)),
             response.table_text, predictions_markdown(response.predictions),
-            gr.update(choices=choices, value=request.target),
-            gr.update(choices=choices, value=request.false_class))
+            gr.update(choices=choices, **reset.get(TARGET, {})),
+            gr.update(choices=choices, **reset.get(FALSE_CLASS, {})))
 
 
 @handler(CompareRequest)
