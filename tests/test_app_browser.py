@@ -38,6 +38,23 @@ pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM) and not os.path.exist
                                 reason="Debian's chromium is not installed (.ci/run installs it)")
 
 
+def faithfulness_in_the_table_csv(page) -> str:
+    """Tick faithfulness: a progress bar names its stage and counts the maps; then the table CSV
+    offered for download has the deletion rows. Returns the CSV's address."""
+    from playwright.sync_api import expect
+
+    body = page.locator("body")
+    page.locator("#faithfulness input").check()
+    expect(body).to_contain_text("maps done", timeout=60_000)
+    expect(body).not_to_contain_text("maps done", timeout=180_000)
+    page.get_by_role("button", name="Prepare downloads").click()
+    table_csv = page.locator("a[href$='.csv']").first
+    expect(table_csv).to_be_attached(timeout=60_000)
+    address = table_csv.get_attribute("href")
+    assert "deletion AUC" in page.request.get(address).text()
+    return address
+
+
 def test_compare_an_example_in_the_browser(app_url, tmp_path):
     from playwright.sync_api import expect
 
@@ -59,14 +76,7 @@ def test_compare_an_example_in_the_browser(app_url, tmp_path):
         expect(page.locator("#grid img").first).to_be_visible(timeout=120_000)
         page.get_by_role("button", name="Prepare downloads").click()
         expect(page.locator("a[href*='coffee-B.npz']").first).to_be_attached(timeout=60_000)
-        # faithfulness: a progress bar that names its stage and counts the maps, then the rows
-        page.locator("#faithfulness input").check()
-        expect(body).to_contain_text("maps done", timeout=60_000)
-        expect(body).not_to_contain_text("maps done", timeout=180_000)
-        page.get_by_role("button", name="Prepare downloads").click()
-        table_csv = page.locator("a[href$='.csv']").first
-        expect(table_csv).to_be_attached(timeout=60_000)
-        assert "deletion AUC" in page.request.get(table_csv.get_attribute("href")).text()
+        faithfulness_in_the_table_csv(page)
         text = page.inner_text("body")
         for name in ("GradCAM++", "LSEDiffGradCAM", "DifferenceSalience", "susceptibility"):
             assert name in text
@@ -101,14 +111,7 @@ def test_the_reviewer_flow_on_a_phone(app_url, tmp_path):
         page.get_by_label("Colour map").click()
         page.get_by_role("option", name=re.compile("^viridis")).click()
         expect(page.locator(".pending")).to_have_count(0, timeout=120_000)
-        page.locator("#faithfulness input").check()
-        expect(body).to_contain_text("maps done", timeout=60_000)
-        expect(body).not_to_contain_text("maps done", timeout=180_000)
-        page.get_by_role("button", name="Prepare downloads").click()
-        table_csv = page.locator("a[href$='.csv']").first
-        expect(table_csv).to_be_attached(timeout=60_000)
-        assert "my_cat" in table_csv.get_attribute("href")
-        assert "deletion AUC" in page.request.get(table_csv.get_attribute("href")).text()
+        assert "my_cat" in faithfulness_in_the_table_csv(page)
         no_sideways_scroll(page)
 
 
