@@ -157,8 +157,8 @@ def test_fine_tune_in_the_browser(app_url):
         page.get_by_label("Steps").fill("3")
         page.get_by_label("Batch").fill("8")
         page.get_by_role("button", name="Start").click()
-        expect(page.get_by_text("Done")).to_be_visible(timeout=120_000)
-        expect(page.locator("body")).to_contain_text("browser-run", timeout=10_000)
+        expect(page.locator("#train-status")).to_contain_text("Done: browser-run saved",
+                                                             timeout=120_000)
         page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(SCREENSHOT.parent / "finetune.png"), full_page=False)
         page.get_by_role("tab", name="Compare").click()
