@@ -62,8 +62,10 @@ def reattach(token):
 
 
 def next_name(name):
-    """A name no checkpoint has yet: the box's own, else its first free NAME-2, NAME-3, …"""
-    return free_run_name((name or "").strip() or finetune.START.name)
+    """A name no checkpoint has yet: the box's own (left as it is, so that a name typed while
+    this ran is kept), else its first free NAME-2, NAME-3, …"""
+    free = free_run_name((name or "").strip() or finetune.START.name)
+    return gr.skip() if free == name else free
 
 
 def cancel_training(job):
