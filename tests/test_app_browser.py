@@ -38,14 +38,19 @@ pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM) and not os.path.exist
                                 reason="Debian's chromium is not installed (.ci/run installs it)")
 
 
+TIME_LEFT = re.compile(r"about \d+ (s|min) left")  # a progress line's estimate
+
+
 def faithfulness_in_the_table_csv(page) -> str:
-    """Tick faithfulness: a progress bar names its stage and counts the maps; then the table CSV
-    offered for download has the deletion rows. Returns the CSV's address."""
+    """Tick faithfulness: a progress bar names its stage, counts the maps and says the time
+    left; then the table CSV offered for download has the deletion rows. Returns the CSV's
+    address."""
     from playwright.sync_api import expect
 
     body = page.locator("body")
     page.locator("#faithfulness input").check()
     expect(body).to_contain_text("maps done", timeout=60_000)
+    expect(body).to_contain_text(TIME_LEFT, timeout=60_000)
     expect(body).not_to_contain_text("maps done", timeout=180_000)
     page.get_by_role("button", name="Prepare downloads").click()
     table_csv = page.locator("a[href$='.csv']").first
@@ -169,24 +174,24 @@ def test_fine_tune_in_the_browser(app_url):
 
 
 def test_evaluate_in_the_browser(app_url):
-    """Run the similarity table on two bundled photos from the Evaluate tab; see the table, the
-    box plot and the report's zip."""
+    """The Evaluate tab's button on a fresh page, nothing changed: a progress bar with each
+    image and the time left, then both default tables on the examples (five), the box plot and
+    the report's zip."""
     from playwright.sync_api import expect
 
     with app_page(app_url) as page:
         page.get_by_role("tab", name="Evaluate").click()
-        page.get_by_label("susceptibility", exact=True).uncheck()
-        expect(page.get_by_label("similarity", exact=True)).to_be_checked()
-        page.get_by_label("At most N images").fill("2")
         page.get_by_role("button", name="Run the evaluation").click()
         body = page.locator("body")
-        expect(body).to_contain_text("Similarity to GradCAM / GradCAM++", timeout=180_000)
+        expect(body).to_contain_text(TIME_LEFT, timeout=120_000)
+        expect(body).to_contain_text("Similarity to GradCAM / GradCAM++", timeout=300_000)
+        expect(body).to_contain_text("Susceptibility to passive fooling")
         expect(body).to_contain_text("MeanDiffGradCAM++")
         expect(page.locator("a[href*='cams-evaluation']").first).to_be_attached(timeout=30_000)
         expect(page.locator("img[src*='similarity_efficientnet_lite0']").first).to_be_visible(
             timeout=30_000)
         text = page.inner_text("body")
-        assert "(2 images)" in text and "e-0" in text  # mean ± std MSEs of two photos
+        assert "(5 images)" in text and "e-0" in text  # mean ± std MSEs of the five examples
         expect(page.locator(".pending")).to_have_count(0, timeout=60_000)
         page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(SCREENSHOT.parent / "evaluate.png"), full_page=False)

@@ -38,6 +38,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     what.add_argument("--disk", type=int, metavar="N",
                       help="N comparisons of distinct images one after another (downloads for "
                            "every tenth): the app's temporary disk after each")
+    what.add_argument("--estimates", action="store_true",
+                      help="the page's long jobs (faithfulness, the default evaluation, the "
+                           "default fine-tune): its 'about … left' against the real time left")
     what.add_argument("--evaluate", action="store_true",
                       help="time the evaluation's similarity table against plain inference")
     what.add_argument("--evaluate-memory", type=int, metavar="N",
@@ -73,6 +76,9 @@ def run_engine_bench(args: argparse.Namespace) -> int:
         from cam_studio.benchmarks.app import bench_classroom
         result = {"same_example": bench_classroom(args.classroom),
                   "distinct_images": bench_classroom(args.classroom, distinct=True)}
+    elif args.estimates:
+        from cam_studio.benchmarks.estimates import bench_estimates
+        result = bench_estimates()
     elif args.disk:
         from cam_studio.benchmarks.app import bench_disk
         result = bench_disk(args.disk)

@@ -70,8 +70,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     def progress(what: str, done: int, total: int | None) -> None:
         if what not in bars:
-            bars[what] = tqdm(total=total, desc=what, unit="image" if total is None else "step",
-                              dynamic_ncols=True)
+            bars[what] = tqdm(total=total, desc=what, dynamic_ncols=True)
         bars[what].n = done
         bars[what].refresh()
 

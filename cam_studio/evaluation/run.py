@@ -8,7 +8,8 @@ rows and runs the tables timed with the machine to itself (the run-time table).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from cam_studio.data.distributed import barrier, current
@@ -33,6 +34,33 @@ def pending(records: RecordFile, config: EvaluationConfig, key: tuple[str, ...],
     for index, sample in enumerate(samples(images or config.images, config.limit)):
         if process.owns(index) and (*key, sample.id) not in records.done:
             yield sample
+
+
+def owned_count(config: EvaluationConfig, images: str | None = None) -> int:
+    """How many images of the source are this process's (without reading them)."""
+    process = current()
+    return sum(1 for index, _ in enumerate(samples(images or config.images, config.limit))
+               if process.owns(index))
+
+
+@dataclass(frozen=True)
+class Span:
+    """A part of the whole run, ``[start, start + width)`` of its fraction done: passes each
+    report on to ``progress`` and tells ``overall`` the fraction of the whole run done."""
+
+    progress: Progress
+    overall: Callable[[float], None] | None = None
+    start: float = 0.0
+    width: float = 1.0
+
+    def part(self, index: int, count: int) -> Span:
+        width = self.width / max(count, 1)
+        return Span(self.progress, self.overall, self.start + index * width, width)
+
+    def __call__(self, what: str, done: int, total: int | None) -> None:
+        if self.overall is not None and total:  # first, so that a report reads it updated
+            self.overall(self.start + self.width * min(done / total, 1.0))
+        self.progress(what, done, total)
 
 
 def loader(config: EvaluationConfig) -> Load:
@@ -60,21 +88,24 @@ def run_work(work: Work, config: EvaluationConfig, progress: Progress) -> None:
             records[row_type].append([row for row in rows if type(row) is row_type])
 
     if work.per_batch is not None:
-        done = 0
-        for batch in batches(pending(records[work.row], config, work.key, work.images),
-                             config.batch):
+        todo = list(pending(records[work.row], config, work.key, work.images))  # lazy: no pixels
+        total = owned_count(config, work.images)
+        done = total - len(todo)
+        for batch in batches(iter(todo), config.batch):
             append(work.per_batch(batch))
             done += len(batch)
-            progress(work.label, done, None)
+            progress(work.label, done, total)
     elif work.key not in records[work.row].done:
         append(work.once(progress))
     if work.position is not None:
         progress(work.label, *work.position)
 
 
-def run_table(table: Table, config: EvaluationConfig, progress: Progress, load: Load) -> None:
-    for work in table.work(config, load):
-        run_work(work, config, progress)
+def run_table(table: Table, config: EvaluationConfig, span: Span, load: Load) -> None:
+    """A table's units of work, each an equal part of the table's span."""
+    units = list(table.work(config, load))
+    for index, work in enumerate(units):
+        run_work(work, config, span.part(index, len(units)))
 
 
 NEEDED = {"pairs": "at least one clean:fooled pair", "backbones": "at least one backbone"}
@@ -117,20 +148,30 @@ def estimate_lines(config: EvaluationConfig, tables: list[str]) -> list[str]:
     return lines
 
 
-def run_all(config: EvaluationConfig, progress: Progress | None = None) -> None:
-    """Every requested table; rows land in ``OUT/records`` as computed."""
+def run_all(config: EvaluationConfig, progress: Progress | None = None,
+            overall: Callable[[float], None] | None = None) -> None:
+    """Every requested table; rows land in ``OUT/records`` as computed. ``progress(what, done,
+    total)`` reports each unit of work; ``overall(fraction)`` the fraction of the whole run
+    done, each table weighted by its estimated time."""
     process = current()
-    progress = progress if progress and process.main else (lambda what, done, total: None)
+    if not (progress and process.main):
+        progress, overall = (lambda what, done, total: None), None
     tables = planned_tables(config)
+    ordered = ([name for name in tables if not TABLES[name].after_all]
+               + [name for name in tables if TABLES[name].after_all])
+    seconds = [max(TABLES[name].seconds(config), 1e-6) for name in ordered]
+    starts = [sum(seconds[:index]) / sum(seconds) for index in range(len(ordered))]
+    spans = {name: Span(progress, overall, start, part / sum(seconds))
+             for name, start, part in zip(ordered, starts, seconds)}
     config.out.mkdir(parents=True, exist_ok=True)
     load = loader(config)
-    for name in tables:
+    for name in ordered:
         if not TABLES[name].after_all:
-            run_table(TABLES[name], config, progress, load)
+            run_table(TABLES[name], config, spans[name], load)
     barrier()
     if not process.main:
         return
     merge_all(config.out / "records", ROW_TYPES)
-    for name in tables:
+    for name in ordered:
         if TABLES[name].after_all:
-            run_table(TABLES[name], config, progress, load)
+            run_table(TABLES[name], config, spans[name], load)

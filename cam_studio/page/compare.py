@@ -32,6 +32,7 @@ from cam_studio.tabs.compare import (
     run_compare,
 )
 from cam_studio.tabs.comparison import TABLE_COLUMNS
+from cam_studio.tabs.progress import stage_progress
 from cam_studio.tabs.verdict import verdict, verdict_markdown
 from cam_studio.tabs.words import public_message
 from cams.backbones import CLEAN_WEIGHTS, DEFAULT_BACKBONE, WEIGHT_SUFFIXES
@@ -104,14 +105,6 @@ def refresh_pickers(backbone, checkpoint_a, checkpoint_b):
 WARNING_SECONDS = 8  # a page's warning fades (on a phone, repeated ones would cover the page)
 
 
-def scorecam_progress(progress):
-    """The comparison's long stages as the page's progress bar: ScoreCAM's masked passes (the
-    engine reports ``done, total``), then the faithfulness maps (with their stage)."""
-    def report(done: int, total: int, stage: str = "ScoreCAM masked passes") -> None:
-        progress(done / max(total, 1), desc=f"{stage} {done}/{total}")
-    return report
-
-
 @handler(CompareRequest)
 def explain(request: CompareRequest, progress=gr.Progress()):  # noqa: B008 (Gradio idiom)
     """The API's comparison: image + settings in; data out: the grid (JPEG), the table (rows of
@@ -120,7 +113,7 @@ def explain(request: CompareRequest, progress=gr.Progress()):  # noqa: B008 (Gra
     default), so a call may give only the image:
     ``client.predict(handle_file("cat.png"), api_name="/explain")``. The files (grid PNG, maps,
     CSV) come from ``/downloads``."""
-    response = run_compare(cache, request, scorecam_progress(progress), results)
+    response = run_compare(cache, request, stage_progress(progress), results)
     return response.display, response.table, response.predictions
 
 
@@ -131,7 +124,7 @@ def show(request: CompareRequest, progress=gr.Progress()):  # noqa: B008 (Gradio
     for."""
     reset: dict[str, dict] = {}  # a mistyped class picker is cleared; others keep what was typed
     try:
-        response = run_compare(cache, request, scorecam_progress(progress), results)
+        response = run_compare(cache, request, stage_progress(progress), results)
     except UserInputError as error:
         # A mistyped class: one line, and the comparison with that picker blank (top-1 or the
         # strongest rival), so the page keeps working; any other mistake keeps the last result.
@@ -144,7 +137,7 @@ def show(request: CompareRequest, progress=gr.Progress()):  # noqa: B008 (Gradio
                     "that worked.", gr.skip(), gr.skip(), gr.skip(), gr.skip())
         request = dataclasses.replace(request, **dict.fromkeys(wrong, None))
         reset = {field: {"value": None} for field in wrong}
-        response = run_compare(cache, request, scorecam_progress(progress), results)
+        response = run_compare(cache, request, stage_progress(progress), results)
     choices = response.class_choices
     comparison = response.comparison
     names = comparison.backbones[0].class_names

@@ -47,6 +47,8 @@ def build_evaluate_tab(page: gr.Blocks) -> None:
                                   minimum=1)
                 steps = gr.Number(start_values.training_steps, label="Training steps",
                                   precision=0, minimum=1)
+            scorecam = gr.Checkbox(False, label="Include ScoreCAM (slow: about 20 s per image "
+                                                "and checkpoint on a 2-core CPU)")
             start = gr.Button("Run the evaluation", variant="primary")
         with gr.Column(scale=2):
             report = gr.Markdown("Choose what to run; the tables appear here.")
@@ -54,7 +56,8 @@ def build_evaluate_tab(page: gr.Blocks) -> None:
             archive = gr.File(label="The report folder (zip): Markdown, CSV, PNG, per-image "
                                     "records")
     components = {"source": source, "folder": folder, "backbones": backbones, "pairs": pairs,
-                  "tables": tables, "limit": limit, "seeds": seeds, "training_steps": steps}
+                  "tables": tables, "limit": limit, "seeds": seeds, "training_steps": steps,
+                  "scorecam": scorecam}
     inputs = [components[field.name] for field in dataclasses.fields(EvaluateRequest)]
     start.click(run_evaluation, inputs, [report, plots, archive], api_name="evaluate",
                 concurrency_limit=1)

@@ -15,14 +15,17 @@ from cam_studio.evaluation.report import build_report
 from cam_studio.evaluation.run import run_all
 from cam_studio.evaluation.tables import TABLES
 from cam_studio.tabs.access import ACCESS
+from cam_studio.tabs.progress import Remaining
 from cams.backbones import CLEAN_WEIGHTS, RANDOM_WEIGHTS, REGISTRY, weights_available_offline
 from cams.checkpoints import list_checkpoints
 from cams.errors import IMAGES, Fix, UserInputError
+from cams.methods import METHOD_NAMES
 
+WITHOUT_SCORECAM = [name for name in METHOD_NAMES if name != "ScoreCAM"]
 IMAGE_SOURCES = ("examples", "photos", "crops:50", "synthetic:binary:200", "a server folder")
-# The tab's starting values: the two tables of a passive-fooling comparison on at most 8 of the
-# examples (a minute or two on a laptop CPU); a training table, if ticked, with one seed and short
-# runs.
+# The tab's starting values: the two tables of a passive-fooling comparison on the bundled
+# examples (at most 8; there are five), every method but ScoreCAM (its box adds it: minutes): under
+# half a minute on a 2-core CPU. A training table, if ticked, with one seed and short runs.
 START = EvaluationConfig(tables=["similarity", "susceptibility"], seeds=1, training_steps=300,
                          limit=8)
 
@@ -58,6 +61,7 @@ class EvaluateRequest:
     limit: float | None = START.limit
     seeds: float = START.seeds
     training_steps: float = START.training_steps
+    scorecam: bool = False  # ScoreCAM's masked passes: ~20 s per image and checkpoint on a CPU
 
 
 def evaluation_config(request: EvaluateRequest) -> EvaluationConfig:
@@ -75,7 +79,9 @@ def evaluation_config(request: EvaluateRequest) -> EvaluationConfig:
         backbones=list(backbones), pairs=parse_pairs(",".join(pairs)),
         tables=[table for table in TABLES if table in tables],
         limit=ACCESS.images(int(request.limit) if request.limit else None),
-        seeds=int(request.seeds), training_steps=ACCESS.steps(int(request.training_steps)))
+        seeds=int(request.seeds), training_steps=ACCESS.steps(int(request.training_steps)),
+        methods=None if request.scorecam else WITHOUT_SCORECAM,
+        batch=1)  # an image at a time: the progress bar moves with each image
 
 
 def evaluate_from_page(request: EvaluateRequest,
@@ -86,16 +92,23 @@ def evaluate_from_page(request: EvaluateRequest,
     out = config.out
     started = time.perf_counter()
 
+    remaining = Remaining()
+    whole = [0.0]  # the fraction of the whole run done, as run_all last said
+
     def report(what: str, done: int, total: int | None) -> None:
         if progress is not None:
-            fraction = done / total if total else None
-            progress(fraction, desc=f"{what}: {done}" + (f"/{total}" if total else " images"))
+            progress(whole[0], desc=f"{what}: {done}" + (f"/{total}" if total else "")
+                     + f" · {remaining.text(whole[0])}")
 
-    run_all(config, report)
+    def overall(fraction: float) -> None:
+        whole[0] = fraction
+
+    run_all(config, report, overall)
     pairs = ",".join(f"{clean}:{fooled}" for clean, fooled in config.pairs)
     command = (f"python -m cam_studio evaluate --images {config.images} --backbones "
                f"{','.join(config.backbones)} --pairs {pairs} --tables {','.join(config.tables)}"
-               + (f" --limit {config.limit}" if config.limit else ""))
+               + (f" --limit {config.limit}" if config.limit else "")
+               + (f" --methods {','.join(config.methods)}" if config.methods else ""))
     markdown = build_report(out, command).read_text()
     markdown = re.sub(r"!\[[^\]]*\]\([^)]*\)\n?", "", markdown)
     markdown += f"\n\n_Computed in {time.perf_counter() - started:.0f} s._\n"

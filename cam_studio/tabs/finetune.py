@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from cam_studio.data.training import PHOTOS
 from cam_studio.tabs.access import ACCESS
 from cam_studio.tabs.jobs import TrainingJob, unpack_dataset_zip
+from cam_studio.tabs.progress import Remaining, left_text
 from cams.backbones import CLEAN_WEIGHTS, RANDOM_WEIGHTS, spec_for
 from cams.checkpoints import list_checkpoints
 from cams.errors import Fix, UserInputError
@@ -194,5 +195,17 @@ def report(job: TrainingJob | None) -> tuple[str, Figure, Figure]:
         status = f"**Stopped** at step {done}: {job.error}"
     else:
         status = f"**Training** `{job.config.name}`: step {done} of {total}" + (
-            f", loss {last['loss']:.4f}" if "loss" in last else " (validating the start)")
+            f", loss {last['loss']:.4f} · {time_left(events, total)}" if "loss" in last
+            else " (validating the start)")
     return status, loss_figure(losses), validation_figure(validations)
+
+
+def time_left(events: list[dict], total: int) -> str:
+    """The run's time left, at the rate of its steps so far in this job (the rate starts at its
+    first step: loading the data and validating the start are not steps)."""
+    steps = [event for event in events if "loss" in event and "time" in event]
+    if not steps:
+        return left_text(None)
+    remaining = Remaining()
+    remaining.seconds(steps[0]["step"] / total, now=steps[0]["time"])
+    return remaining.text(steps[-1]["step"] / total, now=steps[-1]["time"])

@@ -47,9 +47,13 @@ class TrainingJob:
     def cancel(self) -> None:
         self._cancel.set()
 
+    def record(self, event: dict[str, Any]) -> None:
+        """A progress event of the run, with when it came (``time.perf_counter``)."""
+        self.events.append({**event, "time": time.perf_counter()})
+
     def _run(self, run: Run, resume: bool) -> None:
         try:
-            self.result = execute(run, progress=self.events.append, cancel=self._cancel,
+            self.result = execute(run, progress=self.record, cancel=self._cancel,
                                   resume=resume)
         except UserInputError as error:  # a cancel (its state saved) or a user's mistake
             self.error = public_message(error)

@@ -38,7 +38,8 @@ from fooling.sham import sham_distance
 METHODS = tuple(name for name, method in METHOD_TABLE.items() if method.compared)
 COMPARED_PAIR = ("GradCAM", "MeanDiffGradCAM")  # the overview's question: does Mean move less?
 MOVED = 1e-4  # a GradCAM MSE below this: the pair did not move GradCAM
-SECONDS_PER_IMAGE = 0.3  # both checkpoints' panels of these methods, Lite0 on the 2-core CPU
+SECONDS_PER_IMAGE = 0.3  # both checkpoints' panels of these methods, Lite0 on the 2-core CPU,
+SCORECAM_SECONDS_PER_IMAGE = 40.0  # and ScoreCAM's masked passes of both (1280 channels)
 
 
 @dataclass(frozen=True)
@@ -262,5 +263,7 @@ TABLE = Table(
             "MSE between the maps of the clean and the fooled checkpoint on identical images, "
             "mean ± std (lower = more resistant); the most resistant method per pair, and how "
             "every other method compares with it, paired on the same images.", section),
-    seconds=lambda config: SECONDS_PER_IMAGE * image_count(config) * len(config.pairs),
+    seconds=lambda config: (SECONDS_PER_IMAGE + SCORECAM_SECONDS_PER_IMAGE * (
+        config.methods is None or "ScoreCAM" in config.methods)) * image_count(config)
+        * len(config.pairs),
     needs="pairs")
