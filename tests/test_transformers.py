@@ -189,3 +189,32 @@ def test_a_transformer_fine_tunes_towards_the_sham(tmp_path, monkeypatch):
     saved = train(TrainConfig(**{**config.__dict__, "name": "vit-saved", "steps": 1}))
     reloaded = load_backbone(None, "vit-saved", "cpu")
     assert saved.metadata["layer"] == reloaded.layer.name == "blocks.11.norm1"
+
+
+def test_a_distilled_deit_from_a_users_file_through_the_cli(tmp_path, chelsea):
+    """Its classifier is a pair (head, head_dist): sized from the file like any other; the CLI's
+    GradCAM is grad-cam's with the tutorial's reshape (class and distillation tokens dropped)."""
+    import subprocess
+    import sys
+
+    import timm
+    from safetensors.torch import save_file
+
+    name = "deit_tiny_distilled_patch16_224"
+    model = timm.create_model(name, num_classes=7)
+    spread_weights(model)
+    weights = tmp_path / "deit.safetensors"
+    save_file(model.state_dict(), str(weights))
+    done = subprocess.run([sys.executable, "-m", "cam_studio", "explain", "--backbone", name,
+                           "--weights", str(weights), "--example", "chelsea", "--methods",
+                           "GradCAM", "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    ours = np.load(tmp_path / "out" / "chelsea.npz")["GradCAM"]
+    backbone = load_backbone(name, weights=str(weights), device="cpu")
+    assert backbone.num_classes == 7
+    inputs = backbone.preprocess(chelsea)
+    target = int(backbone.model(inputs).argmax())
+    theirs = reference_map(backbone, inputs, "GradCAM", [target],
+                           reshape_transform=vit_reshape(2, 14))
+    assert np.abs(ours.reshape(theirs.shape) - theirs).max() <= TOLERANCE

@@ -246,6 +246,8 @@ def classifier_key(spec: BackboneSpec) -> str:
     with torch.device("meta"):
         model = spec.create()
     classifier = model.get_classifier() if hasattr(model, "get_classifier") else None
+    if isinstance(classifier, tuple):  # e.g. a distilled DeiT's (head, head_dist): the first
+        classifier = classifier[0]     # is the class head, the other is sized alike
     names = [name for name, module in model.named_modules()
              if (module is classifier if classifier is not None else isinstance(module, nn.Linear))]
     if not names:
