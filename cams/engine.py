@@ -242,6 +242,11 @@ def layer_cams(backbone: Backbone, inputs: Tensor, methods: Sequence[str | Metho
     activations, logits = backbone.forward(inputs, graph_below=create_graph,
                                            needs_graph=needs_graph)
 
+    if not create_graph and not bool(torch.isfinite(logits.detach()).all()):
+        raise UserInputError("the model's outputs for this input are not finite (NaN or Inf): "
+                             "its maps would mean nothing",
+                             Fix(WEIGHTS, "weights that give finite outputs (a diverged training "
+                                          "leaves NaN or huge weights)"))
     top1 = logits.detach().argmax(dim=1)
     targets = resolve_classes(target, top1, logits.shape[1], TARGET)
     false_classes = resolve_classes(false_class, strongest_rival(logits, targets),

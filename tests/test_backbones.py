@@ -100,6 +100,27 @@ def test_weights_of_the_wrong_shape_are_refused(tmp_path):
         load_backbone("resnet18", weights=path, device="cpu")
 
 
+@pytest.mark.parametrize(("value", "kind"), [(float("nan"), "NaN"), (float("inf"), "infinite")])
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_non_finite_weights_are_refused_at_load(tmp_path, value, kind, suffix):
+    """A diverged training's weights: refused with the tensor's name, not NaN maps later."""
+    state = two_class_resnet()
+    state["layer3.0.conv1.weight"][0, 0, 0, 0] = value
+    path = tmp_path / f"diverged{suffix}"
+    save_file(state, path) if suffix == ".safetensors" else torch.save(state, path)
+    with pytest.raises(UserInputError, match=f"has {kind} weights in 'layer3.0.conv1.weight'"):
+        load_backbone("resnet18", weights=path, device="cpu")
+
+
+def test_outputs_that_are_not_finite_are_flagged_not_drawn(chelsea):
+    from cams import explain
+    backbone = load_backbone("resnet18", weights="random", device="cpu")
+    with torch.no_grad():
+        backbone.model.fc.weight.fill_(1e38)  # finite weights, infinite logits
+    with pytest.raises(UserInputError, match="outputs for this input are not finite"):
+        explain(backbone, backbone.preprocess(chelsea), methods=["GradCAM"])
+
+
 @pytest.mark.parametrize(("content", "suffix", "message"), [
     (b"", ".safetensors", "empty"),
     (b"\x00\x01garbage" * 10, ".safetensors", "not a valid .safetensors"),

@@ -29,6 +29,12 @@ def _flat_tensor_dict(loaded: Any, path: Path) -> dict[str, Tensor]:
     # Models saved through DataParallel / DDP prefix every key with "module.".
     if all(key.startswith("module.") for key in loaded):
         loaded = {key.removeprefix("module."): value for key, value in loaded.items()}
+    for key, value in loaded.items():  # NaN or Inf weights give NaN logits and blank maps
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            kind = "NaN" if bool(torch.isnan(value).any()) else "infinite"
+            raise UserInputError(f"weights file {path.name} has {kind} weights in {key!r}",
+                                 "the training that wrote it diverged: use an earlier "
+                                 "checkpoint, or train again with a lower learning rate")
     return loaded
 
 
