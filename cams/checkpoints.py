@@ -25,7 +25,7 @@ from typing import Any
 
 from torch import Tensor
 
-from cams.errors import BACKBONE, WEIGHTS, Fix, UserInputError
+from cams.errors import BACKBONE, WEIGHTS, Fix, UserInputError, shorten
 
 CHECKPOINTS_ENV = "CAMS_CHECKPOINTS"
 # The checkpoints shipped with the project: assets/checkpoints in the repository, installed by
@@ -245,6 +245,7 @@ def find_checkpoint(name: str, backbone: str | None = None) -> Checkpoint:
                                      Fix(WEIGHTS, "another checkpoint"))
             return entry
     known = ", ".join(entry.name for entry in entries) or "none yet"
-    raise UserInputError(f"no checkpoint called {name!r} in {checkpoint_dir()} (known: {known})",
+    raise UserInputError(f"no checkpoint called {shorten(name)!r} in {checkpoint_dir()} (known: "
+                         f"{known})",
                          Fix(WEIGHTS, "a listed checkpoint"))
 

@@ -73,3 +73,9 @@ class UserInputError(ValueError):
     def with_fixes(self, *fixes: Fix | str) -> UserInputError:
         """The same problem with other fixes (a layer above knows a better way out)."""
         return UserInputError(self.problem, *fixes)
+
+
+def shorten(text: str, limit: int = 60) -> str:
+    """What a user gave, as an error repeats it: at most ``limit`` characters (a 300-character
+    name or a 23-digit number would bury the sentence)."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"

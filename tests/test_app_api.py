@@ -244,3 +244,25 @@ def test_explain_the_short_way_every_parameter_has_a_default(client):
     for endpoint in ("/train", "/evaluate"):
         parameters = info["named_endpoints"][endpoint]["parameters"]
         assert all(parameter["parameter_has_default"] for parameter in parameters), endpoint
+
+
+@pytest.mark.parametrize(("endpoint", "given", "message"), [
+    ("/explain", {"opacity": 7}, "7"),
+    ("/explain", {"target": 2.5}, "target class 2.5 is neither a class index nor a class name"),
+    ("/explain", {"target": "1" * 23}, "target class 11111111111111111111111 is out of range"),
+    ("/explain", {"checkpoint_b": "x" * 300}, "no checkpoint called 'xxxxxxxx"),
+    ("/explain", {"mean": "nan, 1, 1", "layer": "blocks.6"}, "'nan, 1, 1' is not three numbers"),
+    ("/train", {"batch": 0}, "0"),
+    ("/train", {"lr": 1e9}, "lr 1000000000.0 is out of range: change 'Learning rate'"),
+    ("/train", {"seed": -1}, "seed -1 is out of range: change 'Seed'"),
+    ("/evaluate", {"seeds": 1000000}, "seeds 1000000 is out of range: change 'Training seeds'"),
+    ("/evaluate", {"training_steps": 1e12}, "out of range: change 'Training steps'"),
+])
+def test_hostile_numbers_are_one_line_errors(client, endpoint, given, message):
+    """Numbers a JSON client may send where the page's controls would not let them: each refused
+    in one line (ours name the control; a type or bound the component declares, Gradio's own),
+    no stack trace, no black grid; and the app keeps serving."""
+    with pytest.raises(Exception, match=re.escape(message)) as caught:
+        client.predict(**given, api_name=endpoint)
+    assert "Traceback" not in str(caught.value)
+    assert request(client, methods=["GradCAM"])[2]["checkpoints"]

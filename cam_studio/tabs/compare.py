@@ -25,6 +25,7 @@ from cam_studio.data.synthetic import SYNTHETIC_EXAMPLE_PREFIX, synthetic_exampl
 from cam_studio.tabs.access import ACCESS
 from cam_studio.tabs.comparison import Comparison, compare_checkpoints
 from cam_studio.tabs.tempspace import app_space
+from cam_studio.tabs.values import number
 from cams.backbones import (
     CLEAN_WEIGHTS,
     DEFAULT_BACKBONE,
@@ -132,11 +133,12 @@ def three_numbers(text: str | None, what: str) -> tuple[float, float, float] | N
     """"0.485, 0.456, 0.406" (commas or spaces) as three numbers; blank: None."""
     if not (text or "").strip():
         return None
+    parts = str(text).replace(",", " ").split()
     try:
-        values = tuple(float(part) for part in str(text).replace(",", " ").split())
-    except ValueError:
+        values = tuple(number(part, what, -1e6, 1e6) for part in parts)
+    except UserInputError:
         values = ()
-    if len(values) != 3:
+    if len(values) != 3 or (what == STD and min(values) <= 0):
         raise UserInputError(f"{text!r} is not three numbers", Fix(what, "R, G, B: e.g. "
                                                                          "0.485, 0.456, 0.406"))
     return values
@@ -154,9 +156,7 @@ def own_model(request: CompareRequest) -> dict[str, Any]:
     text = (request.class_names or "").strip()
     names = [name.strip() for name in (text.splitlines() if "\n" in text else text.split(","))
              if name.strip()] or None
-    size = int(request.input_size or 0)
-    if size < 0 or size > 4096:
-        raise UserInputError(f"input size {size} px", Fix(INPUT_SIZE, "1 to 4096 pixels"))
+    size = number(request.input_size, INPUT_SIZE, 0, 4096, integer=True, default=0)
     config = {"input_size": (3, size, size) if size else None,
               "mean": three_numbers(request.mean, MEAN), "std": three_numbers(request.std, STD)}
     return {"layer": (request.layer or "").strip() or None, "class_names": names,
@@ -214,7 +214,7 @@ class CompareRequest:
     def __post_init__(self) -> None:
         if self.methods is not None and not isinstance(self.methods, tuple):
             object.__setattr__(self, "methods", tuple(self.methods))
-        object.__setattr__(self, "opacity", float(0.5 if self.opacity is None else self.opacity))
+        object.__setattr__(self, "opacity", number(self.opacity, "opacity", 0, 1, default=0.5))
         object.__setattr__(self, "faithfulness", bool(self.faithfulness))
         object.__setattr__(self, "signed", self.signed or "minmax")
         object.__setattr__(self, "colormap", check_colormap(self.colormap or COLORMAP))

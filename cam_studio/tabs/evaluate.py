@@ -16,6 +16,7 @@ from cam_studio.evaluation.run import run_all
 from cam_studio.evaluation.tables import TABLES
 from cam_studio.tabs.access import ACCESS
 from cam_studio.tabs.progress import Remaining
+from cam_studio.tabs.values import number
 from cams.backbones import CLEAN_WEIGHTS, RANDOM_WEIGHTS, REGISTRY, weights_available_offline
 from cams.checkpoints import list_checkpoints
 from cams.errors import IMAGES, Fix, UserInputError
@@ -78,8 +79,10 @@ def evaluation_config(request: EvaluateRequest) -> EvaluationConfig:
         out=Path(tempfile.mkdtemp(prefix="cams-eval-")) / "report", images=images,
         backbones=list(backbones), pairs=parse_pairs(",".join(pairs)),
         tables=[table for table in TABLES if table in tables],
-        limit=ACCESS.images(int(request.limit) if request.limit else None),
-        seeds=int(request.seeds), training_steps=ACCESS.steps(int(request.training_steps)),
+        limit=ACCESS.images(number(request.limit, "limit", 1, 10**9, True)),
+        seeds=number(request.seeds, "seeds", 1, 1000, True, default=1),
+        training_steps=ACCESS.steps(number(request.training_steps, "training_steps", 1, 10**7,
+                                           True, default=START.training_steps)),
         methods=None if request.scorecam else WITHOUT_SCORECAM,
         batch=1)  # an image at a time: the progress bar moves with each image
 

@@ -17,6 +17,7 @@ from cam_studio.data.training import PHOTOS
 from cam_studio.tabs.access import ACCESS
 from cam_studio.tabs.jobs import TrainingJob, unpack_dataset_zip
 from cam_studio.tabs.progress import Remaining, left_text
+from cam_studio.tabs.values import number
 from cams.backbones import CLEAN_WEIGHTS, RANDOM_WEIGHTS, spec_for
 from cams.checkpoints import list_checkpoints
 from cams.errors import Fix, UserInputError
@@ -113,9 +114,12 @@ def training_config(request: TrainRequest) -> TrainConfig:
         data, salience = str(images), str(found) if found else None
     return TrainConfig(name=name, backbone=request.backbone, init=init, loss=request.loss,
                        cam=request.cam, data=data, salience=salience,
-                       steps=ACCESS.steps(int(request.steps)), batch=int(request.batch),
-                       size=int(request.size) if request.size else None, lr=float(request.lr),
-                       seed=int(request.seed), command=f"app Fine-tune tab: {name}")
+                       steps=ACCESS.steps(number(request.steps, "steps", 1, 10**7, True)),
+                       batch=number(request.batch, "batch", 1, 4096, True),
+                       size=number(request.size, "size", 0, 4096, True) or None,
+                       lr=number(request.lr, "lr", 0, 100),
+                       seed=number(request.seed, "seed", 0, 2**32 - 1, True, default=0),
+                       command=f"app Fine-tune tab: {name}")
 
 
 NATS = "cam_entropy_nats"  # the one metric not on a 0–1 scale: its own axis

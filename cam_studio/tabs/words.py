@@ -36,7 +36,7 @@ CONTROLS = {BACKBONE: "Backbone", WEIGHTS: "Checkpoint A or B", TARGET: "Target 
             "training_steps": "Training steps", "pairs": "clean:fooled pairs",
             "backbones": "Backbones", "tables": "Tables",
             CLASS_NAMES: "Class names", INPUT_SIZE: "Input size px", MEAN: "Mean R, G, B",
-            STD: "Std R, G, B", LAYER: "Target layer"}
+            STD: "Std R, G, B", LAYER: "Target layer", "opacity": "Heatmap opacity"}
 # Where a value is not typed into the control but given otherwise.
 GIVEN_OTHERWISE = {WEIGHTS: "upload a weights file under 'Upload your own checkpoints'"}
 

@@ -12,7 +12,7 @@ from PIL import Image
 from timm.data import create_transform
 from torch import Tensor, nn
 
-from cams.errors import DEVICE, NAMES, Fix, UserInputError
+from cams.errors import DEVICE, NAMES, Fix, UserInputError, shorten
 from cams.layers import FEATURES, NCHW, TargetLayer, forward_layer
 
 SEAM = TargetLayer(FEATURES, NCHW)  # a timm CNN's forward_features → forward_head
@@ -109,19 +109,25 @@ def class_index(text: str | int | None, class_names: list[str], what: str) -> in
     if text is None or (isinstance(text, str) and not text.strip()):
         return None
     name = NAMES.get(what, what).removeprefix("the ")
+    if isinstance(text, float) and text.is_integer():
+        text = int(text)  # a JSON client may send 285 as 285.0
+    if isinstance(text, bool) or not isinstance(text, (int, str)):
+        raise UserInputError(f"{name} {shorten(str(text))} is neither a class index nor a class "
+                             "name", Fix(what, f"an index from 0 to {len(class_names) - 1} or a "
+                                               "class name"))
     if isinstance(text, int) or re.fullmatch(r"\s*-?[0-9]+\s*", text):
         index = int(text)
         if not 0 <= index < len(class_names):
-            raise UserInputError(f"{name} {index} is out of range",
+            raise UserInputError(f"{name} {shorten(str(index))} is out of range",
                                  Fix(what, f"an index from 0 to {len(class_names) - 1}"))
         return index
     matches = [i for i, label in enumerate(class_names) if label.lower() == text.strip().lower()]
     if not matches:
-        raise UserInputError(f"{name} {text!r} is neither a class index nor a class name of "
+        raise UserInputError(f"{name} {shorten(text)!r} is neither a class index nor a class name of "
                              "this model", Fix(what, f"an index from 0 to {len(class_names) - 1}"
                                                      " or an exact class name"))
     if len(matches) > 1:
-        raise UserInputError(f"{name} {text!r} names several classes "
+        raise UserInputError(f"{name} {shorten(text)!r} names several classes "
                              f"({', '.join(map(str, matches))})", Fix(what, "the index"))
     return matches[0]
 
