@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -185,9 +186,19 @@ def test_fine_tune_on_an_uploaded_zip_with_salience(client, tmp_path):
                 mask[2:5, 3:7] = 255
                 Image.fromarray(mask).save(path)
                 zipped.write(path, f"salience/{label}/{index}.png")
-    status = train_request(client, "zip-run", "an uploaded zip (images/CLASS/…, optional "
-                           "salience/CLASS/…)", loss="contrast", upload=handle_file(str(archive)))
+    def unpacked():  # the folders uploads are unpacked into (the server's temp is this one)
+        return set(Path(tempfile.gettempdir()).glob("cams-data-*"))
+
+    before = unpacked()
+    source = "an uploaded zip (images/CLASS/…, optional salience/CLASS/…)"
+    status = train_request(client, "zip-run", source, loss="contrast",
+                           upload=handle_file(str(archive)))
     assert status.startswith("**Done**: `zip-run` saved"), status
+    assert unpacked() == before  # removed when the run ended
+    with pytest.raises(Exception, match="checkpoint 'zip-run' already exists"):
+        train_request(client, "zip-run", source, loss="contrast",
+                      upload=handle_file(str(archive)))
+    assert unpacked() == before  # a refused run unpacks nothing
 
 
 def test_fine_tune_refuses_unsafe_zips_and_missing_maps(client, tmp_path):

@@ -77,7 +77,7 @@ def evaluate_job() -> dict:
 
 
 def finetune_job(registry: Path) -> dict:
-    config = dataclasses.replace(training_config(TrainRequest(name="estimates-bench")),
+    config = dataclasses.replace(training_config(TrainRequest(name="estimates-bench"))[0],
                                  directory=str(registry))
     started = time.perf_counter()
     job = start_job(config)

@@ -47,7 +47,8 @@ def start_training(request: TrainRequest):
     """Start a run (its name is checked first, so no training is lost to a clash) and stream
     its status and curves until it ends (Cancel stops it). Every parameter has the tab's start
     value as its default. The page keeps the run's token to find it again after a reload."""
-    job = start_job(finetune.training_config(request), resume=bool(request.resume))
+    config, scratch = finetune.training_config(request)
+    job = start_job(config, resume=bool(request.resume), scratch=scratch)
     for shown in follow(job):
         yield job.token, *shown
 

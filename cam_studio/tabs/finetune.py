@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ from cams.errors import Fix, UserInputError
 from cams.metrics import cam_entropy_nats
 from fooling.config import TrainConfig, preset
 from fooling.sham import sham_mask
+from fooling.train import check_start
 
 DATA_SOURCES: dict[str, str] = {
     "synthetic: bona fide vs attack (binary)": "synthetic:binary",
@@ -88,8 +91,11 @@ class TrainRequest:
     resume: bool = False
 
 
-def training_config(request: TrainRequest) -> TrainConfig:
-    """A run's config from the tab's request (a zip upload is unpacked into a temp folder)."""
+def training_config(request: TrainRequest) -> tuple[TrainConfig, Path | None]:
+    """A run's config from the tab's request, and the folder an uploaded zip was unpacked into
+    (None without one; the run's job removes it when the run ends). The zip is unpacked only
+    once the rest of the request is checked and its name is free: a refused run unpacks
+    nothing."""
     name = (request.name or "").strip()
     if not name:
         raise UserInputError("the checkpoint has no name", Fix("name"))
@@ -106,20 +112,27 @@ def training_config(request: TrainRequest) -> TrainConfig:
     if data == "folder":
         data = str(ACCESS.folder(request.folder, "server folder of the dataset (ImageFolder "
                                                  "layout)"))
-    elif data == "zip":
-        if not request.upload:
-            raise UserInputError("no dataset zip uploaded", Fix("data", "upload the zip first"))
-        images, found = unpack_dataset_zip(request.upload,
-                                           Path(tempfile.mkdtemp(prefix="cams-data-")))
-        data, salience = str(images), str(found) if found else None
-    return TrainConfig(name=name, backbone=request.backbone, init=init, loss=request.loss,
-                       cam=request.cam, data=data, salience=salience,
-                       steps=ACCESS.steps(number(request.steps, "steps", 1, 10**7, True)),
-                       batch=number(request.batch, "batch", 1, 4096, True),
-                       size=number(request.size, "size", 0, 4096, True) or None,
-                       lr=number(request.lr, "lr", 0, 100),
-                       seed=number(request.seed, "seed", 0, 2**32 - 1, True, default=0),
-                       command=f"app Fine-tune tab: {name}")
+    elif data == "zip" and not request.upload:
+        raise UserInputError("no dataset zip uploaded", Fix("data", "upload the zip first"))
+    config = TrainConfig(name=name, backbone=request.backbone, init=init, loss=request.loss,
+                         cam=request.cam, data=data, salience=salience,
+                         steps=ACCESS.steps(number(request.steps, "steps", 1, 10**7, True)),
+                         batch=number(request.batch, "batch", 1, 4096, True),
+                         size=number(request.size, "size", 0, 4096, True) or None,
+                         lr=number(request.lr, "lr", 0, 100),
+                         seed=number(request.seed, "seed", 0, 2**32 - 1, True, default=0),
+                         command=f"app Fine-tune tab: {name}")
+    if data != "zip":
+        return config, None
+    check_start(config, bool(request.resume))
+    scratch = Path(tempfile.mkdtemp(prefix="cams-data-"))
+    try:
+        images, found = unpack_dataset_zip(request.upload, scratch)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return dataclasses.replace(config, data=str(images),
+                               salience=str(found) if found else None), scratch
 
 
 NATS = "cam_entropy_nats"  # the one metric not on a 0–1 scale: its own axis

@@ -8,6 +8,7 @@ run at a time: on a shared CPU a second one would only halve the speed of both.
 from __future__ import annotations
 
 import secrets
+import shutil
 import threading
 import time
 import zipfile
@@ -23,6 +24,7 @@ from fooling.config import TrainConfig
 from fooling.train import Run, execute, prepare
 
 MAX_ZIP_BYTES = 2 * 1024**3  # uncompressed size limit of an uploaded dataset
+MAX_ZIP_MEMBERS = 200_000  # and of its number of files (each one a file and an inode)
 _RUNNING = threading.Lock()
 _LATEST: list[TrainingJob] = []  # the last run started (one at a time), for a reloaded page
 
@@ -37,6 +39,7 @@ class TrainingJob:
     # what a page keeps in its browser to find its run again after a reload (unguessable: on a
     # shared app another visitor cannot attach to it or cancel it)
     token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    scratch: Path | None = None  # an unpacked dataset upload: removed when the run ends
     _cancel: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -60,20 +63,30 @@ class TrainingJob:
         except Exception as error:  # shown in the page; the app keeps serving
             self.error = ACCESS.public(f"training failed: {type(error).__name__}: {error}")
         finally:
+            remove_scratch(self.scratch)
             _RUNNING.release()
 
 
-def start_job(config: TrainConfig, resume: bool = False) -> TrainingJob:
+def remove_scratch(scratch: Path | None) -> None:
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def start_job(config: TrainConfig, resume: bool = False,
+              scratch: Path | None = None) -> TrainingJob:
     """Check and load ``config`` (its mistakes raise here, at once), then train it in a
-    background thread; refuse while another run is going."""
+    background thread; refuse while another run is going. ``scratch`` (an unpacked upload) is
+    removed when the run ends or cannot start."""
     if not _RUNNING.acquire(blocking=False):
+        remove_scratch(scratch)
         raise UserInputError("a training run is already going: wait for it or cancel it")
     try:
         run = prepare(config, resume=resume)
     except BaseException:
+        remove_scratch(scratch)
         _RUNNING.release()
         raise
-    job = TrainingJob(config)
+    job = TrainingJob(config, scratch=scratch)
     job._thread = threading.Thread(target=job._run, args=(run, resume), daemon=True,
                                    name=f"train-{config.name}")
     job._thread.start()
@@ -99,6 +112,9 @@ def unpack_dataset_zip(archive: str | Path, destination: Path) -> tuple[Path, Pa
     try:
         with zipfile.ZipFile(archive) as opened:
             members = opened.infolist()
+            if len(members) > MAX_ZIP_MEMBERS:
+                raise UserInputError(f"the dataset zip holds more than {MAX_ZIP_MEMBERS:,} files: "
+                                     "use a folder on the server instead")
             if sum(member.file_size for member in members) > MAX_ZIP_BYTES:
                 raise UserInputError("the dataset zip unpacks to more than 2 GB: use a folder on "
                                      "the server instead")
