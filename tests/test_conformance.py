@@ -88,3 +88,29 @@ def test_finercam_matches_grad_cams_own(lite0, chelsea, coffee, target):
     theirs = finer_reference(lite0, inputs, ours.targets.tolist())
     assert np.abs(ours.maps["FinerCAM"].numpy() - theirs).max() <= TOLERANCE
     assert (ours.maps["FinerCAM"] - ours.maps["GradCAM"]).abs().max() > 0.5
+
+
+@pytest.mark.parametrize("fixture", ["lite0", "resnet_random"])
+def test_torchcam_agrees_where_its_maths_is_ours(request, chelsea, coffee, fixture):
+    """torchcam 0.5.0 (the other anchor) on the maps it shares with grad-cam: GradCAM and
+    XGradCAM equal ours; its GradCAM++ is the closed form with α = g² (its division of α happens
+    on a copy of the masked gradients), written out here by hand, not ours."""
+    from cam_studio.benchmarks.reference import SplitModel, torchcam_map
+    backbone = request.getfixturevalue(fixture)
+    inputs = photo_batch(backbone, [chelsea, coffee], (224, 224))
+    ours = explain(backbone, inputs, methods=["GradCAM", "GradCAM++", "XGradCAM"])
+    targets = ours.targets.tolist()
+    for method in ("GradCAM", "XGradCAM"):
+        theirs = torchcam_map(backbone, inputs, method, targets)
+        assert (theirs - ours.maps[method]).abs().max() <= TOLERANCE, method
+    model = SplitModel(backbone.model)
+    features = model.features(inputs).detach().requires_grad_()
+    scores = model.model.forward_head(features)
+    gradient, = torch.autograd.grad(scores[range(len(targets)), targets].sum(), features)
+    weights = (gradient.pow(2) * gradient.relu()).sum((2, 3), keepdim=True)
+    by_hand = F.interpolate((weights * features).sum(1, keepdim=True).relu(), size=(224, 224),
+                            mode="bilinear", align_corners=False)[:, 0].detach()
+    low, high = by_hand.amin((1, 2), keepdim=True), by_hand.amax((1, 2), keepdim=True)
+    by_hand = (by_hand - low) / (high - low)
+    theirs = torchcam_map(backbone, inputs, "GradCAM++", targets)
+    assert (theirs - by_hand).abs().max() <= TOLERANCE

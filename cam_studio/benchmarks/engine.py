@@ -20,7 +20,12 @@ import numpy as np
 import torch
 
 from cam_studio.benchmarks.measure import child, machine_description, peak_rss_mb, weights_for
-from cam_studio.benchmarks.reference import reference_classes, reference_map
+from cam_studio.benchmarks.reference import (
+    PEER_METHODS,
+    reference_classes,
+    reference_map,
+    torchcam_map,
+)
 from cam_studio.data.examples import example_image
 from cam_studio.evaluation.timing import timed
 from cams.backbones import load_backbone
@@ -66,6 +71,7 @@ def bench_panel(name: str, batch_size: int, repeats: int, device: torch.device) 
     grad_cam_repeats = 3 if batch_size == 1 else 1
     grad_cam_ms = [timed(lambda: grad_cam_panel(backbone, inputs, targets), device)
                    for _ in range(grad_cam_repeats)]
+    peers = bench_peers(backbone, inputs, targets, grad_cam_repeats, device)
     forward_median, panel_median = statistics.median(forward_ms), statistics.median(panel_ms)
     grad_cam_median = statistics.median(grad_cam_ms)
     return {
@@ -77,8 +83,43 @@ def bench_panel(name: str, batch_size: int, repeats: int, device: torch.device) 
         "panel_over_forward": statistics.median(p / f for p, f in zip(panel_ms, forward_ms)),
         "grad_cam_11_maps_ms": grad_cam_median,
         "speedup_vs_grad_cam": grad_cam_median / panel_median,
-        "repeats": pairs, "grad_cam_repeats": grad_cam_repeats,
+        "repeats": pairs, "grad_cam_repeats": grad_cam_repeats, "peers": peers,
     }
+
+
+def bench_peers(backbone, inputs, targets: list[int], repeats: int, device: torch.device) -> dict:
+    """The maps grad-cam and torchcam both have (``PEER_METHODS``), each tool as its users call
+    it: ours in one ``explain``, the others one method (one forward and backward) at a time;
+    timed in turn, ``repeats`` rounds; and each peer's largest difference from our maps.
+    Transformers: grad-cam only (torchcam has no reshape for tokens)."""
+    with_torchcam = backbone.layer.name == FEATURES
+    tools = {"ours": lambda: explain(backbone, inputs, list(PEER_METHODS)).maps,
+             "grad-cam": lambda: {method: torch.from_numpy(reference_map(
+                 backbone, inputs, method, targets,
+                 reshape_transform=reshape_for_grad_cam(backbone, inputs)))
+                 for method in PEER_METHODS}}
+    if with_torchcam:
+        tools["torchcam"] = lambda: {method: torchcam_map(backbone, inputs, method, targets)
+                                     for method in PEER_METHODS}
+    times: dict[str, list[float]] = {tool: [] for tool in tools}
+    maps: dict[str, dict] = {}
+    for _ in range(repeats):
+        for tool, run in tools.items():
+            times[tool].append(timed(lambda run=run, tool=tool: maps.__setitem__(tool, run()),
+                                     device))
+    ours_ms = statistics.median(times["ours"])
+    result: dict = {"methods": list(PEER_METHODS), "ours_ms": ours_ms}
+    for tool in tools:
+        if tool == "ours":
+            continue
+        result[tool] = {"ms": statistics.median(times[tool]),
+                        "over_ours": statistics.median(t / o for t, o in
+                                                       zip(times[tool], times["ours"])),
+                        "max_abs_difference": {method: float((maps[tool][method].cpu()
+                                                              - maps["ours"][method].cpu()
+                                                              ).abs().max())
+                                               for method in PEER_METHODS}}
+    return result
 
 
 def child_main(task: str, name: str, device_name: str, output: str | None = None) -> None:
@@ -135,6 +176,23 @@ def markdown(results: dict) -> str:
             f"| {row['backbone']} | {row['weights']} | {row['batch']} | {row['maps_in_panel']} | "
             f"{row['forward_ms']:.1f} | {row['panel_ms']:.1f} | {row['panel_over_forward']:.2f}× | "
             f"{row['grad_cam_11_maps_ms']:.0f} | {row['speedup_vs_grad_cam']:.0f}× |")
+    lines += ["", "The maps both peers have (" + ", ".join(PEER_METHODS) + "), each tool as its "
+              "users call it, timed in turn:", "",
+              "| backbone | batch | ours (ms) | grad-cam (ms) | grad-cam ÷ ours | torchcam (ms) | "
+              "torchcam ÷ ours | max abs difference from ours: grad-cam | torchcam |",
+              "|---|---:|---:|---:|---:|---:|---:|---|---|"]
+    for row in results["panel"]:
+        peers = row["peers"]
+        grad_cam, torchcam = peers["grad-cam"], peers.get("torchcam")
+
+        def differences(tool):
+            return ", ".join(f"{method} {value:.1e}"
+                             for method, value in tool["max_abs_difference"].items())
+        lines.append(
+            f"| {row['backbone']} | {row['batch']} | {peers['ours_ms']:.1f} | {grad_cam['ms']:.0f} | "
+            f"{grad_cam['over_ours']:.1f}× | "
+            + (f"{torchcam['ms']:.0f} | {torchcam['over_ours']:.1f}× | " if torchcam else "— | — | ")
+            + f"{differences(grad_cam)} | " + (differences(torchcam) if torchcam else "—") + " |")
     if results["scorecam"]:
         lines += ["", "| ScoreCAM, batch 1 | ours (ms) | grad-cam (ms) | speed-up | masked forwards "
                       "ours / grad-cam | peak RSS ours / grad-cam (MB) | max abs difference |",

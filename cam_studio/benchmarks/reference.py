@@ -105,3 +105,25 @@ def reference_map(backbone: Backbone, inputs: Tensor, method: str, targets: list
                    reshape_transform=reshape_transform) as cam:
         cam.batch_size = scorecam_batch_size
         return cam(input_tensor=inputs, targets=None if method == "EigenCAM" else wanted)
+
+
+PEER_METHODS = ("GradCAM", "GradCAM++", "XGradCAM")  # the maps grad-cam and torchcam both have
+
+
+def torchcam_map(backbone: Backbone, inputs: Tensor, method: str, targets: list[int]) -> Tensor:
+    """torchcam 0.5.0's map for one of ``PEER_METHODS``, as its users compute it (one forward and
+    one backward per method), upsampled bilinearly to the input and min-max normalised like
+    ours. (Its GradCAM++ divides α on a copy of the masked gradients, so its α is g²: the
+    division is lost, and its map differs from grad-cam's and ours by that, not by precision.)"""
+    import torch.nn.functional as F
+    from torchcam.methods import GradCAM, GradCAMpp, XGradCAM
+    extractor_class = {"GradCAM": GradCAM, "GradCAM++": GradCAMpp, "XGradCAM": XGradCAM}[method]
+    if backbone.layer.name != FEATURES:
+        raise ValueError("torchcam has no reshape for a transformer's tokens: CNNs only")
+    model = SplitModel(backbone.model)
+    with extractor_class(model, target_layer=model.features) as extractor:
+        maps = extractor(targets, model(inputs))[0]
+    maps = F.interpolate(maps[:, None].float(), size=tuple(inputs.shape[-2:]), mode="bilinear",
+                         align_corners=False)[:, 0]
+    low, high = maps.amin((1, 2), keepdim=True), maps.amax((1, 2), keepdim=True)
+    return (maps - low) / (high - low).clamp_min(1e-12)
