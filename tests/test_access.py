@@ -5,6 +5,7 @@ loopback, driven through gradio_client)."""
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import pytest
@@ -126,3 +127,42 @@ def test_host_and_port_follow_gradios_variables_and_flags_win(monkeypatch):
     assert (container.host, container.port) == ("0.0.0.0", 7861)
     flags = command_line().parse_args(["--host", "127.0.0.1", "--port", "9000"])
     assert (flags.host, flags.port) == ("127.0.0.1", 9000)
+
+
+def test_guessing_the_password_is_slowed_per_user_name(shared_app):
+    """After five wrong passwords a user name waits 2 s before its next attempt is even checked
+    (the right password too), then logs in; another name is not held up."""
+    url, _ = shared_app
+
+    def login(user, password):
+        return requests.post(url + "login", data={"username": user, "password": password},
+                             timeout=30).status_code
+
+    started = time.perf_counter()
+    assert [login("teacher", f"guess{index}") for index in range(6)] == [400] * 6
+    assert login("teacher", "secret") == 400  # within its wait: refused unchecked
+    assert login("student", "secret") == 400 and time.perf_counter() - started < 2
+    time.sleep(max(0.0, 2.2 - (time.perf_counter() - started)))
+    assert login("teacher", "secret") == 200
+
+
+def test_the_login_waits_grow_and_stay_bounded():
+    """By hand: five free failures, then 2, 4, 8, … s, at most 60; a success resets the count;
+    the names remembered are bounded."""
+    from cam_studio.page import login as module
+    now = [0.0]
+    check = module.Login("teacher", "secret", clock=lambda: now[0])
+    for _ in range(5):
+        assert not check("teacher", "wrong")
+    assert check.failures["teacher"].wait_until == 0.0
+    waits = []
+    for _ in range(8):
+        assert not check("teacher", "wrong")
+        waits.append(check.failures["teacher"].wait_until - now[0])
+        assert not check("teacher", "secret")  # too soon
+        now[0] = check.failures["teacher"].wait_until
+    assert waits == [2, 4, 8, 16, 32, 60, 60, 60]
+    assert check("teacher", "secret") and "teacher" not in check.failures
+    for index in range(module.MAX_NAMES + 5):
+        check(f"user{index}", "x")
+    assert len(check.failures) == module.MAX_NAMES
