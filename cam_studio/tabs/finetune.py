@@ -53,7 +53,7 @@ def init_choices(backbone: str) -> list[tuple[str, str]]:
 def sham_preview(backbone: str, size: int | None, entropy_nats: float) -> tuple[np.ndarray, str]:
     """The SHAM a run would supervise, at the layer size the backbone's spec gives for this
     input size, enlarged for display, and a caption."""
-    height, width = spec_for(backbone).layer_size(int(size) if size else None)
+    height, width = spec_for(backbone).layer_size(number(size, "size", 0, 4096, True) or None)
     try:
         mask = sham_mask(height, width, entropy_nats)
     except ValueError as error:
