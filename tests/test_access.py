@@ -92,8 +92,13 @@ def test_a_shared_app_refuses_folders_outside_its_root_and_big_uploads(shared_ap
         with pytest.raises(Exception, match="inside this app's data root") as caught:
             evaluate(folder)
         assert str(base) not in str(caught.value)
-    report = evaluate("photos")[0]
-    assert "2 images" in report
+    report, _, archive = evaluate("photos")
+    assert "2 images" in report and "DATA_ROOT/photos" in report
+    import zipfile
+    with zipfile.ZipFile(archive) as opened:  # nothing of the server's folders in the report
+        texts = [opened.read(name).decode() for name in opened.namelist()
+                 if name.endswith((".md", ".txt", ".csv"))]
+    assert texts and not any(str(base) in text for text in [report, *texts])
     big = tmp_path / "big.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (600, 600, 3), np.uint8)).save(big)
     assert big.stat().st_size > 0.2e6
@@ -166,3 +171,13 @@ def test_the_login_waits_grow_and_stay_bounded():
     for index in range(module.MAX_NAMES + 5):
         check(f"user{index}", "x")
     assert len(check.failures) == module.MAX_NAMES
+
+
+def test_every_answer_carries_the_security_headers(shared_app):
+    url, _ = shared_app
+    for address in (url, url + "config", url + "login"):
+        headers = requests.get(address, timeout=30).headers
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["x-frame-options"] == "SAMEORIGIN"
+        assert headers["content-security-policy"] == "frame-ancestors 'self'"
+        assert headers["referrer-policy"] == "same-origin"

@@ -25,6 +25,7 @@ import gradio as gr
 from cam_studio.page.compare import build_compare_tab, refresh_pickers
 from cam_studio.page.evaluate import build_evaluate_tab
 from cam_studio.page.finetune import build_finetune_tab
+from cam_studio.page.headers import header_middleware
 from cam_studio.page.login import Login
 from cam_studio.tabs.access import SHARED_MAX_IMAGES, SHARED_MAX_STEPS, configure
 from cams import __version__
@@ -122,4 +123,5 @@ def main(argv: list[str] | None = None) -> None:
     page.queue(max_size=64).launch(server_name=args.host, server_port=args.port, share=args.share,
                                    auth=Login(*args.auth) if args.auth else None,
                                    max_file_size=int(args.max_upload_mb * 1e6),
-                                   css=PAGE_CSS, head=PAGE_HEAD, show_error=not access.remote)
+                                   css=PAGE_CSS, head=PAGE_HEAD, show_error=not access.remote,
+                                   app_kwargs={"middleware": header_middleware()})

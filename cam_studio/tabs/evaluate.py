@@ -108,7 +108,10 @@ def evaluate_from_page(request: EvaluateRequest,
 
     run_all(config, report, overall)
     pairs = ",".join(f"{clean}:{fooled}" for clean, fooled in config.pairs)
-    command = (f"python -m cam_studio evaluate --images {config.images} --backbones "
+    # The images as the page named them: a shared app's report shows no server path.
+    images = (f"DATA_ROOT/{request.folder}" if ACCESS.remote and request.source == "a server folder"
+              else config.images)
+    command = (f"python -m cam_studio evaluate --images {images} --backbones "
                f"{','.join(config.backbones)} --pairs {pairs} --tables {','.join(config.tables)}"
                + (f" --limit {config.limit}" if config.limit else "")
                + (f" --methods {','.join(config.methods)}" if config.methods else ""))

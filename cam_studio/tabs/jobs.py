@@ -7,6 +7,7 @@ run at a time: on a shared CPU a second one would only halve the speed of both.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import shutil
 import threading
@@ -26,6 +27,7 @@ from fooling.train import Run, execute, prepare
 MAX_ZIP_BYTES = 2 * 1024**3  # uncompressed size limit of an uploaded dataset
 MAX_ZIP_MEMBERS = 200_000  # and of its number of files (each one a file and an inode)
 _RUNNING = threading.Lock()
+log = logging.getLogger("cam_studio.jobs")
 _LATEST: list[TrainingJob] = []  # the last run started (one at a time), for a reloaded page
 
 
@@ -60,8 +62,11 @@ class TrainingJob:
                                   resume=resume)
         except UserInputError as error:  # a cancel (its state saved) or a user's mistake
             self.error = public_message(error)
-        except Exception as error:  # shown in the page; the app keeps serving
-            self.error = ACCESS.public(f"training failed: {type(error).__name__}: {error}")
+        except Exception as error:  # shown in the page (on a shared app without its text)
+            log.exception("training run %r failed", self.config.name)
+            self.error = ("training failed with an internal error (the server's log has it)"
+                          if ACCESS.remote else
+                          f"training failed: {type(error).__name__}: {error}")
         finally:
             remove_scratch(self.scratch)
             _RUNNING.release()
