@@ -19,6 +19,7 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -231,7 +232,35 @@ def list_checkpoints(backbone: str | None = None) -> tuple[list[Checkpoint], lis
             seen.add(entry.name)
             if backbone is None or entry.backbone == backbone:
                 entries.append(entry)
+        for weights_path in sorted(directory.glob("*.safetensors")):
+            if not weights_path.name.startswith(".") and not weights_path.with_suffix(
+                    ".json").exists():
+                problems.append(f"{weights_path}: weights without metadata (a save interrupted "
+                                "between its two files): save it again, or delete it")
     return entries, problems
+
+
+STALE_TMP_S = 3600.0  # a save's temporary file older than this was left by a killed process
+
+
+def tidy_registry(directory: Path | None = None, now: float | None = None) -> list[Path]:
+    """Remove what killed saves left in a registry folder: its ``.*.tmp`` files older than
+    ``STALE_TMP_S`` (a save takes seconds; a younger one may be another process's, still
+    writing). Returns the files removed. Weights without metadata are listed by
+    ``list_checkpoints`` as problems, not removed: they may be a user's."""
+    folder = Path(directory) if directory is not None else checkpoint_dir()
+    if not folder.is_dir():
+        return []
+    now = time.time() if now is None else now
+    removed = []
+    for path in sorted(folder.glob(".*.tmp")):
+        try:
+            if now - path.stat().st_mtime > STALE_TMP_S:
+                path.unlink()
+                removed.append(path)
+        except OSError:  # gone meanwhile, or not ours to remove
+            continue
+    return removed
 
 
 def find_checkpoint(name: str, backbone: str | None = None) -> Checkpoint:

@@ -14,7 +14,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cams.checkpoints import CHECKPOINTS_ENV, find_checkpoint, list_checkpoints, save_checkpoint
+from cams.checkpoints import (
+    CHECKPOINTS_ENV,
+    STALE_TMP_S,
+    find_checkpoint,
+    list_checkpoints,
+    save_checkpoint,
+    tidy_registry,
+)
 from cams.errors import UserInputError
 
 
@@ -83,7 +90,8 @@ def test_kill_during_writes_never_lists_a_half_written_checkpoint(registry):
         writer.send_signal(signal.SIGKILL)
         writer.wait()
         entries, problems = list_checkpoints()
-        assert all("SHA-256" in problem for problem in problems), problems
+        assert all("SHA-256" in problem or "weights without metadata" in problem
+                   for problem in problems), problems
         for entry in [entry for entry in entries if not entry.shipped]:
             digest = hashlib.sha256(entry.weights_path.read_bytes()).hexdigest()
             assert digest == entry.metadata["weights_sha256"]
@@ -91,3 +99,18 @@ def test_kill_during_writes_never_lists_a_half_written_checkpoint(registry):
     leftovers = [path.name for path in registry.iterdir() if path.name.endswith(".tmp")]
     # A killed writer may leave a temporary file; it is never listed, and it is hidden.
     assert all(name.startswith(".") for name in leftovers)
+    # The app's start tidies them once they are an hour old (a younger one may be a live save).
+    assert tidy_registry(registry) == []
+    removed = tidy_registry(registry, now=time.time() + STALE_TMP_S + 1)
+    assert sorted(path.name for path in removed) == sorted(leftovers)
+    assert not [path for path in registry.iterdir() if path.name.endswith(".tmp")]
+
+
+def test_weights_without_metadata_are_listed_as_a_problem(registry):
+    save_checkpoint({"w": torch.zeros(2)}, {"backbone": "resnet18"}, "kept")
+    (registry / "kept.json").unlink()  # a save killed between its two renames, on a first save
+    entries, problems = list_checkpoints()
+    assert "kept" not in {entry.name for entry in entries}
+    assert [problem for problem in problems if "kept.safetensors" in problem] == [
+        f"{registry / 'kept.safetensors'}: weights without metadata (a save interrupted between "
+        "its two files): save it again, or delete it"]

@@ -10,6 +10,7 @@ tabs' backends in ``cam_studio.tabs`` (no computation here); the API endpoints (
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from cam_studio.page.headers import header_middleware
 from cam_studio.page.login import Login
 from cam_studio.tabs.access import SHARED_MAX_IMAGES, SHARED_MAX_STEPS, configure
 from cams import __version__
+from cams.checkpoints import tidy_registry
 from cams.errors import UserInputError
 
 MAX_UPLOAD_MB = 200.0  # an image, a ResNet-50 / ConvNeXt-T checkpoint in float32, a dataset zip
@@ -77,6 +79,8 @@ def build_page() -> gr.Blocks:
     return page
 
 
+log = logging.getLogger("cam_studio.page")
+
 def credentials(text: str) -> tuple[str, str]:
     user, _, password = text.partition(":")
     if not user or not password:
@@ -118,6 +122,8 @@ def main(argv: list[str] | None = None) -> None:
         access = configure(args.host, args.share, args.data_root, args.max_steps, args.max_images)
     except UserInputError as error:
         parser.error(str(error))
+    for removed in tidy_registry():  # what saves killed mid-way left (older than an hour)
+        log.warning("removed a killed save's temporary file %s", removed.name)
     page = build_page()
     # Jobs (fine-tuning, evaluation) run one at a time (their events' concurrency_limit=1).
     page.queue(max_size=64).launch(server_name=args.host, server_port=args.port, share=args.share,
