@@ -281,3 +281,38 @@ def test_the_verdict_says_what_the_comparison_measured(lite0, chelsea):
     assert specific.share < 0.5 and "sees through" not in verdict_markdown(specific)
     assert "pick a checkpoint B" in verdict_markdown(verdict(compare_checkpoints(
         [lite0], ["A"], chelsea)))
+
+
+def test_loaded_models_are_bounded_by_bytes_and_take_their_results_with_them():
+    """The model cache holds at most its byte budget (the newest model always); a model it drops
+    takes the cached comparisons computed with it (the page's wiring), so nothing pins it."""
+    import gc
+    import weakref
+
+    from cam_studio.tabs.compare import (
+        BackboneCache,
+        CompareRequest,
+        LruCache,
+        model_bytes,
+        run_compare,
+    )
+    from cams.backbones import load_backbone
+    model = load_backbone("tiny_resnet", "random", "cpu")
+    one = sum(tensor.nbytes for tensor in model.model.state_dict().values())
+    assert model_bytes(model) == one
+    results = LruCache(8)
+    cache = BackboneCache(capacity=8, budget=int(2.5 * one), on_evict=lambda backbone: results.discard(
+        lambda entry: any(held is backbone for held in entry.backbones)))
+
+    def compare(size):  # another input size: another loaded model (the page's own-model box)
+        request = CompareRequest(example="chelsea", backbone="tiny_resnet", checkpoint_a="random",
+                                 methods=["GradCAM"], input_size=size)
+        return run_compare(cache, request, results=results)
+
+    first = weakref.ref(compare(64).comparison.backbones[0])
+    compare(72)
+    compare(80)
+    assert len(cache) == 2 and cache.bytes == 2 * one  # the first model left for the third
+    assert len(results) == 2  # and its comparison went with it
+    gc.collect()
+    assert first() is None  # nothing pins it

@@ -67,8 +67,10 @@ EXPLAINER = "\n".join(
 # link the server does not know it).
 LINK_JS = "(query) => query.startsWith('?') ? location.origin + location.pathname + query : query"
 
-cache = BackboneCache()
 results = LruCache(RESULTS_SIZE)
+# A model evicted from memory takes its cached comparisons with it (they would pin it).
+cache = BackboneCache(on_evict=lambda backbone: results.discard(
+    lambda entry: any(held is backbone for held in entry.backbones)))
 
 
 def pick_example(selection: gr.SelectData):

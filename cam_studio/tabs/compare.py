@@ -8,6 +8,7 @@ mistake raises ``UserInputError`` (the page words it, ``cam_studio.tabs.words``)
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import uuid
 from collections import OrderedDict
@@ -45,16 +46,25 @@ from cams.render import COLORMAP, COLORMAPS, SIGNED_STYLES, check_colormap, labe
 NONE = "none"
 CACHE_SIZE = 3  # backbones (with their checkpoints) kept in memory at once
 RESULTS_SIZE = 16  # comparisons kept (~7 MB each for Lite0 A and B: maps, inputs, picture)
+# The loaded models' memory at most (their parameters and buffers; $CAMS_MODEL_MEMORY_MB, default
+# 2 GB): a Lite0 is 19 MB, a ResNet-50 100 MB, an uploaded 40,000-class head more.
+MODEL_BUDGET = int(float(os.environ.get("CAMS_MODEL_MEMORY_MB", 2000)) * 1e6)
 
 
 class LruCache:
     """A bounded, thread-safe LRU cache whose values are computed once per key: requests for a
     missing key wait for its one computation (a class of 30 asking for the same example computes
-    it once), while different keys compute in parallel (one lock per key being computed)."""
+    it once), while different keys compute in parallel (one lock per key being computed).
 
-    def __init__(self, capacity: int):
-        self.capacity = capacity
+    Bounded by ``capacity`` entries and, with ``size`` (bytes of a value), by ``budget`` bytes
+    (the newest entry always stays); ``on_evict(value)`` hears of each value evicted."""
+
+    def __init__(self, capacity: int, budget: int | None = None,
+                 size: Callable[[Any], int] | None = None,
+                 on_evict: Callable[[Any], None] | None = None):
+        self.capacity, self.budget, self.size, self.on_evict = capacity, budget, size, on_evict
         self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._sizes: dict[Hashable, int] = {}
         self._lock = threading.Lock()
         self._computing: dict[Hashable, threading.Lock] = {}
 
@@ -73,21 +83,52 @@ class LruCache:
             finally:
                 with self._lock:
                     self._computing.pop(key, None)
+            size = self.size(value) if self.size is not None else 0
             with self._lock:
-                self._items[key] = value
-                while len(self._items) > self.capacity:
-                    self._items.popitem(last=False)
+                self._items[key], self._sizes[key] = value, size
+                evicted = []
+                while len(self._items) > self.capacity or (
+                        self.budget is not None and len(self._items) > 1
+                        and sum(self._sizes.values()) > self.budget):
+                    old, old_value = self._items.popitem(last=False)
+                    self._sizes.pop(old, None)
+                    evicted.append(old_value)
+            for old_value in evicted:  # outside the lock: the hook may use other caches
+                if self.on_evict is not None:
+                    self.on_evict(old_value)
             return value
+
+    def discard(self, unwanted: Callable[[Any], bool]) -> int:
+        """Drop every entry whose value is ``unwanted``; returns how many."""
+        with self._lock:
+            keys = [key for key, value in self._items.items() if unwanted(value)]
+            for key in keys:
+                self._items.pop(key)
+                self._sizes.pop(key, None)
+        return len(keys)
+
+    @property
+    def bytes(self) -> int:
+        with self._lock:
+            return sum(self._sizes.values())
 
     def __len__(self) -> int:
         return len(self._items)
 
 
+def model_bytes(backbone: Backbone) -> int:
+    """The memory a loaded model holds: its parameters' and buffers' bytes."""
+    return sum(tensor.numel() * tensor.element_size()
+               for tensor in [*backbone.model.parameters(), *backbone.model.buffers()])
+
+
 class BackboneCache(LruCache):
     """The loaded checkpoints, keyed by (backbone, weights); the same one loads once."""
 
-    def __init__(self, capacity: int = CACHE_SIZE):
-        super().__init__(capacity)
+    def __init__(self, capacity: int = CACHE_SIZE, budget: int | None = None,
+                 on_evict: Callable[[Backbone], None] | None = None):
+        super().__init__(capacity, MODEL_BUDGET if budget is None else budget, model_bytes,
+                         on_evict)
 
     def get(self, name: str, weights: str | None, upload: bool = False,
             options: dict[str, Any] | None = None) -> Backbone:
@@ -239,8 +280,9 @@ class CompareRequest:
 
 @dataclass
 class CachedComparison:
-    """A result-cache entry: the comparison, the backbones it was computed with (kept alive so
-    their ids in the key cannot be reused while it lives), and its display files per opacity."""
+    """A result-cache entry: the comparison, the backbones it was computed with (their ids are
+    in its key: the page drops the entry when one of them leaves memory, so an id is never
+    reused while it lives and no entry pins a model), and its display files per opacity."""
 
     comparison: Comparison
     backbones: list[Backbone]
