@@ -13,7 +13,6 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from cams.methods import DIFF_BASELINES, METHODS, signed_display_maps
-from cams.metrics import baseline_similarity
 
 COLORMAP = "jet"  # the CAM literature's convention: red = most salient
 # The colour maps a grid may use for its [0, 1] maps, by name (matplotlib's), with what they are
@@ -37,10 +36,12 @@ def signed_maps(result, index: int | slice = slice(None)) -> dict[str, Tensor]:
             for name, layer in result.layer_maps.items() if METHODS[name].class_map}
 
 
-def baseline_captions(maps: dict[str, Tensor]) -> dict[str, str]:
-    """Under each DiffGradCAM(++) map of one image (1×H×W), its MSE to its GradCAM(++) baseline."""
-    return {name: f"MSE vs {DIFF_BASELINES[name]} {float(value[0]):.1e}"
-            for name, value in baseline_similarity(maps).items()}
+def baseline_captions(similarity: dict[str, float]) -> dict[str, str]:
+    """Under each DiffGradCAM(++) map of one image, its MSE to its GradCAM(++) baseline
+    (``similarity``: ``cams.metrics.baseline_similarity`` of that image, computed once by the
+    caller and shared with its tables)."""
+    return {name: f"MSE vs {DIFF_BASELINES[name]} {value:.1e}"
+            for name, value in similarity.items()}
 
 
 def check_colormap(name: str) -> str:

@@ -316,3 +316,29 @@ def test_loaded_models_are_bounded_by_bytes_and_take_their_results_with_them():
     assert len(results) == 2  # and its comparison went with it
     gc.collect()
     assert first() is None  # nothing pins it
+
+
+def test_each_mse_is_computed_once_per_comparison(lite0, perturbed_lite0, chelsea, monkeypatch):
+    """Captions, table, verdict and the grid at two opacities share one computation of the
+    map-vs-baseline and A-vs-B MSEs (they were computed for each of them before)."""
+    import cam_studio.tabs.comparison as module
+    from cam_studio.tabs.verdict import verdict
+    calls = {"baseline": 0, "a_vs_b": 0}
+    real_baseline, real_a_vs_b = module.baseline_similarity, module.susceptibility
+
+    def counted(name, real):
+        def wrapper(*arguments):
+            calls[name] += 1
+            return real(*arguments)
+        return wrapper
+
+    monkeypatch.setattr(module, "baseline_similarity", counted("baseline", real_baseline))
+    monkeypatch.setattr(module, "susceptibility", counted("a_vs_b", real_a_vs_b))
+    comparison = compare_checkpoints([lite0, perturbed_lite0], ["A", "B"], chelsea,
+                                     ["GradCAM", "MeanDiffGradCAM"])
+    comparison.grid(0.5), comparison.grid(0.2), comparison.table(), verdict(comparison)
+    assert calls == {"baseline": 2, "a_vs_b": 1}  # once per checkpoint, once for the pair
+    rows = {(row[0], row[1]): row for row in comparison.table()}
+    assert rows[("susceptibility: MSE A vs B", "GradCAM")][4] == pytest.approx(float(
+        ((comparison.results[0].maps["GradCAM"] - comparison.results[1].maps["GradCAM"]) ** 2
+         ).mean()), rel=1e-5)

@@ -31,6 +31,7 @@ from cams.engine import explain, select_methods
 from cams.errors import FALSE_CLASS, TARGET, UserInputError
 from cams.images import load_image
 from cams.methods import METHODS, Kind
+from cams.metrics import baseline_similarity
 from cams.render import (
     COLORMAP,
     COLORMAPS,
@@ -126,8 +127,8 @@ def write_outputs(out: Path, stem: str, backbone, result, index: int, opacity: f
     np.savez_compressed(out / f"{stem}.npz", **maps, input=inputs.numpy().astype(np.float32),
                         logits=result.logits[index].cpu().numpy().astype(np.float32),
                         target=np.int64(target), false_class=np.int64(false_class))
-    captions = baseline_captions({name: values[index:index + 1]
-                                  for name, values in result.maps.items()})
+    captions = baseline_captions({name: float(values[index]) for name, values
+                                  in baseline_similarity(result.maps).items()})
     probabilities = result.probabilities[index]
     top1 = int(probabilities.argmax())
     title = (f"{stem} · {backbone.name} · predicted {backbone.class_label(top1)} "

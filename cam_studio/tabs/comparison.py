@@ -13,6 +13,7 @@ import io
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from PIL import Image
@@ -60,6 +61,22 @@ class Comparison:
     @property
     def methods(self) -> list[str]:
         return list(self.results[0].maps)
+
+    @cached_property
+    def baseline_mses(self) -> list[dict[str, float]]:
+        """Per checkpoint, each DiffGradCAM(++) map's MSE to its baseline: computed once, shared
+        by the grid's captions, the table and the downloads."""
+        return [{name: float(values[0])
+                 for name, values in baseline_similarity(result.maps).items()}
+                for result in self.results]
+
+    @cached_property
+    def a_vs_b_mses(self) -> dict[str, float]:
+        """Per method, the MSE between A's and B's maps (empty without B): computed once."""
+        if len(self.results) < 2:
+            return {}
+        return {name: float(values[0]) for name, values
+                in susceptibility(*(result.maps for result in self.results)).items()}
 
     def picture(self) -> np.ndarray:
         """The preprocessed input as H×W×3 RGB in [0, 1], for display."""
@@ -110,13 +127,12 @@ class Comparison:
         entropy (nats) per map, with ``faithfulness`` each map's deletion and insertion AUC and
         ROAD combined (A vs B: B − A), and the prediction."""
         rows: list[list[str | float | None]] = []
-        similarity = [baseline_similarity(result.maps) for result in self.results]
-        for name in similarity[0]:
-            values = [float(s[name][0]) for s in similarity]
+        for name in self.baseline_mses[0]:
+            values = [similarity[name] for similarity in self.baseline_mses]
             rows.append(["similarity: MSE to baseline", name, *pad(values), None])
         if len(self.results) == 2:
-            for name, values in susceptibility(*(r.maps for r in self.results)).items():
-                rows.append(["susceptibility: MSE A vs B", name, None, None, float(values[0])])
+            for name, value in self.a_vs_b_mses.items():
+                rows.append(["susceptibility: MSE A vs B", name, None, None, value])
             share = float(common_mode_share(*(r.class_maps for r in self.results))[0])
             rows.append(["common-mode share of A → B (1: invisible to DiffGradCAM)", "", None,
                          None, "no change" if math.isnan(share) else share])
@@ -157,10 +173,10 @@ class Comparison:
             columns = LARGE_COLUMNS
         groups = [methods[i:i + columns] for i in range(0, len(methods), columns)]
         groups += [panels[i:i + columns] for i in range(0, len(panels), columns)]
-        captions = [baseline_captions(self.results[0].maps)]
+        captions = [baseline_captions(self.baseline_mses[0])]
         if len(self.results) == 2:
-            captions.append({name: f"MSE vs A {float(values[0]):.1e}" for name, values
-                             in susceptibility(*(r.maps for r in self.results)).items()})
+            captions.append({name: f"MSE vs A {value:.1e}"
+                             for name, value in self.a_vs_b_mses.items()})
         rows = []
         for group in filter(None, groups):
             for index, label in enumerate(self.labels):

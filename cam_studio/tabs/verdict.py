@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cam_studio.tabs.comparison import Comparison
-from cams.metrics import common_mode_share, susceptibility
+from cams.metrics import common_mode_share
 from fooling.sham import sham_distance
 
 DIFFGRADCAMS = ("MeanDiffGradCAM", "MaxDiffGradCAM", "LSEDiffGradCAM")
@@ -49,7 +49,7 @@ def verdict(comparison: Comparison) -> Verdict | None:
         return None
     a, b = comparison.results
     top1 = tuple((name, p) for _, name, p in (comparison.top_k(index, 1)[0] for index in (0, 1)))
-    moved = {name: float(value[0]) for name, value in susceptibility(a.maps, b.maps).items()}
+    moved = comparison.a_vs_b_mses  # computed once with the table and the captions
     distance = None
     if "GradCAM" in a.layer_maps:
         distance = tuple(float(sham_distance(result.layer_maps["GradCAM"])[0])
