@@ -181,3 +181,21 @@ def test_every_answer_carries_the_security_headers(shared_app):
         assert headers["x-frame-options"] == "SAMEORIGIN"
         assert headers["content-security-policy"] == "frame-ancestors 'self'"
         assert headers["referrer-policy"] == "same-origin"
+
+
+def test_a_shared_app_refuses_jobs_above_its_budget_before_they_start(shared_app):
+    """An evaluation estimated above the job limit (30 min by default when shared), a batch or
+    input size above the shared caps: one line each, nothing started, the app still serving."""
+    url, _ = shared_app
+    client = Client(url, auth=("teacher", "secret"), verbose=False)
+    with pytest.raises(Exception, match=r"this evaluation would take about \d+ min; this server "
+                                        r"allows 30 min a job"):
+        client.predict(source="synthetic:binary:200", tables=["training"], seeds=1000,
+                       training_steps=1000, api_name="/evaluate")
+    for given, message in (({"batch": 1000}, "at most batch 64 on this server"),
+                           ({"size": 1024}, "at most 512 px input size on this server")):
+        with pytest.raises(Exception, match=message):
+            client.predict(name=f"big-{len(message)}", **given, api_name="/train")
+    report = client.predict(source="a server folder", folder="photos", tables=["similarity"],
+                            backbones=["efficientnet_lite0"], limit=2, api_name="/evaluate")[0]
+    assert "2 images" in report

@@ -28,7 +28,12 @@ from cam_studio.page.evaluate import build_evaluate_tab
 from cam_studio.page.finetune import build_finetune_tab
 from cam_studio.page.headers import header_middleware
 from cam_studio.page.login import Login
-from cam_studio.tabs.access import SHARED_MAX_IMAGES, SHARED_MAX_STEPS, configure
+from cam_studio.tabs.access import (
+    SHARED_MAX_IMAGES,
+    SHARED_MAX_MINUTES,
+    SHARED_MAX_STEPS,
+    configure,
+)
 from cams import __version__
 from cams.checkpoints import tidy_registry
 from cams.errors import UserInputError
@@ -111,6 +116,9 @@ def command_line() -> argparse.ArgumentParser:
                         f"{SHARED_MAX_STEPS} on a shared app, no limit on loopback)")
     parser.add_argument("--max-images", type=int, help="images per evaluation (default: "
                         f"{SHARED_MAX_IMAGES} on a shared app, no limit on loopback)")
+    parser.add_argument("--max-job-minutes", type=float, help="an evaluation's estimated time "
+                        f"(default: {SHARED_MAX_MINUTES} min on a shared app, no limit on "
+                        "loopback)")
     return parser
 
 
@@ -119,7 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = command_line()
     args = parser.parse_args(argv)
     try:
-        access = configure(args.host, args.share, args.data_root, args.max_steps, args.max_images)
+        access = configure(args.host, args.share, args.data_root, args.max_steps, args.max_images,
+                           args.max_job_minutes)
     except UserInputError as error:
         parser.error(str(error))
     for removed in tidy_registry():  # what saves killed mid-way left (older than an hour)

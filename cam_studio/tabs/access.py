@@ -18,7 +18,10 @@ from cams.errors import UserInputError
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 # Per-job limits of a shared app unless its owner sets others (a loopback app has none).
-SHARED_MAX_STEPS, SHARED_MAX_IMAGES = 1000, 200
+SHARED_MAX_STEPS, SHARED_MAX_IMAGES, SHARED_MAX_MINUTES = 1000, 200, 30
+# A shared app's fine-tuning batch and input side at most (size 512, batch 32 took 4.8 GB and
+# 109 s a step on a 2-core CPU).
+SHARED_MAX_BATCH, SHARED_MAX_SIZE = 64, 512
 # An absolute POSIX or Windows path in a message (what a remote user must not see).
 SERVER_PATH = re.compile(r"(?:[A-Za-z]:\\|(?<![\w.])/)[^\s'\",:;)\]]+")
 
@@ -32,6 +35,7 @@ class Access:
     data_root: Path | None = None
     max_steps: int | None = None
     max_images: int | None = None
+    max_minutes: float | None = None  # a job's estimated time at most
 
     def folder(self, text: str, what: str) -> Path:
         """The server folder a page named, if this policy allows it (relative names are taken
@@ -66,6 +70,23 @@ class Access:
             raise UserInputError(f"at most {self.max_images} images per evaluation on this server")
         return limit or self.max_images
 
+    def minutes(self, seconds: float, what: str) -> None:
+        """Refuse a job whose estimated time (on the 2-core CPU the estimates were measured on)
+        is above this server's limit, before it starts."""
+        if self.max_minutes is not None and seconds > 60 * self.max_minutes:
+            raise UserInputError(f"this {what} would take about {seconds / 60:.0f} min; this "
+                                 f"server allows {self.max_minutes:g} min a job",
+                                 "choose fewer images, seeds, steps or tables")
+
+    def training_shape(self, batch: int, size: int | None) -> None:
+        """A shared app's cap on a fine-tuning run's batch and input side (memory and time)."""
+        if not self.remote:
+            return
+        if batch > SHARED_MAX_BATCH:
+            raise UserInputError(f"at most batch {SHARED_MAX_BATCH} on this server")
+        if size is not None and size > SHARED_MAX_SIZE:
+            raise UserInputError(f"at most {SHARED_MAX_SIZE} px input size on this server")
+
     def public(self, message: str) -> str:
         """``message`` as a page may show it: unchanged on loopback, server paths hidden else."""
         return SERVER_PATH.sub("<server path>", message) if self.remote else message
@@ -75,7 +96,7 @@ ACCESS = Access()
 
 
 def configure(host: str, share: bool, data_root: Path | None, max_steps: int | None,
-              max_images: int | None) -> Access:
+              max_images: int | None, max_minutes: float | None = None) -> Access:
     """Set the running app's policy from its command line (limits left as None are the shared
     defaults on a shared app, none on loopback)."""
     if data_root is not None and not data_root.is_dir():
@@ -84,4 +105,5 @@ def configure(host: str, share: bool, data_root: Path | None, max_steps: int | N
     ACCESS.data_root = data_root
     ACCESS.max_steps = max_steps or (SHARED_MAX_STEPS if ACCESS.remote else None)
     ACCESS.max_images = max_images or (SHARED_MAX_IMAGES if ACCESS.remote else None)
+    ACCESS.max_minutes = max_minutes or (SHARED_MAX_MINUTES if ACCESS.remote else None)
     return ACCESS

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cam_studio.evaluation.config import EvaluationConfig, parse_pairs
 from cam_studio.evaluation.report import build_report
-from cam_studio.evaluation.run import run_all
+from cam_studio.evaluation.run import planned_tables, run_all
 from cam_studio.evaluation.tables import TABLES
 from cam_studio.tabs.access import ACCESS
 from cam_studio.tabs.progress import Remaining
@@ -87,11 +87,19 @@ def evaluation_config(request: EvaluateRequest) -> EvaluationConfig:
         batch=1)  # an image at a time: the progress bar moves with each image
 
 
+def checked_budget(config: EvaluationConfig) -> EvaluationConfig:
+    """``config`` if its estimated time is within the server's job limit (refused before any
+    work, in one line)."""
+    ACCESS.minutes(sum(TABLES[name].seconds(config) for name in planned_tables(config)),
+                   "evaluation")
+    return config
+
+
 def evaluate_from_page(request: EvaluateRequest,
                        progress=None) -> tuple[str, list[str], str]:
     """Run the chosen tables; returns the report's Markdown (plots removed), the plot files, and
     a zip of the whole report folder."""
-    config = evaluation_config(request)
+    config = checked_budget(evaluation_config(request))
     out = config.out
     started = time.perf_counter()
 

@@ -122,6 +122,7 @@ def training_config(request: TrainRequest) -> tuple[TrainConfig, Path | None]:
                          lr=number(request.lr, "lr", 0, 100),
                          seed=number(request.seed, "seed", 0, 2**32 - 1, True, default=0),
                          command=f"app Fine-tune tab: {name}")
+    ACCESS.training_shape(config.batch, config.size)
     if data != "zip":
         return config, None
     check_start(config, bool(request.resume))
