@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import threading
+import time
 from pathlib import Path
 
 from cam_studio.tabs.tempspace import KEEP_S, SERVED, app_space
@@ -19,7 +21,10 @@ from cam_studio.tabs.tempspace import KEEP_S, SERVED, app_space
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # Gradio's copies of the files it serves, and uploads, go to the app's own temporary space, which
 # is kept to a bounded size (cam_studio/tabs/tempspace.py); Gradio reads this when it is imported.
-os.environ.setdefault("GRADIO_TEMP_DIR", str(app_space().folder(SERVED)))
+# A deployer's GRADIO_TEMP_DIR (Docker, Spaces) holds the space, so nothing lands unswept.
+if os.environ.get("GRADIO_TEMP_DIR") and not os.environ.get("CAMS_TEMP_DIR"):
+    os.environ["CAMS_TEMP_DIR"] = str(Path(os.environ["GRADIO_TEMP_DIR"]) / "cam-studio")
+os.environ["GRADIO_TEMP_DIR"] = str(app_space().folder(SERVED))
 
 import gradio as gr
 
@@ -86,6 +91,16 @@ def build_page() -> gr.Blocks:
 
 log = logging.getLogger("cam_studio.page")
 
+def sweep_forever(every_s: float = 30.0) -> None:
+    """Sweep the temporary space every ``every_s`` seconds, whatever the traffic."""
+    while True:
+        time.sleep(every_s)
+        try:
+            app_space().sweep()
+        except OSError as error:  # a full or vanished disk must not end the sweeper
+            log.warning("sweeping the temporary space failed: %s", error)
+
+
 def credentials(text: str) -> tuple[str, str]:
     user, _, password = text.partition(":")
     if not user or not password:
@@ -133,6 +148,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(str(error))
     for removed in tidy_registry():  # what saves killed mid-way left (older than an hour)
         log.warning("removed a killed save's temporary file %s", removed.name)
+    sweeper = threading.Thread(target=sweep_forever, daemon=True, name="temp-sweeper")
+    sweeper.start()  # uploads alone (no comparison) are swept too
     page = build_page()
     # Jobs (fine-tuning, evaluation) run one at a time (their events' concurrency_limit=1).
     page.queue(max_size=64).launch(server_name=args.host, server_port=args.port, share=args.share,
