@@ -3,6 +3,8 @@ of the whole run that it extrapolates."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -57,3 +59,25 @@ def test_the_evaluation_reports_its_share_of_the_whole_run(tmp_path, monkeypatch
     run_all(config, lambda what, done, total: reports.append((done, total)), shares.append)
     assert reports == [(1, 3), (2, 3), (3, 3)]  # each image, out of the three
     assert shares == pytest.approx([1 / 3, 2 / 3, 1.0])
+
+
+def test_the_evaluate_tab_resumes_an_interrupted_evaluation(tmp_path, monkeypatch):
+    """The same request after a restart continues from its records (as the command line does
+    with --out); once done, its folder goes and what the page shows is in the swept space."""
+    import dataclasses
+
+    import cam_studio.evaluation.tables.similarity as similarity_module
+    import cam_studio.tabs.evaluate as tab
+    monkeypatch.setattr(tab, "EVALUATIONS", tmp_path / "evaluations")
+    request = tab.EvaluateRequest(tables=("similarity",), limit=2)
+    config = tab.evaluation_config(request)
+    assert tab.evaluation_config(request).out == config.out  # the same request, the same folder
+    assert tab.evaluation_config(dataclasses.replace(request, limit=3)).out != config.out
+    run_all(dataclasses.replace(config, limit=1))  # interrupted after the first image
+    calls = []
+    real = similarity_module.explain
+    monkeypatch.setattr(similarity_module, "explain", lambda backbone, inputs, *a, **k:
+                        calls.append(len(inputs)) or real(backbone, inputs, *a, **k))
+    markdown, plots, archive = tab.evaluate_from_page(request)
+    assert calls == [1] and "(2 images)" in markdown  # only the second image was computed
+    assert not config.out.parent.exists() and Path(archive).is_file() and plots

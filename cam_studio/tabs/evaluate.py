@@ -3,6 +3,9 @@ return the report."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import re
 import shutil
 import tempfile
@@ -16,12 +19,17 @@ from cam_studio.evaluation.run import planned_tables, run_all
 from cam_studio.evaluation.tables import TABLES
 from cam_studio.tabs.access import ACCESS
 from cam_studio.tabs.progress import Remaining
+from cam_studio.tabs.tempspace import app_space
 from cam_studio.tabs.values import number
 from cams.backbones import CLEAN_WEIGHTS, RANDOM_WEIGHTS, REGISTRY, weights_available_offline
 from cams.checkpoints import list_checkpoints
 from cams.errors import IMAGES, Fix, UserInputError
 from cams.methods import METHOD_NAMES
 
+# Evaluations in progress (not the swept space: a long one outlives its 10 minutes), each removed
+# when done, or after a day untouched.
+EVALUATIONS = Path(tempfile.gettempdir()) / "cam-studio-evaluations"
+ABANDONED_S = 24 * 3600
 WITHOUT_SCORECAM = [name for name in METHOD_NAMES if name != "ScoreCAM"]
 IMAGE_SOURCES = ("examples", "photos", "crops:50", "synthetic:binary:200", "a server folder")
 # The tab's starting values: the two tables of a passive-fooling comparison on the bundled
@@ -75,8 +83,8 @@ def evaluation_config(request: EvaluateRequest) -> EvaluationConfig:
                              Fix(IMAGES, "one of " + ", ".join(IMAGE_SOURCES)))
     images = (str(ACCESS.folder(request.folder, "server folder of images"))
               if request.source == "a server folder" else request.source)
-    return EvaluationConfig(
-        out=Path(tempfile.mkdtemp(prefix="cams-eval-")) / "report", images=images,
+    config = EvaluationConfig(
+        out=EVALUATIONS, images=images,
         backbones=list(backbones), pairs=parse_pairs(",".join(pairs)),
         tables=[table for table in TABLES if table in tables],
         limit=ACCESS.images(number(request.limit, "limit", 1, 10**9, True)),
@@ -85,6 +93,12 @@ def evaluation_config(request: EvaluateRequest) -> EvaluationConfig:
                                            True, default=START.training_steps)),
         methods=None if request.scorecam else WITHOUT_SCORECAM,
         batch=1)  # an image at a time: the progress bar moves with each image
+    # One folder per distinct evaluation: the same request after a restart (or a lost
+    # connection) resumes from its records, as the command line does with --out.
+    settings = {key: value for key, value in dataclasses.asdict(config).items() if key != "out"}
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+    config.out = EVALUATIONS / key[:20] / "report"
+    return config
 
 
 def checked_budget(config: EvaluationConfig) -> EvaluationConfig:
@@ -99,6 +113,7 @@ def evaluate_from_page(request: EvaluateRequest,
                        progress=None) -> tuple[str, list[str], str]:
     """Run the chosen tables; returns the report's Markdown (plots removed), the plot files, and
     a zip of the whole report folder."""
+    forget_abandoned()
     config = checked_budget(evaluation_config(request))
     out = config.out
     started = time.perf_counter()
@@ -126,6 +141,21 @@ def evaluate_from_page(request: EvaluateRequest,
     markdown = build_report(out, command).read_text()
     markdown = re.sub(r"!\[[^\]]*\]\([^)]*\)\n?", "", markdown)
     markdown += f"\n\n_Computed in {time.perf_counter() - started:.0f} s._\n"
-    plots = sorted(str(path) for path in out.glob("*.png"))
-    archive = shutil.make_archive(str(out.parent / "cams-evaluation"), "zip", out)
+    # What the page shows lives in the swept space; the records folder goes once it is done.
+    shown = app_space().fresh("evaluation-")
+    plots = [str(shutil.copy2(path, shown)) for path in sorted(out.glob("*.png"))]
+    archive = shutil.make_archive(str(shown / "cams-evaluation"), "zip", out)
+    shutil.rmtree(out.parent, ignore_errors=True)
     return markdown, plots, archive
+
+
+def forget_abandoned(now: float | None = None) -> None:
+    """Remove evaluation folders untouched for ``ABANDONED_S`` (runs nobody came back for)."""
+    now = time.time() if now is None else now
+    for folder in EVALUATIONS.glob("*") if EVALUATIONS.is_dir() else []:
+        try:
+            if now - max(path.stat().st_mtime for path in [folder, *folder.rglob("*")]) > \
+                    ABANDONED_S:
+                shutil.rmtree(folder, ignore_errors=True)
+        except (OSError, ValueError):
+            continue
