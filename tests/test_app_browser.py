@@ -252,6 +252,11 @@ def test_the_teacher_flow_both_cases_verdict_slider_link_and_phone(app_url):
         expect(grid).to_be_visible(timeout=60_000)
         assert grid.get_attribute("alt")  # the result image says what it is
         expect(phone.locator(".pending")).to_have_count(0, timeout=120_000)
+        slider = phone.locator("#slider img")
+        expect(slider.first).to_have_attribute("alt", re.compile("A \\(left\\)"), timeout=60_000)
+        unnamed = phone.evaluate("[...document.querySelectorAll('.gradio-container img')]"
+                                 ".filter((img) => !img.getAttribute('alt')).length")
+        assert unnamed == 0  # every image on the page says what it is
         no_sideways_scroll(phone)
         phone.evaluate("window.scrollTo(0, 0)")
         assert phone.locator("#cases").bounding_box()["y"] < 400  # the demo at the top

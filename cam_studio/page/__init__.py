@@ -61,11 +61,24 @@ PAGE_CSS = """
 
 # Chromium makes every scrollable box a tab stop, so a dropdown's (scrollable) option list took
 # the focus on Tab and, closing, dropped it to <body>: option lists are reached by the arrow
-# keys instead, and Tab goes from one control to the next.
+# keys instead, and Tab goes from one control to the next. Images Gradio shows without alt text
+# (the A | B slider's two sides, a gallery's plots, the SHAM preview) get one from where they
+# are: the slider's side, else their component's label.
 PAGE_HEAD = """<script>
-new MutationObserver(() => document.querySelectorAll('ul[role="listbox"]:not([tabindex])')
-  .forEach((list) => list.setAttribute('tabindex', '-1')))
-  .observe(document.documentElement, {childList: true, subtree: true});
+new MutationObserver(() => {
+  document.querySelectorAll('ul[role="listbox"]:not([tabindex])')
+    .forEach((list) => list.setAttribute('tabindex', '-1'));
+  document.querySelectorAll('#slider img:not([alt]), #slider img[alt=""]').forEach((img, i) =>
+    img.setAttribute('alt', i === 0 ? 'A (left): the chosen method, large'
+                                    : 'B (right): the chosen method, large'));
+  document.querySelectorAll('.gradio-container img:not([alt]), .gradio-container img[alt=""]')
+    .forEach((img) => {
+      const block = img.closest('.block');
+      const label = block && block.querySelector('[data-testid="block-label"], label');
+      img.setAttribute('alt', (label && label.textContent.trim()) || 'a result image');
+    });
+}).observe(document.documentElement, {childList: true, subtree: true, attributes: true,
+                                      attributeFilter: ['src']});
 </script>"""
 
 
