@@ -23,14 +23,16 @@ def free_port() -> int:
 
 @contextmanager
 def serving_app(*arguments: str, environment: dict[str, str] | None = None,
-                timeout_s: float = 120) -> Iterator[tuple[str, int]]:
+                timeout_s: float = 120, log_file: Path | None = None) -> Iterator[tuple[str, int]]:
     """``python app.py --port FREE *arguments`` (offline, analytics off, ``environment`` on top)
     until the block ends: yields (its loopback URL, its pid) once it accepts connections; if it
-    exits first, a RuntimeError carries the end of what it printed."""
+    exits first, a RuntimeError carries the end of what it printed. What it prints goes to
+    ``log_file`` if given."""
     port = free_port()
     env = {**os.environ, "CAMS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
            **(environment or {})}
-    with tempfile.TemporaryFile("w+") as output:
+    with (open(log_file, "w+") if log_file is not None
+          else tempfile.TemporaryFile("w+")) as output:
         server = subprocess.Popen([sys.executable, "app.py", "--port", str(port), *arguments],
                                   cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
                                   text=True)

@@ -39,6 +39,7 @@ from cam_studio.tabs.access import (
     SHARED_MAX_STEPS,
     configure,
 )
+from cam_studio.tabs.logs import LOG_LEVELS, start_logging
 from cams import __version__
 from cams.checkpoints import tidy_registry
 from cams.errors import UserInputError
@@ -144,6 +145,9 @@ def command_line() -> argparse.ArgumentParser:
                         f"{SHARED_MAX_STEPS} on a shared app, no limit on loopback)")
     parser.add_argument("--max-images", type=int, help="images per evaluation (default: "
                         f"{SHARED_MAX_IMAGES} on a shared app, no limit on loopback)")
+    parser.add_argument("--log-level", default="WARNING", type=str.upper,
+                        choices=LOG_LEVELS, help="what the app logs to stderr (default WARNING: "
+                        "problems only; INFO: every request with its time, job starts and ends)")
     parser.add_argument("--max-job-minutes", type=float, help="an evaluation's estimated time "
                         f"(default: {SHARED_MAX_MINUTES} min on a shared app, no limit on "
                         "loopback)")
@@ -154,6 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     """``python app.py`` and the ``cam-studio`` console script."""
     parser = command_line()
     args = parser.parse_args(argv)
+    start_logging(args.log_level)
     try:
         access = configure(args.host, args.share, args.data_root, args.max_steps, args.max_images,
                            args.max_job_minutes)

@@ -16,7 +16,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-from collections.abc import Callable
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import gradio as gr
@@ -24,24 +27,41 @@ import gradio as gr
 from cam_studio.tabs.words import public_message
 from cams.errors import UserInputError
 
+log = logging.getLogger("cam_studio.requests")
+
+
+@contextmanager
+def logged(name: str) -> Iterator[None]:
+    """One request to ``name``: its time (INFO), a user's mistake (INFO, the one line the page
+    shows) or an unexpected error with its trace (ERROR); the error goes on to Gradio."""
+    started = time.perf_counter()
+    try:
+        yield
+    except UserInputError as error:
+        log.info("%s refused in %.2f s: %s", name, time.perf_counter() - started, error)
+        raise gr.Error(public_message(error)) from error
+    except (gr.Error, GeneratorExit):
+        raise
+    except Exception:
+        log.exception("%s failed after %.2f s", name, time.perf_counter() - started)
+        raise
+    log.info("%s done in %.2f s", name, time.perf_counter() - started)
+
 
 def shown_errors(function: Callable[..., Any]) -> Callable[..., Any]:
-    """``function`` with its user errors shown as a one-line ``gr.Error`` (generators too)."""
+    """``function`` with its user errors shown as a one-line ``gr.Error`` (generators too), and
+    every call logged (``logged``)."""
     if inspect.isgeneratorfunction(function):
         @functools.wraps(function)
         def streamed(*args: Any, **kwargs: Any) -> Any:
-            try:
+            with logged(function.__name__):
                 yield from function(*args, **kwargs)
-            except UserInputError as error:
-                raise gr.Error(public_message(error)) from error
         return streamed
 
     @functools.wraps(function)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        try:
+        with logged(function.__name__):
             return function(*args, **kwargs)
-        except UserInputError as error:
-            raise gr.Error(public_message(error)) from error
     return wrapped
 
 

@@ -57,6 +57,7 @@ class TrainingJob:
         self.events.append({**event, "time": time.perf_counter()})
 
     def _run(self, run: Run, resume: bool) -> None:
+        log.info("training run %r started (%d steps)", self.config.name, self.config.steps)
         try:
             self.result = execute(run, progress=self.record, cancel=self._cancel,
                                   resume=resume)
@@ -68,6 +69,9 @@ class TrainingJob:
                           if ACCESS.remote else
                           f"training failed: {type(error).__name__}: {error}")
         finally:
+            log.info("training run %r ended after %.0f s: %s", self.config.name,
+                     time.time() - self.started,
+                     "saved" if self.result is not None else self.error or "stopped")
             remove_scratch(self.scratch)
             _RUNNING.release()
 
