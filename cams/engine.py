@@ -70,6 +70,16 @@ class Explanation:
     def probabilities(self) -> Tensor:
         return self.logits.softmax(dim=1)
 
+    def _repr_html_(self) -> str:
+        """In a notebook: each image's maps side by side (at most four images)."""
+        from cams.render import explanation_grid, png_html
+        shown = min(len(self.targets), 4)
+        pictures = [png_html(explanation_grid(self, index), f"maps of image {index}: "
+                             + ", ".join(self.maps)) for index in range(shown)]
+        more = len(self.targets) - shown
+        return "<div>" + "<br>".join(pictures) + (f"<p>… and {more} more images</p>"
+                                                   if more > 0 else "") + "</div>"
+
 
 def applies(method: Method, backbone: Backbone) -> bool:
     """Whether ``method`` is defined for ``backbone`` (the classic CAM needs a GAP → Linear head)."""

@@ -162,3 +162,40 @@ def label_corner(picture: Image.Image, text: str, right: bool = False, size: int
     top = picture.height - size - 14
     draw.rectangle((left - 4, top - 2, left + width + 4, top + size + 6), fill="white")
     draw.text((left, top), text, fill="black", font=font)
+
+
+def png_html(picture: np.ndarray, alt: str, width: int | None = None) -> str:
+    """An H×W×3 uint8 picture as an HTML ``<img>`` holding its PNG (a notebook shows it inline;
+    nothing is written to disk)."""
+    import base64
+    import html
+    import io
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, format="PNG")
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    size = f' width="{width}"' if width else ""
+    return f'<img src="data:image/png;base64,{encoded}" alt="{html.escape(alt)}"{size}>'
+
+
+def explanation_grid(result, index: int = 0, opacity: float = 0.5,
+                     colormap: str = COLORMAP) -> np.ndarray:
+    """One image of an ``Explanation``: its input (min-max scaled: an Explanation does not know
+    its backbone's normalisation) and every map over it, each titled with its method."""
+    inputs = result.inputs[index].detach().float().cpu()
+    low, high = inputs.amin(), inputs.amax()
+    picture = ((inputs - low) / (high - low).clamp_min(1e-12)).permute(1, 2, 0).numpy()
+    maps = {name: values[index].detach().float().cpu().numpy()
+            for name, values in result.maps.items()}
+    class_maps = signed_maps(result, slice(index, index + 1))
+    maps.update({name: values[0].cpu().numpy() for name, values in class_maps.items()})
+    signed = dict.fromkeys(class_maps, DIVERGING)
+    scale = -(-NOTEBOOK_SIDE // picture.shape[1])  # small inputs enlarged: captions fit
+    if scale > 1:
+        picture = picture.repeat(scale, 0).repeat(scale, 1)
+        maps = {name: values.repeat(scale, 0).repeat(scale, 1) for name, values in maps.items()}
+    title = (f"explained: class {int(result.targets[index])} · false class "
+             f"{int(result.false_classes[index])}")
+    return compose_rows(picture, [("", maps, {})], title, opacity, signed, colormap)
+
+
+NOTEBOOK_SIDE = 160  # the smallest panel a notebook shows (a 64 px input is drawn 192 px)

@@ -342,3 +342,29 @@ def test_each_mse_is_computed_once_per_comparison(lite0, perturbed_lite0, chelse
     assert rows[("susceptibility: MSE A vs B", "GradCAM")][4] == pytest.approx(float(
         ((comparison.results[0].maps["GradCAM"] - comparison.results[1].maps["GradCAM"]) ** 2
          ).mean()), rel=1e-5)
+
+
+def test_an_explanation_and_a_comparison_show_themselves_in_a_notebook(lite0, perturbed_lite0,
+                                                                       chelsea, coffee):
+    """``_repr_html_``: each image's maps as an inline PNG (decodable, one panel per map beside
+    the input, at most four images), and a comparison's grid with its table."""
+    import base64
+    import io
+    import re
+
+    from PIL import Image as PILImage
+
+    from cam_studio.tabs.comparison import TABLE_COLUMNS, compare_checkpoints
+    from cams import explain
+    inputs = torch.cat([lite0.preprocess(chelsea), lite0.preprocess(coffee)])
+    result = explain(lite0, inputs, methods=["GradCAM", "MeanDiffGradCAM"])
+    shown = result._repr_html_()
+    pictures = re.findall(r'src="data:image/png;base64,([^"]+)"', shown)
+    assert len(pictures) == 2 and 'alt="maps of image 0: GradCAM, MeanDiffGradCAM"' in shown
+    grid = PILImage.open(io.BytesIO(base64.b64decode(pictures[0])))
+    assert grid.width >= 3 * 224  # the input and two maps side by side
+    comparison = compare_checkpoints([lite0, perturbed_lite0], ["A", "B"], chelsea, ["GradCAM"])
+    page = comparison._repr_html_()
+    assert page.count("<img") == 1 and all(f"<th>{name}</th>" in page for name in TABLE_COLUMNS)
+    moved = next(row for row in comparison.table() if row[0].startswith("susceptibility"))
+    assert f"<td>{moved[4]:.4g}</td>" in page

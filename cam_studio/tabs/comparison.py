@@ -9,6 +9,7 @@ for the same target and false class, so that their maps can be compared method b
 from __future__ import annotations
 
 import csv
+import html
 import io
 import math
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from cams.render import (
     SIGNED_STYLES,
     baseline_captions,
     compose_rows,
+    png_html,
     signed_maps,
 )
 
@@ -199,6 +201,18 @@ class Comparison:
         colormaps = {name: DIVERGING for name in panels} if signed == "diverging" else None
         return compose_rows(self.picture(), rows, title, opacity, colormaps, colormap,
                             LARGE_FONT if large else SMALL_FONT)
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the grid and the table (faithfulness rows if computed)."""
+        def cell(value: object) -> str:
+            text = "" if value is None else f"{value:.4g}" if isinstance(value, float) else value
+            return f"<td>{html.escape(str(text))}</td>"
+        rows = self.table(faithfulness=self._faithfulness is not None)
+        table = ("<table><tr>" + "".join(f"<th>{name}</th>" for name in TABLE_COLUMNS) + "</tr>"
+                 + "".join("<tr>" + "".join(map(cell, row)) + "</tr>" for row in rows)
+                 + "</table>")
+        alt = f"CAMs of {' and '.join(self.labels)}, method by method"
+        return f"<div>{png_html(self.grid(), alt, width=1200)}{table}</div>"
 
     def table_csv(self, faithfulness: bool = False) -> str:
         buffer = io.StringIO()
