@@ -3,6 +3,7 @@
     from cams import load_backbone, explain
     backbone = load_backbone()                 # efficientnet_lite0, shipped ImageNet weights
     result = explain(backbone, [pil_image])    # result.maps["MeanDiffGradCAM"]: 1×H×W in [0, 1]
+    mine = wrap(my_model, layer="layer4")      # any PyTorch classifier, read at a module
 
 This package is the bottom layer: it imports nothing else of the project. Its command lines are
 ``python -m cam_studio`` (``cam_studio.commands``).
@@ -10,7 +11,7 @@ This package is the bottom layer: it imports nothing else of the project. Its co
 
 __version__ = "0.1.0"  # the package's one version (pyproject.toml reads it; --version prints it)
 
-from cams.backbones import DEFAULT_BACKBONE, REGISTRY, Backbone, load_backbone
+from cams.backbones import DEFAULT_BACKBONE, REGISTRY, Backbone, load_backbone, wrap
 from cams.engine import Explanation, explain, explain_pair, layer_cams
 from cams.errors import Fix, UserInputError
 from cams.methods import DEFAULT_METHODS, DIFF_BASELINES, METHOD_NAMES, METHODS, Kind, Method
@@ -33,4 +34,5 @@ __all__ = [
     "explain_pair",
     "layer_cams",
     "load_backbone",
+    "wrap",
 ]

@@ -114,3 +114,38 @@ def test_torchcam_agrees_where_its_maths_is_ours(request, chelsea, coffee, fixtu
     by_hand = (by_hand - low) / (high - low)
     theirs = torchcam_map(backbone, inputs, "GradCAM++", targets)
     assert (theirs - by_hand).abs().max() <= TOLERANCE
+
+
+@pytest.mark.parametrize("method", ["GradCAM", "GradCAM++", "HiResCAM", "MeanDiffGradCAM"])
+def test_a_wrapped_module_matches_grad_cam_at_a_non_timm_layer(chelsea, coffee, method):
+    """A researcher's own nn.Module (torchvision's ResNet-18, random, 5 classes) read at
+    ``layer4`` through ``cams.wrap``, against grad-cam hooking ``model.layer4`` itself; and the
+    same model behind a transformers-style output (``.logits``) gives the same maps."""
+    from dataclasses import dataclass
+
+    import torchvision
+
+    from cams import wrap
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=5)
+    backbone = wrap(model, layer="layer4", input_size=160)
+    inputs = torch.cat([backbone.preprocess(chelsea), backbone.preprocess(coffee)])
+    ours = explain(backbone, inputs, methods=[method])
+    theirs = reference_map(backbone, inputs, method, ours.targets.tolist())
+    assert np.abs(ours.maps[method].numpy() - theirs).max() <= TOLERANCE
+
+    @dataclass
+    class Output:  # what a transformers classifier returns
+        logits: torch.Tensor
+
+    class HubStyle(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, pixel_values):
+            return Output(self.inner(pixel_values))
+
+    wrapped = wrap(HubStyle(model), layer="inner.layer4", input_size=160)
+    again = explain(wrapped, inputs, methods=[method])
+    assert torch.allclose(again.maps[method], ours.maps[method], atol=1e-6)

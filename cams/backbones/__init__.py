@@ -4,7 +4,8 @@ preprocessing, class names and target layer.
 - ``specs``: which architecture a name means (the registered backbones, the families of names);
 - ``sources``: where the weights come from (one row per source);
 - ``files``, ``hub``: reading weights files safely, the Hugging Face cache and network;
-- ``backbone``: the runtime ``Backbone``; ``load``: ``load_backbone``, the one resolver.
+- ``backbone``: the runtime ``Backbone``; ``load``: ``load_backbone``, the one resolver;
+- ``wrap``: any PyTorch classifier (a user's own ``nn.Module``) as a ``Backbone``.
 
 For a timm CNN the target layer is timm's own seam: ``forward_features(x)`` gives the activations
 ``A`` and ``forward_head(A)`` the logits (STYLE: "the seam our engine lives on"); transformers and
@@ -25,6 +26,7 @@ from cams.backbones.sources import (
     weights_available_offline,
 )
 from cams.backbones.specs import DEFAULT_BACKBONE, FAMILIES, REGISTRY, BackboneSpec, Family, spec_for
+from cams.backbones.wrap import wrap
 
 __all__ = [
     "CLEAN_WEIGHTS",
@@ -50,4 +52,5 @@ __all__ = [
     "resolve_device",
     "spec_for",
     "weights_available_offline",
+    "wrap",
 ]
