@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
-import torch
 from PIL import Image
 
 from cams.backbones import Backbone
@@ -111,20 +110,15 @@ class Comparison:
             total, done = len(measured) * len(self.backbones), 0
             for backbone, result in zip(self.backbones, self.results):
                 scores = {}
-                curves = None
-                for position, name in enumerate(measured):
+                for name in measured:
                     if progress is not None:
                         progress(done, total, FAITHFULNESS_STAGE)
-                    if curves is None:  # every map's deletion and insertion in one batch
-                        curves = faithfulness_curves(
-                            backbone.model, result.inputs.expand(len(measured), -1, -1, -1),
-                            torch.cat([result.maps[other] for other in measured]),
-                            result.targets.repeat(len(measured)))
-                    # ROAD map by map: its seeded noise is then the same as for a map alone
+                    curves = faithfulness_curves(backbone.model, result.inputs,
+                                                 result.maps[name], result.targets)
                     combined = road(backbone.model, result.inputs, result.maps[name],
                                     result.targets).combined
-                    scores[name] = (float(curves.deletion_auc[position]),
-                                    float(curves.insertion_auc[position]), float(combined[0]))
+                    scores[name] = (float(curves.deletion_auc[0]),
+                                    float(curves.insertion_auc[0]), float(combined[0]))
                     done += 1
                 self._faithfulness.append(scores)
         return self._faithfulness
