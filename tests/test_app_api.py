@@ -50,7 +50,8 @@ def test_good_request_compares_a_and_b(client):
     assert 0.3 < a["top5"][0]["probability"] < 0.5 and len(a["top5"]) == 5
     files = request(client, endpoint="/downloads")  # on demand, from the result cache
     names = sorted(Path(f).name for f in files)
-    assert names == ["chelsea-A.npz", "chelsea-B.npz", "chelsea-grid.png", "chelsea-table.csv"]
+    assert names == ["chelsea-A.npz", "chelsea-B.npz", "chelsea-grid.png", "chelsea-report.html",
+                     "chelsea-table.csv"]
     maps = np.load(next(f for f in files if f.endswith("-A.npz")))
     assert set(maps.files) == set(DEFAULT_METHODS)
 

@@ -384,3 +384,37 @@ def test_a_transformer_by_name_with_uploaded_weights(app_url, tmp_path):
         expect(table).to_contain_text("MeanDiffGradCAM", timeout=60_000)
         cells = [cell.strip() for cell in re.split(r"[\t\n]", table.inner_text())]
         assert "GradCAM" in cells and "CAM" not in cells, cells
+
+
+def test_the_report_to_attach_opens_offline(app_url, tmp_path):
+    """The downloads' HTML report of a comparison (an uploaded photo, A clean vs B a shipped
+    fool): it names the image's SHA-256 (computed here from the upload) and each checkpoint's,
+    and opens in Chromium with the network off — the grid drawn, the verdict and table there."""
+    import hashlib
+
+    from gradio_client import Client, handle_file
+    from playwright.sync_api import sync_playwright
+
+    from cam_studio.data.examples import example_image
+    from cams.checkpoints import find_checkpoint
+    photo = tmp_path / "cat.png"
+    example_image("chelsea").save(photo)
+    files = Client(app_url, verbose=False).predict(
+        handle_file(str(photo)), checkpoint_b="sham-one-class-efficientnet_lite0",
+        methods=["GradCAM", "MeanDiffGradCAM"], api_name="/downloads")
+    report = next(Path(path) for path in files if path.endswith("-report.html"))
+    text = report.read_text(encoding="utf-8")
+    from PIL import Image
+    assert hashlib.sha256(Image.open(photo).convert("RGB").tobytes()).hexdigest() in text
+    assert find_checkpoint("sham-one-class-efficientnet_lite0").metadata["weights_sha256"] in text
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS,
+                                             headless=True)
+        context = browser.new_context(offline=True)
+        page = context.new_page()
+        page.goto(report.as_uri())
+        assert page.evaluate("document.querySelector('img').naturalWidth") > 500  # drawn
+        body = page.inner_text("body")
+        assert "Verdict" in body and "susceptibility: MSE A vs B" in body
+        assert "Egyptian cat" in body and "MeanDiffGradCAM" in body
+        browser.close()

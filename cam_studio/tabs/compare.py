@@ -25,6 +25,7 @@ from cam_studio.data.examples import EXAMPLES, example_image
 from cam_studio.data.synthetic import SYNTHETIC_EXAMPLE_PREFIX, synthetic_example, synthetic_examples
 from cam_studio.tabs.access import ACCESS
 from cam_studio.tabs.comparison import Comparison, compare_checkpoints
+from cam_studio.tabs.report import report_html
 from cam_studio.tabs.tempspace import app_space
 from cam_studio.tabs.values import number
 from cams.backbones import (
@@ -395,9 +396,10 @@ def method_views(comparison: Comparison, method: str, opacity: float, stem: str,
 
 
 def write_downloads(comparison: Comparison, grid: np.ndarray, stem: str,
-                    faithfulness: bool = False) -> list[str]:
-    """The grid (PNG), the maps of each checkpoint (NPZ, keys = method names), the table (CSV),
-    in a fresh folder of the app's temporary space (swept with it)."""
+                    faithfulness: bool = False, image_sha256: str = "") -> list[str]:
+    """The grid (PNG), the maps of each checkpoint (NPZ, keys = method names), the table (CSV)
+    and the report to attach (one self-contained HTML file, ``cam_studio.tabs.report``), in a
+    fresh folder of the app's temporary space (swept with it)."""
     space = app_space()
     space.sweep()
     folder = space.fresh(f"{stem}-")
@@ -410,6 +412,9 @@ def write_downloads(comparison: Comparison, grid: np.ndarray, stem: str,
         files.append(path)
     files.append(folder / f"{stem}-table.csv")
     files[-1].write_text(comparison.table_csv(faithfulness))
+    files.append(folder / f"{stem}-report.html")
+    files[-1].write_text(report_html(comparison, grid, image_sha256, stem, faithfulness),
+                         encoding="utf-8")
     return [str(path) for path in files]
 
 
@@ -454,8 +459,8 @@ def run_compare(cache: BackboneCache, request: CompareRequest, progress=None,
         display = entry.displays[look] = display_file(request.draw(comparison), stem)
     if request.faithfulness:  # computed once per cached comparison, with its own stage
         comparison.faithfulness(progress)
-    files = (write_downloads(comparison, request.draw(comparison), stem, request.faithfulness)
-             if downloads else [])
+    files = (write_downloads(comparison, request.draw(comparison), stem, request.faithfulness,
+                             key[1]) if downloads else [])
     return CompareResponse(display=display, table=comparison.table(request.faithfulness),
                            predictions=predictions_data(comparison), files=files,
                            comparison=comparison,

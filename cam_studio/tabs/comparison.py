@@ -196,17 +196,20 @@ class Comparison:
         return compose_rows(self.picture(), rows, title, opacity, colormaps, colormap,
                             LARGE_FONT if large else SMALL_FONT)
 
-    def _repr_html_(self) -> str:
-        """In a notebook: the grid and the table (faithfulness rows if computed)."""
+    def table_html(self, faithfulness: bool = False) -> str:
+        """``table`` as an HTML table (numbers to 4 significant digits)."""
         def cell(value: object) -> str:
             text = "" if value is None else f"{value:.4g}" if isinstance(value, float) else value
             return f"<td>{html.escape(str(text))}</td>"
-        rows = self.table(faithfulness=self._faithfulness is not None)
-        table = ("<table><tr>" + "".join(f"<th>{name}</th>" for name in TABLE_COLUMNS) + "</tr>"
-                 + "".join("<tr>" + "".join(map(cell, row)) + "</tr>" for row in rows)
-                 + "</table>")
+        return ("<table><tr>" + "".join(f"<th>{name}</th>" for name in TABLE_COLUMNS) + "</tr>"
+                + "".join("<tr>" + "".join(map(cell, row)) + "</tr>"
+                          for row in self.table(faithfulness)) + "</table>")
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the grid and the table (faithfulness rows if computed)."""
         alt = f"CAMs of {' and '.join(self.labels)}, method by method"
-        return f"<div>{png_html(self.grid(), alt, width=1200)}{table}</div>"
+        return (f"<div>{png_html(self.grid(), alt, width=1200)}"
+                f"{self.table_html(self._faithfulness is not None)}</div>")
 
     def table_csv(self, faithfulness: bool = False) -> str:
         buffer = io.StringIO()
