@@ -36,6 +36,13 @@ def signed_maps(result, index: int | slice = slice(None)) -> dict[str, Tensor]:
             for name, layer in result.layer_maps.items() if METHODS[name].class_map}
 
 
+def signed_arrays(result, index: int) -> dict[str, np.ndarray]:
+    """Image ``index``'s class maps signed for the diverging colour map (``signed_maps``), as
+    the arrays a grid draws."""
+    return {name: values[0].cpu().numpy()
+            for name, values in signed_maps(result, slice(index, index + 1)).items()}
+
+
 def baseline_captions(similarity: dict[str, float]) -> dict[str, str]:
     """Under each DiffGradCAM(++) map of one image, its MSE to its GradCAM(++) baseline
     (``similarity``: ``cams.metrics.baseline_similarity`` of that image, computed once by the
@@ -186,8 +193,8 @@ def explanation_grid(result, index: int = 0, opacity: float = 0.5,
     picture = ((inputs - low) / (high - low).clamp_min(1e-12)).permute(1, 2, 0).numpy()
     maps = {name: values[index].detach().float().cpu().numpy()
             for name, values in result.maps.items()}
-    class_maps = signed_maps(result, slice(index, index + 1))
-    maps.update({name: values[0].cpu().numpy() for name, values in class_maps.items()})
+    class_maps = signed_arrays(result, index)
+    maps.update(class_maps)
     signed = dict.fromkeys(class_maps, DIVERGING)
     scale = -(-NOTEBOOK_SIDE // picture.shape[1])  # small inputs enlarged: captions fit
     if scale > 1:

@@ -39,7 +39,7 @@ from cams.render import (
     SIGNED_STYLES,
     baseline_captions,
     compose_rows,
-    signed_maps,
+    signed_arrays,
 )
 from fooling.settings import comma_list
 
@@ -138,8 +138,7 @@ def write_outputs(out: Path, stem: str, backbone, result, index: int, opacity: f
     names = list(maps)
     colormaps = {}
     if signed == "diverging":
-        drawn = {name: values[0].cpu().numpy()
-                 for name, values in signed_maps(result, slice(index, index + 1)).items()}
+        drawn = signed_arrays(result, index)
         maps, colormaps = {**maps, **drawn}, dict.fromkeys(drawn, DIVERGING)
     rows = [("input", {name: maps[name] for name in names[i:i + GRID_COLUMNS]}, captions)
             for i in range(0, len(names), GRID_COLUMNS)]

@@ -33,7 +33,7 @@ from cams.render import (
     baseline_captions,
     compose_rows,
     png_html,
-    signed_maps,
+    signed_arrays,
 )
 
 TABLE_COLUMNS = ("quantity", "method", "A", "B", "A vs B")
@@ -184,8 +184,7 @@ class Comparison:
             for index, label in enumerate(self.labels):
                 maps = self.maps(index)
                 if signed == "diverging":
-                    maps.update({name: values[0].cpu().numpy() for name, values
-                                 in signed_maps(self.results[index]).items()})
+                    maps.update(signed_arrays(self.results[index], 0))
                 rows.append((label, {name: maps[name] for name in group}, captions[index]))
         names = self.backbones[0].class_names
         layer = self.backbones[0].layer.name
