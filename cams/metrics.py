@@ -85,6 +85,35 @@ def ssim(maps_a: Tensor, maps_b: Tensor) -> Tensor:
     return index.flatten(1).mean(dim=1).to(maps_a.dtype)
 
 
+def average_ranks(values: Tensor) -> Tensor:
+    """Ranks 1…P of each row of an N×P tensor, ties given their average rank (as
+    ``scipy.stats.rankdata``): N×P, float64."""
+    order = values.argsort(dim=1, stable=True)
+    ranked = values.gather(1, order)
+    positions = torch.arange(1, values.shape[1] + 1, dtype=torch.float64,
+                             device=values.device).expand_as(ranked)
+    # A tie's rank: the mean position of its run of equal values (found by the runs' starts).
+    starts = torch.ones_like(ranked, dtype=torch.bool)
+    starts[:, 1:] = ranked[:, 1:] != ranked[:, :-1]
+    run = starts.cumsum(dim=1) - 1
+    totals = torch.zeros_like(positions).scatter_add_(1, run, positions)
+    counts = torch.zeros_like(positions).scatter_add_(1, run, torch.ones_like(positions))
+    mean_rank = (totals / counts.clamp_min(1)).gather(1, run)
+    return torch.empty_like(mean_rank).scatter_(1, order, mean_rank)
+
+
+def spearman(maps_a: Tensor, maps_b: Tensor) -> Tensor:
+    """Spearman's rank correlation per map pair (the sanity checks' similarity, Adebayo et al.
+    2018): the Pearson correlation of the maps' pixel ranks, ties averaged, N; NaN where a map
+    is constant (no ranking to compare)."""
+    a = average_ranks(maps_a.flatten(1))
+    b = average_ranks(maps_b.flatten(1))
+    a, b = a - a.mean(dim=1, keepdim=True), b - b.mean(dim=1, keepdim=True)
+    denominator = (a.square().sum(dim=1) * b.square().sum(dim=1)).sqrt()
+    correlation = (a * b).sum(dim=1) / denominator
+    return torch.where(denominator > 0, correlation, float("nan")).to(maps_a.dtype)
+
+
 def nissim(maps_a: Tensor, maps_b: Tensor) -> Tensor:
     """Normalised inverted SSIM ``(1 − SSIM) / 2`` ∈ [0, 1] (Generalizing Adversarial
     Explanations with Grad-CAM): 0 for identical maps."""

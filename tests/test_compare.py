@@ -368,3 +368,25 @@ def test_an_explanation_and_a_comparison_show_themselves_in_a_notebook(lite0, pe
     assert page.count("<img") == 1 and all(f"<th>{name}</th>" in page for name in TABLE_COLUMNS)
     moved = next(row for row in comparison.table() if row[0].startswith("susceptibility"))
     assert f"<td>{moved[4]:.4g}</td>" in page
+
+
+def test_b_randomised_from_a_block_is_a_sanity_check_with_its_own_verdict(lite0, chelsea):
+    """B = A with its top blocks re-drawn: the picker offers it, and the verdict and the table
+    give each map's Spearman ρ to A's (scipy's, here) instead of a fooling verdict."""
+    from cam_studio.tabs.compare import checkpoint_choices
+    from cam_studio.tabs.verdict import verdict, verdict_markdown
+    values = [value for _, value in checkpoint_choices("efficientnet_lite0", allow_none=True)]
+    assert "randomised:classifier" in values and "randomised:conv_stem" in values
+    assert "randomised:classifier" not in [v for _, v in checkpoint_choices("efficientnet_lite0")]
+    randomised = lite0.randomised("classifier")
+    comparison = compare_checkpoints([lite0, randomised], ["A", "B"], chelsea,
+                                     ["GradCAM", "EigenCAM"])
+    a, b = comparison.maps(0), comparison.maps(1)
+    expected = {name: stats.spearmanr(a[name].ravel(), b[name].ravel())[0] for name in a}
+    assert comparison.a_vs_b_spearman == pytest.approx(expected, abs=1e-5)
+    assert expected["EigenCAM"] == pytest.approx(1.0)  # EigenCAM never reads the classifier
+    text = verdict_markdown(verdict(comparison))
+    assert "A sanity check, not a fool" in text and "top 1 block (classifier)" in text
+    assert "Maps that stayed" in text and "EigenCAM 1.00" in text and "SHAM" not in text
+    rows = [row for row in comparison.table() if row[0].startswith("sanity: Spearman")]
+    assert [row[1] for row in rows] == ["GradCAM", "EigenCAM"]

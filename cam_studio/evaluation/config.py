@@ -49,8 +49,9 @@ class EvaluationConfig:
     methods: list[str] | None = setting(None, "comma list restricting each table's methods",
                                         parse=comma_list)
     tables: list[str] | None = setting(None, "comma list of tables (default: every table that "
-                                             "applies but the opt-in ones: faithfulness, road, and "
-                                             "the two that train models, attacks and training)",
+                                             "applies but the opt-in ones: faithfulness, road, "
+                                             "sanity, and the two that train models, attacks and "
+                                             "training)",
                                        parse=comma_list)
     limit: int | None = setting(None, "at most N images (and N synthetic test images)")
     epsilon: float = setting(2 / 255, "FGSM step in pixel space", shown="2/255")
@@ -78,6 +79,8 @@ class EvaluationConfig:
     fewclass_steps: int = setting(600, "steps of each few-class run")
     fewclass_images: int = setting(200, "synthetic 7-class test images the few-class table "
                                         "compares the two regimes' maps on")
+    sanity_seeds: int = setting(3, "re-draws of the randomised weights (and of the random "
+                                   "class) in the sanity table")
     batch: int = setting(8, "images per batch", flag="--batch-size", aliases=("--batch",))
     device: str | None = setting(None, "cpu, cuda, cuda:N (default: CUDA when present)")
 
@@ -120,6 +123,10 @@ PLANS: dict[str, tuple[tuple[str, ...], ...]] = {
         ("--images", "test-photos", "--tables", "coverage", "--coverage-steps", "400",
          "--coverage-preset", "sham-adam"),
         ("--tables", "fewclass", "--fewclass-seeds", "5", "--fewclass-steps", "600"),
+        # The sanity checks of every map but ScoreCAM on the 15 test photos, 3 seeds of re-drawn
+        # weights (and of the random class).
+        ("--images", "test-photos", "--backbones", "efficientnet_lite0", "--tables", "sanity",
+         "--sanity-seeds", "3"),
     ),
 }
 # What a user's command line may still set when it runs a plan.

@@ -120,6 +120,20 @@ def equivalence_p(differences: Sequence[float], margin: float) -> float:
     return max(lower, upper)
 
 
+def below_margin_p(values: Sequence[float], margin: float) -> float:
+    """One-sided one-sample t test that the mean of ``values`` (one per unit) is below
+    ``margin``: small = below. NaN with fewer than 2 units."""
+    from scipy import stats
+    array = torch.as_tensor(list(values), dtype=torch.float64).flatten()
+    n = array.numel()
+    if n < 2:
+        return math.nan
+    mean, error = float(array.mean()), float(array.std()) / math.sqrt(n)
+    if error == 0:
+        return 0.0 if mean < margin else 1.0
+    return float(stats.t.cdf((mean - margin) / error, n - 1))
+
+
 @dataclass(frozen=True)
 class Dissimilarity:
     """MOD (mean observed dissimilarity), VID (variance in dissimilarity) and its square root."""

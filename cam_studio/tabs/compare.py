@@ -7,6 +7,7 @@ mistake raises ``UserInputError`` (the page words it, ``cam_studio.tabs.words``)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import threading
@@ -35,6 +36,7 @@ from cams.backbones import (
     WEIGHT_SUFFIXES,
     Backbone,
     load_backbone,
+    randomisable_blocks,
     weights_available_offline,
 )
 from cams.checkpoints import list_checkpoints
@@ -42,6 +44,7 @@ from cams.engine import applies
 from cams.errors import FALSE_CLASS, INPUT_SIZE, MEAN, STD, TARGET, WEIGHTS, Fix, UserInputError
 from cams.images import load_image
 from cams.methods import DEFAULT_METHODS, METHODS
+from cams.randomise import randomised_name
 from cams.render import COLORMAP, COLORMAPS, SIGNED_STYLES, check_colormap, label_corner, overlay
 
 NONE = "none"
@@ -168,7 +171,20 @@ def checkpoint_choices(backbone: str, allow_none: bool = False) -> list[tuple[st
     ``backbone`` (read afresh, so a newly trained one appears without a restart)."""
     choices = [("none", NONE)] if allow_none else []
     choices.append(("clean (pretrained)", CLEAN_WEIGHTS))
-    return choices + [(entry.label, entry.name) for entry in list_checkpoints(backbone)[0]]
+    choices += [(entry.label, entry.name) for entry in list_checkpoints(backbone)[0]]
+    return choices + (randomised_choices(backbone) if allow_none else [])
+
+
+@functools.lru_cache(maxsize=64)
+def randomised_choices(backbone: str) -> list[tuple[str, str]]:
+    """B's sanity-check choices: the pretrained model re-drawn from the top block down to each
+    block (``cams.randomise``); none for a backbone whose architecture cannot be built here."""
+    try:
+        names = randomisable_blocks(backbone)
+    except (UserInputError, RuntimeError, ValueError):
+        return []
+    return [(f"sanity check: randomised from the top down to {name} ({index} of {len(names)} "
+             "blocks)", randomised_name(name)) for index, name in enumerate(names, 1)]
 
 
 def three_numbers(text: str | None, what: str) -> tuple[float, float, float] | None:
@@ -478,6 +494,7 @@ FOOLING_CASES = {
                                         checkpoint_b="sham-all-classes-efficientnet_lite0"),
     "the constructed fool": CompareRequest(example="chelsea",
                                            checkpoint_b="constructed-sham-efficientnet_lite0"),
+    "a sanity check": CompareRequest(example="chelsea", checkpoint_b=randomised_name("classifier")),
 }
 
 

@@ -25,7 +25,13 @@ from cams.errors import UserInputError
 from cams.faithfulness import faithfulness_curves, road
 from cams.layers import FEATURES
 from cams.methods import METHODS
-from cams.metrics import baseline_similarity, cam_entropy_nats, common_mode_share, susceptibility
+from cams.metrics import (
+    baseline_similarity,
+    cam_entropy_nats,
+    common_mode_share,
+    spearman,
+    susceptibility,
+)
 from cams.render import (
     COLORMAP,
     DIVERGING,
@@ -79,6 +85,20 @@ class Comparison:
             return {}
         return {name: float(values[0]) for name, values
                 in susceptibility(*(result.maps for result in self.results)).items()}
+
+    @property
+    def randomised(self) -> dict | None:
+        """What B's re-drawn weights are (``cams.randomise``: a sanity check), else None."""
+        return self.backbones[-1].metadata.get("randomised") if len(self.backbones) > 1 else None
+
+    @cached_property
+    def a_vs_b_spearman(self) -> dict[str, float]:
+        """Per method, Spearman's rank correlation of A's and B's maps (the sanity check's
+        similarity; NaN where a map is constant; empty without B): computed once."""
+        if len(self.results) < 2:
+            return {}
+        a, b = (result.maps for result in self.results)
+        return {name: float(spearman(a[name], b[name])[0]) for name in a if name in b}
 
     def picture(self) -> np.ndarray:
         """The preprocessed input as H×W×3 RGB in [0, 1], for display."""
@@ -135,6 +155,11 @@ class Comparison:
         if len(self.results) == 2:
             for name, value in self.a_vs_b_mses.items():
                 rows.append(["susceptibility: MSE A vs B", name, None, None, value])
+            if self.randomised:
+                for name, value in self.a_vs_b_spearman.items():
+                    rows.append(["sanity: Spearman ρ A vs B (near 1: ignores B's re-drawn "
+                                 "weights)", name, None, None,
+                                 "constant map" if math.isnan(value) else value])
             share = float(common_mode_share(*(r.class_maps for r in self.results))[0])
             rows.append(["common-mode share of A → B (1: invisible to DiffGradCAM)", "", None,
                          None, "no change" if math.isnan(share) else share])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cam_studio.evaluation.tables.sanity import MARGIN as SANITY_MARGIN
 from cam_studio.tabs.comparison import Comparison
 from cams.metrics import common_mode_share
 from fooling.sham import sham_distance
@@ -29,6 +30,8 @@ class Verdict:
     gradcam_moved: float | None  # GradCAM's MSE A vs B
     moved: dict[str, float]  # each computed DiffGradCAM's MSE A vs B
     share: float | None  # the common-mode share of the change (None: nothing changed)
+    randomised: dict | None = None  # B's re-drawn blocks (a sanity check), if B is randomised
+    rank_correlations: dict[str, float] | None = None  # each map's Spearman ρ A vs B, then
 
     @property
     def sham_ratio(self) -> float | None:
@@ -58,7 +61,34 @@ def verdict(comparison: Comparison) -> Verdict | None:
     return Verdict(top1=top1, kept=bool(comparison.predictions_agree()), sham_distance=distance,
                    gradcam_moved=moved.get("GradCAM"),
                    moved={name: moved[name] for name in DIFFGRADCAMS if name in moved},
-                   share=None if share != share else share)
+                   share=None if share != share else share, randomised=comparison.randomised,
+                   rank_correlations=comparison.a_vs_b_spearman if comparison.randomised else None)
+
+
+def sanity_lines(result: Verdict) -> list[str]:
+    """The verdict of a sanity check: B is A with blocks re-drawn; which maps stayed."""
+    drawn = result.randomised["blocks"]
+    what = (f"its top {len(drawn)} block{'s' * (len(drawn) > 1)} ({', '.join(drawn)})"
+            if result.randomised["test"] == "cascading" else f"block {drawn[0]} alone")
+    ranked = sorted(((value, name) for name, value in result.rank_correlations.items()
+                     if value == value), reverse=True)
+    kept = [name for value, name in ranked if value >= SANITY_MARGIN]
+    stayed = [f"{name} {value:.2f}" for value, name in ranked if value >= SANITY_MARGIN]
+    changed = [f"{name} {value:.2f}" for value, name in ranked if value < SANITY_MARGIN]
+    lines = [f"- **A sanity check, not a fool**: B is A with {what} re-drawn at random "
+             f"(seed {result.randomised['seed']}). A map that still ranks the pixels as A's "
+             "does ignores what those weights learned (Adebayo et al. 2018)."]
+    if stayed:
+        lines.append(f"- **Maps that stayed** (Spearman ρ to A's map ≥ {SANITY_MARGIN}): "
+                     + "; ".join(stayed) + ".")
+    if changed:
+        lines.append(f"- **Maps that changed** (ρ < {SANITY_MARGIN}): " + "; ".join(changed)
+                     + ".")
+    lines.append("- **What it means**: on this image, " + (
+        f"{', '.join(kept)} would look the same "
+        "whatever those blocks had learned; the sanity table tests it over photos "
+        "(docs/results)." if stayed else "every map depends on the re-drawn weights."))
+    return lines
 
 
 def verdict_markdown(result: Verdict | None) -> str:
@@ -67,6 +97,8 @@ def verdict_markdown(result: Verdict | None) -> str:
         return ("**Verdict**: pick a checkpoint B (e.g. one of the ▶ cases above) to see whether "
                 "its explanations were fooled.")
     lines = ["### Verdict (computed from this comparison)"]
+    if result.randomised:
+        return "\n".join([*lines, *sanity_lines(result)])
     (name_a, p_a), (name_b, p_b) = result.top1
     if result.kept:
         lines.append(f"- **The prediction stayed**: A and B both say {name_a} (A {p_a:.0%}, "

@@ -23,6 +23,7 @@ from cams.backbones.sources import (
     WeightRequest,
     WeightSource,
     add_weight_source,
+    randomisable_blocks,
     weights_available_offline,
 )
 from cams.backbones.specs import DEFAULT_BACKBONE, FAMILIES, REGISTRY, BackboneSpec, Family, spec_for
@@ -47,6 +48,7 @@ __all__ = [
     "add_weight_source",
     "class_index",
     "load_backbone",
+    "randomisable_blocks",
     "read_class_names",
     "read_state_dict",
     "resolve_device",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from cams.errors import DEVICE, NAMES, Fix, UserInputError, shorten
 from cams.layers import FEATURES, NCHW, TargetLayer, forward_layer
+from cams.randomise import CASCADING, describe, randomise, randomised_blocks, record
 
 SEAM = TargetLayer(FEATURES, NCHW)  # a timm CNN's forward_features → forward_head
 
@@ -93,6 +94,14 @@ class Backbone:
     def classifier_weight(self) -> Tensor:
         """The C×K weight of the final Linear layer (read live: fine-tuning may change it)."""
         return self.model.get_classifier().weight
+
+    def randomised(self, block: str, test: str = CASCADING, seed: int = 0) -> Backbone:
+        """This model with blocks re-drawn (``cams.randomise``, Adebayo et al.'s sanity check):
+        ``cascading`` from the top block down to ``block``, ``independent`` that block alone."""
+        names = randomised_blocks(self.model, block, test)
+        return replace(self, model=randomise(self.model, block, test, seed),
+                       weights_source=f"{self.weights_source}; {describe(block, test, seed, names)}",
+                       metadata={**self.metadata, "randomised": record(block, test, seed, names)})
 
     def class_label(self, index: int) -> str:
         return f"{index}: {self.class_names[index]}"

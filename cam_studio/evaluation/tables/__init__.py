@@ -8,6 +8,7 @@ from cam_studio.evaluation.tables import (
     fewclass,
     modvid,
     runtime,
+    sanity,
     similarity,
     susceptibility,
     training,
@@ -16,5 +17,5 @@ from cam_studio.evaluation.work import Table
 
 TABLES: dict[str, Table] = {table.name: table for table in [
     similarity.TABLE, susceptibility.TABLE, faithfulness.FAITHFULNESS, faithfulness.ROAD,
-    attacks.TABLE, coverage.TABLE, fewclass.TABLE, runtime.TABLE, modvid.TABLE, training.TABLE]}
+    sanity.TABLE, attacks.TABLE, coverage.TABLE, fewclass.TABLE, runtime.TABLE, modvid.TABLE, training.TABLE]}
 ROW_TYPES: tuple[type, ...] = tuple(row for table in TABLES.values() for row in table.rows)
