@@ -55,6 +55,26 @@ def test_target_by_name_and_method_subset(tmp_path, capsys):
     assert {"GradCAM", "MeanDiffGradCAM"} <= set(saved.files) and "HiResCAM" not in saved.files
 
 
+def test_a_report_of_a_versus_b_from_the_command_line(tmp_path, capsys):
+    """--report --versus writes the page's self-contained report: A and B's predictions, the
+    verdict (here a sanity check) and the SHA-256 of the image's decoded pixels (hashlib here)."""
+    import hashlib
+    code, out, err = run(capsys, "explain", "--example", "chelsea", "--methods",
+                         "GradCAM,EigenCAM", "--versus", "randomised:classifier", "--report",
+                         "--out", str(tmp_path))
+    assert code == 0, err
+    assert "chelsea-report.html" in out
+    report = (tmp_path / "chelsea-report.html").read_text()
+    assert hashlib.sha256(example_image("chelsea").tobytes()).hexdigest() in report
+    assert "A: clean" in report and "B: randomised:classifier" in report
+    assert "A sanity check, not a fool" in report and "data:image/png;base64," in report
+    assert "<script" not in report and "http" not in report.split("<body", 1)[1].replace(
+        "https://arxiv.org", "")  # nothing to fetch: it opens offline
+    code, _, err = run(capsys, "explain", "--example", "chelsea", "--versus", "random",
+                       "--out", str(tmp_path))
+    assert code == 2 and "add --report" in err
+
+
 def test_a_second_run_never_replaces_the_first_silently(tmp_path, capsys):
     """Run twice with other weights: the first result stays, the second is coffee-2; with
     --overwrite the second replaces it."""

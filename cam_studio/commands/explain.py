@@ -19,6 +19,8 @@ from tqdm import tqdm
 from cam_studio.commands.options import cli_words
 from cam_studio.commands.runner import EXIT_BAD_INPUT
 from cam_studio.data.examples import EXAMPLES, example_image
+from cam_studio.tabs.comparison import compare_checkpoints
+from cam_studio.tabs.report import image_sha256, report_html
 from cams.backbones import (
     DEFAULT_BACKBONE,
     REGISTRY,
@@ -58,6 +60,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                           "hf-hub:OWNER/REPO or torchvision:NAME")
     run.add_argument("--weights", help="clean (default), random, a registry checkpoint name, or "
                                        "a .safetensors / state-dict file (any number of classes)")
+    run.add_argument("--versus", metavar="WEIGHTS",
+                     help="checkpoint B for --report (e.g. sham-one-class-efficientnet_lite0 or "
+                          "randomised:classifier): the report compares --weights (A) with it")
+    run.add_argument("--report", action="store_true",
+                     help="also write NAME-report.html per image: one self-contained file of "
+                          "the comparison (grid, verdict, table, predictions, versions, hashes) "
+                          "that opens offline")
     add_model_options(run)
     run.add_argument("--target", help="class index or exact class name (default: top-1)")
     run.add_argument("--false-class", help="class index or name (default: strongest rival)")
@@ -154,6 +163,10 @@ def run_explain(args: argparse.Namespace) -> int:
         raise UserInputError("--batch-size must be at least 1")
     backbone = load_backbone(args.backbone, weights=args.weights, device=args.device,
                              **model_options(args))
+    if args.versus and not args.report:
+        raise UserInputError("--versus names checkpoint B of a report: add --report")
+    versus = (load_backbone(backbone.name, weights=args.versus, device=args.device,
+                            **model_options(args)) if args.versus else None)
     methods = select_methods(backbone, parse_methods(args.methods))
     target = backbone.class_index(args.target, TARGET)
     false_class = backbone.class_index(args.false_class, FALSE_CLASS)
@@ -191,18 +204,36 @@ def run_explain(args: argparse.Namespace) -> int:
                              target=target, false_class=false_class, progress=report)
             for index, job in enumerate(batch):
                 bar.update(1)
+                written = f"{args.out / job.stem}.png, .npz"
                 try:
                     write_outputs(args.out, job.stem, backbone, result, index, args.opacity,
                                   args.signed_maps, args.colormap)
+                    if args.report:
+                        written += ", " + write_report(args, job, backbone, versus, methods,
+                                                       target, false_class).name
                 except OSError as error:
-                    print(f"error: cannot write {args.out / job.stem}.png/.npz ({error.strerror}): "
+                    print(f"error: cannot write {args.out / job.stem} ({error.strerror}): "
                           "check the --out folder's permissions and free space", file=sys.stderr)
                     failures += 1
                     continue
                 label = backbone.class_label(int(result.logits[index].argmax()))
-                tqdm.write(f"{job.stem}: {label} → {args.out / job.stem}.png, .npz")
+                tqdm.write(f"{job.stem}: {label} → {written}")
     scorecam_bar.close()
     return EXIT_BAD_INPUT if failures else 0
+
+
+def write_report(args: argparse.Namespace, job: Job, backbone, versus, methods: list[str],
+                 target: int | None, false_class: int | None) -> Path:
+    """``STEM-report.html``: the image's comparison of A (and B, ``--versus``) as the page's
+    downloads write it (``cam_studio.tabs.report``)."""
+    backbones = [backbone] + ([versus] if versus is not None else [])
+    labels = [f"A: {args.weights or 'clean'}"] + ([f"B: {args.versus}"] if versus else [])
+    comparison = compare_checkpoints(backbones, labels, job.image, methods, target, false_class)
+    grid = comparison.grid(args.opacity, signed=args.signed_maps, colormap=args.colormap)
+    path = args.out / f"{job.stem}-report.html"
+    path.write_text(report_html(comparison, grid, image_sha256(job.image), job.stem),
+                    encoding="utf-8")
+    return path
 
 
 def run_methods(_args: argparse.Namespace | None = None) -> int:

@@ -8,7 +8,6 @@ mistake raises ``UserInputError`` (the page words it, ``cam_studio.tabs.words``)
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import threading
 import uuid
@@ -26,7 +25,7 @@ from cam_studio.data.examples import EXAMPLES, example_image
 from cam_studio.data.synthetic import SYNTHETIC_EXAMPLE_PREFIX, synthetic_example, synthetic_examples
 from cam_studio.tabs.access import ACCESS
 from cam_studio.tabs.comparison import Comparison, compare_checkpoints
-from cam_studio.tabs.report import report_html
+from cam_studio.tabs.report import image_sha256, report_html
 from cam_studio.tabs.tempspace import app_space
 from cam_studio.tabs.values import number
 from cams.backbones import (
@@ -464,7 +463,7 @@ def run_compare(cache: BackboneCache, request: CompareRequest, progress=None,
                                                     progress=progress), backbones, {})
 
     # The decoded picture identifies the image (already in memory: no second read of an upload).
-    key = (picture.size, hashlib.sha256(picture.tobytes()).hexdigest(), request.backbone,
+    key = (picture.size, image_sha256(picture), request.backbone,
            tuple(map(id, backbones)), tuple(labels), target_class, false_class_index,
            tuple(chosen) if chosen else None)
     entry = results.get(key, compute) if results is not None else compute()

@@ -12,6 +12,8 @@ import html
 import re
 from importlib import metadata
 
+from PIL import Image
+
 from cam_studio.tabs.comparison import Comparison
 from cam_studio.tabs.verdict import verdict, verdict_markdown
 from cams import __version__
@@ -23,6 +25,11 @@ PACKAGES = ("torch", "torchvision", "timm", "gradio", "numpy")
 STYLE = ("body{font-family:sans-serif;max-width:1250px;margin:1em auto;padding:0 1em}"
          "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;"
          "padding:2px 6px;font-size:.9em;text-align:left}img{max-width:100%;height:auto}")
+
+
+def image_sha256(picture: Image.Image) -> str:
+    """The SHA-256 of an image's decoded pixels (whatever file format carried them)."""
+    return hashlib.sha256(picture.tobytes()).hexdigest()
 
 
 def weights_sha256(backbone: Backbone) -> str:
