@@ -11,7 +11,7 @@ This package is the bottom layer: it imports nothing else of the project. Its co
 
 __version__ = "0.1.0"  # the package's one version (pyproject.toml reads it; --version prints it)
 
-from cams.backbones import DEFAULT_BACKBONE, REGISTRY, Backbone, load_backbone, wrap
+from cams.backbones import DEFAULT_BACKBONE, REGISTRY, Backbone, load_backbone, wrap, zero_shot
 from cams.engine import Explanation, explain, explain_pair, layer_cams
 from cams.errors import Fix, UserInputError
 from cams.methods import DEFAULT_METHODS, DIFF_BASELINES, METHOD_NAMES, METHODS, Kind, Method
@@ -35,4 +35,5 @@ __all__ = [
     "layer_cams",
     "load_backbone",
     "wrap",
+    "zero_shot",
 ]

@@ -75,6 +75,54 @@ def test_a_report_of_a_versus_b_from_the_command_line(tmp_path, capsys):
     assert code == 2 and "add --report" in err
 
 
+MODELS_PY = """
+import torch
+import torchvision
+
+
+def build():
+    torch.manual_seed(0)
+    return torchvision.models.resnet18(num_classes=3)
+
+
+def not_a_model():
+    return 42
+"""
+
+
+def test_your_own_model_by_module_and_function(tmp_path, capsys):
+    """--model FILE.py:FUNCTION builds the user's nn.Module, read at --layer; its maps are the
+    ones cams.wrap gives the same model in Python, and the sanity report works on it."""
+    import torchvision
+
+    from cams import wrap
+    (tmp_path / "models.py").write_text(MODELS_PY)
+    names = tmp_path / "names.txt"
+    names.write_text("ant\nbee\ncat\n")
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "explain", "--example", "chelsea", "--model",
+                       f"{tmp_path / 'models.py'}:build", "--layer", "layer4", "--input-size",
+                       "96", "--class-names", str(names), "--methods", "GradCAM,HiResCAM",
+                       "--versus", "randomised:fc", "--report", "--out", str(out))
+    assert code == 0, err
+    torch.manual_seed(0)
+    expected = explain(wrap(torchvision.models.resnet18(num_classes=3), "layer4", input_size=96),
+                       [example_image("chelsea")], ["GradCAM", "HiResCAM"])
+    saved = np.load(out / "chelsea.npz")
+    for name in ("GradCAM", "HiResCAM"):
+        np.testing.assert_allclose(saved[name], expected.maps[name][0].numpy(), atol=1e-5)
+    assert "A sanity check" in (out / "chelsea-report.html").read_text()
+    for argv, message in [
+        (["--model", f"{tmp_path / 'models.py'}:build"], "--model needs --layer"),
+        (["--model", "models.py", "--layer", "x"], "is not MODULE:FUNCTION"),
+        (["--model", f"{tmp_path / 'models.py'}:not_a_model", "--layer", "x"],
+         "returned a int, not an nn.Module"),
+        (["--model", "no_such_module_here:build", "--layer", "x"], "cannot import"),
+    ]:
+        code, _, err = run(capsys, "explain", "--example", "chelsea", *argv, "--out", str(out))
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_a_second_run_never_replaces_the_first_silently(tmp_path, capsys):
     """Run twice with other weights: the first result stays, the second is coffee-2; with
     --overwrite the second replaces it."""

@@ -149,3 +149,50 @@ def test_a_wrapped_module_matches_grad_cam_at_a_non_timm_layer(chelsea, coffee, 
     wrapped = wrap(HubStyle(model), layer="inner.layer4", input_size=160)
     again = explain(wrapped, inputs, methods=[method])
     assert torch.allclose(again.maps[method], ours.maps[method], atol=1e-6)
+
+
+class TinyClip(torch.nn.Module):
+    """A small random-init CLIP-style model: a CNN image encoder and a bag-of-characters text
+    encoder into one 16-d space, with CLIP's API (encode_image, encode_text, logit_scale)."""
+
+    def __init__(self):
+        super().__init__()
+        self.visual = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
+            torch.nn.Conv2d(8, 16, 3, stride=2, padding=1), torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 16))
+        self.text = torch.nn.EmbeddingBag(128, 16)
+        self.logit_scale = torch.nn.Parameter(torch.tensor(2.0))
+
+    def encode_image(self, pixels):
+        return self.visual(pixels)
+
+    def encode_text(self, tokens):
+        return self.text(tokens)
+
+
+def characters(prompts):
+    """The test's tokenizer: each prompt's characters, padded with spaces to one length."""
+    width = max(map(len, prompts))
+    return torch.tensor([[ord(c) % 128 for c in prompt.ljust(width)] for prompt in prompts])
+
+
+@pytest.mark.parametrize("method", ["GradCAM", "HiResCAM", "MeanDiffGradCAM"])
+def test_a_zero_shot_clip_classifier_matches_grad_cam(chelsea, coffee, method):
+    """CLIP-style zero-shot: the logits are the scaled cosine of image and prompt embeddings
+    (by hand here), and the maps match grad-cam hooking the image encoder's layer itself."""
+    from cams import zero_shot
+    torch.manual_seed(0)
+    clip = TinyClip()
+    classes = ["cat", "cup of coffee", "astronaut"]
+    backbone = zero_shot(clip, classes, characters, layer="visual.2", input_size=64)
+    assert backbone.class_names == classes
+    inputs = torch.cat([backbone.preprocess(chelsea), backbone.preprocess(coffee)])
+    ours = explain(backbone, inputs, methods=[method])
+    with torch.no_grad():
+        text = F.normalize(clip.encode_text(characters([f"a photo of a {c}." for c in classes])), dim=-1)
+        image = F.normalize(clip.encode_image(inputs), dim=-1)
+        expected = clip.logit_scale.exp() * image @ text.T
+    assert torch.allclose(ours.logits, expected, atol=1e-5)
+    theirs = reference_map(backbone, inputs, method, ours.targets.tolist())
+    assert np.abs(ours.maps[method].numpy() - theirs).max() <= TOLERANCE

@@ -24,16 +24,20 @@ from cam_studio.tabs.report import image_sha256, report_html
 from cams.backbones import (
     DEFAULT_BACKBONE,
     REGISTRY,
+    Backbone,
     load_backbone,
     read_class_names,
     weights_available_offline,
+    wrap,
 )
+from cams.backbones.wrap import built_model
 from cams.checkpoints import unique_name
 from cams.engine import explain, select_methods
 from cams.errors import FALSE_CLASS, TARGET, UserInputError
 from cams.images import load_image
 from cams.methods import METHODS, Kind
 from cams.metrics import baseline_similarity
+from cams.randomise import parse_randomised
 from cams.render import (
     COLORMAP,
     COLORMAPS,
@@ -60,6 +64,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                           "hf-hub:OWNER/REPO or torchvision:NAME")
     run.add_argument("--weights", help="clean (default), random, a registry checkpoint name, or "
                                        "a .safetensors / state-dict file (any number of classes)")
+    run.add_argument("--model", metavar="MODULE:FUNCTION",
+                     help="your own model: a function (in an importable module or a .py file) "
+                          "that returns the nn.Module; needs --layer (imports and runs that "
+                          "code: your machine only)")
     run.add_argument("--versus", metavar="WEIGHTS",
                      help="checkpoint B for --report (e.g. sham-one-class-efficientnet_lite0 or "
                           "randomised:classifier): the report compares --weights (A) with it")
@@ -115,6 +123,21 @@ def model_options(args: argparse.Namespace) -> dict[str, Any]:
             "class_names": read_class_names(args.class_names) if args.class_names else None}
 
 
+def own_model(args: argparse.Namespace) -> Backbone:
+    """``--model MODULE:FUNCTION``: the user's nn.Module, wrapped at ``--layer``."""
+    if not args.layer:
+        raise UserInputError("--model needs --layer: the module path the maps are read at "
+                             "(e.g. layer4)")
+    if args.weights:
+        raise UserInputError("--weights does not apply to --model",
+                             "load the weights inside your function")
+    options = {"input_size": args.input_size or 224, "device": args.device,
+               "class_names": read_class_names(args.class_names) if args.class_names else None}
+    options.update({key: value for key, value in (("mean", args.mean), ("std", args.std))
+                    if value})
+    return wrap(built_model(args.model), args.layer, name=args.model, **options)
+
+
 def parse_methods(text: str) -> str | list[str]:
     return text if text in ("all", "default") else comma_list(text)
 
@@ -161,12 +184,19 @@ def run_explain(args: argparse.Namespace) -> int:
                              f"({', '.join(EXAMPLES)})")
     if args.batch_size < 1:
         raise UserInputError("--batch-size must be at least 1")
-    backbone = load_backbone(args.backbone, weights=args.weights, device=args.device,
-                             **model_options(args))
+    backbone = own_model(args) if args.model else load_backbone(
+        args.backbone, weights=args.weights, device=args.device, **model_options(args))
     if args.versus and not args.report:
         raise UserInputError("--versus names checkpoint B of a report: add --report")
-    versus = (load_backbone(backbone.name, weights=args.versus, device=args.device,
-                            **model_options(args)) if args.versus else None)
+    versus = None
+    if args.versus and parse_randomised(args.versus):  # the sanity check: any model re-drawn
+        versus = backbone.randomised(*parse_randomised(args.versus))
+    elif args.versus:
+        if args.model:
+            raise UserInputError("--versus with --model takes randomised:BLOCK only",
+                                 "build model B in a function of its own and run it alone")
+        versus = load_backbone(backbone.name, weights=args.versus, device=args.device,
+                               **model_options(args))
     methods = select_methods(backbone, parse_methods(args.methods))
     target = backbone.class_index(args.target, TARGET)
     false_class = backbone.class_index(args.false_class, FALSE_CLASS)

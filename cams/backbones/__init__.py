@@ -28,6 +28,7 @@ from cams.backbones.sources import (
 )
 from cams.backbones.specs import DEFAULT_BACKBONE, FAMILIES, REGISTRY, BackboneSpec, Family, spec_for
 from cams.backbones.wrap import wrap
+from cams.backbones.zeroshot import zero_shot
 
 __all__ = [
     "CLEAN_WEIGHTS",
@@ -55,4 +56,5 @@ __all__ = [
     "spec_for",
     "weights_available_offline",
     "wrap",
+    "zero_shot",
 ]

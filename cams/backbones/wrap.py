@@ -10,7 +10,10 @@ Every method, the fooling objectives and the evaluation take the result like a n
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
@@ -77,3 +80,32 @@ def wrap(model: nn.Module, layer: str, *, input_size: int | Sequence[int] = 224,
                     class_names=list(class_names or [f"class {index}" for index in range(classes)]),
                     weights_source=f"a wrapped {type(model).__name__}", linear_head=False,
                     feature_shape=feature_shape, layer=target_layer)
+
+
+def built_model(target: str) -> nn.Module:
+    """The ``nn.Module`` that ``MODULE:FUNCTION`` returns when called without arguments:
+    ``MODULE`` an importable module (``mypackage.models``) or a ``.py`` file. This imports and
+    runs that code — for the command line on your own machine; the app never calls it."""
+    where, sep, function = target.rpartition(":")
+    example = Fix(None, "MODULE:FUNCTION, e.g. mymodels:build or models.py:build")
+    if not sep or not where or not function.isidentifier():
+        raise UserInputError(f"{target!r} is not MODULE:FUNCTION", example)
+    try:
+        if where.endswith(".py"):
+            spec = importlib.util.spec_from_file_location(Path(where).stem, where)
+            if spec is None or not Path(where).is_file():
+                raise UserInputError(f"no Python file {where}", example)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(where)
+    except ImportError as error:
+        raise UserInputError(f"cannot import {where} ({error})", example) from error
+    build = getattr(module, function, None)
+    if not callable(build):
+        raise UserInputError(f"{where} has no function {function}", example)
+    model = build()
+    if not isinstance(model, nn.Module):
+        raise UserInputError(f"{target} returned a {type(model).__name__}, not an nn.Module",
+                             "return the model (torch.nn.Module) from the function")
+    return model
