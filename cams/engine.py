@@ -31,10 +31,13 @@ from cams.methods import (
     MEAN_RIVAL,
     METHOD_NAMES,
     METHODS,
+    TARGETED_SEPARATOR,
+    TARGETS,
     Kind,
     Method,
     class_logit,
     display_maps,
+    method_row,
 )
 from cams.targets import strongest_rival, target_cotangents
 
@@ -114,7 +117,9 @@ def select_methods(backbone: Backbone,
         raise UserInputError(f"a method row is called {clashing[0]!r}, a name the method table "
                              "already has", Fix(METHODS_INPUT, "a row with a name of its own"))
     named = {row if isinstance(row, str) else row.name for row in wanted}
-    return [*(name for name in METHOD_NAMES if name in named), *dict.fromkeys(own)]
+    targeted = [row for row in wanted if isinstance(row, str) and row not in METHODS]
+    return [*(name for name in METHOD_NAMES if name in named), *dict.fromkeys(targeted),
+            *dict.fromkeys(own)]
 
 
 def as_input_batch(backbone: Backbone, images: Tensor | Sequence[Image.Image]) -> Tensor:
@@ -228,11 +233,13 @@ class LayerCams:
 
 def method_rows(methods: Sequence[str | Method]) -> list[Method]:
     """Table rows for method names (rows given as ``Method`` pass through)."""
-    unknown = [name for name in methods if isinstance(name, str) and name not in METHODS]
+    unknown = [name for name in methods if isinstance(name, str) and method_row(name) is None]
     if unknown:
         raise UserInputError(f"unknown method {unknown[0]!r}",
-                             Fix(METHODS_INPUT, "names of " + ", ".join(METHOD_NAMES)))
-    return [METHODS[name] if isinstance(name, str) else name for name in methods]
+                             Fix(METHODS_INPUT, "names of " + ", ".join(METHOD_NAMES)
+                                 + f", or METHOD{TARGETED_SEPARATOR}TARGET (TARGET one of "
+                                 + ", ".join(TARGETS) + ")"))
+    return [method_row(name) if isinstance(name, str) else name for name in methods]
 
 
 def layer_cams(backbone: Backbone, inputs: Tensor, methods: Sequence[str | Method],

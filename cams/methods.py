@@ -21,6 +21,8 @@ from torch import Tensor
 
 GRADCAM_PP_EPS = 1e-6  # grad-cam 1.5.x, GradCAMPlusPlus.get_cam_weights
 XGRADCAM_EPS = 1e-7  # grad-cam 1.5.x, XGradCAM.get_cam_weights
+FEM_SIGMAS = 2  # grad-cam 1.5.x FEM's k: the k-sigma rule of its binary masks
+RANDOMCAM_SEED = 0
 SPATIAL = (-2, -1)
 
 
@@ -102,6 +104,52 @@ def eigencam(activations: Tensor) -> Tensor:
                   * (channel_sum - channel_sum.mean(1, keepdim=True))).sum(dim=1, keepdim=True)
     sign = torch.where(covariance < 0, -1.0, 1.0)
     return F.relu(projection * sign).reshape(n, h, w)
+
+
+def layercam(activations: Tensor, gradients: Tensor) -> Tensor:
+    """LayerCAM (Jiang et al. 2021): ``ReLU(Σ_k ReLU(G_k) ⊙ A_k)``, the positive gradient as a
+    weight at every position."""
+    return F.relu((F.relu(gradients) * activations).sum(dim=-3))
+
+
+def gradcam_elementwise(activations: Tensor, gradients: Tensor) -> Tensor:
+    """GradCAMElementWise (grad-cam 1.5.x): ``Σ_k ReLU(G_k ⊙ A_k)``, HiResCAM with the ReLU
+    taken per channel before the sum."""
+    return F.relu(gradients * activations).sum(dim=-3)
+
+
+def eigengradcam(activations: Tensor, gradients: Tensor) -> Tensor:
+    """EigenGradCAM (grad-cam 1.5.x): the first principal component of ``G ⊙ A`` (EigenCAM's
+    projection, its sign fixed the same way), then ReLU."""
+    product = gradients * activations
+    return eigencam(product.flatten(0, -4)).reshape(*product.shape[:-3], *product.shape[-2:])
+
+
+def fem(activations: Tensor) -> Tensor:
+    """FEM, the Feature Explanation Method (Fuad et al. 2020): each channel weighted by the share
+    of its positions above its mean + 2 standard deviations (population std),
+    ``ReLU(Σ_k w_k A_k)``; class-agnostic."""
+    flat = activations.flatten(-2)
+    threshold = flat.mean(dim=-1, keepdim=True) + FEM_SIGMAS * flat.std(dim=-1, unbiased=False,
+                                                                       keepdim=True)
+    weights = (flat > threshold).to(flat.dtype).mean(dim=-1)
+    return F.relu(weighted_activations(activations, weights))
+
+
+def random_channel_weights(activations: Tensor) -> Tensor:
+    """RandomCAM's weights: one draw per channel, uniform in [−1, 1], from a CPU generator seeded
+    with ``RANDOMCAM_SEED`` — the same weights for every image and call (grad-cam draws anew per
+    image: here a map does not depend on its batch or its run), …×N×K."""
+    generator = torch.Generator().manual_seed(RANDOMCAM_SEED)
+    weights = torch.rand(activations.shape[-3], generator=generator, dtype=torch.float64) * 2 - 1
+    return weights.to(activations.device, activations.dtype).expand(activations.shape[:-2])
+
+
+def randomcam(activations: Tensor) -> Tensor:
+    """RandomCAM (grad-cam 1.5.x), a baseline: ``ReLU(Σ_k w_k A_k)`` with random channel
+    weights ``w_k`` ~ U[−1, 1] (``random_channel_weights``). A map that explains no better than
+    it explains nothing."""
+    return F.relu(weighted_activations(activations, random_channel_weights(activations)))
 
 
 def scorecam_combine(activations: Tensor, masked_scores: Tensor) -> Tensor:
@@ -272,6 +320,17 @@ METHODS: dict[str, Method] = {method.name: method for method in [
     _difference("LSEDiffGradCAM++", _GRADCAM_PP, LSE_DIFF, "GradCAM++ of the LSE difference"),
     _difference("FinerCAM", _GRADCAM, FINER_DIFF, "GradCAM of y_c − the softmax-weighted mean of "
                 "the 3 logits nearest y_c (Finer-CAM; opt-in)", default=False),
+    # The anchors' other maps (grad-cam 1.5.7), opt-in in the panel.
+    _gradient("LayerCAM", layercam, LOGIT, "positive gradient × activation at every position, "
+              "summed over channels (Jiang et al. 2021)", default=False, compared=True),
+    _gradient("GradCAMElementWise", gradcam_elementwise, LOGIT, "ReLU of gradient × activation "
+              "per channel, then summed", default=False, compared=True),
+    _gradient("EigenGradCAM", eigengradcam, LOGIT, "first principal component of gradient × "
+              "activation", default=False, compared=True),
+    Method("FEM", Kind.ACTIVATIONS, fem, "channels weighted by their share of positions above "
+           "mean + 2σ (class-agnostic; Fuad et al. 2020)", default=False, compared=True),
+    Method("RandomCAM", Kind.ACTIVATIONS, randomcam, "random channel weights in [−1, 1] (a "
+           "baseline: seeded, the same on every call)", default=False),
     _gradient("TrueClassCAM", class_activation, LOGIT, "un-ReLU'd CAM t of the true (target) "
               "class", class_map="t"),
     _gradient("FalseClassCAM", class_activation, FALSE_LOGIT, "un-ReLU'd CAM f of the false "
@@ -287,3 +346,44 @@ GRADIENT_METHODS: tuple[str, ...] = tuple(name for name, m in METHODS.items()
                                           if m.kind is Kind.GRADIENT)
 # Each DiffGradCAM variant beside the map it should match on a clean model (DiffGradCAM paper, RQ2).
 DIFF_BASELINES: dict[str, str] = {name: m.baseline for name, m in METHODS.items() if m.baseline}
+
+# The target as a choice: every gradient method of the logit with another explained scalar, named
+# "METHOD · TARGET" (e.g. "LayerCAM · MeanDiff"); where the papers name that map ("GradCAM ·
+# MeanDiff" is MeanDiffGradCAM, "GradCAM · Finer" is FinerCAM) the name is theirs.
+TARGETS: dict[str, str] = {"MeanDiff": MEAN_DIFF, "MaxDiff": MAX_DIFF, "LSEDiff": LSE_DIFF,
+                           "Finer": FINER_DIFF}
+TARGETED_SEPARATOR = " · "
+RETARGETABLE: tuple[str, ...] = tuple(name for name, m in METHODS.items()
+                                      if m.kind is Kind.GRADIENT and m.gradient == LOGIT
+                                      and m.class_map is None)
+
+
+def targeted_name(method: str, target: str) -> str:
+    """The name of ``method`` explaining ``target`` (a key of ``TARGETS``): the papers' own name
+    where the table has that map, else "METHOD · TARGET"."""
+    for name, row in METHODS.items():
+        if row.baseline == method and row.gradient == TARGETS[target]:
+            return name
+    return f"{method}{TARGETED_SEPARATOR}{target}"
+
+
+@functools.cache
+def _targeted(name: str) -> Method | None:
+    method, separator, target = name.partition(TARGETED_SEPARATOR)
+    if not separator or method not in RETARGETABLE or target not in TARGETS:
+        return None
+    base = METHODS[method]
+    return replace(base, name=name, gradient=TARGETS[target],
+                   summary=f"{method} of the {target} target", baseline=method, default=False)
+
+
+def method_row(name: str) -> Method | None:
+    """The row a method name means — a row of the table, or a targeted "METHOD · TARGET" — or
+    None for no such method."""
+    return METHODS.get(name) or _targeted(name)
+
+
+def targeted_names() -> list[str]:
+    """Every "METHOD · TARGET" name that is not a row of the table, method by method."""
+    return [name for method in RETARGETABLE for target in TARGETS
+            if (name := targeted_name(method, target)) not in METHODS]

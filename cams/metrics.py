@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from cams.methods import DIFF_BASELINES, minmax
+from cams.methods import method_row, minmax
 
 SSIM_WINDOW = 7  # scikit-image's structural_similarity defaults: 7×7 uniform window,
 SSIM_K1, SSIM_K2 = 0.01, 0.03  # K1, K2, sample covariance, data range 1 for maps in [0, 1]
@@ -121,10 +121,11 @@ def nissim(maps_a: Tensor, maps_b: Tensor) -> Tensor:
 
 
 def baseline_similarity(maps: dict[str, Tensor]) -> dict[str, Tensor]:
-    """MSE of each DiffGradCAM(++) map to its GradCAM(++) baseline, where both are present: N each
+    """MSE of each DiffGradCAM(++) map (and each targeted "METHOD · TARGET" map) to its baseline,
+    where both are present: N each
     (DiffGradCAM paper, §6.2: near 0 on clean models for the Mean variants)."""
-    return {name: mse(maps[name], maps[baseline]) for name, baseline in DIFF_BASELINES.items()
-            if name in maps and baseline in maps}
+    return {name: mse(maps[name], maps[row.baseline]) for name in maps
+            if (row := method_row(name)) is not None and row.baseline in maps}
 
 
 def prediction_agreement(reference_logits: Tensor, logits: Tensor, sure: float = 0.5,

@@ -12,7 +12,7 @@ from matplotlib import font_manager
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
-from cams.methods import DIFF_BASELINES, METHODS, signed_display_maps
+from cams.methods import method_row, signed_display_maps
 
 COLORMAP = "jet"  # the CAM literature's convention: red = most salient
 # The colour maps a grid may use for its [0, 1] maps, by name (matplotlib's), with what they are
@@ -33,7 +33,8 @@ def signed_maps(result, index: int | slice = slice(None)) -> dict[str, Tensor]:
     for a diverging colormap (``cams.methods.signed_display_maps``: 0.5 = zero)."""
     size = tuple(result.inputs.shape[-2:])
     return {name: signed_display_maps(layer[index], size)
-            for name, layer in result.layer_maps.items() if METHODS[name].class_map}
+            for name, layer in result.layer_maps.items()
+            if (row := method_row(name)) is not None and row.class_map}
 
 
 def signed_arrays(result, index: int) -> dict[str, np.ndarray]:
@@ -47,7 +48,7 @@ def baseline_captions(similarity: dict[str, float]) -> dict[str, str]:
     """Under each DiffGradCAM(++) map of one image, its MSE to its GradCAM(++) baseline
     (``similarity``: ``cams.metrics.baseline_similarity`` of that image, computed once by the
     caller and shared with its tables)."""
-    return {name: f"MSE vs {DIFF_BASELINES[name]} {value:.1e}"
+    return {name: f"MSE vs {method_row(name).baseline} {value:.1e}"
             for name, value in similarity.items()}
 
 

@@ -390,3 +390,33 @@ def test_b_randomised_from_a_block_is_a_sanity_check_with_its_own_verdict(lite0,
     assert "Maps that stayed" in text and "EigenCAM 1.00" in text and "SHAM" not in text
     rows = [row for row in comparison.table() if row[0].startswith("sanity: Spearman")]
     assert [row[1] for row in rows] == ["GradCAM", "EigenCAM"]
+
+
+def test_the_target_as_a_choice_in_a_comparison_and_its_link():
+    """Ticking targets adds each ticked gradient method's map of them (the papers' variants by
+    their names), with its MSE to its own method in the table; a link carries the targets; a
+    bad target is one line."""
+    from cam_studio.tabs.compare import (
+        BackboneCache,
+        CompareRequest,
+        UserInputError,
+        link_query,
+        link_request,
+        run_compare,
+    )
+    request = CompareRequest(methods=("GradCAM", "LayerCAM", "EigenCAM"),
+                             targets=("MeanDiff",))
+    assert request.chosen_methods == ("GradCAM", "LayerCAM", "EigenCAM", "MeanDiffGradCAM",
+                                      "LayerCAM · MeanDiff")
+    response = run_compare(BackboneCache(), request)
+    maps = response.comparison.maps(0)
+    assert list(maps) == ["GradCAM", "EigenCAM", "MeanDiffGradCAM", "LayerCAM",
+                          "LayerCAM · MeanDiff"]  # the table's order, then the targeted maps
+    similarity = {row[1]: row[2] for row in response.table
+                  if row[0] == "similarity: MSE to baseline"}
+    expected = float(((maps["LayerCAM · MeanDiff"] - maps["LayerCAM"]) ** 2).mean())
+    assert similarity["LayerCAM · MeanDiff"] == pytest.approx(expected, rel=1e-5)
+    assert link_request(dict(pair.split("=") for pair in link_query(request, None)[1:]
+                             .replace("%2C", ",").split("&"))).targets == ("MeanDiff",)
+    with pytest.raises(UserInputError, match="no target 'Median'"):
+        CompareRequest(targets=("Median",))

@@ -196,3 +196,92 @@ def test_a_zero_shot_clip_classifier_matches_grad_cam(chelsea, coffee, method):
     assert torch.allclose(ours.logits, expected, atol=1e-5)
     theirs = reference_map(backbone, inputs, method, ours.targets.tolist())
     assert np.abs(ours.maps[method].numpy() - theirs).max() <= TOLERANCE
+
+
+ANCHOR_TOLERANCE = 1e-4  # the issue's bar for the anchors' maps, on normalised maps
+
+
+@pytest.mark.parametrize(("fixture", "size", "target"), CASES)
+def test_the_anchors_other_maps_match_grad_cam(request, chelsea, coffee, fixture, size, target):
+    """LayerCAM, GradCAMElementWise and FEM against grad-cam 1.5.7's own classes; EigenGradCAM
+    up to the SVD's sign (as EigenCAM); RandomCAM against grad-cam's pipeline given our seeded
+    channel weights (grad-cam draws unseeded ones), and those weights by hand."""
+    from pytorch_grad_cam import EigenGradCAM, RandomCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from cam_studio.benchmarks.reference import SplitModel
+    from cams.methods import RANDOMCAM_SEED
+    backbone = request.getfixturevalue(fixture)
+    inputs = photo_batch(backbone, [chelsea, coffee], size)
+    methods = ["LayerCAM", "GradCAMElementWise", "FEM", "EigenGradCAM", "RandomCAM"]
+    ours = explain(backbone, inputs, methods=methods, target=target)
+    targets = ours.targets.tolist()
+    for method in ("LayerCAM", "GradCAMElementWise", "FEM"):
+        theirs = reference_map(backbone, inputs, method, targets)
+        error = np.abs(ours.maps[method].numpy() - theirs).max()
+        assert error <= ANCHOR_TOLERANCE, f"{method} on {fixture}: max |ours − grad-cam| = {error}"
+        assert theirs.max() > 0.99, f"{method} reference map is degenerate"
+    # EigenGradCAM: grad-cam's map, or grad-cam's with the projection's other sign.
+    model = SplitModel(backbone.model)
+    wanted = [ClassifierOutputTarget(c) for c in targets]
+
+    class Negated(EigenGradCAM):
+        def get_cam_image(self, input_tensor, target_layer, target_category, activations, grads,
+                          eigen_smooth):
+            return -super().get_cam_image(input_tensor, target_layer, target_category,
+                                          activations, grads, eigen_smooth)
+
+    both = []
+    for cam_class in (EigenGradCAM, Negated):
+        with cam_class(model, [model.features]) as cam:
+            both.append(cam(input_tensor=inputs, targets=wanted))
+    for index in range(len(inputs)):
+        error = min(np.abs(ours.maps["EigenGradCAM"][index].numpy() - theirs[index]).max()
+                    for theirs in both)
+        assert error <= ANCHOR_TOLERANCE, f"EigenGradCAM on {fixture}: {error}"
+    # RandomCAM: grad-cam's pipeline given our seeded channel weights, drawn here by hand.
+    generator = torch.Generator().manual_seed(RANDOMCAM_SEED)
+    channels = backbone.feature_shape[0]
+    weights = (torch.rand(channels, generator=generator, dtype=torch.float64) * 2 - 1).numpy()
+
+    class Seeded(RandomCAM):
+        def get_cam_weights(self, input_tensor, target_layer, target_category, activations,
+                            grads):
+            return np.tile(weights, (activations.shape[0], 1))
+
+    with Seeded(model, [model.features]) as cam:
+        theirs = cam(input_tensor=inputs, targets=wanted)
+    assert np.abs(ours.maps["RandomCAM"].numpy() - theirs).max() <= ANCHOR_TOLERANCE
+
+
+TARGETED = ["LayerCAM · MeanDiff", "HiResCAM · MaxDiff", "GradCAMElementWise · LSEDiff",
+            "XGradCAM · MeanDiff", "GradCAM++ · Finer"]
+
+
+@pytest.mark.parametrize("fixture", ["lite0", "resnet_random"])
+def test_the_target_as_a_choice_matches_grad_cam_with_a_difference_target(request, chelsea,
+                                                                        coffee, fixture):
+    """Every gradient method with the Mean / Max / LSE difference: grad-cam's class of the method
+    given the difference logit written out (DifferenceTarget); the papers' named variants keep
+    their names, and the Finer target is FinerCAM's explained scalar under another method."""
+    from cams.methods import METHODS, method_row, targeted_name
+    assert targeted_name("GradCAM", "MeanDiff") == "MeanDiffGradCAM"
+    assert targeted_name("GradCAM++", "LSEDiff") == "LSEDiffGradCAM++"
+    assert targeted_name("GradCAM", "Finer") == "FinerCAM"
+    assert targeted_name("LayerCAM", "MaxDiff") == "LayerCAM · MaxDiff"
+    assert method_row("GradCAM++ · Finer").gradient == METHODS["FinerCAM"].gradient
+    assert method_row("EigenCAM · MeanDiff") is None  # no gradient: no target to choose
+    backbone = request.getfixturevalue(fixture)
+    inputs = photo_batch(backbone, [chelsea, coffee], (192, 160))
+    ours = explain(backbone, inputs, methods=[*TARGETED, "LayerCAM"])
+    assert list(ours.maps)[-len(TARGETED):] == TARGETED  # after the table's, as asked
+    for method in TARGETED[:-1]:
+        theirs = reference_map(backbone, inputs, method, ours.targets.tolist())
+        error = np.abs(ours.maps[method].numpy() - theirs).max()
+        assert error <= ANCHOR_TOLERANCE, f"{method} on {fixture}: {error}"
+
+
+def test_an_unknown_target_says_which_there_are(lite0, chelsea):
+    from cams.errors import UserInputError
+    with pytest.raises(UserInputError, match=r"METHOD · TARGET \(TARGET one of MeanDiff, MaxDiff"):
+        explain(lite0, [chelsea], ["LayerCAM · Median"])

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
+from cam_studio.evaluation.tables.susceptibility import METHODS as SUSCEPTIBILITY_METHODS
 from fooling.train import resume_paths
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +70,8 @@ def test_two_processes_evaluate_what_one_process_evaluates(single_process, tmp_p
     run([*EVALUATE, "--out", str(out)], 2)
     assert sorted(path.name for path in (out / "records").iterdir()) == ["susceptibility.csv"]
     one, two = records(single_process), records(out)
-    assert len(two) == len(one) == 48 * 13  # 48 images × every compared method (FinerCAM too)
+    # 48 images × every compared method (FinerCAM and the anchors' maps too)
+    assert len(two) == len(one) == 48 * len(SUSCEPTIBILITY_METHODS) == 48 * 17
     assert keyed(two) == keyed(one)  # every value, bit for bit
     table = "susceptibility_synthetic-binary-clean_vs_synthetic-binary-sham.md"
     assert (out / table).read_text() == (single_process / table).read_text()

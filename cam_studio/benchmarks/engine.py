@@ -22,6 +22,7 @@ import torch
 from cam_studio.benchmarks.measure import child, machine_description, peak_rss_mb, weights_for
 from cam_studio.benchmarks.reference import (
     PEER_METHODS,
+    anchor_classes,
     reference_classes,
     reference_map,
     torchcam_map,
@@ -31,6 +32,12 @@ from cam_studio.evaluation.timing import timed
 from cams.backbones import load_backbone
 from cams.engine import explain
 from cams.layers import FEATURES
+from cams.methods import DEFAULT_METHODS, TARGETS, targeted_name
+
+
+def anchor_extras() -> list[str]:
+    """What the anchors' maps and the target as a choice add to the panel (the same pass)."""
+    return [*anchor_classes(), *(targeted_name("LayerCAM", target) for target in TARGETS)]
 
 
 def grad_cam_panel(backbone, inputs, targets: list[int]) -> None:
@@ -61,12 +68,18 @@ def bench_panel(name: str, batch_size: int, repeats: int, device: torch.device) 
     def panel() -> None:
         explain(backbone, inputs)
 
-    forward(), panel()  # warm-up
-    forward_ms, panel_ms = [], []
+    extras = [*DEFAULT_METHODS, *anchor_extras()]
+
+    def extended() -> None:  # the panel with the anchors' maps and LayerCAM's four targets
+        explain(backbone, inputs, extras)
+
+    forward(), panel(), extended()  # warm-up
+    forward_ms, panel_ms, extended_ms = [], [], []
     pairs = repeats * (4 if batch_size == 1 else 1)  # short runs are noisier: take more
     for _ in range(pairs):
         forward_ms.append(timed(forward, device))
         panel_ms.append(timed(panel, device))
+        extended_ms.append(timed(extended, device))
     targets = explain(backbone, inputs[:1], methods=["GradCAM"]).targets.tolist() * batch_size
     grad_cam_repeats = 3 if batch_size == 1 else 1
     grad_cam_ms = [timed(lambda: grad_cam_panel(backbone, inputs, targets), device)
@@ -81,6 +94,8 @@ def bench_panel(name: str, batch_size: int, repeats: int, device: torch.device) 
         # The median of per-pair ratios: each panel is compared with the forward pass run just
         # before it, so slow phases of a shared machine cancel out.
         "panel_over_forward": statistics.median(p / f for p, f in zip(panel_ms, forward_ms)),
+        "extended_maps": len(extras),
+        "extended_over_panel": statistics.median(e / p for e, p in zip(extended_ms, panel_ms)),
         "grad_cam_11_maps_ms": grad_cam_median,
         "speedup_vs_grad_cam": grad_cam_median / panel_median,
         "repeats": pairs, "grad_cam_repeats": grad_cam_repeats, "peers": peers,

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from cams.backbones import Backbone
 from cams.layers import FEATURES
+from cams.methods import TARGETED_SEPARATOR
 
 
 class _Features(nn.Module):
@@ -57,6 +58,9 @@ class DifferenceTarget:
         return output[..., self.category] - base
 
 
+DIFFERENCE_BASELINES = {"MeanDiff": "mean", "MaxDiff": "max", "LSEDiff": "lse"}  # DifferenceTarget's
+
+
 def reference_classes() -> dict[str, tuple[type, str | None]]:
     """Display name → (grad-cam class, difference baseline or None) for the 11 maps grad-cam has
     (EigenCAM is class-agnostic; ScoreCAM is separate, being a different kind of cost)."""
@@ -68,6 +72,14 @@ def reference_classes() -> dict[str, tuple[type, str | None]]:
         "LSEDiffGradCAM": (GradCAM, "lse"), "MeanDiffGradCAM++": (GradCAMPlusPlus, "mean"),
         "MaxDiffGradCAM++": (GradCAMPlusPlus, "max"), "LSEDiffGradCAM++": (GradCAMPlusPlus, "lse"),
     }
+
+
+def anchor_classes() -> dict[str, type]:
+    """Display name → grad-cam class for the anchors' other maps this project has (opt-in rows of
+    the method table; not in the timed panel)."""
+    from pytorch_grad_cam import FEM, EigenGradCAM, GradCAMElementWise, LayerCAM, RandomCAM
+    return {"LayerCAM": LayerCAM, "GradCAMElementWise": GradCAMElementWise,
+            "EigenGradCAM": EigenGradCAM, "FEM": FEM, "RandomCAM": RandomCAM}
 
 
 def finer_reference(backbone: Backbone, inputs: Tensor, targets: list[int]) -> np.ndarray:
@@ -92,7 +104,11 @@ def reference_map(backbone: Backbone, inputs: Tensor, method: str, targets: list
     documented way to turn tokens into a feature map)."""
     from pytorch_grad_cam import ScoreCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-    cam_class, baseline = (ScoreCAM, None) if method == "ScoreCAM" else reference_classes()[method]
+    method, _, target = method.partition(TARGETED_SEPARATOR)  # "LayerCAM · MeanDiff"
+    cam_class, baseline = ((ScoreCAM, None) if method == "ScoreCAM" else
+                           (anchor_classes()[method], None) if method in anchor_classes() else
+                           reference_classes()[method])
+    baseline = DIFFERENCE_BASELINES[target] if target else baseline
     if backbone.layer.name == FEATURES:
         model = SplitModel(backbone.model)
         layer = model.features

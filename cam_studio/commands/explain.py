@@ -35,7 +35,15 @@ from cams.checkpoints import unique_name
 from cams.engine import explain, select_methods
 from cams.errors import FALSE_CLASS, TARGET, UserInputError
 from cams.images import load_image
-from cams.methods import METHODS, Kind
+from cams.methods import (
+    METHODS,
+    RETARGETABLE,
+    TARGETED_SEPARATOR,
+    TARGETS,
+    Kind,
+    method_row,
+    targeted_name,
+)
 from cams.metrics import baseline_similarity
 from cams.randomise import parse_randomised
 from cams.render import (
@@ -219,7 +227,7 @@ def run_explain(args: argparse.Namespace) -> int:
             failures += 1
 
     scorecam_bar = tqdm(desc="ScoreCAM masked passes", unit="mask", leave=False,
-                        disable=not any(METHODS[name].kind is Kind.MASKED_SCORES
+                        disable=not any(method_row(name).kind is Kind.MASKED_SCORES
                                         for name in methods))
 
     def report(done: int, total: int) -> None:
@@ -271,6 +279,9 @@ def run_methods(_args: argparse.Namespace | None = None) -> int:
     for name, method in METHODS.items():
         default = "" if method.default else "  (opt-in: --methods all or by name)"
         print(f"{name:<{width}}  {method.summary}{default}")
+    print(f"\nAny of {', '.join(RETARGETABLE)} also explains another target, named "
+          f"'METHOD{TARGETED_SEPARATOR}TARGET' (TARGET: {', '.join(TARGETS)}), e.g. "
+          f"--methods '{targeted_name('LayerCAM', 'MeanDiff')}'.")
     return 0
 
 

@@ -37,7 +37,7 @@ from cam_studio.tabs.verdict import verdict, verdict_markdown
 from cam_studio.tabs.words import public_message
 from cams.backbones import CLEAN_WEIGHTS, DEFAULT_BACKBONE, WEIGHT_SUFFIXES
 from cams.errors import FALSE_CLASS, TARGET, UserInputError
-from cams.methods import DEFAULT_METHODS, METHOD_NAMES, METHODS
+from cams.methods import DEFAULT_METHODS, METHOD_NAMES, METHODS, TARGETS
 from cams.render import COLORMAPS
 
 CONCURRENCY_LIMIT = 4  # requests computed in parallel; more wait in Gradio's queue
@@ -186,7 +186,7 @@ def open_link(request: gr.Request):
                       value=asked.checkpoint_b),
             asked.example, asked.target, asked.false_class,
             list(asked.methods or DEFAULT_METHODS), asked.opacity, asked.colormap,
-            asked.signed, asked.large, asked.faithfulness, link_view(query))
+            asked.signed, asked.large, asked.faithfulness, link_view(query), list(asked.targets))
 
 
 @handler(CompareRequest, leading=1)
@@ -265,6 +265,11 @@ def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
             methods = none_is_default(gr.CheckboxGroup(
                 list(METHOD_NAMES), value=list(DEFAULT_METHODS),
                 label="Methods (ScoreCAM is slow: opt-in)"))
+            targets = gr.CheckboxGroup(
+                list(TARGETS), value=[], elem_id="targets",
+                label="…each ticked gradient method also explaining (its map of y_c minus the "
+                      "mean, max or log-mean-exp of the other logits, or Finer-CAM's nearest "
+                      "classes; same pass)")
             opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heatmap opacity")
             with gr.Row():
                 colormap = gr.Dropdown([(f"{name}: {why}", name) for name, why in
@@ -316,7 +321,7 @@ def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
                   "false_class": false_class, "methods": methods, "opacity": opacity,
                   "faithfulness": faithfulness, "signed": signed, "colormap": colormap,
                   "large": large, "class_names": class_names, "input_size": input_size,
-                  "mean": mean, "std": std, "layer": layer}
+                  "mean": mean, "std": std, "layer": layer, "targets": targets}
     # The request's fields, in order: what every comparison handler is called with.
     inputs = [components[field.name] for field in dataclasses.fields(CompareRequest)]
     outputs = [grid, verdict_panel, table, predictions, target, false_class]
@@ -340,8 +345,8 @@ def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
                       concurrency_limit=CONCURRENCY_LIMIT)
     shown = gr.on([run.click, example.change, backbone.change, checkpoint_a.change,
                    checkpoint_b.change, upload_a.change, upload_b.change, image.change,
-                   methods.change, opacity.release, target.input, false_class.input,
-                   faithfulness.change, signed.change, colormap.change, large.change,
+                   methods.change, targets.change, opacity.release, target.input,
+                   false_class.input, faithfulness.change, signed.change, colormap.change, large.change,
                    class_names.blur, input_size.blur, mean.blur, std.blur, layer.blur],
                   show, inputs, outputs, api_visibility="private",
                   concurrency_limit=CONCURRENCY_LIMIT,
@@ -353,7 +358,8 @@ def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
     # (registered after the public endpoint, so that it keeps the name "explain").
     then_slider_and_link(page.load(
         open_link, None, [backbone, checkpoint_a, checkpoint_b, example, target, false_class,
-                          methods, opacity, colormap, signed, large, faithfulness, view_method],
+                          methods, opacity, colormap, signed, large, faithfulness, view_method,
+                          targets],
         queue=False, api_visibility="private").then(
         show, inputs, outputs, api_visibility="private"))
     view_method.change(enlarge, [view_method, *inputs], slider, api_visibility="private",
@@ -367,7 +373,8 @@ def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
             api_visibility="private").then(show, inputs, outputs, api_visibility="private"))
     # New settings make the offered files stale: clear them until asked again.
     gr.on([run.click, example.change, backbone.change, checkpoint_a.change, checkpoint_b.change,
-           upload_a.change, upload_b.change, image.change, methods.change, target.input,
+           upload_a.change, upload_b.change, image.change, methods.change, targets.change,
+           target.input,
            false_class.input, faithfulness.change, signed.change, colormap.change, large.change,
            opacity.release], lambda: None, None, downloads, queue=False,
           api_visibility="private")

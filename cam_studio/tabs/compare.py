@@ -41,8 +41,9 @@ from cams.backbones import (
 from cams.checkpoints import list_checkpoints
 from cams.engine import applies
 from cams.errors import FALSE_CLASS, INPUT_SIZE, MEAN, STD, TARGET, WEIGHTS, Fix, UserInputError
+from cams.errors import METHODS as METHODS_INPUT
 from cams.images import load_image
-from cams.methods import DEFAULT_METHODS, METHODS
+from cams.methods import DEFAULT_METHODS, RETARGETABLE, TARGETS, method_row, targeted_name
 from cams.randomise import randomised_name
 from cams.render import COLORMAP, COLORMAPS, SIGNED_STYLES, check_colormap, label_corner, overlay
 
@@ -267,15 +268,35 @@ class CompareRequest:
     mean: str | None = None
     std: str | None = None
     layer: str | None = None
+    # The target as a choice: each ticked gradient method also explaining these scalars
+    # (``cams.methods.TARGETS``: MeanDiff, MaxDiff, LSEDiff, Finer), as "METHOD · TARGET".
+    targets: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.methods is not None and not isinstance(self.methods, tuple):
             object.__setattr__(self, "methods", tuple(self.methods))
+        targets = tuple(self.targets or ())
+        unknown = [target for target in targets if target not in TARGETS]
+        if unknown:
+            raise UserInputError(f"no target {unknown[0]!r}",
+                                 Fix(METHODS_INPUT, "targets among " + ", ".join(TARGETS)))
+        object.__setattr__(self, "targets", targets)
         object.__setattr__(self, "opacity", number(self.opacity, "opacity", 0, 1, default=0.5))
         object.__setattr__(self, "faithfulness", bool(self.faithfulness))
         object.__setattr__(self, "signed", self.signed or "minmax")
         object.__setattr__(self, "colormap", check_colormap(self.colormap or COLORMAP))
         object.__setattr__(self, "large", bool(self.large))
+
+    @property
+    def chosen_methods(self) -> tuple[str, ...] | None:
+        """The methods to compute: the ticked ones (None: the defaults) and, for each target,
+        every ticked gradient method's map of it (the papers' named variants by their names)."""
+        if not self.targets:
+            return self.methods
+        base = self.methods or DEFAULT_METHODS
+        extra = [targeted_name(name, target) for name in base if name in RETARGETABLE
+                 for target in self.targets]
+        return tuple(dict.fromkeys([*base, *extra]))
 
     def draw(self, comparison: Comparison) -> np.ndarray:
         """The grid of ``comparison`` as this request looks at it."""
@@ -452,8 +473,9 @@ def run_compare(cache: BackboneCache, request: CompareRequest, progress=None,
                                    options))
     labels = request.labels()
     # Ticked methods that this head does not have (CAM) are left out, not refused.
-    chosen = [name for name in request.methods if name not in METHODS
-              or applies(METHODS[name], backbones[0])] if request.methods else None
+    asked = request.chosen_methods
+    chosen = [name for name in asked if method_row(name) is None
+              or applies(method_row(name), backbones[0])] if asked else None
     target_class = backbones[0].class_index(request.target, TARGET)
     false_class_index = backbones[0].class_index(request.false_class, FALSE_CLASS)
 
@@ -502,7 +524,8 @@ FOOLING_CASES = {
 LINK_KEYS = {"example": "example", "backbone": "backbone", "a": "checkpoint_a",
              "b": "checkpoint_b", "target": "target", "false": "false_class",
              "methods": "methods", "opacity": "opacity", "colours": "colormap",
-             "signed": "signed", "large": "large", "faithfulness": "faithfulness"}
+             "signed": "signed", "large": "large", "faithfulness": "faithfulness",
+             "targets": "targets"}
 
 
 def link_query(request: CompareRequest, view: str | None = None) -> str:
@@ -519,7 +542,7 @@ def link_query(request: CompareRequest, view: str | None = None) -> str:
         if isinstance(value, list | tuple):
             value = ",".join(value)
         query[key] = "1" if value is True else str(value)
-    if view and view in METHODS:
+    if view and method_row(view):
         query["view"] = view
     return "?" + urlencode(query)
 
@@ -536,7 +559,9 @@ def link_request(query: dict[str, str]) -> CompareRequest:
             continue
         value: Any = query[key]
         if key == "methods":
-            value = tuple(name for name in value.split(",") if name in METHODS)
+            value = tuple(name for name in value.split(",") if method_row(name))
+        elif key == "targets":
+            value = tuple(name for name in value.split(",") if name in TARGETS)
         elif key == "opacity":
             try:
                 value = min(max(float(value), 0.0), 1.0)
@@ -557,4 +582,4 @@ def link_request(query: dict[str, str]) -> CompareRequest:
 def link_view(query: dict[str, str]) -> str:
     """The method a link asks the A | B slider to show (GradCAM when none or unknown)."""
     view = query.get("view", "GradCAM")
-    return view if view in METHODS else "GradCAM"
+    return view if method_row(view) else "GradCAM"

@@ -24,7 +24,7 @@ from cams.engine import ClassChoice, Explanation, ProgressCallback, explain, exp
 from cams.errors import UserInputError
 from cams.faithfulness import faithfulness_curves, road
 from cams.layers import FEATURES
-from cams.methods import METHODS
+from cams.methods import method_row
 from cams.metrics import (
     baseline_similarity,
     cam_entropy_nats,
@@ -126,7 +126,7 @@ class Comparison:
         included if it was computed). ``progress(done, total, stage)`` after each map."""
         if self._faithfulness is None:
             self._faithfulness = []
-            measured = [name for name in self.methods if METHODS[name].compared]
+            measured = [name for name in self.methods if (row := method_row(name)) and row.compared]
             total, done = len(measured) * len(self.backbones), 0
             for backbone, result in zip(self.backbones, self.results):
                 scores = {}
@@ -194,7 +194,7 @@ class Comparison:
         ``large`` (a projector, a phone): two methods per row pair, captions twice as large."""
         if signed not in SIGNED_STYLES:
             raise UserInputError(f"signed maps {signed!r}: choose {' or '.join(SIGNED_STYLES)}")
-        panels = [name for name in self.methods if METHODS[name].class_map]
+        panels = [name for name in self.methods if (row := method_row(name)) and row.class_map]
         methods = [name for name in self.methods if name not in panels]
         if large:
             columns = LARGE_COLUMNS

@@ -18,7 +18,7 @@ from cam_studio.tabs.comparison import Comparison
 from cam_studio.tabs.verdict import verdict, verdict_markdown
 from cams import __version__
 from cams.backbones import Backbone
-from cams.methods import METHODS
+from cams.methods import method_row
 from cams.render import png_html
 
 PACKAGES = ("torch", "torchvision", "timm", "gradio", "numpy")
@@ -77,8 +77,8 @@ def report_html(comparison: Comparison, grid, image_sha256: str, stem: str,
         f"<tr><td>{html.escape(label)}</td><td>"
         + "; ".join(f"{c}: {html.escape(name)} ({p:.1%})" for c, name, p in comparison.top_k(index))
         + "</td></tr>" for index, label in enumerate(comparison.labels))
-    methods = "".join(f"<tr><td>{html.escape(name)}</td><td>{html.escape(METHODS[name].summary)}"
-                      "</td></tr>" for name in comparison.methods if name in METHODS)
+    methods = "".join(f"<tr><td>{html.escape(name)}</td><td>{html.escape(row.summary)}</td></tr>"
+                      for name in comparison.methods if (row := method_row(name)))
     versions = ", ".join(f"{package} {_version(package)}" for package in PACKAGES)
     alt = f"CAMs of {stem} by {' and '.join(comparison.labels)}, method by method"
     return f"""<!doctype html>

@@ -24,7 +24,7 @@ from cam_studio.evaluation.summaries import (
 )
 from cam_studio.evaluation.work import Load, Section, Table, Work, chosen, image_count, inputs_of
 from cams.engine import explain
-from cams.methods import DIFF_BASELINES, METHOD_NAMES
+from cams.methods import DIFF_BASELINES, METHOD_NAMES, method_row
 from cams.metrics import baseline_similarity
 
 METHODS = tuple(name for name in METHOD_NAMES
@@ -49,7 +49,7 @@ def work(config: EvaluationConfig, load: Load) -> Iterator[Work]:
 
         def rows(batch: list[Sample], backbone=backbone, methods=methods) -> list[SimilarityRow]:
             result = explain(backbone, inputs_of(backbone, batch), methods)
-            return [SimilarityRow(backbone.name, sample.id, name, DIFF_BASELINES[name], value)
+            return [SimilarityRow(backbone.name, sample.id, name, method_row(name).baseline, value)
                     for name, values in baseline_similarity(result.maps).items()
                     for sample, value in zip(batch, values.tolist())]
 
