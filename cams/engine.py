@@ -22,6 +22,7 @@ from torch import Tensor
 from cams.backbones import Backbone
 from cams.errors import BACKBONE, FALSE_CLASS, IMAGES, NAMES, TARGET, WEIGHTS, Fix, UserInputError
 from cams.errors import METHODS as METHODS_INPUT
+from cams.layers import logits_with
 from cams.methods import (
     DEFAULT_METHODS,
     FALSE_LOGIT,
@@ -45,6 +46,8 @@ ClassChoice = int | Sequence[int] | Tensor | None
 ProgressCallback = Callable[[int, int], None]
 
 SCORECAM_MASK_EPS = 1e-8  # grad-cam 1.5.x, ScoreCAM.get_cam_weights
+ABLATION_VALUE = 1e7  # grad-cam 1.5.x AblationLayer: below the smallest activation by this
+ABLATION_BATCH = 64  # ablated copies of the layer's output per pass
 METHOD_CHUNK_ELEMENTS = 2**19  # gradient elements per method call (2 MB of float32)
 
 
@@ -196,6 +199,33 @@ def scorecam_scores(backbone: Backbone, inputs: Tensor, activations: Tensor, tar
     return scores
 
 
+def ablation_scores(backbone: Backbone, inputs: Tensor, activations: Tensor, targets: Tensor,
+                    batch_size: int | None = None, progress: ProgressCallback | None = None) -> Tensor:
+    """AblationCAM's channel scores ``y_c`` with channel k ablated at the layer, N×K: set to 0,
+    or to the image's smallest activation − 1e7 where its activations go below 0 (grad-cam
+    1.5.x's ablation layer); ``batch_size`` ablated copies at a time (default 64), in inference
+    mode, after the layer only where the backbone allows it (``cams.layers.logits_with``)."""
+    batch_size = batch_size or ABLATION_BATCH
+    n, k = activations.shape[:2]
+    scores = torch.empty(n, k, device=activations.device)
+    done = 0
+    for i in range(n):
+        grid = activations[i].detach()
+        low = grid.min()
+        value = 0.0 if low == 0 else float(low) - ABLATION_VALUE
+        chunks = []
+        for channels in torch.arange(k, device=grid.device).split(batch_size):
+            ablated = grid.expand(len(channels), *grid.shape).clone()
+            ablated[torch.arange(len(channels)), channels] = value
+            logits = logits_with(backbone.model, backbone.layer, inputs[i:i + 1], ablated)
+            chunks.append(logits[:, targets[i]].float())
+            done += len(channels)
+            if progress is not None:
+                progress(done, n * k)
+        scores[i] = torch.cat(chunks)
+    return scores
+
+
 @dataclass
 class ForwardPass:
     """One batch through the backbone: what every method's ``layer_map`` draws on."""
@@ -206,6 +236,12 @@ class ForwardPass:
     targets: Tensor
     scorecam_batch_size: int | None
     progress: ProgressCallback | None
+    logits: Tensor | None = None
+
+    @property
+    def scores(self) -> Tensor:
+        """The target class's logit of each image, N."""
+        return self.logits.detach()[torch.arange(len(self.targets)), self.targets].float()
 
 
 # What the engine passes to a method's ``layer_map`` after the activations, by the method's kind
@@ -216,6 +252,9 @@ EXTRA_ARGUMENTS: dict[Kind, Callable[[ForwardPass], tuple[Tensor, ...]]] = {
     Kind.MASKED_SCORES: lambda run: (scorecam_scores(
         run.backbone, run.inputs, run.activations, run.targets, run.scorecam_batch_size,
         run.progress),),
+    Kind.ABLATED_SCORES: lambda run: (ablation_scores(
+        run.backbone, run.inputs, run.activations, run.targets, run.scorecam_batch_size,
+        run.progress), run.scores),
 }
 
 
@@ -298,7 +337,8 @@ def layer_cams(backbone: Backbone, inputs: Tensor, methods: Sequence[str | Metho
             chunks = [function(activations[i:i + step], gradients[stacked, i:i + step])
                       for i in range(0, len(activations), step)]
             maps.update(zip((row.name for row in group), torch.cat(chunks, dim=1)))
-        run = ForwardPass(backbone, inputs, activations, targets, scorecam_batch_size, progress)
+        run = ForwardPass(backbone, inputs, activations, targets, scorecam_batch_size, progress,
+                          logits)
         for row in rows:
             if row.kind is not Kind.GRADIENT:
                 maps[row.name] = row.layer_map(activations, *EXTRA_ARGUMENTS[row.kind](run))

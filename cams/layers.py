@@ -176,6 +176,30 @@ def forward_layer(model: nn.Module, layer: TargetLayer, inputs: Tensor, *,
     return grid, logits
 
 
+@torch.inference_mode()
+def logits_with(model: nn.Module, layer: TargetLayer, image: Tensor, grids: Tensor) -> Tensor:
+    """The logits of one image (1×3×H×W) with the layer's output replaced by each of ``grids``
+    (M×K×h×w, e.g. the activations with a channel ablated): M×C. At the features seam only the
+    head runs again; at a named module the whole model runs, the module's output swapped by a
+    hook (this thread's passes only)."""
+    if layer.name == FEATURES:
+        output = model.forward_features(image)
+        return model.forward_head(layer.from_grid(grids, output.expand(len(grids),
+                                                                      *output.shape[1:])))
+    owner = threading.get_ident()
+
+    def hook(module: nn.Module, args: tuple, output: Tensor) -> Tensor | None:
+        if threading.get_ident() != owner:
+            return None
+        return layer.from_grid(grids, output)
+
+    handle = find_module(model, layer.name).register_forward_hook(hook)
+    try:
+        return model(image.expand(len(grids), *image.shape[1:]))
+    finally:
+        handle.remove()
+
+
 def allow_double_backward(model: nn.Module) -> int:
     """Switch timm's attention blocks from the fused kernel (whose backward PyTorch cannot
     differentiate again) to their explicit maths, for differentiable maps (training): the same

@@ -152,6 +152,14 @@ def randomcam(activations: Tensor) -> Tensor:
     return F.relu(weighted_activations(activations, random_channel_weights(activations)))
 
 
+def ablationcam(activations: Tensor, ablated_scores: Tensor, scores: Tensor) -> Tensor:
+    """AblationCAM (Desai & Ramaswamy 2020): ``w_k = (y_c − y_c^{A_k ablated}) / y_c``, the
+    relative drop of the target score when channel k is ablated at the layer, map
+    ``ReLU(Σ_k w_k A_k)`` (the engine computes the ablated scores: ``cams.engine``)."""
+    weights = (scores[:, None] - ablated_scores) / scores[:, None]
+    return F.relu(weighted_activations(activations, weights))
+
+
 def scorecam_combine(activations: Tensor, masked_scores: Tensor) -> Tensor:
     """ScoreCAM (Wang et al. 2020): ``ReLU(Σ_k softmax_k(s)_k A_k)``.
 
@@ -244,6 +252,8 @@ class Kind(enum.Enum):
     ACTIVATIONS = "nothing else: layer_map(A)"
     CLASSIFIER = "the target class's row of the final Linear layer: layer_map(A, W_c)"
     MASKED_SCORES = "the target score of the image masked by each channel: layer_map(A, s)"
+    ABLATED_SCORES = ("the target score with each channel ablated at the layer, and without: "
+                      "layer_map(A, s, y)")
 
 
 @dataclass(frozen=True)
@@ -329,6 +339,9 @@ METHODS: dict[str, Method] = {method.name: method for method in [
               "activation", default=False, compared=True),
     Method("FEM", Kind.ACTIVATIONS, fem, "channels weighted by their share of positions above "
            "mean + 2σ (class-agnostic; Fuad et al. 2020)", default=False, compared=True),
+    Method("AblationCAM", Kind.ABLATED_SCORES, ablationcam, "each channel weighted by the "
+           "relative drop of the target score when it is ablated (one head pass per channel "
+           "at a CNN's features; opt-in)", default=False, compared=True),
     Method("RandomCAM", Kind.ACTIVATIONS, randomcam, "random channel weights in [−1, 1] (a "
            "baseline: seeded, the same on every call)", default=False),
     _gradient("TrueClassCAM", class_activation, LOGIT, "un-ReLU'd CAM t of the true (target) "

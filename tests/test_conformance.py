@@ -285,3 +285,41 @@ def test_an_unknown_target_says_which_there_are(lite0, chelsea):
     from cams.errors import UserInputError
     with pytest.raises(UserInputError, match=r"METHOD · TARGET \(TARGET one of MeanDiff, MaxDiff"):
         explain(lite0, [chelsea], ["LayerCAM · Median"])
+
+
+@pytest.mark.parametrize(("fixture", "size"), [("lite0", (224, 224)), ("resnet_random", (160, 128)),
+                                               ("convnext_random", (128, 160))])
+def test_ablationcam_matches_grad_cam(request, chelsea, coffee, fixture, size):
+    """AblationCAM against grad-cam 1.5.7's (its ablation value included: 0 after a ReLU, the
+    smallest activation − 1e7 for ConvNeXt's signed features), at the features seam."""
+    from pytorch_grad_cam import AblationCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from cam_studio.benchmarks.reference import SplitModel
+    backbone = request.getfixturevalue(fixture)
+    inputs = photo_batch(backbone, [chelsea, coffee], size)
+    ours = explain(backbone, inputs, methods=["AblationCAM"])
+    model = SplitModel(backbone.model)
+    with AblationCAM(model, [model.features]) as cam:
+        theirs = cam(input_tensor=inputs,
+                     targets=[ClassifierOutputTarget(c) for c in ours.targets.tolist()])
+    assert np.abs(ours.maps["AblationCAM"].numpy() - theirs).max() <= ANCHOR_TOLERANCE
+
+
+def test_ablationcam_at_a_named_module_matches_grad_cam(chelsea):
+    """A wrapped torchvision ResNet read at ``layer4``: the ablated activations replace the
+    module's output by a hook, as grad-cam's ablation layer replaces the module."""
+    import torchvision
+    from pytorch_grad_cam import AblationCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from cams import wrap
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=5)
+    backbone = wrap(model, layer="layer4", input_size=96)
+    inputs = backbone.preprocess(chelsea)
+    ours = explain(backbone, inputs, methods=["AblationCAM"])
+    with AblationCAM(model, [model.layer4], batch_size=64) as cam:
+        theirs = cam(input_tensor=inputs,
+                     targets=[ClassifierOutputTarget(c) for c in ours.targets.tolist()])
+    assert np.abs(ours.maps["AblationCAM"].numpy() - theirs).max() <= ANCHOR_TOLERANCE

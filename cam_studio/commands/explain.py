@@ -226,9 +226,9 @@ def run_explain(args: argparse.Namespace) -> int:
             print(f"error: {error.worded(cli_words)}", file=sys.stderr)
             failures += 1
 
-    scorecam_bar = tqdm(desc="ScoreCAM masked passes", unit="mask", leave=False,
-                        disable=not any(method_row(name).kind is Kind.MASKED_SCORES
-                                        for name in methods))
+    slow = (Kind.MASKED_SCORES, Kind.ABLATED_SCORES)  # a pass per channel: a bar of its own
+    scorecam_bar = tqdm(desc="masked / ablated passes", unit="pass", leave=False,
+                        disable=not any(method_row(name).kind in slow for name in methods))
 
     def report(done: int, total: int) -> None:
         scorecam_bar.total = total

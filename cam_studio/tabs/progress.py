@@ -66,11 +66,11 @@ class Remaining:
 
 def stage_progress(progress: Callable[..., None]) -> Callable[[int, int, str], None]:
     """A comparison's long stages on a page's progress bar (``progress(fraction, desc=…)``):
-    ScoreCAM's masked passes (the engine reports ``done, total``), then the faithfulness maps
-    (with their stage); each stage's time left at its own rate."""
+    ScoreCAM's masked and AblationCAM's ablated passes (the engine reports ``done, total``),
+    then the faithfulness maps (with their stage); each stage's time left at its own rate."""
     clocks: dict[str, Remaining] = {}
 
-    def report(done: int, total: int, stage: str = "ScoreCAM masked passes") -> None:
+    def report(done: int, total: int, stage: str = "masked / ablated passes") -> None:
         fraction = done / max(total, 1)
         left = clocks.setdefault(stage, Remaining()).text(fraction)
         progress(fraction, desc=f"{stage} {done}/{total} · {left}")
