@@ -22,7 +22,7 @@ from torch import Tensor
 from cams.backbones import Backbone
 from cams.errors import BACKBONE, FALSE_CLASS, IMAGES, NAMES, TARGET, WEIGHTS, Fix, UserInputError
 from cams.errors import METHODS as METHODS_INPUT
-from cams.layers import logits_with
+from cams.layers import allow_double_backward, logits_from, logits_with
 from cams.methods import (
     DEFAULT_METHODS,
     FALSE_LOGIT,
@@ -226,6 +226,27 @@ def ablation_scores(backbone: Backbone, inputs: Tensor, activations: Tensor, tar
     return scores
 
 
+def hessian_terms(backbone: Backbone, inputs: Tensor, activations: Tensor,
+                  targets: Tensor) -> tuple[Tensor, Tensor]:
+    """ShapleyCAM's ``G = ∂y_c/∂A`` and ``H·A`` (the Hessian-vector product in the direction of
+    the activations), image by image: what follows the layer runs again with a graph
+    (``cams.layers.logits_from``), then two backward passes."""
+    allow_double_backward(backbone.model)  # a fused attention kernel has no second derivative
+    gradients, products = [], []
+    for i in range(len(inputs)):
+        with torch.enable_grad():
+            grid = activations[i:i + 1].detach().clone().requires_grad_()
+            logits = logits_from(backbone.model, backbone.layer, inputs[i:i + 1], grid)
+            gradient, = torch.autograd.grad(logits[0, targets[i]], grid, create_graph=True)
+            product = None
+            if gradient.requires_grad:  # a head linear in A has no second derivative
+                product, = torch.autograd.grad(gradient, grid, grad_outputs=grid.detach(),
+                                               allow_unused=True)
+        gradients.append(gradient.detach())
+        products.append(torch.zeros_like(grid) if product is None else product.detach())
+    return torch.cat(gradients), torch.cat(products)
+
+
 @dataclass
 class ForwardPass:
     """One batch through the backbone: what every method's ``layer_map`` draws on."""
@@ -252,6 +273,8 @@ EXTRA_ARGUMENTS: dict[Kind, Callable[[ForwardPass], tuple[Tensor, ...]]] = {
     Kind.MASKED_SCORES: lambda run: (scorecam_scores(
         run.backbone, run.inputs, run.activations, run.targets, run.scorecam_batch_size,
         run.progress),),
+    Kind.SECOND_ORDER: lambda run: hessian_terms(run.backbone, run.inputs, run.activations,
+                                                 run.targets),
     Kind.ABLATED_SCORES: lambda run: (ablation_scores(
         run.backbone, run.inputs, run.activations, run.targets, run.scorecam_batch_size,
         run.progress), run.scores),

@@ -176,16 +176,18 @@ def forward_layer(model: nn.Module, layer: TargetLayer, inputs: Tensor, *,
     return grid, logits
 
 
-@torch.inference_mode()
-def logits_with(model: nn.Module, layer: TargetLayer, image: Tensor, grids: Tensor) -> Tensor:
+def logits_from(model: nn.Module, layer: TargetLayer, image: Tensor, grids: Tensor) -> Tensor:
     """The logits of one image (1×3×H×W) with the layer's output replaced by each of ``grids``
-    (M×K×h×w, e.g. the activations with a channel ablated): M×C. At the features seam only the
-    head runs again; at a named module the whole model runs, the module's output swapped by a
-    hook (this thread's passes only)."""
+    (M×K×h×w, e.g. the activations with a channel ablated): M×C, differentiable in ``grids``. At
+    the features seam only the head runs again; at a named module the whole model runs, the
+    module's output swapped by a hook (this thread's passes only)."""
     if layer.name == FEATURES:
-        output = model.forward_features(image)
-        return model.forward_head(layer.from_grid(grids, output.expand(len(grids),
-                                                                      *output.shape[1:])))
+        output = None
+        if layer.layout not in (NCHW, NHWC):  # tokens: the prefix tokens come from the output
+            with torch.inference_mode():
+                output = model.forward_features(image)
+            output = output.clone().expand(len(grids), *output.shape[1:])
+        return model.forward_head(layer.from_grid(grids, output))
     owner = threading.get_ident()
 
     def hook(module: nn.Module, args: tuple, output: Tensor) -> Tensor | None:
@@ -198,6 +200,12 @@ def logits_with(model: nn.Module, layer: TargetLayer, image: Tensor, grids: Tens
         return model(image.expand(len(grids), *image.shape[1:]))
     finally:
         handle.remove()
+
+
+@torch.inference_mode()
+def logits_with(model: nn.Module, layer: TargetLayer, image: Tensor, grids: Tensor) -> Tensor:
+    """``logits_from`` without a graph (the ablated passes)."""
+    return logits_from(model, layer, image, grids)
 
 
 def allow_double_backward(model: nn.Module) -> int:

@@ -125,6 +125,25 @@ def eigengradcam(activations: Tensor, gradients: Tensor) -> Tensor:
     return eigencam(product.flatten(0, -4)).reshape(*product.shape[:-3], *product.shape[-2:])
 
 
+def kpcacam(activations: Tensor) -> Tensor:
+    """KPCA-CAM (Karmani et al. 2024): EigenCAM with kernel PCA — the first kernel principal
+    component of the positions' centred activations under the sigmoid kernel
+    ``tanh(⟨x, y⟩ / K + 1)``, as scikit-learn's ``KernelPCA`` (centred Gram matrix, its top
+    eigenvector times the square root of its eigenvalue, the sign making its largest entry
+    positive), then ReLU."""
+    n, k, h, w = activations.shape
+    positions = activations.reshape(n, k, h * w).transpose(1, 2).double()
+    centred = positions - positions.mean(dim=1, keepdim=True)
+    gram = torch.tanh(centred @ centred.transpose(1, 2) / k + 1)
+    gram = (gram - gram.mean(dim=1, keepdim=True) - gram.mean(dim=2, keepdim=True)
+            + gram.mean(dim=(1, 2), keepdim=True))
+    eigenvalues, eigenvectors = torch.linalg.eigh(gram)
+    top = eigenvectors[:, :, -1]
+    sign = torch.sign(top.gather(1, top.abs().argmax(dim=1, keepdim=True)))
+    projection = top * sign * eigenvalues[:, -1:].clamp_min(0).sqrt()
+    return F.relu(projection).reshape(n, h, w).to(activations.dtype)
+
+
 def fem(activations: Tensor) -> Tensor:
     """FEM, the Feature Explanation Method (Fuad et al. 2020): each channel weighted by the share
     of its positions above its mean + 2 standard deviations (population std),
@@ -150,6 +169,15 @@ def randomcam(activations: Tensor) -> Tensor:
     weights ``w_k`` ~ U[−1, 1] (``random_channel_weights``). A map that explains no better than
     it explains nothing."""
     return F.relu(weighted_activations(activations, random_channel_weights(activations)))
+
+
+def shapleycam(activations: Tensor, gradients: Tensor, hessian_activations: Tensor) -> Tensor:
+    """ShapleyCAM (Cai 2025): GradCAM's weights from the second-order expansion of the target's
+    Shapley values, ``w_k = mean_ij (G − ½ H·A)_kij``, map ``ReLU(Σ_k w_k A_k)``; ``H·A`` is
+    the Hessian of the target logit at the layer applied to the activations (0 for a head
+    linear in them, where ShapleyCAM is GradCAM)."""
+    weights = (gradients - 0.5 * hessian_activations).mean(dim=SPATIAL)
+    return F.relu(weighted_activations(activations, weights))
 
 
 def ablationcam(activations: Tensor, ablated_scores: Tensor, scores: Tensor) -> Tensor:
@@ -254,6 +282,8 @@ class Kind(enum.Enum):
     MASKED_SCORES = "the target score of the image masked by each channel: layer_map(A, s)"
     ABLATED_SCORES = ("the target score with each channel ablated at the layer, and without: "
                       "layer_map(A, s, y)")
+    SECOND_ORDER = ("the target logit's gradient G and its Hessian-vector product H·A: "
+                    "layer_map(A, G, HA)")
 
 
 @dataclass(frozen=True)
@@ -337,8 +367,13 @@ METHODS: dict[str, Method] = {method.name: method for method in [
               "per channel, then summed", default=False, compared=True),
     _gradient("EigenGradCAM", eigengradcam, LOGIT, "first principal component of gradient × "
               "activation", default=False, compared=True),
+    Method("KPCA-CAM", Kind.ACTIVATIONS, kpcacam, "first kernel principal component of the "
+           "activations (sigmoid kernel; class-agnostic; opt-in)", default=False, compared=True),
     Method("FEM", Kind.ACTIVATIONS, fem, "channels weighted by their share of positions above "
            "mean + 2σ (class-agnostic; Fuad et al. 2020)", default=False, compared=True),
+    Method("ShapleyCAM", Kind.SECOND_ORDER, shapleycam, "GradCAM weights of gradient − ½ "
+           "Hessian-vector product (a second backward pass; opt-in)", default=False,
+           compared=True),
     Method("AblationCAM", Kind.ABLATED_SCORES, ablationcam, "each channel weighted by the "
            "relative drop of the target score when it is ablated (one head pass per channel "
            "at a CNN's features; opt-in)", default=False, compared=True),

@@ -203,7 +203,8 @@ ANCHOR_TOLERANCE = 1e-4  # the issue's bar for the anchors' maps, on normalised 
 
 @pytest.mark.parametrize(("fixture", "size", "target"), CASES)
 def test_the_anchors_other_maps_match_grad_cam(request, chelsea, coffee, fixture, size, target):
-    """LayerCAM, GradCAMElementWise and FEM against grad-cam 1.5.7's own classes; EigenGradCAM
+    """LayerCAM, GradCAMElementWise, FEM, KPCA-CAM (scikit-learn's KernelPCA inside, its sign
+    rule too) and ShapleyCAM (its Hessian-vector product) against grad-cam 1.5.7's own classes; EigenGradCAM
     up to the SVD's sign (as EigenCAM); RandomCAM against grad-cam's pipeline given our seeded
     channel weights (grad-cam draws unseeded ones), and those weights by hand."""
     from pytorch_grad_cam import EigenGradCAM, RandomCAM
@@ -213,10 +214,11 @@ def test_the_anchors_other_maps_match_grad_cam(request, chelsea, coffee, fixture
     from cams.methods import RANDOMCAM_SEED
     backbone = request.getfixturevalue(fixture)
     inputs = photo_batch(backbone, [chelsea, coffee], size)
-    methods = ["LayerCAM", "GradCAMElementWise", "FEM", "EigenGradCAM", "RandomCAM"]
+    methods = ["LayerCAM", "GradCAMElementWise", "FEM", "KPCA-CAM", "ShapleyCAM", "EigenGradCAM",
+               "RandomCAM"]
     ours = explain(backbone, inputs, methods=methods, target=target)
     targets = ours.targets.tolist()
-    for method in ("LayerCAM", "GradCAMElementWise", "FEM"):
+    for method in ("LayerCAM", "GradCAMElementWise", "FEM", "KPCA-CAM", "ShapleyCAM"):
         theirs = reference_map(backbone, inputs, method, targets)
         error = np.abs(ours.maps[method].numpy() - theirs).max()
         assert error <= ANCHOR_TOLERANCE, f"{method} on {fixture}: max |ours − grad-cam| = {error}"

@@ -106,6 +106,39 @@ def test_gradient_methods_match_grad_cam_with_reshape_transform(transformers, ph
             f"{method} on {name} is empty for an image: the match would prove nothing")
 
 
+@pytest.mark.parametrize("name", MODELS)
+def test_the_anchors_gradient_maps_match_grad_cam_on_transformers(transformers, photos, name):
+    """LayerCAM and GradCAMElementWise on transformers' tokens, grad-cam given the reshape; and
+    ShapleyCAM (grad-cam's own fails on tokens: it detaches a view in place) by hand, its
+    Hessian-vector product from torch.autograd.functional.hvp through the blocks after the
+    layer."""
+    import torch.nn.functional as F
+
+    from cams.layers import logits_from
+    from cams.methods import display_maps
+    backbone = transformers[name]
+    methods = ["LayerCAM", "GradCAMElementWise", "ShapleyCAM"]
+    ours = explain(backbone, photos, methods=methods)
+    for method in methods[:2]:
+        theirs = reference_map(backbone, photos, method, ours.targets.tolist(),
+                               reshape_transform=MODELS[name][1])
+        error = np.abs(ours.maps[method].numpy() - theirs).max()
+        assert error <= 1e-4, f"{method} on {name}: max |ours − grad-cam| = {error}"
+    features = backbone.features(photos)
+    for index, target in enumerate(ours.targets.tolist()):
+        grid = features[index:index + 1].detach()
+
+        def score(g, index=index, target=target):
+            return logits_from(backbone.model, backbone.layer, photos[index:index + 1], g)[0, target]
+
+        _, product = torch.autograd.functional.hvp(score, grid, grid)
+        gradient = torch.autograd.functional.jacobian(score, grid)
+        weights = (gradient - 0.5 * product).mean(dim=(2, 3))
+        by_hand = F.relu((weights[:, :, None, None] * grid).sum(1))
+        expected = display_maps(by_hand, tuple(photos.shape[-2:]))
+        assert (ours.maps["ShapleyCAM"][index] - expected[0]).abs().max() <= 1e-4, name
+
+
 def test_a_wrong_reshape_gives_other_maps(transformers, photos):
     """The maps are not symmetric, so the match above would catch a transposed grid."""
     backbone = transformers["vit_tiny_patch16_224"]

@@ -77,9 +77,19 @@ def reference_classes() -> dict[str, tuple[type, str | None]]:
 def anchor_classes() -> dict[str, type]:
     """Display name → grad-cam class for the anchors' other maps this project has (opt-in rows of
     the method table; not in the timed panel)."""
-    from pytorch_grad_cam import FEM, EigenGradCAM, GradCAMElementWise, LayerCAM, RandomCAM
+    from pytorch_grad_cam import (
+        FEM,
+        KPCA_CAM,
+        AblationCAM,
+        EigenGradCAM,
+        GradCAMElementWise,
+        LayerCAM,
+        RandomCAM,
+        ShapleyCAM,
+    )
     return {"LayerCAM": LayerCAM, "GradCAMElementWise": GradCAMElementWise,
-            "EigenGradCAM": EigenGradCAM, "FEM": FEM, "RandomCAM": RandomCAM}
+            "EigenGradCAM": EigenGradCAM, "KPCA-CAM": KPCA_CAM, "FEM": FEM,
+            "RandomCAM": RandomCAM, "AblationCAM": AblationCAM, "ShapleyCAM": ShapleyCAM}
 
 
 def finer_reference(backbone: Backbone, inputs: Tensor, targets: list[int]) -> np.ndarray:
