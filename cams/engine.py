@@ -48,6 +48,7 @@ ProgressCallback = Callable[[int, int], None]
 SCORECAM_MASK_EPS = 1e-8  # grad-cam 1.5.x, ScoreCAM.get_cam_weights
 ABLATION_VALUE = 1e7  # grad-cam 1.5.x AblationLayer: below the smallest activation by this
 ABLATION_BATCH = 64  # ablated copies of the layer's output per pass
+ISCAM_STEPS = 10  # torchcam 0.5 ISCAM's num_samples
 METHOD_CHUNK_ELEMENTS = 2**19  # gradient elements per method call (2 MB of float32)
 
 
@@ -157,11 +158,33 @@ def resolve_classes(choice: ClassChoice, default: Tensor, num_classes: int, what
     return classes.clone()
 
 
-def scorecam_scores(backbone: Backbone, inputs: Tensor, activations: Tensor, targets: Tensor,
-                    batch_size: int | None = None, progress: ProgressCallback | None = None) -> Tensor:
-    """ScoreCAM's channel scores ``s_k = y_c(x ⊙ M_k)``, N×K, with ``M_k`` = minmax(upsample(A_k)).
+def scorecam_masks(activations: Tensor, size: tuple[int, int]) -> Tensor:
+    """ScoreCAM's masks (grad-cam 1.5.x): each channel upsampled (bilinear, corners aligned) to
+    the input, then min-max normalised: M×1×H×W from M×h×w."""
+    upsampled = F.interpolate(activations[:, None], size=size, mode="bilinear", align_corners=True)
+    low = upsampled.amin(dim=(2, 3), keepdim=True)
+    high = upsampled.amax(dim=(2, 3), keepdim=True)
+    return (upsampled - low) / (high - low + SCORECAM_MASK_EPS)
 
-    Channels whose masks coincide (dead channels, above all) share one forward pass: only the
+
+def iscam_masks(activations: Tensor, size: tuple[int, int]) -> Tensor:
+    """IS-CAM's masks (torchcam 0.5): each channel min-max normalised at the layer, then
+    upsampled (bilinear) to the input: M×1×H×W from M×h×w."""
+    flat = activations.flatten(1)
+    low = flat.amin(dim=1)[:, None, None]
+    high = (activations - low).flatten(1).amax(dim=1)[:, None, None]
+    normalised = (activations - low) / (high + SCORECAM_MASK_EPS)
+    return F.interpolate(normalised[:, None], size=size, mode="bilinear", align_corners=False)
+
+
+def masked_scores(backbone: Backbone, inputs: Tensor, activations: Tensor, targets: Tensor,
+                  masks_of: Callable[[Tensor, tuple[int, int]], Tensor],
+                  scales: Sequence[float] = (1.0,), batch_size: int | None = None,
+                  progress: ProgressCallback | None = None) -> Tensor:
+    """Per image and channel, the mean over ``scales`` of the target score of the image masked
+    by the channel's mask (``masks_of``): ``s_k = mean_i y_c(scale_i · M_k ⊙ x)``, N×K.
+
+    Channels whose masks coincide (dead channels, above all) share their passes: only the
     distinct masks of each image run, ``batch_size`` masked images at a time (default: 8 on CPU,
     the fastest per image on a 2-core machine, see BENCHMARKS.md; 64 on CUDA), in inference mode.
     """
@@ -174,9 +197,10 @@ def scorecam_scores(backbone: Backbone, inputs: Tensor, activations: Tensor, tar
     # activations) have equal masks, up to the 1e-8 guard in the mask's denominator.
     keys = torch.where(high > low, (flat - low) / (high - low).clamp_min(1e-30), 0.0)
     inverses = [torch.unique(keys[i], dim=0, return_inverse=True)[1] for i in range(n)]
-    total = sum(int(inverse.max()) + 1 for inverse in inverses)
+    total = sum(int(inverse.max()) + 1 for inverse in inverses) * len(scales)
     done = 0
     scores = torch.empty(n, k, device=activations.device)
+    size = tuple(inputs.shape[-2:])
     with torch.inference_mode():
         for i, inverse in enumerate(inverses):
             # One representative channel per distinct mask (the first that maps onto it).
@@ -184,19 +208,36 @@ def scorecam_scores(backbone: Backbone, inputs: Tensor, activations: Tensor, tar
                 0, inverse, torch.arange(k, device=inverse.device), "amin")
             chunks = []
             for channels in first.split(batch_size):
-                upsampled = F.interpolate(activations[i, channels, None].detach(),
-                                          size=inputs.shape[-2:], mode="bilinear",
-                                          align_corners=True)
-                up_low = upsampled.amin(dim=(2, 3), keepdim=True)
-                up_high = upsampled.amax(dim=(2, 3), keepdim=True)
-                masks = (upsampled - up_low) / (up_high - up_low + SCORECAM_MASK_EPS)
-                logits = backbone.model(inputs[i:i + 1] * masks)
-                chunks.append(logits[:, targets[i]].float())
-                done += len(channels)
-                if progress is not None:
-                    progress(done, total)
+                masks = masks_of(activations[i, channels].detach(), size)
+                summed = 0.0
+                for scale in scales:
+                    logits = backbone.model(inputs[i:i + 1] * (scale * masks))
+                    summed = summed + logits[:, targets[i]].float()
+                    done += len(channels)
+                    if progress is not None:
+                        progress(done, total)
+                chunks.append(summed / len(scales))
             scores[i] = torch.cat(chunks)[inverse]
     return scores
+
+
+def scorecam_scores(backbone: Backbone, inputs: Tensor, activations: Tensor, targets: Tensor,
+                    batch_size: int | None = None, progress: ProgressCallback | None = None) -> Tensor:
+    """ScoreCAM's channel scores ``s_k = y_c(x ⊙ M_k)``, N×K, with ``M_k`` = minmax(upsample(A_k))
+    (``masked_scores``)."""
+    return masked_scores(backbone, inputs, activations, targets, scorecam_masks,
+                         batch_size=batch_size, progress=progress)
+
+
+def iscam_scores(backbone: Backbone, inputs: Tensor, activations: Tensor, targets: Tensor,
+                 batch_size: int | None = None, progress: ProgressCallback | None = None) -> Tensor:
+    """IS-CAM's channel scores (Naidu et al. 2020, as torchcam 0.5 computes them): ScoreCAM's
+    score integrated along the mask's scale, ``s_k = (1/N) Σ_i y_c(c_i · M_k ⊙ x)`` with the
+    cumulative coefficients ``c_i = Σ_{j ≤ i} j / N``, N = ``ISCAM_STEPS``; the baseline score
+    torchcam subtracts is the same for every channel, and the softmax over channels ignores it."""
+    scales = torch.arange(1, ISCAM_STEPS + 1).div(ISCAM_STEPS).cumsum(0).tolist()
+    return masked_scores(backbone, inputs, activations, targets, iscam_masks, scales,
+                         batch_size, progress)
 
 
 def ablation_scores(backbone: Backbone, inputs: Tensor, activations: Tensor, targets: Tensor,
@@ -271,6 +312,9 @@ EXTRA_ARGUMENTS: dict[Kind, Callable[[ForwardPass], tuple[Tensor, ...]]] = {
     Kind.ACTIVATIONS: lambda run: (),
     Kind.CLASSIFIER: lambda run: (run.backbone.classifier_weight()[run.targets],),
     Kind.MASKED_SCORES: lambda run: (scorecam_scores(
+        run.backbone, run.inputs, run.activations, run.targets, run.scorecam_batch_size,
+        run.progress),),
+    Kind.INTEGRATED_SCORES: lambda run: (iscam_scores(
         run.backbone, run.inputs, run.activations, run.targets, run.scorecam_batch_size,
         run.progress),),
     Kind.SECOND_ORDER: lambda run: hessian_terms(run.backbone, run.inputs, run.activations,

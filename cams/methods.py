@@ -282,6 +282,8 @@ class Kind(enum.Enum):
     MASKED_SCORES = "the target score of the image masked by each channel: layer_map(A, s)"
     ABLATED_SCORES = ("the target score with each channel ablated at the layer, and without: "
                       "layer_map(A, s, y)")
+    INTEGRATED_SCORES = ("the target score of the image masked by each channel at N growing "
+                         "scales, averaged: layer_map(A, s)")
     SECOND_ORDER = ("the target logit's gradient G and its Hessian-vector product H·A: "
                     "layer_map(A, G, HA)")
 
@@ -371,6 +373,9 @@ METHODS: dict[str, Method] = {method.name: method for method in [
            "activations (sigmoid kernel; class-agnostic; opt-in)", default=False, compared=True),
     Method("FEM", Kind.ACTIVATIONS, fem, "channels weighted by their share of positions above "
            "mean + 2σ (class-agnostic; Fuad et al. 2020)", default=False, compared=True),
+    Method("IS-CAM", Kind.INTEGRATED_SCORES, scorecam_combine, "ScoreCAM with each mask's "
+           "score integrated over 10 scales (torchcam; one forward pass per distinct channel "
+           "and scale; opt-in)", default=False),
     Method("ShapleyCAM", Kind.SECOND_ORDER, shapleycam, "GradCAM weights of gradient − ½ "
            "Hessian-vector product (a second backward pass; opt-in)", default=False,
            compared=True),

@@ -325,3 +325,27 @@ def test_ablationcam_at_a_named_module_matches_grad_cam(chelsea):
         theirs = cam(input_tensor=inputs,
                      targets=[ClassifierOutputTarget(c) for c in ours.targets.tolist()])
     assert np.abs(ours.maps["AblationCAM"].numpy() - theirs).max() <= ANCHOR_TOLERANCE
+
+
+def test_iscam_matches_torchcam_on_a_small_model(chelsea):
+    """IS-CAM against torchcam 0.5.0's ISCAM (its 10 integration steps, its masks: normalised at
+    the layer, then upsampled) on a small CNN read at its last convolution."""
+    from torchcam.methods import ISCAM
+
+    from cams import wrap
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 12, 3, stride=2, padding=1), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(12, 4))
+    backbone = wrap(model, layer="3", input_size=64)
+    inputs = backbone.preprocess(chelsea)
+    ours = explain(backbone, inputs, methods=["IS-CAM"])
+    target = int(ours.targets[0])
+    with ISCAM(model, target_layer="3", input_shape=(3, 64, 64)) as extractor:
+        scores = model(inputs)
+        theirs = extractor(target, scores)[0]
+    theirs = F.interpolate(theirs[:, None], size=(64, 64), mode="bilinear", align_corners=False)[:, 0]
+    low = theirs.amin(dim=(1, 2), keepdim=True)
+    theirs = (theirs - low) / (theirs.amax(dim=(1, 2), keepdim=True) - low)
+    assert (ours.maps["IS-CAM"] - theirs).abs().max() <= ANCHOR_TOLERANCE

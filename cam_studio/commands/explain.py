@@ -226,7 +226,7 @@ def run_explain(args: argparse.Namespace) -> int:
             print(f"error: {error.worded(cli_words)}", file=sys.stderr)
             failures += 1
 
-    slow = (Kind.MASKED_SCORES, Kind.ABLATED_SCORES)  # a pass per channel: a bar of its own
+    slow = (Kind.MASKED_SCORES, Kind.INTEGRATED_SCORES, Kind.ABLATED_SCORES)  # bar of its own
     scorecam_bar = tqdm(desc="masked / ablated passes", unit="pass", leave=False,
                         disable=not any(method_row(name).kind in slow for name in methods))
 

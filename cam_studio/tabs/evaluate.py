@@ -24,13 +24,15 @@ from cam_studio.tabs.values import number
 from cams.backbones import CLEAN_WEIGHTS, RANDOM_WEIGHTS, REGISTRY, weights_available_offline
 from cams.checkpoints import list_checkpoints
 from cams.errors import IMAGES, Fix, UserInputError
-from cams.methods import METHOD_NAMES
+from cams.methods import METHOD_NAMES, METHODS, Kind
 
 # Evaluations in progress (not the swept space: a long one outlives its 10 minutes), each removed
 # when done, or after a day untouched.
 EVALUATIONS = Path(tempfile.gettempdir()) / "cam-studio-evaluations"
 ABANDONED_S = 24 * 3600
-WITHOUT_SCORECAM = [name for name in METHOD_NAMES if name != "ScoreCAM"]
+# Every method but the masked-pass ones (ScoreCAM: its box adds it; IS-CAM: ten times its cost).
+WITHOUT_SCORECAM = [name for name in METHOD_NAMES
+                    if METHODS[name].kind not in (Kind.MASKED_SCORES, Kind.INTEGRATED_SCORES)]
 IMAGE_SOURCES = ("examples", "photos", "crops:50", "synthetic:binary:200", "a server folder")
 # The tab's starting values: the two tables of a passive-fooling comparison on the bundled
 # examples (at most 8; there are five), every method but ScoreCAM (its box adds it: minutes): under
@@ -91,7 +93,7 @@ def evaluation_config(request: EvaluateRequest) -> EvaluationConfig:
         seeds=number(request.seeds, "seeds", 1, 1000, True, default=1),
         training_steps=ACCESS.steps(number(request.training_steps, "training_steps", 1, 10**7,
                                            True, default=START.training_steps)),
-        methods=None if request.scorecam else WITHOUT_SCORECAM,
+        methods=[*WITHOUT_SCORECAM, "ScoreCAM"] if request.scorecam else WITHOUT_SCORECAM,
         batch=1)  # an image at a time: the progress bar moves with each image
     # One folder per distinct evaluation: the same request after a restart (or a lost
     # connection) resumes from its records, as the command line does with --out.

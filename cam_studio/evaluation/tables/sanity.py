@@ -41,10 +41,11 @@ from cams.metrics import mse, spearman, ssim
 from cams.randomise import CASCADING, INDEPENDENT, block_names
 
 RANDOM_LOGIT = "random-logit"
-# Every map but ScoreCAM (one masked pass per channel: ~12 s per image and model for Lite0 on the
-# 2-core CPU, at each of ~25 models per seed); --methods ScoreCAM adds it.
+# Every map but ScoreCAM and IS-CAM (one masked pass per channel, IS-CAM ten: ~12 s and ~2 min
+# per image and model for Lite0 on the 2-core CPU, at each of ~25 models per seed); --methods
+# adds them.
 DEFAULT_METHODS = tuple(name for name, method in METHOD_TABLE.items()
-                        if method.kind is not Kind.MASKED_SCORES)
+                        if method.kind not in (Kind.MASKED_SCORES, Kind.INTEGRATED_SCORES))
 # The declared margin: a map passes a test when its mean similarity to the trained map is
 # significantly below this (one-sided t test over photos, Holm over the table's tests).
 MARGIN = 0.5
