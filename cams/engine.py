@@ -270,22 +270,20 @@ def ablation_scores(backbone: Backbone, inputs: Tensor, activations: Tensor, tar
 def hessian_terms(backbone: Backbone, inputs: Tensor, activations: Tensor,
                   targets: Tensor) -> tuple[Tensor, Tensor]:
     """ShapleyCAM's ``G = ∂y_c/∂A`` and ``H·A`` (the Hessian-vector product in the direction of
-    the activations), image by image: what follows the layer runs again with a graph
-    (``cams.layers.logits_from``), then two backward passes."""
+    the activations), for the whole batch at once: what follows the layer runs again with a
+    graph (``cams.layers.logits_from``), then two backward passes (the images are independent,
+    so the sums over the batch keep each image's terms apart)."""
     allow_double_backward(backbone.model)  # a fused attention kernel has no second derivative
-    gradients, products = [], []
-    for i in range(len(inputs)):
-        with torch.enable_grad():
-            grid = activations[i:i + 1].detach().clone().requires_grad_()
-            logits = logits_from(backbone.model, backbone.layer, inputs[i:i + 1], grid)
-            gradient, = torch.autograd.grad(logits[0, targets[i]], grid, create_graph=True)
-            product = None
-            if gradient.requires_grad:  # a head linear in A has no second derivative
-                product, = torch.autograd.grad(gradient, grid, grad_outputs=grid.detach(),
-                                               allow_unused=True)
-        gradients.append(gradient.detach())
-        products.append(torch.zeros_like(grid) if product is None else product.detach())
-    return torch.cat(gradients), torch.cat(products)
+    with torch.enable_grad():
+        grid = activations.detach().clone().requires_grad_()
+        logits = logits_from(backbone.model, backbone.layer, inputs, grid)
+        score = logits[torch.arange(len(targets)), targets].sum()
+        gradient, = torch.autograd.grad(score, grid, create_graph=True)
+        product = None
+        if gradient.requires_grad:  # a head linear in A has no second derivative
+            product, = torch.autograd.grad(gradient, grid, grad_outputs=grid.detach(),
+                                           allow_unused=True)
+    return gradient.detach(), (torch.zeros_like(grid) if product is None else product.detach())
 
 
 @dataclass

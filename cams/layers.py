@@ -176,17 +176,19 @@ def forward_layer(model: nn.Module, layer: TargetLayer, inputs: Tensor, *,
     return grid, logits
 
 
-def logits_from(model: nn.Module, layer: TargetLayer, image: Tensor, grids: Tensor) -> Tensor:
-    """The logits of one image (1×3×H×W) with the layer's output replaced by each of ``grids``
-    (M×K×h×w, e.g. the activations with a channel ablated): M×C, differentiable in ``grids``. At
-    the features seam only the head runs again; at a named module the whole model runs, the
-    module's output swapped by a hook (this thread's passes only)."""
+def logits_from(model: nn.Module, layer: TargetLayer, images: Tensor, grids: Tensor) -> Tensor:
+    """The logits with the layer's output replaced by ``grids`` (M×K×h×w): of one image
+    (1×3×H×W) under each grid (e.g. the activations with a channel ablated), or of M images each
+    under its own; M×C, differentiable in ``grids``. At the features seam only the head runs
+    again; at a named module the whole model runs, the module's output swapped by a hook (this
+    thread's passes only)."""
     if layer.name == FEATURES:
         output = None
         if layer.layout not in (NCHW, NHWC):  # tokens: the prefix tokens come from the output
             with torch.inference_mode():
-                output = model.forward_features(image)
-            output = output.clone().expand(len(grids), *output.shape[1:])
+                output = model.forward_features(images)
+            output = output.clone().expand(len(grids), *output.shape[1:]) if len(images) == 1 \
+                else output.clone()
         return model.forward_head(layer.from_grid(grids, output))
     owner = threading.get_ident()
 
@@ -197,15 +199,15 @@ def logits_from(model: nn.Module, layer: TargetLayer, image: Tensor, grids: Tens
 
     handle = find_module(model, layer.name).register_forward_hook(hook)
     try:
-        return model(image.expand(len(grids), *image.shape[1:]))
+        return model(images.expand(len(grids), *images.shape[1:]) if len(images) == 1 else images)
     finally:
         handle.remove()
 
 
 @torch.inference_mode()
-def logits_with(model: nn.Module, layer: TargetLayer, image: Tensor, grids: Tensor) -> Tensor:
+def logits_with(model: nn.Module, layer: TargetLayer, images: Tensor, grids: Tensor) -> Tensor:
     """``logits_from`` without a graph (the ablated passes)."""
-    return logits_from(model, layer, image, grids)
+    return logits_from(model, layer, images, grids)
 
 
 def allow_double_backward(model: nn.Module) -> int:
