@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torch import Tensor
+from torch import Tensor, nn
 
 from cams.backbones import Backbone
 from cams.errors import BACKBONE, FALSE_CLASS, IMAGES, NAMES, TARGET, WEIGHTS, Fix, UserInputError
@@ -49,6 +49,7 @@ SCORECAM_MASK_EPS = 1e-8  # grad-cam 1.5.x, ScoreCAM.get_cam_weights
 ABLATION_VALUE = 1e7  # grad-cam 1.5.x AblationLayer: below the smallest activation by this
 ABLATION_BATCH = 64  # ablated copies of the layer's output per pass
 ISCAM_STEPS = 10  # torchcam 0.5 ISCAM's num_samples
+FULLGRAD_EPS = 1e-7  # grad-cam 1.5.x scale_cam_image
 METHOD_CHUNK_ELEMENTS = 2**19  # gradient elements per method call (2 MB of float32)
 
 
@@ -286,6 +287,62 @@ def hessian_terms(backbone: Backbone, inputs: Tensor, activations: Tensor,
     return gradient.detach(), (torch.zeros_like(grid) if product is None else product.detach())
 
 
+def bias_layers(model: nn.Module) -> list[nn.Module]:
+    """FullGrad's layers, as grad-cam 1.5.x picks them: the ``Conv2d`` and ``BatchNorm2d``
+    (exactly those types, not subclasses such as timm's BatchNormAct2d) that have a bias."""
+    return [module for module in model.modules()
+            if type(module) in (nn.Conv2d, nn.BatchNorm2d) and module.bias is not None]
+
+
+def effective_bias(layer: nn.Module) -> Tensor:
+    """A layer's bias; for a batch norm in eval mode ``b − μ·γ/√(σ² + ε)``."""
+    if isinstance(layer, nn.BatchNorm2d):
+        return (layer.bias - layer.running_mean * layer.weight
+                / torch.sqrt(layer.running_var + layer.eps)).detach()
+    return layer.bias.detach()
+
+
+def per_channel_minmax(maps: Tensor) -> Tensor:
+    """Each N×K map min-max normalised (grad-cam's ``scale_cam_image``: ÷ (max + 1e-7))."""
+    flat = maps.flatten(2)
+    shifted = flat - flat.amin(dim=2, keepdim=True)
+    return (shifted / (shifted.amax(dim=2, keepdim=True) + FULLGRAD_EPS)).reshape(maps.shape)
+
+
+def full_gradient_maps(backbone: Backbone, inputs: Tensor, targets: Tensor) -> Tensor:
+    """FullGrad's map, N×H×W: ``|x ⊙ ∇x|`` and, for every bias layer, ``|b ⊙ ∇_out|``, each
+    channel min-max normalised and summed, upsampled to the input (bilinear; summed at the
+    layer's resolution first, which upsampling's linearity allows). One forward and one backward
+    pass through the whole network."""
+    layers = bias_layers(backbone.model)
+    outputs: list[Tensor] = []
+
+    def keep(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
+        outputs.append(output)
+        return output.clone()  # an in-place activation after it must not rewrite what we keep
+
+    handles = [layer.register_forward_hook(keep) for layer in layers]
+    try:
+        with torch.enable_grad():
+            pixels = inputs.detach().clone().requires_grad_()
+            logits = backbone.model(pixels)
+            score = logits[torch.arange(len(targets)), targets].sum()
+            gradients = torch.autograd.grad(score, [pixels, *outputs], allow_unused=True)
+    finally:
+        for handle in handles:
+            handle.remove()
+    size = tuple(inputs.shape[-2:])
+    total = per_channel_minmax((pixels.detach() * gradients[0]).abs()).sum(dim=1)
+    for layer, gradient in zip(layers, gradients[1:]):
+        if gradient is None:
+            continue
+        terms = (effective_bias(layer)[None, :, None, None] * gradient).abs()
+        summed = per_channel_minmax(terms).sum(dim=1, keepdim=True)
+        total = total + F.interpolate(summed, size=size, mode="bilinear",
+                                      align_corners=False)[:, 0]
+    return total
+
+
 @dataclass
 class ForwardPass:
     """One batch through the backbone: what every method's ``layer_map`` draws on."""
@@ -315,6 +372,7 @@ EXTRA_ARGUMENTS: dict[Kind, Callable[[ForwardPass], tuple[Tensor, ...]]] = {
     Kind.INTEGRATED_SCORES: lambda run: (iscam_scores(
         run.backbone, run.inputs, run.activations, run.targets, run.scorecam_batch_size,
         run.progress),),
+    Kind.FULL_GRADIENT: lambda run: (full_gradient_maps(run.backbone, run.inputs, run.targets),),
     Kind.SECOND_ORDER: lambda run: hessian_terms(run.backbone, run.inputs, run.activations,
                                                  run.targets),
     Kind.ABLATED_SCORES: lambda run: (ablation_scores(

@@ -180,6 +180,12 @@ def shapleycam(activations: Tensor, gradients: Tensor, hessian_activations: Tens
     return F.relu(weighted_activations(activations, weights))
 
 
+def fullgrad(activations: Tensor, full_map: Tensor) -> Tensor:
+    """FullGrad (Srinivas & Fleuret 2019): the engine's full-gradient map
+    (``cams.engine.full_gradient_maps``), which reads no target layer."""
+    return full_map
+
+
 def ablationcam(activations: Tensor, ablated_scores: Tensor, scores: Tensor) -> Tensor:
     """AblationCAM (Desai & Ramaswamy 2020): ``w_k = (y_c − y_c^{A_k ablated}) / y_c``, the
     relative drop of the target score when channel k is ablated at the layer, map
@@ -284,6 +290,8 @@ class Kind(enum.Enum):
                       "layer_map(A, s, y)")
     INTEGRATED_SCORES = ("the target score of the image masked by each channel at N growing "
                          "scales, averaged: layer_map(A, s)")
+    FULL_GRADIENT = ("FullGrad's map, from the gradients of every bias and of the input: "
+                     "layer_map(A, map)")
     SECOND_ORDER = ("the target logit's gradient G and its Hessian-vector product H·A: "
                     "layer_map(A, G, HA)")
 
@@ -376,6 +384,9 @@ METHODS: dict[str, Method] = {method.name: method for method in [
     Method("IS-CAM", Kind.INTEGRATED_SCORES, scorecam_combine, "ScoreCAM with each mask's "
            "score integrated over 10 scales (torchcam; one forward pass per distinct channel "
            "and scale; opt-in)", default=False),
+    Method("FullGrad", Kind.FULL_GRADIENT, fullgrad, "|input × input gradient| plus |bias × "
+           "gradient| of every convolution and batch norm, each normalised per channel (the "
+           "whole network, no target layer; opt-in)", default=False, compared=True),
     Method("ShapleyCAM", Kind.SECOND_ORDER, shapleycam, "GradCAM weights of gradient − ½ "
            "Hessian-vector product (a second backward pass; opt-in)", default=False,
            compared=True),

@@ -349,3 +349,24 @@ def test_iscam_matches_torchcam_on_a_small_model(chelsea):
     low = theirs.amin(dim=(1, 2), keepdim=True)
     theirs = (theirs - low) / (theirs.amax(dim=(1, 2), keepdim=True) - low)
     assert (ours.maps["IS-CAM"] - theirs).abs().max() <= ANCHOR_TOLERANCE
+
+
+@pytest.mark.parametrize(("fixture", "size"), [("lite0", (224, 224)), ("resnet_random", (160, 128)),
+                                               ("convnext_random", (128, 160))])
+def test_fullgrad_matches_grad_cam(request, chelsea, coffee, fixture, size):
+    """FullGrad against grad-cam 1.5.7's (its choice of bias layers too: exactly Conv2d and
+    BatchNorm2d with a bias — none in Lite0, whose norms are timm's BatchNormAct2d, 20 in the
+    ResNet-18, 40 in the ConvNeXt)."""
+    from pytorch_grad_cam import FullGrad
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from cams.engine import bias_layers
+    backbone = request.getfixturevalue(fixture)
+    inputs = photo_batch(backbone, [chelsea, coffee], size).contiguous()
+    ours = explain(backbone, inputs, methods=["FullGrad"])
+    with FullGrad(backbone.model, []) as cam:
+        theirs = cam(input_tensor=inputs,
+                     targets=[ClassifierOutputTarget(c) for c in ours.targets.tolist()])
+    assert np.abs(ours.maps["FullGrad"].numpy() - theirs).max() <= ANCHOR_TOLERANCE
+    assert len(bias_layers(backbone.model)) == {"lite0": 0, "resnet_random": 20,
+                                                 "convnext_random": 40}[fixture]
