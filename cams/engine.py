@@ -577,9 +577,17 @@ def explain(backbone: Backbone, images: Tensor | Sequence[Image.Image],
                         progress=progress)
     kept = {key: result.maps.pop(row.name) for key, row in CLASS_MAP_ROWS.items()
             if row in extra}
-    # One upsampling call for every map of every image.
-    stacked = display_maps(torch.cat(list(result.maps.values())), tuple(inputs.shape[-2:]))
-    maps = dict(zip(result.maps, stacked.split(inputs.shape[0])))
+    # One upsampling call for every map of every image at each resolution (the layer's; the
+    # input's for FullGrad, which reads no layer).
+    by_size: dict[tuple[int, ...], list[str]] = {}
+    for name, layer_map in result.maps.items():
+        by_size.setdefault(tuple(layer_map.shape[-2:]), []).append(name)
+    maps: dict[str, Tensor] = {}
+    for names in by_size.values():
+        stacked = display_maps(torch.cat([result.maps[name] for name in names]),
+                               tuple(inputs.shape[-2:]))
+        maps.update(zip(names, stacked.split(inputs.shape[0])))
+    maps = {name: maps[name] for name in result.maps}
     return Explanation(maps=maps, layer_maps=result.maps, logits=result.logits,
                        targets=result.targets, false_classes=result.false_classes, inputs=inputs,
                        class_maps=kept)

@@ -370,3 +370,13 @@ def test_fullgrad_matches_grad_cam(request, chelsea, coffee, fixture, size):
     assert np.abs(ours.maps["FullGrad"].numpy() - theirs).max() <= ANCHOR_TOLERANCE
     assert len(bias_layers(backbone.model)) == {"lite0": 0, "resnet_random": 20,
                                                  "convnext_random": 40}[fixture]
+
+
+def test_maps_of_two_resolutions_in_one_explanation(lite0, chelsea):
+    """FullGrad's map is at the input's size, the others at the layer's: one explain gives each
+    the same map as alone, in the table's order."""
+    both = explain(lite0, [chelsea], ["GradCAM", "FullGrad", "EigenCAM"])
+    assert list(both.maps) == ["GradCAM", "EigenCAM", "FullGrad"]
+    for name in both.maps:
+        alone = explain(lite0, [chelsea], [name]).maps[name]
+        assert torch.allclose(both.maps[name], alone, atol=1e-6), name
