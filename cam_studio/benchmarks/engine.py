@@ -32,12 +32,14 @@ from cam_studio.evaluation.timing import timed
 from cams.backbones import load_backbone
 from cams.engine import explain
 from cams.layers import FEATURES
-from cams.methods import DEFAULT_METHODS, TARGETS, targeted_name
+from cams.methods import DEFAULT_METHODS, METHODS, TARGETS, Kind, targeted_name
 
 
 def anchor_extras() -> list[str]:
-    """What the anchors' maps and the target as a choice add to the panel (the same pass)."""
-    return [*anchor_classes(), *(targeted_name("LayerCAM", target) for target in TARGETS)]
+    """What the anchors' maps of about one pass and the target as a choice add to the panel
+    (AblationCAM, a head pass per channel, is timed alone)."""
+    return [*(name for name in anchor_classes() if METHODS[name].kind is not Kind.ABLATED_SCORES),
+            *(targeted_name("LayerCAM", target) for target in TARGETS)]
 
 
 def grad_cam_panel(backbone, inputs, targets: list[int]) -> None:
@@ -73,6 +75,9 @@ def bench_panel(name: str, batch_size: int, repeats: int, device: torch.device) 
     def extended() -> None:  # the panel with the anchors' maps and LayerCAM's four targets
         explain(backbone, inputs, extras)
 
+    def ablation() -> None:
+        explain(backbone, inputs, ["AblationCAM"])
+
     forward(), panel(), extended()  # warm-up
     forward_ms, panel_ms, extended_ms = [], [], []
     pairs = repeats * (4 if batch_size == 1 else 1)  # short runs are noisier: take more
@@ -80,6 +85,7 @@ def bench_panel(name: str, batch_size: int, repeats: int, device: torch.device) 
         forward_ms.append(timed(forward, device))
         panel_ms.append(timed(panel, device))
         extended_ms.append(timed(extended, device))
+    ablation_ms = [timed(ablation, device) for _ in range(3)]
     targets = explain(backbone, inputs[:1], methods=["GradCAM"]).targets.tolist() * batch_size
     grad_cam_repeats = 3 if batch_size == 1 else 1
     grad_cam_ms = [timed(lambda: grad_cam_panel(backbone, inputs, targets), device)
@@ -96,6 +102,7 @@ def bench_panel(name: str, batch_size: int, repeats: int, device: torch.device) 
         "panel_over_forward": statistics.median(p / f for p, f in zip(panel_ms, forward_ms)),
         "extended_maps": len(extras),
         "extended_over_panel": statistics.median(e / p for e, p in zip(extended_ms, panel_ms)),
+        "ablationcam_ms": statistics.median(ablation_ms),
         "grad_cam_11_maps_ms": grad_cam_median,
         "speedup_vs_grad_cam": grad_cam_median / panel_median,
         "repeats": pairs, "grad_cam_repeats": grad_cam_repeats, "peers": peers,
