@@ -104,6 +104,36 @@ class LinearPixels(nn.Module):
         return self.conv(x).mean(dim=(2, 3))
 
 
+def test_the_similarity_table_takes_the_target_as_a_choice(tmp_path, monkeypatch):
+    """Every other gradient method with the three differences: the recorded MSE between
+    "LayerCAM · MeanDiff" and LayerCAM is grad-cam's LayerCAM with the difference logit against
+    its LayerCAM; the report tests Mean against Max and LSE within that family too."""
+    from cams.backbones import load_backbone
+    torch.manual_seed(0)
+    backbone = load_backbone("resnet18", weights="random", device="cpu",
+                             data_config={"input_size": (3, 128, 128)})
+    monkeypatch.setattr("cam_studio.evaluation.run.load_backbone",
+                        lambda name, weights=None, device=None: backbone)
+    config = EvaluationConfig(out=tmp_path, images="examples", limit=2, batch=2,
+                              backbones=["resnet18"], tables=["similarity"],
+                              methods=["LayerCAM", "LayerCAM · MeanDiff", "LayerCAM · MaxDiff"])
+    run_all(config)
+    build_report(tmp_path, "the test's run")
+    recorded = {(row["image"], row["method"]): (row["baseline"], float(row["mse"]))
+                for row in rows(tmp_path, "similarity")}
+    inputs = torch.cat([backbone.preprocess(s.image) for s in samples("examples", 2)])
+    with torch.no_grad():
+        targets = backbone.model(inputs).argmax(1).tolist()
+    base = reference_map(backbone, inputs, "LayerCAM", targets)
+    differed = reference_map(backbone, inputs, "LayerCAM · MeanDiff", targets)
+    expected = ((differed - base) ** 2).reshape(2, -1).mean(axis=1)
+    for index, image in enumerate(["chelsea", "coffee"]):
+        baseline, mse = recorded[(image, "LayerCAM · MeanDiff")]
+        assert baseline == "LayerCAM" and mse == pytest.approx(expected[index], abs=1e-4)
+    tests = (tmp_path / "similarity_tests.md").read_text()
+    assert "LayerCAM · MeanDiff − LayerCAM · MaxDiff" in tests
+
+
 def test_fgsm_by_hand():
     torch.manual_seed(0)
     model = LinearPixels()
@@ -214,8 +244,9 @@ def test_an_interrupted_similarity_run_computes_only_the_rest(tmp_path, monkeypa
     everything = rows(tmp_path, "similarity")
     assert calls == [1, 1, 1, 1]  # images 3 and 4 only, the second time
     assert everything[:len(first)] == first
-    # one row per image and contrastive variant (six DiffGradCAMs and FinerCAM)
-    assert len({row["image"] for row in everything}) == 4 and len(everything) == 4 * 7
+    # one row per image and contrastive variant (six DiffGradCAMs, FinerCAM, and the five other
+    # gradient methods with each of the three differences)
+    assert len({row["image"] for row in everything}) == 4 and len(everything) == 4 * (7 + 15)
 
 
 def test_training_table_auroc_and_pointing_by_hand(tmp_path):

@@ -21,7 +21,7 @@ from cam_studio.data.sources import Sample, samples
 from cam_studio.evaluation.config import EvaluationConfig
 from cams.backbones import Backbone
 from cams.engine import applies, as_input_batch, select_methods
-from cams.methods import METHODS
+from cams.methods import method_row
 
 Progress = Callable[[str, int, int | None], None]  # (what, done, total)
 Load = Callable[..., Backbone]  # load(name, weights=None): the run's loader, each model once
@@ -96,6 +96,6 @@ def image_count(config: EvaluationConfig) -> int:
 
 def chosen(config: EvaluationConfig, table_methods: tuple[str, ...], backbone: Backbone) -> list[str]:
     """A table's methods that apply to ``backbone``, restricted to ``--methods`` if given."""
-    wanted = [name for name in table_methods if applies(METHODS[name], backbone)
+    wanted = [name for name in table_methods if applies(method_row(name), backbone)
               and (config.methods is None or name in config.methods)]
     return select_methods(backbone, wanted)

@@ -24,11 +24,23 @@ from cam_studio.evaluation.summaries import (
 )
 from cam_studio.evaluation.work import Load, Section, Table, Work, chosen, image_count, inputs_of
 from cams.engine import explain
-from cams.methods import DIFF_BASELINES, METHOD_NAMES, method_row
+from cams.methods import (
+    DIFF_BASELINES,
+    METHOD_NAMES,
+    RETARGETABLE,
+    TARGETED_SEPARATOR,
+    method_row,
+    targeted_name,
+)
 from cams.metrics import baseline_similarity
 
-METHODS = tuple(name for name in METHOD_NAMES
-                if name in DIFF_BASELINES or name in DIFF_BASELINES.values())
+# The papers' variants and their baselines, then every other gradient method with the three
+# differences as its target ("LayerCAM · MeanDiff" …) beside the method itself.
+DIFFERENCES = ("MeanDiff", "MaxDiff", "LSEDiff")
+METHODS = (*(name for name in METHOD_NAMES
+             if name in DIFF_BASELINES or name in DIFF_BASELINES.values()),
+           *(name for method in RETARGETABLE if method not in DIFF_BASELINES.values()
+             for name in (method, *(targeted_name(method, target) for target in DIFFERENCES))))
 SECONDS_PER_IMAGE = 0.1  # one panel of these methods, Lite0 on the 2-core CPU
 
 
@@ -63,13 +75,18 @@ def section(out: Path, rows: list[SimilarityRow]) -> str:
     methods = list(dict.fromkeys(row.method for row in rows))
     table = [[method, *(format_mean_std(values[(b, method)]) if (b, method) in values else "—"
                         for b in backbones)] for method in methods]
-    text = ["MSE between each DiffGradCAM(++) map and its baseline, mean ± std over images "
-            f"({units_text(rows)}).", "",
+    targeted = (" (and each other gradient method's map of the Mean, Max and LSE differences and "
+                "that method's own map)" if any(TARGETED_SEPARATOR in row.method for row in rows)
+                else "")
+    text = [f"MSE between each DiffGradCAM(++) map and its baseline{targeted}, mean ± std over "
+            f"images ({units_text(rows)}).", "",
             write_table(out, "similarity", ["method", *backbones], table)]
-    # Within each family (GradCAM, GradCAM++), its first variant (Mean) against the others.
+    # Within each family (GradCAM, GradCAM++, each retargeted method), its first variant (Mean)
+    # against the others, in the order the records hold them.
     families = defaultdict(list)
-    for variant, baseline in DIFF_BASELINES.items():
-        families[baseline].append(variant)
+    for variant, baseline in dict.fromkeys((row.method, row.baseline) for row in rows):
+        if variant not in families[baseline]:
+            families[baseline].append(variant)
     tests = []
     for backbone in backbones:
         for first, *others in families.values():
