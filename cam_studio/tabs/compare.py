@@ -181,8 +181,8 @@ def randomised_choices(backbone: str) -> list[tuple[str, str]]:
     block (``cams.randomise``); none for a backbone whose architecture cannot be built here."""
     try:
         names = randomisable_blocks(backbone)
-    except (UserInputError, RuntimeError, ValueError):
-        return []
+    except Exception:  # a picker's choices never break the page (a model's constructor may
+        return []      # refuse the meta device); loading it says what is wrong
     return [(f"sanity check: randomised from the top down to {name} ({index} of {len(names)} "
              "blocks)", randomised_name(name)) for index, name in enumerate(names, 1)]
 
