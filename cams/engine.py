@@ -159,23 +159,26 @@ def resolve_classes(choice: ClassChoice, default: Tensor, num_classes: int, what
     return classes.clone()
 
 
+def per_channel_minmax(maps: Tensor, eps: float) -> Tensor:
+    """Each map of N×K×… min-max normalised with the anchors' guard: ``(m − min) / (max − min +
+    eps)`` (a constant map becomes zeros)."""
+    flat = maps.flatten(2)
+    shifted = flat - flat.amin(dim=2, keepdim=True)
+    return (shifted / (shifted.amax(dim=2, keepdim=True) + eps)).reshape(maps.shape)
+
+
 def scorecam_masks(activations: Tensor, size: tuple[int, int]) -> Tensor:
     """ScoreCAM's masks (grad-cam 1.5.x): each channel upsampled (bilinear, corners aligned) to
     the input, then min-max normalised: M×1×H×W from M×h×w."""
     upsampled = F.interpolate(activations[:, None], size=size, mode="bilinear", align_corners=True)
-    low = upsampled.amin(dim=(2, 3), keepdim=True)
-    high = upsampled.amax(dim=(2, 3), keepdim=True)
-    return (upsampled - low) / (high - low + SCORECAM_MASK_EPS)
+    return per_channel_minmax(upsampled, SCORECAM_MASK_EPS)
 
 
 def iscam_masks(activations: Tensor, size: tuple[int, int]) -> Tensor:
     """IS-CAM's masks (torchcam 0.5): each channel min-max normalised at the layer, then
     upsampled (bilinear) to the input: M×1×H×W from M×h×w."""
-    flat = activations.flatten(1)
-    low = flat.amin(dim=1)[:, None, None]
-    high = (activations - low).flatten(1).amax(dim=1)[:, None, None]
-    normalised = (activations - low) / (high + SCORECAM_MASK_EPS)
-    return F.interpolate(normalised[:, None], size=size, mode="bilinear", align_corners=False)
+    normalised = per_channel_minmax(activations[:, None], SCORECAM_MASK_EPS)
+    return F.interpolate(normalised, size=size, mode="bilinear", align_corners=False)
 
 
 def masked_scores(backbone: Backbone, inputs: Tensor, activations: Tensor, targets: Tensor,
@@ -302,13 +305,6 @@ def effective_bias(layer: nn.Module) -> Tensor:
     return layer.bias.detach()
 
 
-def per_channel_minmax(maps: Tensor) -> Tensor:
-    """Each N×K map min-max normalised (grad-cam's ``scale_cam_image``: ÷ (max + 1e-7))."""
-    flat = maps.flatten(2)
-    shifted = flat - flat.amin(dim=2, keepdim=True)
-    return (shifted / (shifted.amax(dim=2, keepdim=True) + FULLGRAD_EPS)).reshape(maps.shape)
-
-
 def full_gradient_maps(backbone: Backbone, inputs: Tensor, targets: Tensor) -> Tensor:
     """FullGrad's map, N×H×W: ``|x ⊙ ∇x|`` and, for every bias layer, ``|b ⊙ ∇_out|``, each
     channel min-max normalised and summed, upsampled to the input (bilinear; summed at the
@@ -332,12 +328,12 @@ def full_gradient_maps(backbone: Backbone, inputs: Tensor, targets: Tensor) -> T
         for handle in handles:
             handle.remove()
     size = tuple(inputs.shape[-2:])
-    total = per_channel_minmax((pixels.detach() * gradients[0]).abs()).sum(dim=1)
+    total = per_channel_minmax((pixels.detach() * gradients[0]).abs(), FULLGRAD_EPS).sum(dim=1)
     for layer, gradient in zip(layers, gradients[1:]):
         if gradient is None:
             continue
         terms = (effective_bias(layer)[None, :, None, None] * gradient).abs()
-        summed = per_channel_minmax(terms).sum(dim=1, keepdim=True)
+        summed = per_channel_minmax(terms, FULLGRAD_EPS).sum(dim=1, keepdim=True)
         total = total + F.interpolate(summed, size=size, mode="bilinear",
                                       align_corners=False)[:, 0]
     return total

@@ -86,6 +86,14 @@ def class_activation(activations: Tensor, gradients: Tensor) -> Tensor:
     return weighted_activations(activations, gradcam_weights(gradients))
 
 
+def centred_positions(activations: Tensor) -> tuple[Tensor, Tensor]:
+    """The N×Z×K matrix of activations with positions as rows, and the same centred per channel
+    (the principal-component maps' input)."""
+    n, k, h, w = activations.shape
+    positions = activations.reshape(n, k, h * w).transpose(1, 2)
+    return positions, positions - positions.mean(dim=1, keepdim=True)
+
+
 def eigencam(activations: Tensor) -> Tensor:
     """EigenCAM (Muhammad & Yeasin 2020): the first principal component of the activations.
 
@@ -94,9 +102,8 @@ def eigencam(activations: Tensor) -> Tensor:
     Gram matrix ``X Xᵀ`` (Z ≪ K at the last stage). The sign is chosen so the projection correlates
     positively with ``Σ_k A_k`` (the SVD's sign is otherwise arbitrary); then ReLU.
     """
-    n, k, h, w = activations.shape
-    positions = activations.reshape(n, k, h * w).transpose(1, 2)
-    centred = positions - positions.mean(dim=1, keepdim=True)
+    n, _, h, w = activations.shape
+    positions, centred = centred_positions(activations)
     eigenvalues, eigenvectors = torch.linalg.eigh(centred @ centred.transpose(1, 2))
     projection = eigenvectors[:, :, -1] * eigenvalues[:, -1:].clamp_min(0).sqrt()
     channel_sum = positions.sum(dim=2)
@@ -132,8 +139,7 @@ def kpcacam(activations: Tensor) -> Tensor:
     eigenvector times the square root of its eigenvalue, the sign making its largest entry
     positive), then ReLU."""
     n, k, h, w = activations.shape
-    positions = activations.reshape(n, k, h * w).transpose(1, 2).double()
-    centred = positions - positions.mean(dim=1, keepdim=True)
+    _, centred = centred_positions(activations.double())
     gram = torch.tanh(centred @ centred.transpose(1, 2) / k + 1)
     gram = (gram - gram.mean(dim=1, keepdim=True) - gram.mean(dim=2, keepdim=True)
             + gram.mean(dim=(1, 2), keepdim=True))
@@ -446,8 +452,3 @@ def method_row(name: str) -> Method | None:
     None for no such method."""
     return METHODS.get(name) or _targeted(name)
 
-
-def targeted_names() -> list[str]:
-    """Every "METHOD · TARGET" name that is not a row of the table, method by method."""
-    return [name for method in RETARGETABLE for target in TARGETS
-            if (name := targeted_name(method, target)) not in METHODS]

@@ -121,3 +121,12 @@ def describe(block: str, test: str, seed: int, names: Sequence[str]) -> str:
 def record(block: str, test: str, seed: int, names: Sequence[str]) -> dict:
     """A randomised model's metadata (``Backbone.metadata["randomised"]``)."""
     return {"block": block, "test": test, "seed": seed, "blocks": list(names)}
+
+
+def redrawn(model: nn.Module, block: str, test: str = CASCADING,
+            seed: int = 0) -> tuple[nn.Module, str, dict]:
+    """``randomise(model, block, test, seed)`` with where its weights come from (for display)
+    and its metadata record."""
+    names = randomised_blocks(model, block, test)
+    return (randomise(model, block, test, seed), describe(block, test, seed, names),
+            record(block, test, seed, names))

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from cams.errors import DEVICE, NAMES, Fix, UserInputError, shorten
 from cams.layers import FEATURES, NCHW, TargetLayer, forward_layer
-from cams.randomise import CASCADING, describe, randomise, randomised_blocks, record
+from cams.randomise import CASCADING, redrawn
 
 SEAM = TargetLayer(FEATURES, NCHW)  # a timm CNN's forward_features → forward_head
 
@@ -98,10 +98,9 @@ class Backbone:
     def randomised(self, block: str, test: str = CASCADING, seed: int = 0) -> Backbone:
         """This model with blocks re-drawn (``cams.randomise``, Adebayo et al.'s sanity check):
         ``cascading`` from the top block down to ``block``, ``independent`` that block alone."""
-        names = randomised_blocks(self.model, block, test)
-        return replace(self, model=randomise(self.model, block, test, seed),
-                       weights_source=f"{self.weights_source}; {describe(block, test, seed, names)}",
-                       metadata={**self.metadata, "randomised": record(block, test, seed, names)})
+        model, source, randomised = redrawn(self.model, block, test, seed)
+        return replace(self, model=model, weights_source=f"{self.weights_source}; {source}",
+                       metadata={**self.metadata, "randomised": randomised})
 
     def class_label(self, index: int) -> str:
         return f"{index}: {self.class_names[index]}"

@@ -44,14 +44,7 @@ from cams.backbones.hub import (
 from cams.backbones.specs import BackboneSpec, spec_for
 from cams.checkpoints import find_checkpoint
 from cams.errors import BACKBONE, WEIGHTS, Fix, UserInputError
-from cams.randomise import (
-    block_names,
-    describe,
-    parse_randomised,
-    randomise,
-    randomised_blocks,
-    record,
-)
+from cams.randomise import block_names, parse_randomised, redrawn
 
 CLEAN_WEIGHTS = "clean"  # the backbone's pretrained weights
 RANDOM_WEIGHTS = "random"
@@ -159,10 +152,8 @@ def _randomised(request: WeightRequest) -> Loaded:
     block, test, seed = request.randomisation
     clean = WeightRequest(request.backbone, CLEAN_WEIGHTS, request.files)
     pretrained = weight_source(clean).load(clean)
-    names = randomised_blocks(pretrained.model, block, test)
-    return Loaded(randomise(pretrained.model, block, test, seed),
-                  f"{pretrained.source}; {describe(block, test, seed, names)}",
-                  {"randomised": record(block, test, seed, names)})
+    model, source, randomised = redrawn(pretrained.model, block, test, seed)
+    return Loaded(model, f"{pretrained.source}; {source}", {"randomised": randomised})
 
 
 def randomisable_blocks(name: str) -> list[str]:

@@ -30,8 +30,8 @@ import torch
 from cam_studio.data.sources import Sample
 from cam_studio.evaluation.config import EvaluationConfig
 from cam_studio.evaluation.rows import key
-from cam_studio.evaluation.statistics import below_margin_p, holm, t_interval
-from cam_studio.evaluation.summaries import p_text, per_unit, units_text, write_table
+from cam_studio.evaluation.statistics import below_margin_p, holm
+from cam_studio.evaluation.summaries import interval_cell, p_text, per_unit, units_text, write_table
 from cam_studio.evaluation.work import Load, Section, Table, Work, chosen, image_count, inputs_of
 from cams.backbones import Backbone, randomisable_blocks
 from cams.engine import Explanation, explain
@@ -108,7 +108,6 @@ def sanity_rows(backbone: Backbone, methods: list[str], seed: int,
         randomised = backbone.randomised(block, test, seed)
         changed = explain(randomised, clean.inputs, methods, clean.targets, clean.false_classes)
         rows += compared(backbone, seed, batch, test, block, clean, changed, clean.targets)
-        del randomised
     other = random_classes([sample.id for sample in batch], clean.targets, backbone.num_classes,
                            seed)
     changed = explain(backbone, clean.inputs, methods, other)
@@ -132,13 +131,6 @@ def _units(rows: list[SanityRow], value: str) -> dict[tuple, dict[str, float]]:
     crops), the undefined values (a constant map has no ranks) left out."""
     defined = [row for row in rows if not math.isnan(getattr(row, value))]
     return per_unit(defined, "backbone", "test", "block", "method", value=value)
-
-
-def _cell(units: dict[str, float]) -> str:
-    estimate = t_interval(list(units.values()))
-    if math.isnan(estimate.low):
-        return f"{estimate.mean:.2f}"
-    return f"{estimate.mean:.2f} [{estimate.low:.2f}, {estimate.high:.2f}]"
 
 
 def _curve_plot(path: Path, title: str, stages: list[str],
@@ -176,7 +168,8 @@ def section(out: Path, rows: list[SanityRow]) -> str:
             for method in methods:
                 cells = [units["spearman"].get((backbone, test, stage, method), {})
                          for stage in stages]
-                table.append([method, *(_cell(cell) if cell else "—" for cell in cells)])
+                table.append([method, *(interval_cell(cell, ".2f") if cell else "—"
+                                        for cell in cells)])
                 curves[method] = [sum(cell.values()) / len(cell) if cell else math.nan
                                   for cell in cells]
             what = ("the blocks re-drawn from the top down to the column's" if test == CASCADING
@@ -203,7 +196,7 @@ def section(out: Path, rows: list[SanityRow]) -> str:
                     decided.append([method, f"{label} ({block or test})", value, cell,
                                     below_margin_p(list(cell.values()), MARGIN)])
         adjusted = holm([row[-1] for row in decided])
-        table = [[method, check, value, _cell(cell), p_text(p), p_text(q),
+        table = [[method, check, value, interval_cell(cell, ".2f"), p_text(p), p_text(q),
                   "pass" if q < 0.05 else "fail"]
                  for (method, check, value, cell, p), q in zip(decided, adjusted)]
         text += [f"Which maps pass: a map passes a check when its mean similarity to the "
