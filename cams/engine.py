@@ -11,18 +11,29 @@ threads), so one backbone can serve several threads at once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import contextlib
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.functional as TF
 from PIL import Image
 from torch import Tensor, nn
 
 from cams.backbones import Backbone
 from cams.errors import BACKBONE, FALSE_CLASS, IMAGES, NAMES, TARGET, WEIGHTS, Fix, UserInputError
 from cams.errors import METHODS as METHODS_INPUT
-from cams.layers import allow_double_backward, logits_from, logits_with
+from cams.layers import (
+    ATTENTION,
+    NCHW,
+    TOKENS,
+    allow_double_backward,
+    logits_from,
+    logits_with,
+    token_grid,
+)
 from cams.methods import (
     DEFAULT_METHODS,
     FALSE_LOGIT,
@@ -38,8 +49,10 @@ from cams.methods import (
     Method,
     class_logit,
     display_maps,
+    gradcam_plus_plus,
     method_row,
 )
+from cams.randomise import blocks
 from cams.targets import strongest_rival, target_cotangents
 
 ClassChoice = int | Sequence[int] | Tensor | None
@@ -49,6 +62,15 @@ SCORECAM_MASK_EPS = 1e-8  # grad-cam 1.5.x, ScoreCAM.get_cam_weights
 ABLATION_VALUE = 1e7  # grad-cam 1.5.x AblationLayer: below the smallest activation by this
 ABLATION_BATCH = 64  # ablated copies of the layer's output per pass
 ISCAM_STEPS = 10  # torchcam 0.5 ISCAM's num_samples
+SMOOTHGRAD_SAMPLES, SMOOTHGRAD_STD = 4, 0.3  # torchcam 0.5 SmoothGradCAMpp's defaults
+SSCAM_SAMPLES, SSCAM_STD = 35, 2.0  # torchcam 0.5 SSCAM's defaults
+NOISE_SEED = 0  # the noisy methods' draws: the same maps on every call
+# grad-cam 1.5.7 SESS's defaults: 12 scales growing by 2/7 of the window (the input's shorter
+# side), windows that do not overlap, every patch kept, mean fusion, an 11×11 Gaussian blur of σ 5.
+SESS_SCALES, SESS_SCALE_STEP, SESS_BLUR_SIZE, SESS_BLUR_SIGMA = 12, 2 / 7, 11, 5.0
+SESS_BASE = "GradCAM"  # the map of each patch
+REFINE_FINER = 2  # RefineCAM's layers besides the target layer: blocks at finer resolutions
+LEGRAD_BLOCKS = 4  # LeGrad's blocks: the last four (torchcam 0.5's documented example)
 FULLGRAD_EPS = 1e-7  # grad-cam 1.5.x scale_cam_image
 METHOD_CHUNK_ELEMENTS = 2**19  # gradient elements per method call (2 MB of float32)
 
@@ -89,9 +111,24 @@ class Explanation:
                                                    if more > 0 else "") + "</div>"
 
 
+# What a kind of method needs of a backbone: the reason it is not defined without it, and the map
+# that generalises it.
+NEEDS: dict[Kind, tuple[Callable[[Backbone], bool], str, str]] = {
+    Kind.CLASSIFIER: (lambda backbone: backbone.linear_head,
+                      "needs a global-average-pool → Linear head", "GradCAM"),
+    Kind.LAYERS: (lambda backbone: backbone.layer.layout == NCHW,
+                  "needs a CNN read channels-first (its blocks at several resolutions)",
+                  "GradCAM++"),
+    Kind.ATTENTION: (lambda backbone: backbone.layer.layout == TOKENS,
+                     "needs a vision transformer (attention over tokens)", "GradCAM"),
+}
+
+
 def applies(method: Method, backbone: Backbone) -> bool:
-    """Whether ``method`` is defined for ``backbone`` (the classic CAM needs a GAP → Linear head)."""
-    return method.kind is not Kind.CLASSIFIER or backbone.linear_head
+    """Whether ``method`` is defined for ``backbone`` (the classic CAM needs a GAP → Linear head,
+    RefineCAM a CNN's resolutions)."""
+    need = NEEDS.get(method.kind)
+    return need is None or need[0](backbone)
 
 
 MethodChoice = str | Method  # a display name of the table, or a user's own row
@@ -110,11 +147,11 @@ def select_methods(backbone: Backbone,
     if not wanted:
         raise UserInputError("no method given", Fix(METHODS_INPUT, "at least one of "
                                                                + ", ".join(METHOD_NAMES)))
-    refused = [row.name for row in method_rows(wanted) if not applies(row, backbone)]
+    refused = [row for row in method_rows(wanted) if not applies(row, backbone)]
     if refused:
-        raise UserInputError(f"{refused[0]} needs a global-average-pool → Linear head, and "
-                             f"{backbone.name}'s head is not one",
-                             Fix(METHODS_INPUT, "its generalisation", value="GradCAM"))
+        _, reason, generalisation = NEEDS[refused[0].kind]
+        raise UserInputError(f"{refused[0].name} {reason}, and {backbone.name} has none",
+                             Fix(METHODS_INPUT, "its generalisation", value=generalisation))
     own = [row for row in wanted if isinstance(row, Method) and row.name not in METHODS]
     clashing = [row.name for row in wanted if isinstance(row, Method) and row.name in METHODS
                 and row is not METHODS[row.name]]
@@ -181,6 +218,14 @@ def iscam_masks(activations: Tensor, size: tuple[int, int]) -> Tensor:
     return F.interpolate(normalised, size=size, mode="bilinear", align_corners=False)
 
 
+def masked_batch(inputs: Tensor) -> int:
+    """Masked images per pass: 8 of 224×224 on a CPU (small batches stay in its caches; the
+    fastest per image on a 2-core machine, see BENCHMARKS.md), 64 on CUDA; as many more as
+    smaller inputs allow for the same pixels."""
+    per = 64 if inputs.is_cuda else 8
+    return per * max(1, (224 * 224) // (inputs.shape[-2] * inputs.shape[-1]))
+
+
 def masked_scores(backbone: Backbone, inputs: Tensor, activations: Tensor, targets: Tensor,
                   masks_of: Callable[[Tensor, tuple[int, int]], Tensor],
                   scales: Sequence[float] = (1.0,), batch_size: int | None = None,
@@ -189,11 +234,10 @@ def masked_scores(backbone: Backbone, inputs: Tensor, activations: Tensor, targe
     by the channel's mask (``masks_of``): ``s_k = mean_i y_c(scale_i · M_k ⊙ x)``, N×K.
 
     Channels whose masks coincide (dead channels, above all) share their passes: only the
-    distinct masks of each image run, ``batch_size`` masked images at a time (default: 8 on CPU,
-    the fastest per image on a 2-core machine, see BENCHMARKS.md; 64 on CUDA), in inference mode.
+    distinct masks of each image run, ``batch_size`` masked images at a time (default:
+    ``masked_batch``), in inference mode.
     """
-    if batch_size is None:  # small batches stay in the CPU's caches; a GPU wants large ones
-        batch_size = 64 if inputs.is_cuda else 8
+    batch_size = batch_size or masked_batch(inputs)
     n, k = activations.shape[:2]
     flat = activations.detach().flatten(2)
     low, high = flat.amin(dim=2, keepdim=True), flat.amax(dim=2, keepdim=True)
@@ -242,6 +286,286 @@ def iscam_scores(backbone: Backbone, inputs: Tensor, activations: Tensor, target
     scales = torch.arange(1, ISCAM_STEPS + 1).div(ISCAM_STEPS).cumsum(0).tolist()
     return masked_scores(backbone, inputs, activations, targets, iscam_masks, scales,
                          batch_size, progress)
+
+
+def image_noise(shape: Sequence[int], std: float, samples: int,
+                device: torch.device) -> Iterator[Tensor]:
+    """One image's ``samples`` draws of Gaussian noise N(0, std²) of ``shape``, one at a time,
+    from a generator seeded with ``NOISE_SEED`` for this image alone: the same draws for an image
+    whatever else is in the batch, and on the CPU what torchcam draws for that image alone,
+    sample after sample, from torch's global generator after ``torch.manual_seed(NOISE_SEED)``."""
+    generator = torch.Generator(device=device).manual_seed(NOISE_SEED)
+    for _ in range(samples):
+        yield torch.normal(0.0, std, tuple(shape), generator=generator, device=device)
+
+
+def noisy_gradients(backbone: Backbone, inputs: Tensor, targets: Tensor,
+                    samples: int = SMOOTHGRAD_SAMPLES,
+                    std: float = SMOOTHGRAD_STD) -> tuple[Tensor, Tensor]:
+    """SmoothGradCAM++'s terms (torchcam 0.5): the target logit's gradient at the layer for
+    ``samples`` copies of the input plus Gaussian noise (σ = ``std``, in the model's input
+    space), S×N×K×h×w, and the last copy's activations, N×K×h×w. Every copy of every image in
+    one forward and one backward pass. Each image's noise is its own (``image_noise``): its maps do
+    not depend on the images beside it in the batch."""
+    draws = torch.stack([torch.stack(list(image_noise(image.shape, std, samples, image.device)))
+                         for image in inputs], dim=1)  # S×N×3×H×W
+    copies = (inputs.detach()[None] + draws).flatten(0, 1)
+    with torch.enable_grad():
+        activations, logits = backbone.forward(copies)
+        score = logits[torch.arange(len(copies)), targets.repeat(samples)].sum()
+        gradients, = torch.autograd.grad(score, activations)
+    return gradients.unflatten(0, (samples, len(inputs))), activations.detach()[-len(inputs):]
+
+
+def smoothed_scores(backbone: Backbone, inputs: Tensor, activations: Tensor, targets: Tensor,
+                    batch_size: int | None = None, progress: ProgressCallback | None = None,
+                    samples: int = SSCAM_SAMPLES, std: float = SSCAM_STD) -> Tensor:
+    """SS-CAM's channel scores (Wang et al. 2020, as torchcam 0.5 computes them): IS-CAM's
+    masks (``iscam_masks``) plus Gaussian noise (σ = ``std``, drawn for every image, channel and
+    pixel, sample after sample as torchcam does for one image, each image's draws its own as in
+    ``image_noise``), the target score of the image so masked
+    averaged over ``samples`` draws: ``s_k = (1/S) Σ_s y_c(x ⊙ (M_k + ε_sk))``, N×K; the baseline
+    score torchcam subtracts is the same for every channel, and the softmax ignores it.
+    ``batch_size`` masked images at a time (default as ScoreCAM's), in inference mode."""
+    batch_size = batch_size or masked_batch(inputs)
+    n, k = activations.shape[:2]
+    size = tuple(inputs.shape[-2:])
+    scores = torch.zeros(n, k, device=activations.device)
+    done = 0
+    with torch.inference_mode():
+        for i in range(n):
+            masks = iscam_masks(activations[i].detach(), size)[:, 0]  # K×H×W
+            for draw in image_noise(masks.shape, std, samples, masks.device):  # K×H×W each
+                noisy = masks + draw
+                for channels in torch.arange(k, device=masks.device).split(batch_size):
+                    logits = backbone.model(inputs[i:i + 1] * noisy[channels, None])
+                    scores[i, channels] += logits[:, targets[i]].float()
+                    done += len(channels)
+                    if progress is not None:
+                        progress(done, samples * n * k)
+    return scores / samples
+
+
+def window_starts(length: int, window: int) -> list[int]:
+    """SESS's sliding windows along one side (grad-cam 1.5.7): every ``window`` pixels, the last
+    shifted back to end at the border."""
+    starts = []
+    for start in range(0, length, window):
+        if start + window >= length:
+            starts.append(max(length - window, 0))
+            break
+        starts.append(start)
+    return starts
+
+
+def gaussian_blur(maps: Tensor, size: int, sigma: float) -> Tensor:
+    """``cv2.GaussianBlur(map, (size, size), sigma)`` of each map of N×H×W: a separable kernel,
+    the border reflected without repeating its pixel (OpenCV's BORDER_REFLECT_101)."""
+    offsets = torch.arange(size, device=maps.device, dtype=maps.dtype) - (size - 1) / 2
+    kernel = torch.exp(-offsets ** 2 / (2 * sigma ** 2))
+    kernel = kernel / kernel.sum()
+    padded = F.pad(maps[:, None], (size // 2,) * 4, mode="reflect")
+    rows = F.conv2d(padded, kernel.view(1, 1, size, 1))
+    return F.conv2d(rows, kernel.view(1, 1, 1, size))[:, 0]
+
+
+def sess_maps(backbone: Backbone, inputs: Tensor, targets: Tensor, batch_size: int | None = None,
+              progress: ProgressCallback | None = None) -> Tensor:
+    """SESS's map (Tyagi et al. 2022, as grad-cam 1.5.7 computes it), N×H×W: the image resized
+    so its shorter side takes ``SESS_SCALES`` sizes, each cut into square windows of the input's
+    shorter side; every patch's GradCAM (one forward and one batched VJP per ``batch_size``
+    patches), weighted by its softmax score of the target over the best patch's, pasted back and
+    resized to the input, averaged where positive, then blurred."""
+    if batch_size is None:
+        batch_size = 64 if inputs.is_cuda else 16
+    height, width = inputs.shape[-2:]
+    window = min(height, width)
+    growth = round(window * SESS_SCALE_STEP)
+    fused = []
+    for i in range(len(inputs)):
+        patches, places = [], []
+        for scale in range(window, window + growth * SESS_SCALES, growth):
+            scaled = TF.resize(inputs[i:i + 1], [scale])
+            scaled_height, scaled_width = scaled.shape[-2:]
+            for top in window_starts(scaled_height, window):
+                for left in window_starts(scaled_width, window):
+                    patches.append(scaled[..., top:top + window, left:left + window])
+                    places.append((top, left, scaled_height, scaled_width))
+        patches = torch.cat(patches)
+        target = int(targets[i])
+        with torch.inference_mode():
+            scores = torch.cat([torch.softmax(backbone.model(chunk).float(), dim=1)[:, target]
+                                for chunk in patches.split(batch_size)]).clamp_min(0)
+        best = scores.max()
+        weights = scores / best if best > 0 else torch.ones_like(scores)
+        total = torch.zeros(height, width, device=inputs.device)
+        counts = torch.zeros_like(total)
+        for start in range(0, len(patches), batch_size):
+            chunk = patches[start:start + batch_size]
+            maps = explain(backbone, chunk, [SESS_BASE], target).maps[SESS_BASE]
+            for cam, weight, (top, left, scaled_height, scaled_width) in zip(
+                    maps, weights[start:], places[start:]):
+                canvas = torch.zeros(1, 1, scaled_height, scaled_width, device=inputs.device)
+                canvas[..., top:top + window, left:left + window] = cam * weight
+                pasted = F.interpolate(canvas, size=(height, width), mode="bilinear",
+                                       align_corners=False)[0, 0]
+                covered = pasted > 0
+                total += torch.where(covered, pasted, 0.0)
+                counts += covered
+            if progress is not None:
+                progress(start + len(chunk), len(patches))
+        fused.append(torch.where(counts > 0, total / counts.clamp_min(1), 0.0))
+    return gaussian_blur(torch.stack(fused), SESS_BLUR_SIZE, SESS_BLUR_SIGMA)
+
+
+@dataclass
+class Kept:
+    """What hooks keep during the main forward pass for a method that reads more than the target
+    layer: tensors on the path to the logits (with their graph), and the handles to remove."""
+
+    tensors: list[Tensor] = field(default_factory=list)
+    tokens: list[Tensor] = field(default_factory=list)
+    handles: list = field(default_factory=list)
+    owner: int = field(default_factory=threading.get_ident)  # the thread whose pass it keeps
+
+    @property
+    def mine(self) -> bool:
+        """Whether the running pass is the owner's (another thread may share the model)."""
+        return threading.get_ident() == self.owner
+
+    def remove(self) -> None:
+        for handle in reversed(self.handles):
+            handle.remove()
+
+
+def refine_hooks(backbone: Backbone) -> Kept:
+    """RefineCAM's hooks: every block's 4-D output, kept for its gradient."""
+    kept = Kept()
+
+    def keep(module: nn.Module, args: tuple, output: Tensor) -> Tensor | None:
+        if not kept.mine or not isinstance(output, Tensor) or output.ndim != 4:
+            return None
+        kept.tensors.append(output)
+        return output.clone()  # an in-place activation after it must not rewrite what we keep
+
+    kept.handles = [module.register_forward_hook(keep) for _, module in blocks(backbone.model)]
+    return kept
+
+
+def refine_maps(run: ForwardPass) -> Tensor:
+    """RefineCAM's map (as grad-cam 1.5.7 computes it), N×H×W: GradCAM++ at the target layer and
+    at the last block of each of the ``REFINE_FINER`` next finer resolutions of the network
+    (fewer where it has fewer: none leaves GradCAM++), each upsampled to the input and min-max
+    normalised, multiplied. From the main forward pass (``refine_hooks`` keep the blocks'
+    outputs) and one backward pass for every layer at once."""
+    activations = run.activations
+    last_at: dict[int, Tensor] = {}  # the last block's output at each finer resolution
+    for output in run.kept[Kind.LAYERS].tensors:
+        if output.shape[-2] > activations.shape[-2]:
+            last_at[output.shape[-2]] = output
+    layers = [run.graph_activations, *(last_at[height] for height in sorted(last_at)[:REFINE_FINER])]
+    with torch.enable_grad():
+        score = run.logits[torch.arange(len(run.targets)), run.targets].sum()
+        gradients = torch.autograd.grad(score, layers, retain_graph=True)
+    size = tuple(run.inputs.shape[-2:])
+    product = 1.0
+    for layer, gradient in zip(layers, gradients):
+        product = product * display_maps(gradcam_plus_plus(layer.detach(), gradient), size)
+    return product
+
+
+def _timm_attention(module: nn.Module, kept: Kept) -> list:
+    """Keep a timm ``Attention``'s probabilities (the output of its ``attn_drop``, on the path to
+    the output): its explicit maths instead of the fused kernel while the hook is on."""
+    fused = module.fused_attn
+    module.fused_attn = False
+
+    def keep(dropout: nn.Module, args: tuple, output: Tensor) -> Tensor | None:
+        if not kept.mine:
+            return None
+        kept.tensors.append(output.clone())
+        return kept.tensors[-1]
+
+    class Restore:
+        def remove(self) -> None:
+            module.fused_attn = fused
+    return [module.attn_drop.register_forward_hook(keep), Restore()]
+
+
+def _torch_attention(module: nn.MultiheadAttention, kept: Kept) -> list:
+    """Keep an ``nn.MultiheadAttention``'s per-head probabilities: asked for, then the output
+    rebuilt from them (the weights it returns are not on the path to its output)."""
+    def ask(attention: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        if not kept.mine:
+            return None
+        return args[:3], {**kwargs, "need_weights": True, "average_attn_weights": False}
+
+    def rebuild(attention: nn.MultiheadAttention, args: tuple, kwargs: dict,
+                output: tuple[Tensor, Tensor]) -> tuple[Tensor, None] | None:
+        if not kept.mine:
+            return None
+        probabilities = output[1]
+        kept.tensors.append(probabilities)
+        dim = attention.embed_dim
+        bias = None if attention.in_proj_bias is None else attention.in_proj_bias[2 * dim:]
+        values = F.linear(args[2], attention.in_proj_weight[2 * dim:], bias)
+        n, length = values.shape[:2]
+        values = values.view(n, length, attention.num_heads, -1).transpose(1, 2)
+        mixed = (probabilities @ values).transpose(1, 2).reshape(n, -1, dim)
+        return attention.out_proj(mixed), None
+    return [module.register_forward_pre_hook(ask, with_kwargs=True),
+            module.register_forward_hook(rebuild, with_kwargs=True)]
+
+
+def block_scores(model: nn.Module, tokens: Tensor) -> Tensor:
+    """LeGrad's class scores of a block's tokens: a timm ViT's own head after its final norm
+    (its class token or pooling, as in the LeGrad paper); a torchvision ViT's final norm and head
+    on the mean token (torchcam 0.5's projection)."""
+    if hasattr(model, "forward_head") and hasattr(model, "norm"):
+        return model.forward_head(model.norm(tokens))
+    if hasattr(model, "heads") and hasattr(getattr(model, "encoder", None), "ln"):
+        return model.heads(model.encoder.ln(tokens.mean(dim=1)))
+    raise UserInputError(f"LeGrad reads a timm or torchvision vision transformer's head, and "
+                         f"{type(model).__name__} is neither", Fix(METHODS_INPUT, "GradCAM"))
+
+
+def legrad_hooks(backbone: Backbone) -> Kept:
+    """LeGrad's hooks on the last ``LEGRAD_BLOCKS`` transformer blocks: each block's attention
+    probabilities (on the path to its output) and its output tokens."""
+    model = backbone.model
+    found = [(block, getattr(block, name)) for block in model.modules() for name in ATTENTION
+             if isinstance(getattr(block, name, None), nn.MultiheadAttention)
+             or hasattr(getattr(getattr(block, name, None), "attn_drop", None), "forward")]
+    if not found:
+        raise UserInputError(f"LeGrad finds no attention blocks in {type(model).__name__}",
+                             Fix(METHODS_INPUT, "GradCAM"))
+    kept = Kept()
+    for block, attention in found[-LEGRAD_BLOCKS:]:
+        hook = _torch_attention if isinstance(attention, nn.MultiheadAttention) else _timm_attention
+        kept.handles += hook(attention, kept)
+        kept.handles.append(block.register_forward_hook(
+            lambda module, args, output: kept.tokens.append(output) if kept.mine else None))
+    return kept
+
+
+def legrad_maps(run: ForwardPass) -> Tensor:
+    """LeGrad's map (Bousselham et al. 2024, as torchcam 0.5 computes it), N×h×w on the token
+    grid: for each of the last ``LEGRAD_BLOCKS`` transformer blocks, the gradient of the
+    block's target class score (``block_scores``) with respect to its attention probabilities,
+    ReLU, averaged over heads and queries, the prefix keys dropped; averaged over the blocks.
+    From the main forward pass (``legrad_hooks``), one short backward pass per block (each
+    stops at its own attention)."""
+    kept, targets = run.kept[Kind.ATTENTION], run.targets
+    prefix = run.backbone.layer.prefix_tokens
+    relevance = 0.0
+    for attention, output in zip(kept.tensors, kept.tokens):
+        with torch.enable_grad():
+            scores = block_scores(run.backbone.model, output)
+            score = scores[torch.arange(len(targets)), targets].sum()
+            gradient, = torch.autograd.grad(score, attention, retain_graph=True)
+        relevance = relevance + gradient.relu().mean(dim=(1, 2))[:, prefix:]
+    height, width = token_grid(relevance.shape[-1], tuple(run.inputs.shape[-2:]), "LeGrad")
+    return (relevance / len(kept.tensors)).view(len(targets), height, width)
 
 
 def ablation_scores(backbone: Backbone, inputs: Tensor, activations: Tensor, targets: Tensor,
@@ -312,8 +636,11 @@ def full_gradient_maps(backbone: Backbone, inputs: Tensor, targets: Tensor) -> T
     pass through the whole network."""
     layers = bias_layers(backbone.model)
     outputs: list[Tensor] = []
+    owner = threading.get_ident()
 
-    def keep(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
+    def keep(module: nn.Module, args: tuple, output: Tensor) -> Tensor | None:
+        if threading.get_ident() != owner:  # another thread's pass through a shared model
+            return None
         outputs.append(output)
         return output.clone()  # an in-place activation after it must not rewrite what we keep
 
@@ -350,12 +677,22 @@ class ForwardPass:
     scorecam_batch_size: int | None
     progress: ProgressCallback | None
     logits: Tensor | None = None
+    graph_activations: Tensor | None = None  # the activations before detaching, with their graph
+    kept: dict[Kind, Kept] = field(default_factory=dict)  # what PASS_HOOKS kept on this pass
 
     @property
     def scores(self) -> Tensor:
         """The target class's logit of each image, N."""
         return self.logits.detach()[torch.arange(len(self.targets)), self.targets].float()
 
+
+# Hooks a kind of method installs on the main forward pass (which then keeps its graph below the
+# target layer): what they keep reaches its ``EXTRA_ARGUMENTS`` as ``run.kept[kind]``.
+HOOKED_PASS = threading.Lock()
+PASS_HOOKS: dict[Kind, Callable[[Backbone], Kept]] = {
+    Kind.LAYERS: refine_hooks,
+    Kind.ATTENTION: legrad_hooks,
+}
 
 # What the engine passes to a method's ``layer_map`` after the activations, by the method's kind
 # (gradient methods are batched separately, see ``layer_cams``).
@@ -368,6 +705,14 @@ EXTRA_ARGUMENTS: dict[Kind, Callable[[ForwardPass], tuple[Tensor, ...]]] = {
     Kind.INTEGRATED_SCORES: lambda run: (iscam_scores(
         run.backbone, run.inputs, run.activations, run.targets, run.scorecam_batch_size,
         run.progress),),
+    Kind.SMOOTHED_SCORES: lambda run: (smoothed_scores(
+        run.backbone, run.inputs, run.activations, run.targets, run.scorecam_batch_size,
+        run.progress),),
+    Kind.NOISY_GRADIENTS: lambda run: noisy_gradients(run.backbone, run.inputs, run.targets),
+    Kind.SCALED_PATCHES: lambda run: (sess_maps(run.backbone, run.inputs, run.targets,
+                                                progress=run.progress),),
+    Kind.LAYERS: lambda run: (refine_maps(run),),
+    Kind.ATTENTION: lambda run: (legrad_maps(run),),
     Kind.FULL_GRADIENT: lambda run: (full_gradient_maps(run.backbone, run.inputs, run.targets),),
     Kind.SECOND_ORDER: lambda run: hessian_terms(run.backbone, run.inputs, run.activations,
                                                  run.targets),
@@ -413,9 +758,21 @@ def layer_cams(backbone: Backbone, inputs: Tensor, methods: Sequence[str | Metho
     """
     rows = method_rows(methods)
     gradient_names = list(dict.fromkeys(row.gradient for row in rows if row.kind is Kind.GRADIENT))
-    needs_graph = bool(gradient_names) or create_graph
-    activations, logits = backbone.forward(inputs, graph_below=create_graph,
-                                           needs_graph=needs_graph)
+    # Methods that read inside the network below the layer keep it through hooks on this pass:
+    # one such pass at a time, each hook keeping only its own thread's tensors.
+    hooked = [kind for kind in dict.fromkeys(row.kind for row in rows) if kind in PASS_HOOKS]
+    kept: dict[Kind, Kept] = {}
+    needs_graph = bool(gradient_names) or create_graph or bool(hooked)
+    with HOOKED_PASS if hooked else contextlib.nullcontext():
+        try:
+            for kind in hooked:
+                kept[kind] = PASS_HOOKS[kind](backbone)
+            with torch.enable_grad() if hooked else contextlib.nullcontext():
+                activations, logits = backbone.forward(
+                    inputs, graph_below=create_graph or bool(hooked), needs_graph=needs_graph)
+        finally:
+            for hooks in kept.values():
+                hooks.remove()
 
     if not create_graph and not bool(torch.isfinite(logits.detach()).all()):
         raise UserInputError("the model's outputs for this input are not finite (NaN or Inf): "
@@ -435,7 +792,9 @@ def layer_cams(backbone: Backbone, inputs: Tensor, methods: Sequence[str | Metho
             cotangents = target_cotangents(logits if create_graph else logits.detach(), targets,
                                            false_classes, gradient_names)
             gradients, = torch.autograd.grad(logits, activations, grad_outputs=cotangents,
-                                             is_grads_batched=True, create_graph=create_graph)
+                                             is_grads_batched=True, create_graph=create_graph,
+                                             retain_graph=create_graph or bool(kept))
+    graph_activations = activations
     # The same memory layout as the gradients keeps the element-wise maths of the methods fast.
     activations = (activations if create_graph else activations.detach()).contiguous()
 
@@ -457,7 +816,7 @@ def layer_cams(backbone: Backbone, inputs: Tensor, methods: Sequence[str | Metho
                       for i in range(0, len(activations), step)]
             maps.update(zip((row.name for row in group), torch.cat(chunks, dim=1)))
         run = ForwardPass(backbone, inputs, activations, targets, scorecam_batch_size, progress,
-                          logits)
+                          logits, graph_activations, kept)
         for row in rows:
             if row.kind is not Kind.GRADIENT:
                 maps[row.name] = row.layer_map(activations, *EXTRA_ARGUMENTS[row.kind](run))

@@ -23,6 +23,7 @@ GRADCAM_PP_EPS = 1e-6  # grad-cam 1.5.x, GradCAMPlusPlus.get_cam_weights
 XGRADCAM_EPS = 1e-7  # grad-cam 1.5.x, XGradCAM.get_cam_weights
 FEM_SIGMAS = 2  # grad-cam 1.5.x FEM's k: the k-sigma rule of its binary masks
 RANDOMCAM_SEED = 0
+SMOOTHGRAD_EPS = 1e-8  # torchcam 0.5, SmoothGradCAMpp._get_weights
 SPATIAL = (-2, -1)
 
 
@@ -57,8 +58,25 @@ def gradcam_plus_plus(activations: Tensor, gradients: Tensor) -> Tensor:
     activation_sums = activations.sum(dim=SPATIAL).unsqueeze(-1)
     flat = gradients.flatten(-2)
     g2 = flat * flat
-    weighted = g2 * F.relu(flat) / (g2 * (activation_sums * flat + 2) + GRADCAM_PP_EPS)
+    # In grad-cam's order (2G² + ΣA·G³): factoring G² out loses digits where ΣA·G ≈ −2.
+    weighted = g2 * F.relu(flat) / (2 * g2 + activation_sums * (g2 * flat) + GRADCAM_PP_EPS)
     return F.relu(weighted_activations(activations, weighted.sum(dim=-1)))
+
+
+def smoothgradcam_plus_plus(activations: Tensor, noisy_gradients: Tensor,
+                            last_activations: Tensor) -> Tensor:
+    """SmoothGradCAM++ (Omeiza et al. 2019) as torchcam 0.5 computes it, from the target
+    logit's gradients ``G_s`` at S noisy copies of the input (S×N×K×h×w, the engine's
+    ``cams.engine.noisy_gradients``): ``a_kij = mean_s G² / (2·mean_s G² + Σ_ab A_kab·mean_s
+    G³_kab + ε)`` with the clean activations A, ``w_k = Σ_ij a_kij·ReLU(G_last)``, map
+    ``ReLU(Σ_k w_k A_last)`` — torchcam weights and sums the last noisy copy's gradient and
+    activations, and puts G² in a's numerator where the paper has G (its "personal correction").
+    """
+    g2 = noisy_gradients.pow(2).mean(dim=0)
+    g3 = noisy_gradients.pow(3).mean(dim=0)
+    alpha = g2 / (2 * g2 + (g3 * activations).sum(dim=SPATIAL, keepdim=True) + SMOOTHGRAD_EPS)
+    weights = (alpha * F.relu(noisy_gradients[-1])).sum(dim=SPATIAL)
+    return F.relu(weighted_activations(last_activations, weights))
 
 
 def hirescam(activations: Tensor, gradients: Tensor) -> Tensor:
@@ -186,9 +204,11 @@ def shapleycam(activations: Tensor, gradients: Tensor, hessian_activations: Tens
     return F.relu(weighted_activations(activations, weights))
 
 
-def fullgrad(activations: Tensor, full_map: Tensor) -> Tensor:
-    """FullGrad (Srinivas & Fleuret 2019): the engine's full-gradient map
-    (``cams.engine.full_gradient_maps``), which reads no target layer."""
+def input_resolution(activations: Tensor, full_map: Tensor) -> Tensor:
+    """A map the engine made without the target layer's activations: FullGrad's (Srinivas &
+    Fleuret 2019, ``cams.engine.full_gradient_maps``), SESS's (``cams.engine.sess_maps``),
+    RefineCAM's (``cams.engine.refine_maps``), all at the input's resolution, and LeGrad's on the
+    token grid (``cams.engine.legrad_maps``)."""
     return full_map
 
 
@@ -298,6 +318,16 @@ class Kind(enum.Enum):
                          "scales, averaged: layer_map(A, s)")
     FULL_GRADIENT = ("FullGrad's map, from the gradients of every bias and of the input: "
                      "layer_map(A, map)")
+    NOISY_GRADIENTS = ("the target logit's gradients at noisy copies of the input, and the last "
+                       "copy's activations: layer_map(A, G_noisy, A_last)")
+    SMOOTHED_SCORES = ("the target score of the image masked by each channel's mask plus noise, "
+                       "averaged over noise samples: layer_map(A, s)")
+    SCALED_PATCHES = ("the input's own map, fused from a base map of patches of the image at "
+                      "many scales: layer_map(A, map)")
+    LAYERS = ("the input's own map, the product of GradCAM++ maps at the target layer and at "
+              "finer blocks: layer_map(A, map)")
+    ATTENTION = ("a map on the token grid from the gradients of each block's class score with "
+                 "respect to its attention: layer_map(A, map)")
     SECOND_ORDER = ("the target logit's gradient G and its Hessian-vector product H·A: "
                     "layer_map(A, G, HA)")
 
@@ -390,7 +420,23 @@ METHODS: dict[str, Method] = {method.name: method for method in [
     Method("IS-CAM", Kind.INTEGRATED_SCORES, scorecam_combine, "ScoreCAM with each mask's "
            "score integrated over 10 scales (torchcam; one forward pass per distinct channel "
            "and scale; opt-in)", default=False),
-    Method("FullGrad", Kind.FULL_GRADIENT, fullgrad, "|input × input gradient| plus |bias × "
+    Method("SS-CAM", Kind.SMOOTHED_SCORES, scorecam_combine, "ScoreCAM with each mask's score "
+           "averaged over 35 draws of Gaussian noise (σ 2) added to the mask (torchcam; one "
+           "forward pass per channel and draw; opt-in, slow)", default=False),
+    Method("SmoothGradCAM++", Kind.NOISY_GRADIENTS, smoothgradcam_plus_plus, "GradCAM++'s "
+           "pixel weights from gradients averaged over 4 noisy copies of the input (σ 0.3; "
+           "torchcam; the copies in one batched pass; opt-in)", default=False, compared=True),
+    Method("SESS", Kind.SCALED_PATCHES, input_resolution, "GradCAM of patches of the image at "
+           "12 scales, weighted by their score, pasted back, averaged and blurred (Tyagi et al. "
+           "2022; ~140 passes per image; opt-in)", default=False, compared=True),
+    Method("RefineCAM", Kind.LAYERS, input_resolution, "GradCAM++ at the target layer and at "
+           "the last blocks of the two next finer resolutions, multiplied (grad-cam; CNNs; "
+           "opt-in)", default=False, compared=True),
+    Method("LeGrad", Kind.ATTENTION, input_resolution, "positive gradients of each of the last "
+           "4 blocks' class score with respect to its attention, averaged over heads, queries "
+           "and blocks (Bousselham et al. 2024; vision transformers; opt-in)", default=False,
+           compared=True),
+    Method("FullGrad", Kind.FULL_GRADIENT, input_resolution, "|input × input gradient| plus |bias × "
            "gradient| of every convolution and batch norm, each normalised per channel (the "
            "whole network, no target layer; opt-in)", default=False, compared=True),
     Method("ShapleyCAM", Kind.SECOND_ORDER, shapleycam, "GradCAM weights of gradient − ½ "
@@ -410,6 +456,10 @@ METHODS: dict[str, Method] = {method.name: method for method in [
 ]}
 
 # Views of the table (never edited by hand).
+# Kinds whose maps cost a forward pass of the whole network per channel (and per scale or noise
+# draw) or per patch: the evaluation's and the sanity table's defaults leave them out.
+MANY_PASS_KINDS = frozenset({Kind.MASKED_SCORES, Kind.INTEGRATED_SCORES, Kind.SMOOTHED_SCORES,
+                             Kind.SCALED_PATCHES})
 METHOD_NAMES: tuple[str, ...] = tuple(METHODS)
 DEFAULT_METHODS: tuple[str, ...] = tuple(name for name, m in METHODS.items() if m.default)
 GRADIENT_METHODS: tuple[str, ...] = tuple(name for name, m in METHODS.items()

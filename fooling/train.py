@@ -24,7 +24,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from cam_studio.data.distributed import Process, average, current, gather
 from cam_studio.data.items import has_masks, stack
 from cam_studio.data.order import batch_indices, seeded_generator
 from cam_studio.data.training import TrainingData, training_data
-from cams.backbones import CLEAN_WEIGHTS, RANDOM_WEIGHTS, Backbone, load_backbone
+from cams.backbones import CLEAN_WEIGHTS, RANDOM_WEIGHTS, Backbone, load_backbone, resolve_device
 from cams.checkpoints import (
     Checkpoint,
     atomic_write,
@@ -342,21 +342,46 @@ def check_start(config: TrainConfig, resume: bool) -> None:
                              Fix("name", value=free_run_name(config.name, folder)))
 
 
-def prepare(config: TrainConfig, distributed: bool = True, resume: bool = False) -> Run:
+def own_start(config: TrainConfig, own: Backbone) -> tuple[TrainConfig, Backbone]:
+    """The run's start from your own backbone (``cams.wrap``): a copy of it (yours is left as it
+    was), on the config's device, the config naming it; what needs a timm model is refused."""
+    if config.init != CLEAN_WEIGHTS:
+        raise UserInputError("your own model starts from its own weights",
+                             Fix("init", value=CLEAN_WEIGHTS))
+    model = copy.deepcopy(own.model).to(resolve_device(config.device) if config.device
+                                        else own.device)
+    if config.head_only and not hasattr(model, "get_classifier"):
+        raise UserInputError(f"{own.name} does not say which layer is its classifier",
+                             Fix("head_only", "left out"))
+    if config.train_stages and not getattr(model, "feature_info", None):
+        raise UserInputError(f"{own.name} does not say where its stages end (timm's "
+                             "feature_info)", Fix("train_stages", "0 (the whole network)"))
+    return (replace(config, backbone=own.name, layer=own.layer.name),
+            replace(own, model=model, metadata={**own.metadata, "wrapped": True}))
+
+
+def prepare(config: TrainConfig, distributed: bool = True, resume: bool = False,
+            backbone: Backbone | None = None) -> Run:
     """Check the start (``check_start``), load the starting weights, adapt the head to the
     data's classes, build the optimizer. Under torchrun (and ``distributed``) the run is shared
-    by all of torchrun's processes."""
+    by all of torchrun's processes. ``backbone``: your own model (``cams.wrap``) to start from
+    instead of ``config.backbone`` and ``config.init``."""
     process = current() if distributed else Process()
+    if backbone is not None:
+        config, backbone = own_start(config, backbone)
     objective = check_settings(config, process.world)
     check_start(config, resume)  # now, not after the run
     torch.manual_seed(config.seed)
-    try:
-        backbone = load_backbone(config.backbone, config.init, config.device, layer=config.layer)
-    except UserInputError as error:
-        if config.init != CLEAN_WEIGHTS:
-            raise
-        raise error.with_fixes(Fix("init", value=RANDOM_WEIGHTS),
-                               Fix("init", "a registry checkpoint or a .safetensors file")) from error
+    if backbone is None:
+        try:
+            backbone = load_backbone(config.backbone, config.init, config.device,
+                                     layer=config.layer)
+        except UserInputError as error:
+            if config.init != CLEAN_WEIGHTS:
+                raise
+            raise error.with_fixes(Fix("init", value=RANDOM_WEIGHTS),
+                                   Fix("init", "a registry checkpoint or a .safetensors file")
+                                   ) from error
     allow_double_backward(backbone.model)  # the salience losses differentiate the maps
     data = training_data(config.data, config.size or backbone.input_size[0], config.seed,
                          val_size=config.val_size, holdout=config.holdout,
@@ -365,6 +390,10 @@ def prepare(config: TrainConfig, distributed: bool = True, resume: bool = False)
     check_loaded(config, objective, backbone, data)
     model = backbone.model
     if data.labelled and data.class_names and len(data.class_names) != backbone.num_classes:
+        if not hasattr(model, "reset_classifier"):
+            raise UserInputError(f"{backbone.name} has {backbone.num_classes} outputs and the "
+                                 f"data {len(data.class_names)} classes",
+                                 f"give a model with {len(data.class_names)} outputs")
         torch.manual_seed(config.seed)
         model.reset_classifier(len(data.class_names))
         model.to(backbone.device)
@@ -411,6 +440,7 @@ def metadata(run: Run, seconds: float) -> dict[str, Any]:
     backbone = run.backbone
     return {
         "backbone": backbone.name,
+        **({"wrapped": True} if backbone.metadata.get("wrapped") else {}),
         "layer": backbone.layer.name,
         "num_classes": backbone.num_classes,
         "class_names": backbone.class_names,
@@ -430,16 +460,17 @@ def metadata(run: Run, seconds: float) -> dict[str, Any]:
 
 def train(config: TrainConfig, progress: ProgressCallback | None = None,
           cancel: threading.Event | None = None, resume: bool = False,
-          distributed: bool = True) -> Checkpoint | None:
+          distributed: bool = True, backbone: Backbone | None = None) -> Checkpoint | None:
     """Run ``config`` to the end and save the checkpoint in the registry.
 
     ``progress`` receives ``{"step", "steps", "loss", …}`` after every step and the validation
     metrics (``"validation": {...}``) when they are computed. Setting ``cancel`` saves the state
     and raises ``TrainingCancelled``; ``resume=True`` continues a saved state. Under torchrun
     (unless ``distributed`` is False) all processes train one model; rank 0 reports and saves,
-    and the others return None.
+    and the others return None. ``backbone``: your own model (``cams.wrap``) to fine-tune instead
+    of ``config.backbone``; its checkpoint's metadata says so (load it into your model).
     """
-    return execute(prepare(config, distributed, resume), progress, cancel, resume)
+    return execute(prepare(config, distributed, resume, backbone), progress, cancel, resume)
 
 
 def execute(run: Run, progress: ProgressCallback | None = None,

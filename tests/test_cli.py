@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -157,13 +158,34 @@ def test_colour_map_of_the_grid(tmp_path, capsys):
     assert on_viridis("viridis", "--colormap", "viridis") > 3 * on_viridis("jet")
 
 
-def test_all_methods_include_scorecam(tmp_path, capsys):
+SMALL_CNN = """
+import torch
+
+def build():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 12, 3, stride=2, padding=1), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(12, 4))
+"""
+
+
+def test_all_methods_on_your_own_model_are_every_method_that_applies(tmp_path, capsys):
+    """``--methods all`` on a small CNN of the user's (``--model FILE:FUNCTION``): every method
+    of the table but LeGrad (transformers only) and the classic CAM (a wrapped model's head is
+    not known to be GAP → Linear), the many-pass ones included."""
+    from cams.methods import METHOD_NAMES
+    (tmp_path / "small.py").write_text(SMALL_CNN)
     image = tmp_path / "photo.png"
-    example_image("rocket").resize((160, 120)).save(image)
-    code, _, err = run(capsys, "explain", str(image), "--backbone", "resnet10t", "--weights",
-                       "random", "--methods", "all", "--out", str(tmp_path / "out"))
+    example_image("rocket").resize((80, 60)).save(image)
+    code, _, err = run(capsys, "explain", str(image), "--model", f"{tmp_path / 'small.py'}:build",
+                       "--layer", "5", "--input-size", "64", "--methods", "all",
+                       "--out", str(tmp_path / "out"))
     assert code == 0, err
-    assert "ScoreCAM" in np.load(tmp_path / "out" / "photo.npz").files
+    names = set(np.load(tmp_path / "out" / "photo.npz").files)
+    assert {"ScoreCAM", "SS-CAM", "SESS", "RefineCAM"} <= names
+    assert set(METHOD_NAMES) - names == {"LeGrad", "CAM"}
 
 
 def test_one_bad_image_does_not_lose_the_others(tmp_path, capsys):
@@ -314,3 +336,43 @@ def test_the_old_entry_points_say_where_the_commands_went():
         assert result.returncode == 2
         assert result.stderr.strip() == ("error: the command lines moved: run python -m "
                                          "cam_studio explain --example chelsea")
+
+
+TWO_CLASS_RESNET = """
+import torch
+import torchvision
+
+def build():
+    torch.manual_seed(0)
+    return torchvision.models.resnet18(num_classes=2)
+"""
+
+
+def test_train_and_evaluate_your_own_model(tmp_path, capsys, monkeypatch):
+    """``train --model`` fine-tunes the user's own nn.Module (a torchvision ResNet, not timm's)
+    and saves a checkpoint that says so; ``evaluate --model`` runs the sanity and similarity
+    tables on it; loading the checkpoint by name says how to load it instead."""
+    from safetensors.torch import load_file
+
+    from cams.backbones import load_backbone
+    from cams.checkpoints import CHECKPOINTS_ENV
+    from cams.errors import UserInputError
+    monkeypatch.setenv(CHECKPOINTS_ENV, str(tmp_path / "registry"))
+    (tmp_path / "models.py").write_text(TWO_CLASS_RESNET)
+    own = ["--model", f"{tmp_path / 'models.py'}:build", "--layer", "layer4"]
+    code, _, err = run(capsys, "train", *own, "--size", "96", "--data", "synthetic:binary",
+                       "--steps", "2", "--batch", "4", "--val-size", "8", "--name", "own-fool")
+    assert code == 0, err
+    entry = json.loads((tmp_path / "registry" / "own-fool.json").read_text())
+    assert entry["backbone"] == "models.build" and entry["wrapped"] and entry["layer"] == "layer4"
+    weights = load_file(str(tmp_path / "registry" / "own-fool.safetensors"))
+    assert "layer4.1.conv2.weight" in weights  # torchvision's names: the user's model, trained
+    with pytest.raises(UserInputError, match=r"fine-tuned your own model models\.build"):
+        load_backbone(None, "own-fool")
+
+    code, _, err = run(capsys, "evaluate", *own, "--input-size", "96", "--images", "examples",
+                       "--limit", "2", "--tables", "sanity", "--sanity-seeds", "1",
+                       "--methods", "GradCAM,EigenCAM", "--out", str(tmp_path / "eval"))
+    assert code == 0, err
+    report = (tmp_path / "eval" / "report.md").read_text()
+    assert "### models.build (2 images, 1 seed" in report and "layer4.1" in report

@@ -201,6 +201,22 @@ def test_a_zero_shot_clip_classifier_matches_grad_cam(chelsea, coffee, method):
 ANCHOR_TOLERANCE = 1e-4  # the issue's bar for the anchors' maps, on normalised maps
 
 
+def grad_cam_meta_map(cam_class, backbone, inputs, targets, finer=()):
+    """grad-cam's map of ``cam_class`` hooked at the features seam (and at the modules named in
+    ``finer``), its hooks removed afterwards (the fixtures' models are shared)."""
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from cam_studio.benchmarks.reference import SplitModel
+    model = SplitModel(backbone.model)
+    modules = dict(backbone.model.named_modules())
+    cam = cam_class(model, [model.features, *(modules[name] for name in finer)])
+    try:
+        return cam(input_tensor=inputs, targets=[ClassifierOutputTarget(c) for c in targets])
+    finally:
+        for base in getattr(cam, "base_cam_per_layer", [getattr(cam, "base_cam", cam)]):
+            base.activations_and_grads.release()
+
+
 @pytest.mark.parametrize(("fixture", "size", "target"), CASES)
 def test_the_anchors_other_maps_match_grad_cam(request, chelsea, coffee, fixture, size, target):
     """LayerCAM, GradCAMElementWise, FEM, KPCA-CAM (scikit-learn's KernelPCA inside, its sign
@@ -295,16 +311,10 @@ def test_ablationcam_matches_grad_cam(request, chelsea, coffee, fixture, size):
     """AblationCAM against grad-cam 1.5.7's (its ablation value included: 0 after a ReLU, the
     smallest activation − 1e7 for ConvNeXt's signed features), at the features seam."""
     from pytorch_grad_cam import AblationCAM
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
-    from cam_studio.benchmarks.reference import SplitModel
     backbone = request.getfixturevalue(fixture)
     inputs = photo_batch(backbone, [chelsea, coffee], size)
     ours = explain(backbone, inputs, methods=["AblationCAM"])
-    model = SplitModel(backbone.model)
-    with AblationCAM(model, [model.features]) as cam:
-        theirs = cam(input_tensor=inputs,
-                     targets=[ClassifierOutputTarget(c) for c in ours.targets.tolist()])
+    theirs = grad_cam_meta_map(AblationCAM, backbone, inputs, ours.targets.tolist())
     assert np.abs(ours.maps["AblationCAM"].numpy() - theirs).max() <= ANCHOR_TOLERANCE
 
 
@@ -327,18 +337,22 @@ def test_ablationcam_at_a_named_module_matches_grad_cam(chelsea):
     assert np.abs(ours.maps["AblationCAM"].numpy() - theirs).max() <= ANCHOR_TOLERANCE
 
 
-def test_iscam_matches_torchcam_on_a_small_model(chelsea):
-    """IS-CAM against torchcam 0.5.0's ISCAM (its 10 integration steps, its masks: normalised at
-    the layer, then upsampled) on a small CNN read at its last convolution."""
-    from torchcam.methods import ISCAM
-
+def small_cnn():
+    """A small random CNN (two convolutions, GAP → Linear, 4 classes), wrapped at its last ReLU."""
     from cams import wrap
     torch.manual_seed(0)
     model = torch.nn.Sequential(
         torch.nn.Conv2d(3, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
         torch.nn.Conv2d(8, 12, 3, stride=2, padding=1), torch.nn.ReLU(),
         torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(12, 4))
-    backbone = wrap(model, layer="3", input_size=64)
+    return model, wrap(model, layer="3", input_size=64)
+
+
+def test_iscam_matches_torchcam_on_a_small_model(chelsea):
+    """IS-CAM against torchcam 0.5.0's ISCAM (its 10 integration steps, its masks: normalised at
+    the layer, then upsampled) on a small CNN read at its last convolution."""
+    from torchcam.methods import ISCAM
+    model, backbone = small_cnn()
     inputs = backbone.preprocess(chelsea)
     ours = explain(backbone, inputs, methods=["IS-CAM"])
     target = int(ours.targets[0])
@@ -349,6 +363,93 @@ def test_iscam_matches_torchcam_on_a_small_model(chelsea):
     low = theirs.amin(dim=(1, 2), keepdim=True)
     theirs = (theirs - low) / (theirs.amax(dim=(1, 2), keepdim=True) - low)
     assert (ours.maps["IS-CAM"] - theirs).abs().max() <= ANCHOR_TOLERANCE
+
+
+def torchcam_display(maps, size):
+    """torchcam's layer-resolution maps as our display maps: upsampled (bilinear), min-max."""
+    maps = F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+    low = maps.amin(dim=(1, 2), keepdim=True)
+    return (maps - low) / (maps.amax(dim=(1, 2), keepdim=True) - low)
+
+
+@pytest.mark.parametrize(("fixture", "size"), [("lite0", (224, 224)), ("resnet_random", (160, 128))])
+def test_smoothgradcam_pp_matches_torchcam(request, chelsea, coffee, fixture, size):
+    """SmoothGradCAM++ against torchcam 0.5.0's SmoothGradCAMpp (4 noisy copies, σ 0.3), for
+    each image its noise drawn from torch's global generator seeded as ours (ours draws each
+    image's noise alone, so that its map does not depend on the batch): a real Lite0 on two
+    photos, and a random ResNet at a non-square size, hooked at the features seam."""
+    from torchcam.methods import SmoothGradCAMpp
+
+    from cam_studio.benchmarks.reference import SplitModel
+    from cams.engine import NOISE_SEED
+    backbone = request.getfixturevalue(fixture)
+    inputs = photo_batch(backbone, [chelsea, coffee], size)
+    ours = explain(backbone, inputs, methods=["SmoothGradCAM++"])
+    model = SplitModel(backbone.model)
+    theirs = []
+    with SmoothGradCAMpp(model, target_layer="features", input_shape=(3, *size)) as extractor:
+        for index, target in enumerate(ours.targets.tolist()):
+            model(inputs[index:index + 1])
+            torch.manual_seed(NOISE_SEED)
+            theirs.append(extractor(target)[0])
+    theirs = torchcam_display(torch.cat(theirs), size)
+    error = (ours.maps["SmoothGradCAM++"] - theirs).abs().max()
+    assert error <= ANCHOR_TOLERANCE, f"SmoothGradCAM++ on {fixture}: {error}"
+
+
+def test_sess_matches_grad_cam(resnet_random, chelsea, coffee):
+    """SESS against grad-cam 1.5.7's (GradCAM of every patch of 12 scales, score-weighted,
+    pasted back, averaged, blurred) on a non-square input, hooked at the features seam."""
+    from pytorch_grad_cam import SESS
+    inputs = photo_batch(resnet_random, [chelsea, coffee], (64, 96))
+    ours = explain(resnet_random, inputs, methods=["SESS"])
+    theirs = grad_cam_meta_map(SESS, resnet_random, inputs, ours.targets.tolist())
+    assert np.abs(ours.maps["SESS"].numpy() - theirs).max() <= ANCHOR_TOLERANCE
+
+
+@pytest.mark.parametrize(("fixture", "finer"), [("lite0", ["blocks.4", "blocks.2"]),
+                                                ("resnet_random", ["layer3.1", "layer2.1"]),
+                                                ("convnext_random", ["stages.2", "stages.1"])])
+def test_refinecam_matches_grad_cam(request, chelsea, coffee, fixture, finer):
+    """RefineCAM against grad-cam 1.5.7's, given the layers ours reads: the features seam and the
+    last block at each of the two next finer resolutions (written out here per network)."""
+    from pytorch_grad_cam import RefineCAM
+    backbone = request.getfixturevalue(fixture)
+    inputs = photo_batch(backbone, [chelsea, coffee], (160, 192))
+    ours = explain(backbone, inputs, methods=["RefineCAM"])
+    theirs = grad_cam_meta_map(RefineCAM, backbone, inputs, ours.targets.tolist(), finer)
+    error = np.abs(ours.maps["RefineCAM"].numpy() - theirs).max()
+    assert error <= ANCHOR_TOLERANCE, f"RefineCAM on {fixture}: {error}"
+
+
+def test_sscam_matches_torchcam_on_a_small_model(chelsea, coffee):
+    """SS-CAM against torchcam 0.5.0's SSCAM (35 noise draws of σ 2 on IS-CAM's masks, each
+    image's drawn from the generator seeded as ours) on a small CNN read at its last
+    convolution."""
+    from torchcam.methods import SSCAM
+
+    from cams.engine import NOISE_SEED
+    model, backbone = small_cnn()
+    inputs = torch.cat([backbone.preprocess(chelsea), backbone.preprocess(coffee)])
+    ours = explain(backbone, inputs, methods=["SS-CAM"])
+    theirs = []
+    with SSCAM(model, target_layer="3", input_shape=(3, 64, 64)) as extractor:
+        for index, target in enumerate(ours.targets.tolist()):
+            scores = model(inputs[index:index + 1])
+            torch.manual_seed(NOISE_SEED)
+            theirs.append(extractor(target, scores)[0])
+    theirs = torchcam_display(torch.cat(theirs), (64, 64))
+    assert (ours.maps["SS-CAM"] - theirs).abs().max() <= ANCHOR_TOLERANCE
+    # Each image's draws are its own: alone, it has the same map as beside another.
+    alone = explain(backbone, inputs[1:], methods=["SS-CAM"]).maps["SS-CAM"]
+    torch.testing.assert_close(alone[0], ours.maps["SS-CAM"][1], atol=1e-6, rtol=0)
+
+
+def test_smoothgradcam_pp_of_an_image_does_not_depend_on_its_batch(resnet_random, chelsea, coffee):
+    inputs = photo_batch(resnet_random, [chelsea, coffee], (96, 96))
+    both = explain(resnet_random, inputs, methods=["SmoothGradCAM++"]).maps["SmoothGradCAM++"]
+    alone = explain(resnet_random, inputs[1:], methods=["SmoothGradCAM++"]).maps["SmoothGradCAM++"]
+    torch.testing.assert_close(alone[0], both[1], atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize(("fixture", "size"), [("lite0", (224, 224)), ("resnet_random", (160, 128)),

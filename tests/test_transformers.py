@@ -251,3 +251,51 @@ def test_a_distilled_deit_from_a_users_file_through_the_cli(tmp_path, chelsea):
     theirs = reference_map(backbone, inputs, "GradCAM", [target],
                            reshape_transform=vit_reshape(2, 14))
     assert np.abs(ours.reshape(theirs.shape) - theirs).max() <= TOLERANCE
+
+
+def test_refinecam_says_a_vision_transformer_has_one_resolution(transformers, chelsea):
+    with pytest.raises(UserInputError, match="RefineCAM needs a CNN read channels-first"):
+        explain(transformers["vit_tiny_patch16_224"], [chelsea], ["RefineCAM"])
+
+
+def test_legrad_matches_torchcam_on_a_torchvision_vit(chelsea, coffee):
+    """LeGrad against torchcam 0.5.0's (its one supported family: torchvision's
+    VisionTransformer, its mean-token projection), the last four of five blocks, on a small
+    random ViT wrapped with ``cams.wrap``."""
+    import torch.nn.functional as F
+    import torchvision
+    from torchcam.methods import LeGrad
+
+    from cams import wrap
+    torch.manual_seed(0)
+    model = torchvision.models.VisionTransformer(image_size=64, patch_size=8, num_layers=5,
+                                                 num_heads=2, hidden_dim=32, mlp_dim=64,
+                                                 num_classes=6).eval()
+    spread_weights(model)
+    backbone = wrap(model, layer="encoder.layers.encoder_layer_4.ln_1", input_size=64)
+    inputs = torch.cat([backbone.preprocess(chelsea), backbone.preprocess(coffee)])
+    ours = explain(backbone, inputs, ["LeGrad"])
+    with LeGrad(model, list(model.encoder.layers)[-4:]) as extractor:
+        model(inputs)
+        theirs = extractor(ours.targets.tolist())[0]
+    theirs = F.interpolate(theirs[:, None], size=(64, 64), mode="bilinear", align_corners=False)[:, 0]
+    low = theirs.amin(dim=(1, 2), keepdim=True)
+    theirs = (theirs - low) / (theirs.amax(dim=(1, 2), keepdim=True) - low)
+    assert (ours.maps["LeGrad"] - theirs).abs().max() <= 1e-4
+    assert ours.maps["LeGrad"].std() > 0.05  # not a flat map
+
+
+@pytest.mark.parametrize("name", ["vit_tiny_patch16_224", "deit_tiny_distilled_patch16_224"])
+def test_legrad_on_timm_vits_reads_their_attention_and_leaves_the_kernel_as_it_was(
+        transformers, chelsea, name):
+    backbone = transformers[name]
+    fused = [module.fused_attn for module in backbone.model.modules() if hasattr(module, "fused_attn")]
+    maps = explain(backbone, [chelsea], ["LeGrad"]).maps["LeGrad"]
+    assert maps.shape == (1, 224, 224) and bool(torch.isfinite(maps).all()) and maps.std() > 0.05
+    assert fused == [module.fused_attn for module in backbone.model.modules()
+                     if hasattr(module, "fused_attn")]
+
+
+def test_legrad_says_a_cnn_has_no_attention(resnet_random, chelsea):
+    with pytest.raises(UserInputError, match="LeGrad needs a vision transformer"):
+        explain(resnet_random, [chelsea], ["LeGrad"])

@@ -45,6 +45,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                       help="time the evaluation's similarity table against plain inference")
     what.add_argument("--evaluate-memory", type=int, metavar="N",
                       help="resident memory of the similarity table over N synthetic images")
+    what.add_argument("--multipass", action="store_true",
+                      help="time the anchors' maps of more than one pass (SmoothGradCAM++, SESS, "
+                           "RefineCAM, SS-CAM, LeGrad) beside grad-cam's and torchcam's")
     what.add_argument("--training", action="store_true",
                       help="time a SHAM training step against a plain one instead")
     what.add_argument("--scaling", type=int, metavar="N",
@@ -85,6 +88,9 @@ def run_engine_bench(args: argparse.Namespace) -> int:
     elif args.scaling:
         from cam_studio.benchmarks.scaling import scaling
         result = scaling(args.scaling)
+    elif args.multipass:
+        from cam_studio.benchmarks.multipass import bench_multipass
+        result = bench_multipass(name, resolve_device(args.device), args.repeats)
     elif args.evaluate_memory:
         from cam_studio.benchmarks.evaluation import similarity_memory
         result = similarity_memory(f"synthetic:binary:{args.evaluate_memory}", name,

@@ -2,6 +2,10 @@
 
     python -m cam_studio evaluate --images examples --backbones efficientnet_lite0 \\
         --pairs clean:sham-one-class-efficientnet_lite0 --out eval_out
+    python -m cam_studio evaluate --model models.py:build --layer layer4 --tables sanity
+
+(``--model``: your own ``nn.Module``, for the tables of backbones: similarity, run time, MOD/VID,
+faithfulness, ROAD, sanity.)
 
 Per-image rows are appended to ``OUT/records/`` as they are computed, so an interrupted run
 resumes where it stopped (run the same command again); ``OUT/report.md`` links the tables (CSV and
@@ -14,12 +18,14 @@ import argparse
 import sys
 from datetime import timedelta
 
+from cam_studio.commands.explain import add_model_options, add_own_model_option, own_model
 from cam_studio.commands.options import add_options, flag_of, from_options, given_values
 from cam_studio.data.distributed import current, join, launch_command, leave
 from cam_studio.evaluation.config import PLAN_OVERRIDES, PLANS, EvaluationConfig
 from cam_studio.evaluation.report import build_report
 from cam_studio.evaluation.run import estimate_lines, planned_tables, run_all
 from cam_studio.evaluation.tables import TABLES
+from cams.errors import Fix, UserInputError
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -40,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "every table on what ships with the packages); "
                              f"{', '.join(flag_of(EvaluationConfig, name) for name in PLAN_OVERRIDES)}"
                              " still apply")
+    own = parser.add_argument_group("your own model (instead of --backbones)")
+    add_own_model_option(own)
+    add_model_options(own)
 
 
 def plan_stages(args: argparse.Namespace) -> list[tuple[EvaluationConfig, str]]:
@@ -62,6 +71,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     stages = plan_stages(args)
+    models = {}
+    if args.model:
+        if args.plan:
+            raise UserInputError("--plan runs the published report's backbones, not --model",
+                                 Fix("plan", "left out"))
+        backbone = own_model(args)
+        models = {backbone.name: backbone}
+        stages[0][0].backbones = [backbone.name]
     # Under torchrun: one process group for the whole run; the processes only meet at the end of
     # each stage, so a slow shard may keep the others waiting for long.
     device = join(args.device, timeout=timedelta(hours=48))
@@ -82,7 +99,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             if main:
                 for line in estimate_lines(config, planned_tables(config)):
                     print(line, flush=True)
-            run_all(config, progress)
+            run_all(config, progress, models=models)
             if main:
                 report = build_report(config.out, command)
     finally:

@@ -30,12 +30,13 @@ from cams.backbones import (
     weights_available_offline,
     wrap,
 )
-from cams.backbones.wrap import built_model
+from cams.backbones.wrap import built_model, built_model_name
 from cams.checkpoints import unique_name
 from cams.engine import explain, select_methods
 from cams.errors import FALSE_CLASS, TARGET, UserInputError
 from cams.images import load_image
 from cams.methods import (
+    MANY_PASS_KINDS,
     METHODS,
     RETARGETABLE,
     TARGETED_SEPARATOR,
@@ -72,10 +73,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                           "hf-hub:OWNER/REPO or torchvision:NAME")
     run.add_argument("--weights", help="clean (default), random, a registry checkpoint name, or "
                                        "a .safetensors / state-dict file (any number of classes)")
-    run.add_argument("--model", metavar="MODULE:FUNCTION",
-                     help="your own model: a function (in an importable module or a .py file) "
-                          "that returns the nn.Module; needs --layer (imports and runs that "
-                          "code: your machine only)")
+    add_own_model_option(run)
     run.add_argument("--versus", metavar="WEIGHTS",
                      help="checkpoint B for --report (e.g. sham-one-class-efficientnet_lite0 or "
                           "randomised:classifier): the report compares --weights (A) with it")
@@ -109,6 +107,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                                           "weights").set_defaults(run=run_backbones)
 
 
+def add_own_model_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", metavar="MODULE:FUNCTION",
+                        help="your own model: a function (in an importable module or a .py "
+                             "file) that returns the nn.Module; needs --layer (imports and runs "
+                             "that code: your machine only)")
+
+
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """What a model brought from elsewhere may need: the layer, class names, preprocessing."""
     parser.add_argument("--layer", help="target layer's module path (default: the last block's "
@@ -136,14 +141,16 @@ def own_model(args: argparse.Namespace) -> Backbone:
     if not args.layer:
         raise UserInputError("--model needs --layer: the module path the maps are read at "
                              "(e.g. layer4)")
-    if args.weights:
+    if getattr(args, "weights", None):
         raise UserInputError("--weights does not apply to --model",
                              "load the weights inside your function")
-    options = {"input_size": args.input_size or 224, "device": args.device,
-               "class_names": read_class_names(args.class_names) if args.class_names else None}
-    options.update({key: value for key, value in (("mean", args.mean), ("std", args.std))
-                    if value})
-    return wrap(built_model(args.model), args.layer, name=args.model, **options)
+    names = getattr(args, "class_names", None)
+    options = {"input_size": getattr(args, "input_size", None) or getattr(args, "size", None)
+               or 224, "device": args.device,
+               "class_names": read_class_names(names) if names else None}
+    options.update({key: value for key in ("mean", "std")
+                    if (value := getattr(args, key, None))})
+    return wrap(built_model(args.model), args.layer, name=built_model_name(args.model), **options)
 
 
 def parse_methods(text: str) -> str | list[str]:
@@ -226,7 +233,7 @@ def run_explain(args: argparse.Namespace) -> int:
             print(f"error: {error.worded(cli_words)}", file=sys.stderr)
             failures += 1
 
-    slow = (Kind.MASKED_SCORES, Kind.INTEGRATED_SCORES, Kind.ABLATED_SCORES)  # bar of its own
+    slow = (*MANY_PASS_KINDS, Kind.ABLATED_SCORES)  # a bar of its own
     scorecam_bar = tqdm(desc="masked / ablated passes", unit="pass", leave=False,
                         disable=not any(method_row(name).kind in slow for name in methods))
 

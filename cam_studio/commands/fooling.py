@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from cam_studio.commands.explain import add_own_model_option, own_model
 from cam_studio.commands.options import add_options, cli_words, given_values
 from cam_studio.data.distributed import join, launch_command, leave
 from cam_studio.data.photos import PHOTO_SETS
@@ -84,8 +85,9 @@ def run_train(args: argparse.Namespace) -> int:
             bar.write(f"step {event['step']}: {shown}")
         bar.refresh()
 
+    backbone = own_model(args) if args.model else None
     try:
-        entry = train(config, progress=report, resume=args.resume)
+        entry = train(config, progress=report, resume=args.resume, backbone=backbone)
     except KeyboardInterrupt:
         print(f"\ninterrupted: the last saved state (every {config.save_every} steps) resumes "
               "with --resume", file=sys.stderr)
@@ -140,6 +142,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                        help="start from a named recipe (fooling/config.py); options given "
                             "beside it win")
     add_options(train, TrainConfig)
+    own = train.add_argument_group("your own model (instead of --backbone and --init; the "
+                                   "checkpoint holds its fine-tuned weights)")
+    add_own_model_option(own)
+    own.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"),
+                     help="its normalisation mean (default ImageNet's)")
+    own.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"),
+                     help="its normalisation standard deviation (default ImageNet's)")
     train.add_argument("--resume", action="store_true",
                        help="continue the saved state of a run with this --name")
     train.set_defaults(run=run_train)

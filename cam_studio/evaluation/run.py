@@ -8,7 +8,7 @@ rows and runs the tables timed with the machine to itself (the run-time table).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ from cam_studio.evaluation.tables import ROW_TYPES, TABLES
 from cam_studio.evaluation.work import Load, Progress, Table, Work, batches
 from cams.backbones import CLEAN_WEIGHTS, Backbone, load_backbone
 from cams.errors import Fix, UserInputError
+from cams.randomise import parse_randomised
 
 
 def pending(records: RecordFile, config: EvaluationConfig, key: tuple[str, ...],
@@ -63,16 +64,34 @@ class Span:
         self.progress(what, done, total)
 
 
-def loader(config: EvaluationConfig) -> Load:
-    """The run's loader: each (backbone, weights) loaded once, on the run's device."""
+def loader(config: EvaluationConfig, models: Mapping[str, Backbone] | None = None) -> Load:
+    """The run's loader: each (backbone, weights) loaded once, on the run's device. ``models``:
+    your own backbones (``cams.wrap``) by the names the config's ``backbones`` give them; their
+    weights are their own (or re-drawn: ``randomised:BLOCK``, the sanity check's)."""
     loaded: dict[tuple[Any, Any], Backbone] = {}
+    models = models or {}
 
     def load(name: str | None, weights: Any = None) -> Backbone:
         key = (name, str(weights or CLEAN_WEIGHTS))
         if key not in loaded:
-            loaded[key] = load_backbone(name, weights, config.device)
+            loaded[key] = (own_weights(models[name], weights) if name in models
+                           else load_backbone(name, weights, config.device))
         return loaded[key]
     return load
+
+
+def own_weights(backbone: Backbone, weights: Any) -> Backbone:
+    """A given backbone with its own weights, or re-drawn as ``randomised[-only]:BLOCK[:SEED]``
+    says; any other weights are a one-line error."""
+    if weights in (None, CLEAN_WEIGHTS):
+        return backbone
+    randomised = parse_randomised(str(weights))
+    if randomised is None:
+        raise UserInputError(f"{backbone.name} is your own model: it has its own weights, not "
+                             f"{weights!r}", Fix("pairs", "clean:randomised:BLOCK, or load the "
+                                                          "weights into your model"))
+    block, test, seed = randomised
+    return backbone.randomised(block, test, seed)
 
 
 def run_work(work: Work, config: EvaluationConfig, progress: Progress) -> None:
@@ -149,10 +168,12 @@ def estimate_lines(config: EvaluationConfig, tables: list[str]) -> list[str]:
 
 
 def run_all(config: EvaluationConfig, progress: Progress | None = None,
-            overall: Callable[[float], None] | None = None) -> None:
+            overall: Callable[[float], None] | None = None,
+            models: Mapping[str, Backbone] | None = None) -> None:
     """Every requested table; rows land in ``OUT/records`` as computed. ``progress(what, done,
     total)`` reports each unit of work; ``overall(fraction)`` the fraction of the whole run
-    done, each table weighted by its estimated time."""
+    done, each table weighted by its estimated time. ``models``: your own backbones
+    (``cams.wrap``) by name, for the names in ``config.backbones`` (and the pairs)."""
     process = current()
     if not (progress and process.main):
         progress, overall = (lambda what, done, total: None), None
@@ -164,7 +185,7 @@ def run_all(config: EvaluationConfig, progress: Progress | None = None,
     spans = {name: Span(progress, overall, start, part / sum(seconds))
              for name, start, part in zip(ordered, starts, seconds)}
     config.out.mkdir(parents=True, exist_ok=True)
-    load = loader(config)
+    load = loader(config, models)
     for name in ordered:
         if not TABLES[name].after_all:
             run_table(TABLES[name], config, spans[name], load)

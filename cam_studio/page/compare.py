@@ -37,7 +37,7 @@ from cam_studio.tabs.verdict import verdict, verdict_markdown
 from cam_studio.tabs.words import public_message
 from cams.backbones import CLEAN_WEIGHTS, DEFAULT_BACKBONE, WEIGHT_SUFFIXES
 from cams.errors import FALSE_CLASS, TARGET, UserInputError
-from cams.methods import DEFAULT_METHODS, METHOD_NAMES, METHODS, TARGETS
+from cams.methods import DEFAULT_METHODS, MANY_PASS_KINDS, METHOD_NAMES, METHODS, TARGETS
 from cams.render import COLORMAPS
 
 CONCURRENCY_LIMIT = 4  # requests computed in parallel; more wait in Gradio's queue
@@ -66,6 +66,10 @@ EXPLAINER = "\n".join(
 # The link box holds the query; the browser prefixes its own address (behind a proxy or a share
 # link the server does not know it).
 LINK_JS = "(query) => query.startsWith('?') ? location.origin + location.pathname + query : query"
+# The unticked methods are opt-in; those of many passes per image are named as slow.
+METHODS_LABEL = ("Methods (unticked: opt-in; slow, many passes per image: "
+                 + ", ".join(name for name in METHOD_NAMES if METHODS[name].kind in MANY_PASS_KINDS)
+                 + ")")
 
 results = LruCache(RESULTS_SIZE)
 # A model evicted from memory takes its cached comparisons with it (they would pin it).
@@ -264,7 +268,7 @@ def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
                     label="False class (blank = strongest rival)")
             methods = none_is_default(gr.CheckboxGroup(
                 list(METHOD_NAMES), value=list(DEFAULT_METHODS),
-                label="Methods (ScoreCAM is slow: opt-in)"))
+                label=METHODS_LABEL))
             targets = gr.CheckboxGroup(
                 list(TARGETS), value=[], elem_id="targets",
                 label="…each ticked gradient method also explaining (its map of y_c minus the "

@@ -24,15 +24,15 @@ from cam_studio.tabs.values import number
 from cams.backbones import CLEAN_WEIGHTS, RANDOM_WEIGHTS, REGISTRY, weights_available_offline
 from cams.checkpoints import list_checkpoints
 from cams.errors import IMAGES, Fix, UserInputError
-from cams.methods import METHOD_NAMES, METHODS, Kind
+from cams.methods import MANY_PASS_KINDS, METHOD_NAMES, METHODS
 
 # Evaluations in progress (not the swept space: a long one outlives its 10 minutes), each removed
 # when done, or after a day untouched.
 EVALUATIONS = Path(tempfile.gettempdir()) / "cam-studio-evaluations"
 ABANDONED_S = 24 * 3600
-# Every method but the masked-pass ones (ScoreCAM: its box adds it; IS-CAM: ten times its cost).
-WITHOUT_SCORECAM = [name for name in METHOD_NAMES
-                    if METHODS[name].kind not in (Kind.MASKED_SCORES, Kind.INTEGRATED_SCORES)]
+# Every method but the many-pass ones (ScoreCAM: its box adds it; IS-CAM and SS-CAM: 10 and 35
+# times its cost; SESS: a pass per patch, ~140 per image).
+WITHOUT_SCORECAM = [name for name in METHOD_NAMES if METHODS[name].kind not in MANY_PASS_KINDS]
 IMAGE_SOURCES = ("examples", "photos", "crops:50", "synthetic:binary:200", "a server folder")
 # The tab's starting values: the two tables of a passive-fooling comparison on the bundled
 # examples (at most 8; there are five), every method but ScoreCAM (its box adds it: minutes): under

@@ -115,6 +115,10 @@ class WeightRequest:
         if not isinstance(name, str):
             raise UserInputError(f"weights file {self.file} does not say which backbone it is "
                                  "for", Fix(BACKBONE, "the backbone it was trained as"))
+        if self.metadata.get("wrapped"):
+            raise UserInputError(f"{self.weights} fine-tuned your own model {name}, which no name "
+                                 "builds", "build your model, load_state_dict() this file's "
+                                 "weights (safetensors.torch.load_file) and cams.wrap it")
         return spec_for(name)
 
 

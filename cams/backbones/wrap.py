@@ -82,6 +82,13 @@ def wrap(model: nn.Module, layer: str, *, input_size: int | Sequence[int] = 224,
                     feature_shape=feature_shape, layer=target_layer)
 
 
+def built_model_name(target: str) -> str:
+    """The name a ``MODULE:FUNCTION`` model goes by (in tables, file names, reports):
+    ``module.function``, a ``.py`` file by its stem (``models.py:build`` → ``models.build``)."""
+    where, _, function = target.rpartition(":")
+    return f"{Path(where).stem if where.endswith('.py') else where}.{function}"
+
+
 def built_model(target: str) -> nn.Module:
     """The ``nn.Module`` that ``MODULE:FUNCTION`` returns when called without arguments:
     ``MODULE`` an importable module (``mypackage.models``) or a ``.py`` file. This imports and

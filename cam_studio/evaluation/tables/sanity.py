@@ -35,17 +35,19 @@ from cam_studio.evaluation.summaries import interval_cell, p_text, per_unit, uni
 from cam_studio.evaluation.work import Load, Section, Table, Work, chosen, image_count, inputs_of
 from cams.backbones import Backbone, randomisable_blocks
 from cams.engine import Explanation, explain
+from cams.errors import UserInputError
+from cams.methods import MANY_PASS_KINDS
 from cams.methods import METHODS as METHOD_TABLE
-from cams.methods import Kind
 from cams.metrics import mse, spearman, ssim
 from cams.randomise import CASCADING, INDEPENDENT, block_names
 
 RANDOM_LOGIT = "random-logit"
-# Every map but ScoreCAM and IS-CAM (one masked pass per channel, IS-CAM ten: ~12 s and ~2 min
-# per image and model for Lite0 on the 2-core CPU, at each of ~25 models per seed); --methods
-# adds them.
+TYPICAL_BLOCKS = 12
+# Every map but the many-pass ones (ScoreCAM one pass per distinct channel, IS-CAM ten, SS-CAM 35
+# per channel, SESS one per patch: ~12 s, ~2 min, minutes and ~6 s per image and model for Lite0
+# on the 2-core CPU, at each of ~25 models per seed); --methods adds them.
 DEFAULT_METHODS = tuple(name for name, method in METHOD_TABLE.items()
-                        if method.kind not in (Kind.MASKED_SCORES, Kind.INTEGRATED_SCORES))
+                        if method.kind not in MANY_PASS_KINDS)
 # The declared margin: a map passes a test when its mean similarity to the trained map is
 # significantly below this (one-sided t test over photos, Holm over the table's tests).
 MARGIN = 0.5
@@ -213,8 +215,17 @@ def section(out: Path, rows: list[SanityRow]) -> str:
     return "\n".join(text)
 
 
+def block_count(name: str) -> int:
+    """How many blocks a backbone's cascade re-draws; for your own model (no name to read the
+    architecture from) a typical CNN's 12, for the estimate only."""
+    try:
+        return len(randomisable_blocks(name))
+    except UserInputError:
+        return TYPICAL_BLOCKS
+
+
 def seconds(config: EvaluationConfig) -> float:
-    models = sum(config.sanity_seeds * (2 * len(randomisable_blocks(name)) + 1) + 1
+    models = sum(config.sanity_seeds * (2 * block_count(name) + 1) + 1
                  for name in config.backbones)
     return SECONDS_PER_IMAGE_AND_MODEL * image_count(config) * models
 

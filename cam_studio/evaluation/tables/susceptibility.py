@@ -39,7 +39,9 @@ METHODS = tuple(name for name, method in METHOD_TABLE.items() if method.compared
 COMPARED_PAIR = ("GradCAM", "MeanDiffGradCAM")  # the overview's question: does Mean move less?
 MOVED = 1e-4  # a GradCAM MSE below this: the pair did not move GradCAM
 SECONDS_PER_IMAGE = 0.3  # both checkpoints' panels of these methods, Lite0 on the 2-core CPU,
-SCORECAM_SECONDS_PER_IMAGE = 40.0  # and ScoreCAM's masked passes of both (1280 channels)
+# and the many-pass maps of both, when in: ScoreCAM's masked passes (1280 channels), SESS's
+# ~140 patches each
+SLOW_SECONDS_PER_IMAGE = {"ScoreCAM": 40.0, "SESS": 6.0}
 
 
 @dataclass(frozen=True)
@@ -263,7 +265,8 @@ TABLE = Table(
             "MSE between the maps of the clean and the fooled checkpoint on identical images, "
             "mean ± std (lower = more resistant); the most resistant method per pair, and how "
             "every other method compares with it, paired on the same images.", section),
-    seconds=lambda config: (SECONDS_PER_IMAGE + SCORECAM_SECONDS_PER_IMAGE * (
-        config.methods is None or "ScoreCAM" in config.methods)) * image_count(config)
+    seconds=lambda config: (SECONDS_PER_IMAGE + sum(
+        seconds for name, seconds in SLOW_SECONDS_PER_IMAGE.items()
+        if config.methods is None or name in config.methods)) * image_count(config)
         * len(config.pairs),
     needs="pairs")
