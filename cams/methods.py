@@ -419,10 +419,10 @@ METHODS: dict[str, Method] = {method.name: method for method in [
            "mean + 2σ (class-agnostic; Fuad et al. 2020)", default=False, compared=True),
     Method("IS-CAM", Kind.INTEGRATED_SCORES, scorecam_combine, "ScoreCAM with each mask's "
            "score integrated over 10 scales (torchcam; one forward pass per distinct channel "
-           "and scale; opt-in)", default=False),
+           "and scale; opt-in)", default=False, compared=True),
     Method("SS-CAM", Kind.SMOOTHED_SCORES, scorecam_combine, "ScoreCAM with each mask's score "
            "averaged over 35 draws of Gaussian noise (σ 2) added to the mask (torchcam; one "
-           "forward pass per channel and draw; opt-in, slow)", default=False),
+           "forward pass per channel and draw; opt-in, slow)", default=False, compared=True),
     Method("SmoothGradCAM++", Kind.NOISY_GRADIENTS, smoothgradcam_plus_plus, "GradCAM++'s "
            "pixel weights from gradients averaged over 4 noisy copies of the input (σ 0.3; "
            "torchcam; the copies in one batched pass; opt-in)", default=False, compared=True),

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from cam_studio.evaluation.tables.susceptibility import METHODS as SUSCEPTIBILITY_METHODS
+from cam_studio.evaluation.tables.susceptibility import DEFAULT_METHODS as SUSCEPTIBILITY_METHODS
 from fooling.train import resume_paths
 
 ROOT = Path(__file__).resolve().parents[1]

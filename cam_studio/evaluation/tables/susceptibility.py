@@ -31,11 +31,17 @@ from cam_studio.evaluation.summaries import (
 from cam_studio.evaluation.work import Load, Section, Table, Work, chosen, image_count, inputs_of
 from cams.engine import Explanation, explain
 from cams.methods import METHODS as METHOD_TABLE
+from cams.methods import Kind
 from cams.metrics import cam_entropy_nats, common_mode_share, susceptibility
 from fooling.config import TrainConfig
 from fooling.sham import sham_distance
 
 METHODS = tuple(name for name, method in METHOD_TABLE.items() if method.compared)
+# Without --methods: all of them but IS-CAM and SS-CAM (10 and 35 masked passes per channel:
+# minutes to hours per image for Lite0's 1280 channels); --methods names them.
+DEFAULT_METHODS = tuple(name for name in METHODS
+                        if METHOD_TABLE[name].kind not in (Kind.INTEGRATED_SCORES,
+                                                           Kind.SMOOTHED_SCORES))
 COMPARED_PAIR = ("GradCAM", "MeanDiffGradCAM")  # the overview's question: does Mean move less?
 MOVED = 1e-4  # a GradCAM MSE below this: the pair did not move GradCAM
 SECONDS_PER_IMAGE = 0.3  # both checkpoints' panels of these methods, Lite0 on the 2-core CPU,
@@ -77,7 +83,7 @@ def pair_work(config: EvaluationConfig, load: Load, clean_name: str, fooled_name
     attack_cam = (fooled.metadata["recipe"].get("cam", TrainConfig.cam)
                   if "recipe" in fooled.metadata else
                   "constructed" if "construction" in fooled.metadata else "unknown")
-    methods = chosen(config, METHODS, clean)
+    methods = chosen(config, DEFAULT_METHODS if config.methods is None else METHODS, clean)
     measured = list(dict.fromkeys([*methods, "GradCAM"]))  # GradCAM: the distance to the SHAM
 
     def rows(batch: list[Sample]) -> list[SusceptibilityRow]:
