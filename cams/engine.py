@@ -82,7 +82,9 @@ class Explanation:
     ``maps``: display name → N×H×W in [0, 1] at input resolution (docs/equations.md, Display
     normalization).
     ``layer_maps``: display name → N×h×w at layer resolution, before normalization (ReLU applied
-    where the method has one); entropy and the training losses use these.
+    where the method has one); entropy uses these. A map made at the input's resolution
+    (FullGrad, SESS, RefineCAM) is averaged onto the target layer's grid here, so that every
+    map's entropy counts the same positions.
     ``class_maps`` (when asked for): ``"target"`` and ``"mean"``, the un-ReLU'd class CAMs of the
     explained class and of the mean logit at layer resolution, N×h×w each: what the common-mode
     share of a change between two checkpoints is measured on (``cams.metrics.common_mode_share``).
@@ -129,6 +131,12 @@ def applies(method: Method, backbone: Backbone) -> bool:
     RefineCAM a CNN's resolutions)."""
     need = NEEDS.get(method.kind)
     return need is None or need[0](backbone)
+
+
+def needs(method: Method) -> str:
+    """What ``method`` needs of a backbone, in words ("needs …"; "" for any backbone)."""
+    need = NEEDS.get(method.kind)
+    return "" if need is None else need[1]
 
 
 MethodChoice = str | Method  # a display name of the table, or a user's own row
@@ -943,7 +951,11 @@ def explain(backbone: Backbone, images: Tensor | Sequence[Image.Image],
                                tuple(inputs.shape[-2:]))
         maps.update(zip(names, stacked.split(inputs.shape[0])))
     maps = {name: maps[name] for name in result.maps}
-    return Explanation(maps=maps, layer_maps=result.maps, logits=result.logits,
+    grid = tuple(result.activations.shape[-2:])
+    layer_maps = {name: layer_map if tuple(layer_map.shape[-2:]) == grid
+                  else F.adaptive_avg_pool2d(layer_map[:, None], grid)[:, 0]
+                  for name, layer_map in result.maps.items()}
+    return Explanation(maps=maps, layer_maps=layer_maps, logits=result.logits,
                        targets=result.targets, false_classes=result.false_classes, inputs=inputs,
                        class_maps=kept)
 

@@ -418,3 +418,15 @@ def test_the_report_to_attach_opens_offline(app_url, tmp_path):
         assert "Verdict" in body and "susceptibility: MSE A vs B" in body
         assert "Egyptian cat" in body and "MeanDiffGradCAM" in body
         browser.close()
+
+
+def test_a_case_pressed_as_the_page_opens_keeps_its_checkpoints_on_a_phone(app_url):
+    """A ▶ case pressed at once (a phone's slower page) is not undone by the page's own opening
+    settings: the cases wait for them (the B picker read 'none' before)."""
+    from playwright.sync_api import expect
+
+    with app_page(app_url, width=390, height=844) as phone:
+        phone.get_by_role("button", name="Show a one-class fool").click()  # waits until enabled
+        expect(phone.locator("#grid img").first).to_have_attribute(
+            "alt", re.compile("B: sham-one-class"), timeout=120_000)
+        expect(phone.get_by_label("Checkpoint B")).to_have_value(re.compile("^sham-one-class"))

@@ -420,3 +420,16 @@ def test_the_target_as_a_choice_in_a_comparison_and_its_link():
                              .replace("%2C", ",").split("&"))).targets == ("MeanDiff",)
     with pytest.raises(UserInputError, match="no target 'Median'"):
         CompareRequest(targets=("Median",))
+
+
+def test_ticked_methods_the_model_does_not_have_are_left_out_and_named():
+    """On a CNN with a GAP → Linear head LeGrad (for transformers) is left out, not refused, and
+    the page's line says so; RefineCAM and SmoothGradCAM++ are computed."""
+    from cam_studio.tabs.compare import BackboneCache, CompareRequest, run_compare
+    request = CompareRequest(example="chelsea", backbone="tiny_resnet", checkpoint_a="random",
+                             methods=("GradCAM", "RefineCAM", "SmoothGradCAM++", "LeGrad"),
+                             input_size=64)
+    response = run_compare(BackboneCache(), request)
+    assert response.comparison.methods == ["GradCAM", "SmoothGradCAM++", "RefineCAM"]
+    assert response.left_out_line == ("Left out for tiny_resnet: LeGrad, which needs a vision "
+                                      "transformer (attention over tokens).")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 
 import pytest
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from cams import explain, load_backbone
+from cams.engine import layer_cams
 from cams.errors import UserInputError
 from cams.methods import DEFAULT_METHODS, METHOD_NAMES, METHODS, Kind, minmax
 
@@ -338,3 +340,17 @@ def test_meandiff_changes_by_c_over_c_minus_one_times_the_class_specific_part(co
     torch.testing.assert_close(after - before, classes / (classes - 1) * specific,
                                atol=1e-5, rtol=1e-4)
     assert float(specific.abs().max()) > 1e-3  # the check is not vacuous
+
+
+def test_maps_made_at_the_input_resolution_count_the_layers_positions_for_entropy(lite0, chelsea):
+    """FullGrad and RefineCAM make their maps at 224×224; their layer maps (entropy's input) are
+    those averaged onto Lite0's 7×7 grid, so that every map's entropy is over 49 positions."""
+    from cams.metrics import cam_entropy_nats
+    result = explain(lite0, [chelsea], ["GradCAM", "FullGrad", "RefineCAM"])
+    for name in ("FullGrad", "RefineCAM"):
+        assert tuple(result.layer_maps[name].shape) == (1, 7, 7)
+        assert float(cam_entropy_nats(result.layer_maps[name])[0]) <= math.log(49) + 1e-6
+    # by hand: the mean of each 32×32 block of the full-resolution map, before normalisation
+    full = layer_cams(lite0, result.inputs, ["RefineCAM"]).maps["RefineCAM"]
+    blocks = full.reshape(1, 7, 32, 7, 32).mean(dim=(2, 4))
+    torch.testing.assert_close(result.layer_maps["RefineCAM"], blocks, atol=1e-6, rtol=1e-5)

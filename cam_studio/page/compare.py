@@ -149,8 +149,9 @@ def show(request: CompareRequest, progress=gr.Progress()):  # noqa: B008 (Gradio
     names = comparison.backbones[0].class_names
     alt = (f"CAMs of the image for class {names[comparison.target]}: each method's map by "
            + " and by ".join(comparison.labels) + ", method by method")
+    left_out = f"\n\n*{response.left_out_line}*" if response.left_out else ""
     return (gr.update(value=response.display, alt_text=alt),
-            verdict_markdown(verdict(comparison)),
+            verdict_markdown(verdict(comparison)) + left_out,
             response.table_text, predictions_markdown(response.predictions),
             gr.update(choices=choices, **reset.get(TARGET, {})),
             gr.update(choices=choices, **reset.get(FALSE_CLASS, {})))
@@ -181,10 +182,12 @@ def case_loader(case):
 
 
 def open_link(request: gr.Request):
-    """The page as a link describes it (``?example=…&b=…``): every picker's choices and value."""
+    """The page as a link describes it (``?example=…&b=…``): every picker's choices and value;
+    then the ▶ cases become clickable (one clicked before would be undone by these settings)."""
     query = dict(request.query_params) if request else {}
     asked = link_request(query)
-    return (gr.update(choices=backbone_choices(), value=asked.backbone),
+    return (*[gr.update(interactive=True)] * len(FOOLING_CASES),
+            gr.update(choices=backbone_choices(), value=asked.backbone),
             gr.update(choices=checkpoint_choices(asked.backbone), value=asked.checkpoint_a),
             gr.update(choices=checkpoint_choices(asked.backbone, allow_none=True),
                       value=asked.checkpoint_b),
@@ -206,7 +209,7 @@ def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
     # The teaching cases first (one click each), then the four words a newcomer needs.
     with gr.Row(elem_id="cases"):
         cases = [gr.Button(f"▶ Show {label}: A clean, B {case.checkpoint_b}",
-                           variant="secondary", elem_classes=["case"])
+                           variant="secondary", elem_classes=["case"], interactive=False)
                  for label, case in FOOLING_CASES.items()]
     gr.Markdown(INTRO, elem_id="intro")
     with gr.Row(elem_id="compare-row"):
@@ -361,9 +364,9 @@ def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
     # Opening the page: the pickers (and any settings a link carries), then the comparison
     # (registered after the public endpoint, so that it keeps the name "explain").
     then_slider_and_link(page.load(
-        open_link, None, [backbone, checkpoint_a, checkpoint_b, example, target, false_class,
-                          methods, opacity, colormap, signed, large, faithfulness, view_method,
-                          targets],
+        open_link, None, [*cases, backbone, checkpoint_a, checkpoint_b, example, target,
+                          false_class, methods, opacity, colormap, signed, large, faithfulness,
+                          view_method, targets],
         queue=False, api_visibility="private").then(
         show, inputs, outputs, api_visibility="private"))
     view_method.change(enlarge, [view_method, *inputs], slider, api_visibility="private",

@@ -39,7 +39,7 @@ from cams.backbones import (
     weights_available_offline,
 )
 from cams.checkpoints import list_checkpoints
-from cams.engine import applies
+from cams.engine import applies, needs
 from cams.errors import FALSE_CLASS, INPUT_SIZE, MEAN, STD, TARGET, WEIGHTS, Fix, UserInputError
 from cams.errors import METHODS as METHODS_INPUT
 from cams.images import load_image
@@ -334,6 +334,15 @@ class CompareResponse:
     files: list[str]
     comparison: Comparison
     views: tuple[str, str] | None = None  # one method's A and B maps, large
+    left_out: tuple[str, ...] = ()  # ticked methods this model does not have, with what they need
+
+    @property
+    def left_out_line(self) -> str:
+        """One line for the page: the ticked methods left out and why ("" when none were)."""
+        if not self.left_out:
+            return ""
+        backbone = self.comparison.backbones[0].name
+        return f"Left out for {backbone}: " + "; ".join(self.left_out) + "."
 
     @property
     def table_text(self) -> list[list]:
@@ -472,10 +481,13 @@ def run_compare(cache: BackboneCache, request: CompareRequest, progress=None,
                                                                          request.upload_b),
                                    options))
     labels = request.labels()
-    # Ticked methods that this head does not have (CAM) are left out, not refused.
+    # Ticked methods that this model does not have (CAM, RefineCAM, LeGrad) are left out, not
+    # refused, and the page says which.
     asked = request.chosen_methods
     chosen = [name for name in asked if method_row(name) is None
               or applies(method_row(name), backbones[0])] if asked else None
+    left_out = tuple(f"{name}, which {needs(method_row(name))}" for name in asked or ()
+                     if name not in (chosen or ()))
     target_class = backbones[0].class_index(request.target, TARGET)
     false_class_index = backbones[0].class_index(request.false_class, FALSE_CLASS)
 
@@ -502,7 +514,8 @@ def run_compare(cache: BackboneCache, request: CompareRequest, progress=None,
                            predictions=predictions_data(comparison), files=files,
                            comparison=comparison,
                            views=(method_views(comparison, view, request.opacity, stem,
-                                               request.colormap) if view else None))
+                                               request.colormap) if view else None),
+                           left_out=left_out)
 
 
 # The one-click teaching cases, by their buttons' words: A clean, B a shipped fool, on chelsea (a

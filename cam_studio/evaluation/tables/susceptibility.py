@@ -44,7 +44,8 @@ DEFAULT_METHODS = tuple(name for name in METHODS
                                                            Kind.SMOOTHED_SCORES))
 COMPARED_PAIR = ("GradCAM", "MeanDiffGradCAM")  # the overview's question: does Mean move less?
 MOVED = 1e-4  # a GradCAM MSE below this: the pair did not move GradCAM
-SECONDS_PER_IMAGE = 0.3  # both checkpoints' panels of these methods, Lite0 on the 2-core CPU,
+SECONDS_PER_IMAGE = 0.8  # both checkpoints' panels of these methods (SmoothGradCAM++'s four noisy
+# copies and RefineCAM's graph below the layer among them), Lite0 on the 2-core CPU,
 # and the many-pass maps of both, when in: ScoreCAM's masked passes (1280 channels), SESS's
 # ~140 patches each
 SLOW_SECONDS_PER_IMAGE = {"ScoreCAM": 40.0, "SESS": 6.0}
