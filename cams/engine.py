@@ -5,8 +5,10 @@ asked; ``cams.layers``), and ONE batched VJP from the logits back to the
 activations with one cotangent per explained scalar (``cams.targets``); then it calls each row of
 the method table (``cams.methods``) with what the row's kind asks for. ``explain`` (display maps)
 and the training losses' ``true_false_maps`` (differentiable) both go through it. Nothing stays
-on the model (a transformer's layer is read by a hook that lives for one pass and ignores other
-threads), so one backbone can serve several threads at once.
+on the model: a transformer's layer, and what RefineCAM, LeGrad and FullGrad read inside the
+network, are read by hooks that live for one pass and ignore other threads (RefineCAM's and
+LeGrad's, which also switch timm's fused attention off for their pass, one pass at a time), so
+one backbone can serve several threads at once.
 """
 
 from __future__ import annotations

@@ -115,7 +115,7 @@ def test_a_killed_rank_is_resumed_without_duplicates(single_process, tmp_path):
                                 env=environment(marker), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
     try:
-        # Let rank 1 write a few batches (each one a single append of 2 images × 12 methods).
+        # Let rank 1 write a few batches (each one a single append of its images × the methods).
         wait_for(lambda: shard.exists() and shard.read_text().count("\n") > 1 + 3 * 24)
         kill(processes_of(marker, "1"))
         launcher.wait(timeout=120)
