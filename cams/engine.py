@@ -384,8 +384,8 @@ def sess_maps(backbone: Backbone, inputs: Tensor, targets: Tensor, batch_size: i
     """SESS's map (Tyagi et al. 2022, as grad-cam 1.5.7 computes it), N×H×W: the image resized
     so its shorter side takes ``SESS_SCALES`` sizes, each cut into square windows of the input's
     shorter side; every patch's GradCAM (one forward and one batched VJP per ``batch_size``
-    patches), weighted by its softmax score of the target over the best patch's, pasted back and
-    resized to the input, averaged where positive, then blurred."""
+    patches), weighted by its softmax score of the target (from the same forward pass) over the
+    best patch's, pasted back and resized to the input, averaged where positive, then blurred."""
     if batch_size is None:
         batch_size = 64 if inputs.is_cuda else 16
     height, width = inputs.shape[-2:]
@@ -403,27 +403,27 @@ def sess_maps(backbone: Backbone, inputs: Tensor, targets: Tensor, batch_size: i
                     places.append((top, left, scaled_height, scaled_width))
         patches = torch.cat(patches)
         target = int(targets[i])
-        with torch.inference_mode():
-            scores = torch.cat([torch.softmax(backbone.model(chunk).float(), dim=1)[:, target]
-                                for chunk in patches.split(batch_size)]).clamp_min(0)
+        maps, scores = [], []
+        for start in range(0, len(patches), batch_size):
+            result = explain(backbone, patches[start:start + batch_size], [SESS_BASE], target)
+            maps.append(result.maps[SESS_BASE])
+            scores.append(result.probabilities[:, target].float())  # the same pass's scores
+            if progress is not None:
+                progress(start + len(maps[-1]), len(patches))
+        scores = torch.cat(scores).clamp_min(0)
         best = scores.max()
         weights = scores / best if best > 0 else torch.ones_like(scores)
         total = torch.zeros(height, width, device=inputs.device)
         counts = torch.zeros_like(total)
-        for start in range(0, len(patches), batch_size):
-            chunk = patches[start:start + batch_size]
-            maps = explain(backbone, chunk, [SESS_BASE], target).maps[SESS_BASE]
-            for cam, weight, (top, left, scaled_height, scaled_width) in zip(
-                    maps, weights[start:], places[start:]):
-                canvas = torch.zeros(1, 1, scaled_height, scaled_width, device=inputs.device)
-                canvas[..., top:top + window, left:left + window] = cam * weight
-                pasted = F.interpolate(canvas, size=(height, width), mode="bilinear",
-                                       align_corners=False)[0, 0]
-                covered = pasted > 0
-                total += torch.where(covered, pasted, 0.0)
-                counts += covered
-            if progress is not None:
-                progress(start + len(chunk), len(patches))
+        for cam, weight, (top, left, scaled_height, scaled_width) in zip(
+                torch.cat(maps), weights, places):
+            canvas = torch.zeros(1, 1, scaled_height, scaled_width, device=inputs.device)
+            canvas[..., top:top + window, left:left + window] = cam * weight
+            pasted = F.interpolate(canvas, size=(height, width), mode="bilinear",
+                                   align_corners=False)[0, 0]
+            covered = pasted > 0
+            total += torch.where(covered, pasted, 0.0)
+            counts += covered
         fused.append(torch.where(counts > 0, total / counts.clamp_min(1), 0.0))
     return gaussian_blur(torch.stack(fused), SESS_BLUR_SIZE, SESS_BLUR_SIGMA)
 
@@ -539,13 +539,23 @@ def block_scores(model: nn.Module, tokens: Tensor) -> Tensor:
                          f"{type(model).__name__} is neither", Fix(METHODS_INPUT, "GradCAM"))
 
 
+def attention_of(block: nn.Module) -> nn.Module | None:
+    """A transformer block's attention child whose probabilities LeGrad can read: torchvision's
+    ``nn.MultiheadAttention``, or timm's ``Attention`` (by its ``attn_drop``)."""
+    for name in ATTENTION:
+        attention = getattr(block, name, None)
+        if isinstance(attention, nn.MultiheadAttention) or isinstance(
+                getattr(attention, "attn_drop", None), nn.Module):
+            return attention
+    return None
+
+
 def legrad_hooks(backbone: Backbone) -> Kept:
     """LeGrad's hooks on the last ``LEGRAD_BLOCKS`` transformer blocks: each block's attention
     probabilities (on the path to its output) and its output tokens."""
     model = backbone.model
-    found = [(block, getattr(block, name)) for block in model.modules() for name in ATTENTION
-             if isinstance(getattr(block, name, None), nn.MultiheadAttention)
-             or hasattr(getattr(getattr(block, name, None), "attn_drop", None), "forward")]
+    found = [(block, attention) for block in model.modules()
+             if (attention := attention_of(block)) is not None]
     if not found:
         raise UserInputError(f"LeGrad finds no attention blocks in {type(model).__name__}",
                              Fix(METHODS_INPUT, "GradCAM"))

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from pytorch_grad_cam.utils.image import scale_cam_image
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
 
-from cam_studio.benchmarks.reference import reference_classes, reference_map
+from cam_studio.benchmarks.reference import reference_classes, reference_map, torchcam_display
 from cams import explain
 
 TOLERANCE = 1e-3
@@ -358,18 +358,8 @@ def test_iscam_matches_torchcam_on_a_small_model(chelsea):
     target = int(ours.targets[0])
     with ISCAM(model, target_layer="3", input_shape=(3, 64, 64)) as extractor:
         scores = model(inputs)
-        theirs = extractor(target, scores)[0]
-    theirs = F.interpolate(theirs[:, None], size=(64, 64), mode="bilinear", align_corners=False)[:, 0]
-    low = theirs.amin(dim=(1, 2), keepdim=True)
-    theirs = (theirs - low) / (theirs.amax(dim=(1, 2), keepdim=True) - low)
+        theirs = torchcam_display(extractor(target, scores)[0], (64, 64))
     assert (ours.maps["IS-CAM"] - theirs).abs().max() <= ANCHOR_TOLERANCE
-
-
-def torchcam_display(maps, size):
-    """torchcam's layer-resolution maps as our display maps: upsampled (bilinear), min-max."""
-    maps = F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
-    low = maps.amin(dim=(1, 2), keepdim=True)
-    return (maps - low) / (maps.amax(dim=(1, 2), keepdim=True) - low)
 
 
 @pytest.mark.parametrize(("fixture", "size"), [("lite0", (224, 224)), ("resnet_random", (160, 128))])

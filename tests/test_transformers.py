@@ -262,10 +262,10 @@ def test_legrad_matches_torchcam_on_a_torchvision_vit(chelsea, coffee):
     """LeGrad against torchcam 0.5.0's (its one supported family: torchvision's
     VisionTransformer, its mean-token projection), the last four of five blocks, on a small
     random ViT wrapped with ``cams.wrap``."""
-    import torch.nn.functional as F
     import torchvision
     from torchcam.methods import LeGrad
 
+    from cam_studio.benchmarks.reference import torchcam_display
     from cams import wrap
     torch.manual_seed(0)
     model = torchvision.models.VisionTransformer(image_size=64, patch_size=8, num_layers=5,
@@ -277,10 +277,7 @@ def test_legrad_matches_torchcam_on_a_torchvision_vit(chelsea, coffee):
     ours = explain(backbone, inputs, ["LeGrad"])
     with LeGrad(model, list(model.encoder.layers)[-4:]) as extractor:
         model(inputs)
-        theirs = extractor(ours.targets.tolist())[0]
-    theirs = F.interpolate(theirs[:, None], size=(64, 64), mode="bilinear", align_corners=False)[:, 0]
-    low = theirs.amin(dim=(1, 2), keepdim=True)
-    theirs = (theirs - low) / (theirs.amax(dim=(1, 2), keepdim=True) - low)
+        theirs = torchcam_display(extractor(ours.targets.tolist())[0], (64, 64))
     assert (ours.maps["LeGrad"] - theirs).abs().max() <= 1e-4
     assert ours.maps["LeGrad"].std() > 0.05  # not a flat map
 

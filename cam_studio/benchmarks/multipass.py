@@ -16,19 +16,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cam_studio.benchmarks.reference import SplitModel
+from cam_studio.benchmarks.reference import SplitModel, torchcam_display
 from cam_studio.data.examples import example_image
 from cam_studio.evaluation.timing import timed
 from cams import wrap
 from cams.backbones import load_backbone
 from cams.engine import NOISE_SEED, explain
-
-
-def torchcam_display(maps: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
-    """torchcam's layer-resolution maps upsampled (bilinear) and min-max normalised, as ours."""
-    maps = F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
-    low = maps.amin(dim=(1, 2), keepdim=True)
-    return ((maps - low) / (maps.amax(dim=(1, 2), keepdim=True) - low)).numpy()
 
 
 def pair(ours: Callable[[], np.ndarray], theirs: Callable[[], np.ndarray], forward: Callable,
@@ -70,7 +63,7 @@ def bench_multipass(name: str, device: torch.device, repeats: int = 3) -> dict:
         with SmoothGradCAMpp(split, target_layer="features", input_shape=(3, *size)) as cam:
             split(inputs)
             torch.manual_seed(NOISE_SEED)
-            return torchcam_display(cam(target)[0].cpu(), size)
+            return torchcam_display(cam(target)[0].cpu(), size).numpy()
 
     def sess_theirs() -> np.ndarray:
         with SESS(split, [split.features]) as cam:
@@ -87,7 +80,7 @@ def bench_multipass(name: str, device: torch.device, repeats: int = 3) -> dict:
         with SSCAM(split, target_layer="features", input_shape=(3, 64, 64)) as cam:
             scores = split(small)
             torch.manual_seed(NOISE_SEED)
-            return torchcam_display(cam(small_target, scores)[0].cpu(), (64, 64))
+            return torchcam_display(cam(small_target, scores)[0].cpu(), (64, 64)).numpy()
 
     import torchvision
     torch.manual_seed(0)
@@ -102,7 +95,7 @@ def bench_multipass(name: str, device: torch.device, repeats: int = 3) -> dict:
     def legrad_theirs() -> np.ndarray:
         with LeGrad(vit, list(vit.encoder.layers)[-4:]) as cam:
             vit(inputs)
-            return torchcam_display(cam(vit_target)[0].cpu(), size)
+            return torchcam_display(cam(vit_target)[0].cpu(), size).numpy()
 
     return {
         "backbone": name, "batch": 1, "repeats": repeats,

@@ -153,3 +153,12 @@ def torchcam_map(backbone: Backbone, inputs: Tensor, method: str, targets: list[
                          align_corners=False)[:, 0]
     low, high = maps.amin((1, 2), keepdim=True), maps.amax((1, 2), keepdim=True)
     return (maps - low) / (high - low).clamp_min(1e-12)
+
+
+def torchcam_display(maps: Tensor, size: tuple[int, int]) -> Tensor:
+    """torchcam's layer-resolution maps (N×h×w) as our display maps: upsampled (bilinear, corners
+    not aligned) to ``size``, then min-max normalised."""
+    import torch.nn.functional as F
+    maps = F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+    low = maps.amin(dim=(1, 2), keepdim=True)
+    return (maps - low) / (maps.amax(dim=(1, 2), keepdim=True) - low)
