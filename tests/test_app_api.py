@@ -278,3 +278,16 @@ def test_hostile_numbers_are_one_line_errors(client, endpoint, given, message):
         client.predict(**given, api_name=endpoint)
     assert "Traceback" not in str(caught.value)
     assert request(client, methods=["GradCAM"])[2]["checkpoints"]
+
+
+def test_a_refresh_of_the_pickers_answers_with_choices_and_replaces_only_a_gone_selection():
+    """A refresh (a run ended, the Refresh button, the page opening) may land after a ▶ case set
+    new checkpoints: a selection that still exists is left out of its answer, so the values it
+    read cannot overwrite newer ones; one that is gone falls back to clean / none."""
+    from cam_studio.page.compare import refresh_pickers
+
+    _, a, b = refresh_pickers("efficientnet_lite0", "clean", "sham-one-class-efficientnet_lite0")
+    assert "value" not in a and "value" not in b
+    assert "sham-one-class-efficientnet_lite0" in [value for _, value in b["choices"]]
+    _, a, b = refresh_pickers("efficientnet_lite0", "a-deleted-run", "a-deleted-run")
+    assert (a["value"], b["value"]) == ("clean", "none")

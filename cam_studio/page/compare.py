@@ -98,14 +98,18 @@ def uploaded_path(payload):
 
 def refresh_pickers(backbone, checkpoint_a, checkpoint_b):
     """Backbone and checkpoint choices read afresh from the registry (new checkpoints appear
-    without a restart); a selection that no longer exists falls back to clean / none."""
+    without a restart); a selection that no longer exists falls back to clean / none, one that
+    does is not touched."""
     choices_a = checkpoint_choices(backbone)
     choices_b = checkpoint_choices(backbone, allow_none=True)
     valid_a = {value for _, value in choices_a}
     valid_b = {value for _, value in choices_b}
+    # A valid selection is left out of the answer: the values read may be stale by the time it
+    # lands (a ▶ case pressed meanwhile set new ones), and only the choices are news.
     return (gr.update(choices=backbone_choices()),
-            gr.update(choices=choices_a, value=checkpoint_a if checkpoint_a in valid_a else CLEAN_WEIGHTS),
-            gr.update(choices=choices_b, value=checkpoint_b if checkpoint_b in valid_b else NONE))
+            gr.update(choices=choices_a, **({} if checkpoint_a in valid_a
+                                            else {"value": CLEAN_WEIGHTS})),
+            gr.update(choices=choices_b, **({} if checkpoint_b in valid_b else {"value": NONE})))
 
 
 WARNING_SECONDS = 8  # a page's warning fades (on a phone, repeated ones would cover the page)
