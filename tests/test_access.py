@@ -57,7 +57,8 @@ def test_remote_errors_name_no_server_path_and_jobs_have_limits():
 
 @pytest.fixture(scope="module")
 def shared_app(registry, tmp_path_factory):
-    """The app bound to every interface, with a login, a data root and a 0.2 MB upload cap."""
+    """The app bound to every interface, with a login, a data root, a 0.2 MB upload cap and
+    5 s a comparison."""
     base = tmp_path_factory.mktemp("shared")
     root, outside = base / "root", base / "outside"
     (root / "photos").mkdir(parents=True)
@@ -68,7 +69,7 @@ def shared_app(registry, tmp_path_factory):
         Image.fromarray(np.full((64, 64, 3), 99, np.uint8)).save(outside / f"{index}.png")
     os.symlink(outside, root / "escape")
     with running_app(registry, "--host", "0.0.0.0", "--auth", "teacher:secret", "--data-root",
-                     str(root), "--max-upload-mb", "0.2") as url:
+                     str(root), "--max-upload-mb", "0.2", "--max-compare-seconds", "5") as url:
         yield url, base
 
 
@@ -199,3 +200,30 @@ def test_a_shared_app_refuses_jobs_above_its_budget_before_they_start(shared_app
     report = client.predict(source="a server folder", folder="photos", tables=["similarity"],
                             backbones=["efficientnet_lite0"], limit=2, api_name="/evaluate")[0]
     assert "2 images" in report
+
+
+def test_a_shared_app_stops_a_comparison_past_its_time_limit(shared_app):
+    """ScoreCAM (1280 masked passes per image, ~40 s on this CPU) against a 5 s limit: refused in
+    one line once its rate shows it, whether the page, the API or the downloads asked; the
+    next comparison is served (no lock left held)."""
+    url, _ = shared_app
+    client = Client(url, auth=("teacher", "secret"), verbose=False)
+    for endpoint in ("/explain", "/downloads"):
+        started = time.perf_counter()
+        with pytest.raises(Exception, match=r"this comparison would take (about|over) \d+ s; this "
+                                            r"server allows 5 s a comparison: untick the slow"):
+            client.predict(example="coffee", methods=["ScoreCAM"], api_name=endpoint)
+        assert time.perf_counter() - started < 20
+    assert client.predict(example="coffee", methods=["GradCAM"], api_name="/explain")[2]
+
+
+def test_a_shared_apps_sham_preview_is_bounded_like_its_runs(monkeypatch):
+    """The Fine-tune tab's SHAM preview at 4000 px took 33 s of CPU: a shared app refuses it in
+    one line, as it refuses such a run; 224 px is drawn."""
+    from cam_studio.tabs.access import ACCESS
+    from cam_studio.tabs.finetune import sham_preview
+    monkeypatch.setattr(ACCESS, "remote", True)
+    with pytest.raises(UserInputError, match="at most 512 px input size on this server"):
+        sham_preview("efficientnet_lite0", 4000, 1.0)
+    picture, caption = sham_preview("efficientnet_lite0", 224, 1.0)
+    assert picture.ndim == 2 and "7×7 layer" in caption

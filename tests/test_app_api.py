@@ -291,3 +291,83 @@ def test_a_refresh_of_the_pickers_answers_with_choices_and_replaces_only_a_gone_
     assert "sham-one-class-efficientnet_lite0" in [value for _, value in b["choices"]]
     _, a, b = refresh_pickers("efficientnet_lite0", "a-deleted-run", "a-deleted-run")
     assert (a["value"], b["value"]) == ("clean", "none")
+
+
+def test_a_training_run_whose_client_left_is_cancelled_and_frees_the_slot(registry):
+    """A /train client that leaves (its process ends) stops following the run; nobody follows
+    it for CAMS_UNWATCHED_S (2 s here, a minute by default), so it is cancelled with its state
+    saved (Resume is offered) and the next run may start (before: it ran on, blocking all)."""
+    import subprocess
+    import sys
+    import time
+
+    from cam_studio.benchmarks.serving import serving_app
+    environment = {"CAMS_CHECKPOINTS": str(registry), "CAMS_UNWATCHED_S": "2"}
+    with serving_app(environment=environment) as (url, _):
+        leaving = (f"import os, time; from gradio_client import Client; Client({url!r}, verbose=False)"
+                   ".submit('left-run', 'tiny_resnet', 'random', 'baseline', 'GradCAM', "
+                   "'synthetic: bona fide vs attack (binary)', '', '', None, 100000, 8, None, "
+                   "0.05, 0, False, api_name='/train'); time.sleep(6); os._exit(0)")
+        subprocess.run([sys.executable, "-c", leaving], timeout=120, check=True)
+        client = Client(url, verbose=False)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status = train_request(client, "after-it", steps=2)
+                break
+            except Exception as error:
+                assert "a training run is already going" in str(error), error
+                assert time.monotonic() < deadline, "the abandoned run was never cancelled"
+                time.sleep(1)
+        assert status.startswith("**Done**: `after-it` saved"), status
+        with pytest.raises(Exception, match="a cancelled run named 'left-run' is saved"):
+            train_request(client, "left-run", steps=2)
+
+
+def test_an_evaluation_whose_client_left_stops_and_frees_the_queue(registry):
+    """An /evaluate client that leaves mid-run (faithfulness on 50 crops: 61 s alone) no longer
+    holds the one evaluation slot: the run stops at its next progress report, and a small
+    evaluation asked for after it is served at once (before: it waited for the abandoned run's
+    other ~50 s)."""
+    import subprocess
+    import sys
+    import time
+
+    from cam_studio.benchmarks.serving import serving_app
+    with serving_app(environment={"CAMS_CHECKPOINTS": str(registry)}) as (url, _):
+        leaving = ("import os, time; from gradio_client import Client; "
+                   f"Client({url!r}, verbose=False).submit(source='crops:50', "
+                   "tables=['faithfulness'], limit=50, api_name='/evaluate'); time.sleep(8); "
+                   "os._exit(0)")
+        subprocess.run([sys.executable, "-c", leaving], timeout=120, check=True)
+        started = time.monotonic()
+        report = Client(url, verbose=False).predict(source="examples", tables=["similarity"],
+                                                    limit=2, api_name="/evaluate")[0]
+        assert "2 images" in report
+        assert time.monotonic() - started < 25
+
+
+def test_one_client_cannot_fill_the_queue(registry):
+    """40 comparisons submitted at once by one client (one session) against a cap of 4: the
+    ones above the cap are refused as a full queue, the others answered, and another client is
+    served meanwhile (before: one tab filled the whole queue and everyone got 'Queue is full')."""
+    from cam_studio.benchmarks.serving import serving_app
+    with serving_app("--max-queued-per-user", "4",
+                     environment={"CAMS_CHECKPOINTS": str(registry)}) as (url, _):
+        greedy = Client(url, verbose=False)
+        jobs = [greedy.submit(None, example, methods=["GradCAM", "HiResCAM"], api_name="/explain")
+                for example in ["chelsea", "coffee", "rocket", "astronaut"] * 10]
+        other = Client(url, verbose=False).predict(example="coffee", methods=["GradCAM"],
+                                                   api_name="/explain")
+        assert other[2]["checkpoints"]
+        outcomes = []
+        for job in jobs:
+            try:
+                outcomes.append(bool(job.result()[2]))
+            except Exception as error:
+                outcomes.append(str(error))
+        answered = [outcome for outcome in outcomes if outcome is True]
+        refused = [outcome for outcome in outcomes if outcome is not True]
+        assert answered and refused, outcomes
+        # gradio_client words Gradio's "queue full" answer itself (the answer's body says why)
+        assert all("Queue is full" in message for message in refused), refused[:3]

@@ -30,10 +30,13 @@ import gradio as gr
 
 from cam_studio.page.compare import build_compare_tab, refresh_pickers
 from cam_studio.page.evaluate import build_evaluate_tab
+from cam_studio.page.fairness import MAX_QUEUED_PER_USER, QUEUE_SIZE, cap_per_session
 from cam_studio.page.finetune import build_finetune_tab
 from cam_studio.page.headers import header_middleware
 from cam_studio.page.login import Login
+from cam_studio.page.uploads import CEILING_MB, upload_middleware
 from cam_studio.tabs.access import (
+    SHARED_MAX_COMPARE_SECONDS,
     SHARED_MAX_IMAGES,
     SHARED_MAX_MINUTES,
     SHARED_MAX_STEPS,
@@ -151,6 +154,15 @@ def command_line() -> argparse.ArgumentParser:
     parser.add_argument("--max-job-minutes", type=float, help="an evaluation's estimated time "
                         f"(default: {SHARED_MAX_MINUTES} min on a shared app, no limit on "
                         "loopback)")
+    parser.add_argument("--max-temp-mb", type=float, default=CEILING_MB,
+                        help="uploads are refused while the temporary space holds more than this "
+                        f"(default {CEILING_MB:g} MB; swept to 60 MB as files age)")
+    parser.add_argument("--max-queued-per-user", type=int, default=MAX_QUEUED_PER_USER,
+                        help="requests one page or API client may have waiting or running "
+                        f"(default {MAX_QUEUED_PER_USER}, of a queue of {QUEUE_SIZE})")
+    parser.add_argument("--max-compare-seconds", type=float, help="a comparison's time, stopped "
+                        f"with a one-line error past it (default: {SHARED_MAX_COMPARE_SECONDS} s "
+                        "on a shared app, no limit on loopback)")
     return parser
 
 
@@ -161,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     start_logging(args.log_level)
     try:
         access = configure(args.host, args.share, args.data_root, args.max_steps, args.max_images,
-                           args.max_job_minutes)
+                           args.max_job_minutes, args.max_compare_seconds)
     except UserInputError as error:
         parser.error(str(error))
     for removed in tidy_registry():  # what saves killed mid-way left (older than an hour)
@@ -169,9 +181,13 @@ def main(argv: list[str] | None = None) -> None:
     sweeper = threading.Thread(target=sweep_forever, daemon=True, name="temp-sweeper")
     sweeper.start()  # uploads alone (no comparison) are swept too
     page = build_page()
-    # Jobs (fine-tuning, evaluation) run one at a time (their events' concurrency_limit=1).
-    page.queue(max_size=64).launch(server_name=args.host, server_port=args.port, share=args.share,
-                                   auth=Login(*args.auth) if args.auth else None,
-                                   max_file_size=int(args.max_upload_mb * 1e6),
-                                   css=PAGE_CSS, head=PAGE_HEAD, show_error=not access.remote,
-                                   app_kwargs={"middleware": header_middleware()})
+    # Jobs (fine-tuning, evaluation) run one at a time (their events' concurrency_limit=1); one
+    # session holds at most --max-queued-per-user places of the queue.
+    page.queue(max_size=QUEUE_SIZE)
+    cap_per_session(page._queue, args.max_queued_per_user)
+    page.launch(server_name=args.host, server_port=args.port, share=args.share,
+                auth=Login(*args.auth) if args.auth else None,
+                max_file_size=int(args.max_upload_mb * 1e6),
+                css=PAGE_CSS, head=PAGE_HEAD, show_error=not access.remote,
+                app_kwargs={"middleware": header_middleware()
+                            + upload_middleware(args.max_temp_mb)})

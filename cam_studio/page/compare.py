@@ -13,7 +13,7 @@ from pathlib import Path
 import gradio as gr
 
 from cam_studio.data.examples import EXAMPLES, example_thumbnails
-from cam_studio.page.handlers import handler, shown_errors
+from cam_studio.page.handlers import handler, shown_errors, while_connected
 from cam_studio.tabs.access import ACCESS
 from cam_studio.tabs.compare import (
     FOOLING_CASES,
@@ -123,7 +123,7 @@ def explain(request: CompareRequest, progress=gr.Progress()):  # noqa: B008 (Gra
     default), so a call may give only the image:
     ``client.predict(handle_file("cat.png"), api_name="/explain")``. The files (grid PNG, maps,
     CSV) come from ``/downloads``."""
-    response = run_compare(cache, request, stage_progress(progress), results)
+    response = run_compare(cache, request, stage_progress(while_connected(progress)), results)
     return response.display, response.table, response.predictions
 
 
@@ -134,7 +134,7 @@ def show(request: CompareRequest, progress=gr.Progress()):  # noqa: B008 (Gradio
     for."""
     reset: dict[str, dict] = {}  # a mistyped class picker is cleared; others keep what was typed
     try:
-        response = run_compare(cache, request, stage_progress(progress), results)
+        response = run_compare(cache, request, stage_progress(while_connected(progress)), results)
     except UserInputError as error:
         # A mistyped class: one line, and the comparison with that picker blank (top-1 or the
         # strongest rival), so the page keeps working; any other mistake keeps the last result.
@@ -147,7 +147,7 @@ def show(request: CompareRequest, progress=gr.Progress()):  # noqa: B008 (Gradio
                     "that worked.", gr.skip(), gr.skip(), gr.skip(), gr.skip())
         request = dataclasses.replace(request, **dict.fromkeys(wrong, None))
         reset = {field: {"value": None} for field in wrong}
-        response = run_compare(cache, request, stage_progress(progress), results)
+        response = run_compare(cache, request, stage_progress(while_connected(progress)), results)
     choices = response.class_choices
     comparison = response.comparison
     names = comparison.backbones[0].class_names

@@ -8,15 +8,16 @@ import gradio as gr
 
 from cam_studio.evaluation.tables import TABLES
 from cam_studio.page.compare import none_is_default
-from cam_studio.page.handlers import handler
+from cam_studio.page.handlers import handler, while_connected
 from cam_studio.tabs import evaluate as evaluation
 from cam_studio.tabs.evaluate import EvaluateRequest
 
 
 @handler(EvaluateRequest)
 def run_evaluation(request: EvaluateRequest, progress=gr.Progress()):  # noqa: B008 (Gradio idiom)
-    """The tab's evaluation; every parameter has a default (``None`` = the tab's start value)."""
-    return evaluation.evaluate_from_page(request, progress)
+    """The tab's evaluation; every parameter has a default (``None`` = the tab's start value).
+    It stops when its client goes (its records kept: the same request resumes from them)."""
+    return evaluation.evaluate_from_page(request, while_connected(progress))
 
 
 def refresh_pairs(pairs):

@@ -35,8 +35,11 @@ def refresh_inits(backbone, init):
 
 
 def follow(job):
-    """The run's status and curves every second until it ends, then once more."""
+    """The run's status and curves every second until it ends, then once more. Each look
+    tells the run it is watched: when the client goes, Gradio stops asking, and a run nobody
+    follows is cancelled a minute later (``cam_studio.tabs.jobs.UNWATCHED_S``)."""
     while job is not None and job.running:
+        job.watch()
         yield job, *finetune.report(job)
         time.sleep(1.0)
     yield job, *finetune.report(job)

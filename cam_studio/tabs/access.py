@@ -19,6 +19,9 @@ from cams.errors import UserInputError
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 # Per-job limits of a shared app unless its owner sets others (a loopback app has none).
 SHARED_MAX_STEPS, SHARED_MAX_IMAGES, SHARED_MAX_MINUTES = 1000, 200, 30
+# A shared app's comparison at most (the default methods take about a second; every method with
+# faithfulness took 154 s, SS-CAM alone minutes per image on a 2-core CPU).
+SHARED_MAX_COMPARE_SECONDS = 120
 # A shared app's fine-tuning batch and input side at most (size 512, batch 32 took 4.8 GB and
 # 109 s a step on a 2-core CPU).
 SHARED_MAX_BATCH, SHARED_MAX_SIZE = 64, 512
@@ -36,6 +39,7 @@ class Access:
     max_steps: int | None = None
     max_images: int | None = None
     max_minutes: float | None = None  # a job's estimated time at most
+    max_compare_seconds: float | None = None  # a comparison's time at most
 
     def folder(self, text: str, what: str) -> Path:
         """The server folder a page named, if this policy allows it (relative names are taken
@@ -78,6 +82,18 @@ class Access:
                                  f"server allows {self.max_minutes:g} min a job",
                                  "choose fewer images, seeds, steps or tables")
 
+    def compare_seconds(self, elapsed: float, left: float | None) -> None:
+        """Stop a comparison that has run, or from its rate so far would run, past this server's
+        limit (checked at each progress report of its long stages), in one line."""
+        limit = self.max_compare_seconds
+        if limit is None or (elapsed <= limit and (left is None or elapsed + left <= limit)):
+            return
+        raise UserInputError(f"this comparison would take {'over' if elapsed > limit else 'about'}"
+                             f" {max(elapsed + (left or 0), limit):.0f} s; this server allows "
+                             f"{limit:g} s a comparison",
+                             "untick the slow methods (ScoreCAM, SS-CAM, IS-CAM, AblationCAM, "
+                             "SESS, …) or faithfulness")
+
     def training_shape(self, batch: int, size: int | None) -> None:
         """A shared app's cap on a fine-tuning run's batch and input side (memory and time)."""
         if not self.remote:
@@ -96,7 +112,8 @@ ACCESS = Access()
 
 
 def configure(host: str, share: bool, data_root: Path | None, max_steps: int | None,
-              max_images: int | None, max_minutes: float | None = None) -> Access:
+              max_images: int | None, max_minutes: float | None = None,
+              max_compare_seconds: float | None = None) -> Access:
     """Set the running app's policy from its command line (limits left as None are the shared
     defaults on a shared app, none on loopback)."""
     if data_root is not None and not data_root.is_dir():
@@ -106,4 +123,6 @@ def configure(host: str, share: bool, data_root: Path | None, max_steps: int | N
     ACCESS.max_steps = max_steps or (SHARED_MAX_STEPS if ACCESS.remote else None)
     ACCESS.max_images = max_images or (SHARED_MAX_IMAGES if ACCESS.remote else None)
     ACCESS.max_minutes = max_minutes or (SHARED_MAX_MINUTES if ACCESS.remote else None)
+    ACCESS.max_compare_seconds = max_compare_seconds or (SHARED_MAX_COMPARE_SECONDS
+                                                         if ACCESS.remote else None)
     return ACCESS

@@ -25,6 +25,7 @@ from cam_studio.data.examples import EXAMPLES, example_image
 from cam_studio.data.synthetic import SYNTHETIC_EXAMPLE_PREFIX, synthetic_example, synthetic_examples
 from cam_studio.tabs.access import ACCESS
 from cam_studio.tabs.comparison import Comparison, compare_checkpoints
+from cam_studio.tabs.progress import within_budget
 from cam_studio.tabs.report import image_sha256, report_html
 from cam_studio.tabs.tempspace import app_space
 from cam_studio.tabs.values import number
@@ -472,6 +473,9 @@ def run_compare(cache: BackboneCache, request: CompareRequest, progress=None,
     ``view`` (a method) draws that method's A and B maps large for the A | B slider; the
     request's ``faithfulness`` adds each map's deletion and insertion AUC and ROAD to the table
     (computed once per cached comparison)."""
+    # A shared app's time limit, checked at each report of the long stages (masked passes,
+    # faithfulness), whoever asked (the page, the API, the downloads).
+    progress = within_budget(progress, ACCESS.compare_seconds)
     picture, stem = resolve_image(request.image, request.example)
     options = own_model(request)
     backbones = [cache.get(request.backbone, *checkpoint_weights(request.checkpoint_a,

@@ -125,7 +125,7 @@ class Comparison:
         the explained class (``cams.metrics.faithfulness_curves`` and ``road``; ScoreCAM
         included if it was computed). ``progress(done, total, stage)`` after each map."""
         if self._faithfulness is None:
-            self._faithfulness = []
+            computed = []  # kept only when whole (a job stopped by its budget keeps nothing)
             measured = [name for name in self.methods if (row := method_row(name)) and row.compared]
             total, done = len(measured) * len(self.backbones), 0
             for backbone, result in zip(self.backbones, self.results):
@@ -140,7 +140,8 @@ class Comparison:
                     scores[name] = (float(curves.deletion_auc[0]),
                                     float(curves.insertion_auc[0]), float(combined[0]))
                     done += 1
-                self._faithfulness.append(scores)
+                computed.append(scores)
+            self._faithfulness = computed
         return self._faithfulness
 
     def table(self, faithfulness: bool = False) -> list[list[str | float | None]]:

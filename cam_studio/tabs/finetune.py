@@ -53,7 +53,9 @@ def init_choices(backbone: str) -> list[tuple[str, str]]:
 def sham_preview(backbone: str, size: int | None, entropy_nats: float) -> tuple[np.ndarray, str]:
     """The SHAM a run would supervise, at the layer size the backbone's spec gives for this
     input size, enlarged for display, and a caption."""
-    height, width = spec_for(backbone).layer_size(number(size, "size", 0, 4096, True) or None)
+    side = number(size, "size", 0, 4096, True) or None
+    ACCESS.training_shape(1, side)  # a shared app's cap (a 4000 px preview took 33 s of CPU)
+    height, width = spec_for(backbone).layer_size(side)
     try:
         mask = sham_mask(height, width, entropy_nats)
     except ValueError as error:

@@ -8,6 +8,7 @@ run at a time: on a shared CPU a second one would only halve the speed of both.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import shutil
 import threading
@@ -26,6 +27,10 @@ from fooling.train import Run, execute, prepare
 
 MAX_ZIP_BYTES = 2 * 1024**3  # uncompressed size limit of an uploaded dataset
 MAX_ZIP_MEMBERS = 200_000  # and of its number of files (each one a file and an inode)
+# A run nobody has followed for this long (its page closed and not reopened, its API client
+# gone) is cancelled, its state saved for Resume: it would otherwise hold the one training slot.
+# A reload within it finds the run again. ``CAMS_UNWATCHED_S`` sets it.
+UNWATCHED_S = float(os.environ.get("CAMS_UNWATCHED_S", 60))
 _RUNNING = threading.Lock()
 log = logging.getLogger("cam_studio.jobs")
 _LATEST: list[TrainingJob] = []  # the last run started (one at a time), for a reloaded page
@@ -42,6 +47,7 @@ class TrainingJob:
     # shared app another visitor cannot attach to it or cancel it)
     token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     scratch: Path | None = None  # an unpacked dataset upload: removed when the run ends
+    watched: float = field(default_factory=time.monotonic)  # when a page or client last looked
     _cancel: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -52,9 +58,22 @@ class TrainingJob:
     def cancel(self) -> None:
         self._cancel.set()
 
+    def watch(self) -> None:
+        """A page or API client is following the run (it polls this while connected)."""
+        self.watched = time.monotonic()
+
+    @property
+    def unwatched(self) -> bool:
+        return time.monotonic() - self.watched > UNWATCHED_S
+
     def record(self, event: dict[str, Any]) -> None:
-        """A progress event of the run, with when it came (``time.perf_counter``)."""
+        """A progress event of the run, with when it came (``time.perf_counter``); a run left
+        unwatched is cancelled here, at a step's end."""
         self.events.append({**event, "time": time.perf_counter()})
+        if self.unwatched and not self._cancel.is_set():
+            log.warning("training run %r unwatched for %.0f s: cancelled, its state saved",
+                        self.config.name, UNWATCHED_S)
+            self._cancel.set()
 
     def _run(self, run: Run, resume: bool) -> None:
         log.info("training run %r started (%d steps)", self.config.name, self.config.steps)
@@ -62,7 +81,8 @@ class TrainingJob:
             self.result = execute(run, progress=self.record, cancel=self._cancel,
                                   resume=resume)
         except UserInputError as error:  # a cancel (its state saved) or a user's mistake
-            self.error = public_message(error)
+            self.error = public_message(error) + (
+                f" (nobody followed it for {UNWATCHED_S:.0f} s)" if self.unwatched else "")
         except Exception as error:  # shown in the page (on a shared app without its text)
             log.exception("training run %r failed", self.config.name)
             self.error = ("training failed with an internal error (the server's log has it)"

@@ -75,3 +75,19 @@ def stage_progress(progress: Callable[..., None]) -> Callable[[int, int, str], N
         left = clocks.setdefault(stage, Remaining()).text(fraction)
         progress(fraction, desc=f"{stage} {done}/{total} · {left}")
     return report
+
+
+def within_budget(progress: Callable[..., None] | None, check: Callable[[float, float | None], None],
+                  clock: Callable[[], float] = time.perf_counter) -> Callable[..., None]:
+    """``progress`` (an engine's ``done, total[, stage]`` callback, or None) that first calls
+    ``check(seconds since now, seconds the current stage has left)``, which may stop the job by
+    raising: a job that reports its long stages cannot outrun its budget."""
+    started = clock()
+    clocks: dict[tuple, Remaining] = {}
+
+    def report(done: int, total: int, *stage: str) -> None:
+        left = clocks.setdefault(stage, Remaining(clock)).seconds(done / max(total, 1))
+        check(clock() - started, left)
+        if progress is not None:
+            progress(done, total, *stage)
+    return report
