@@ -65,3 +65,34 @@ def test_a_deployers_gradio_temp_dir_holds_the_swept_space(tmp_path):
     files = [path for path in deployer.rglob("*") if path.is_file()]
     assert files  # the upload's copy and the grid at least
     assert all((deployer / "cam-studio") in path.parents for path in files), files
+
+
+def test_uploads_alone_cannot_fill_the_disk(tmp_path):
+    """30 uploads of 4 MB as fast as one client sends them, no comparison, a 70 MB ceiling
+    (the sweep's budget is 60 MB): the space never holds much over it, the uploads above it are
+    refused in one line, and once the sweep may take the older ones (10 s) uploads are accepted
+    again (before: uploads grew the space without bound between sweeps, 4.95 GB in 37 s)."""
+    import requests
+
+    from cam_studio.benchmarks.app import folder_mb
+    from cam_studio.benchmarks.serving import serving_app
+    space = tmp_path / "space"
+    payload = os.urandom(4 * 2**20)
+    with serving_app("--max-temp-mb", "70", environment={"CAMS_TEMP_DIR": str(space)}) as (url, _):
+        answers, sizes = [], []
+        for index in range(30):
+            answer = requests.post(f"{url}gradio_api/upload", timeout=30,
+                                   files={"files": (f"upload{index}.bin", payload)})
+            answers.append(answer)
+            sizes.append(folder_mb(space))
+        refused = [answer for answer in answers if answer.status_code == 503]
+        assert refused and len(refused) < 30
+        assert all(answer.status_code in (200, 503) for answer in answers)
+        assert refused[0].json()["detail"] == ("the server's temporary space is full of recent "
+                                               "uploads: try again in a minute")
+        assert max(sizes) <= 70 + 4  # the ceiling, and the upload that met it
+        time.sleep(11)  # the sweep may now take what is over its budget
+        again = requests.post(f"{url}gradio_api/upload", timeout=30,
+                              files={"files": ("later.bin", payload)})
+        assert again.status_code == 200
+        assert folder_mb(space) <= 60 + 4  # swept to its budget, then the new upload

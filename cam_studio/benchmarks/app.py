@@ -1,5 +1,7 @@
 """The app end to end: ``python -m cam_studio bench --app`` (one client), ``--classroom N`` (N
-clients at once, as a class following a teacher) and ``--disk N`` (the temporary disk)."""
+clients at once, as a class following a teacher), ``--disk N`` (the temporary disk),
+``--uploads N`` (uploads alone) and ``--checkpoints N`` (memory over distinct uploaded
+checkpoints)."""
 
 from __future__ import annotations
 
@@ -91,6 +93,66 @@ def bench_disk(comparisons: int = 300, downloads_every: int = 10) -> dict:
             "second_half_min_mb": min(tail), "second_half_max_mb": max(tail),
             "mb_after": {str(n): sizes[n - 1] for n in (10, 50, 100, 150, 200, 250, 300)
                          if n <= len(sizes)}}
+
+
+def bench_uploads(uploads: int = 300, megabytes: int = 8) -> dict:
+    """``uploads`` uploads of ``megabytes`` random bytes each, as fast as one client sends them,
+    and no comparison: the temporary space's size after each, and how many were refused while
+    it was over its ceiling (``cam_studio.page.uploads``)."""
+    import tempfile
+
+    import requests
+    root = Path(tempfile.mkdtemp(prefix="cams-uploads-bench-"))
+    space = root / "space"
+    payload = os.urandom(megabytes * 2**20)
+    sizes, refused = [], 0
+    started = time.perf_counter()
+    with serving_app(environment={"CAMS_TEMP_DIR": str(space)}) as (url, _):
+        for index in range(uploads):
+            answer = requests.post(f"{url}gradio_api/upload", timeout=60,
+                                   files={"files": (f"upload-{index}.bin", payload)})
+            refused += answer.status_code == 503
+            sizes.append(folder_mb(space))
+    return {"uploads": uploads, "megabytes_each": megabytes,
+            "seconds": time.perf_counter() - started, "refused": refused,
+            "max_mb": max(sizes), "final_mb": sizes[-1]}
+
+
+def bench_checkpoints(count: int = 26, classes: int = 40_000) -> dict:
+    """``count`` distinct uploaded checkpoints, one comparison each (A the upload, GradCAM): a
+    Lite0 with a ``classes``-way head in float16 (104 MB a file at 40,000 classes), each with its
+    own random head; the server's resident memory after each (the model cache is bounded by
+    bytes, and cached comparisons go with their model)."""
+    import tempfile
+
+    import torch
+    from gradio_client import Client, handle_file
+    from safetensors.torch import save_file
+
+    from cams.backbones import load_backbone
+    trunk = {key: value.half().contiguous() for key, value in
+             load_backbone("efficientnet_lite0").model.state_dict().items()
+             if not key.startswith("classifier")}
+    folder = Path(tempfile.mkdtemp(prefix="cams-checkpoints-bench-"))
+    rss, file_mb = [], 0.0
+    with serving_app() as (url, pid):
+        client = Client(url, verbose=False)
+        rss_before = status_mb("VmRSS", pid)
+        for index in range(count):
+            generator = torch.Generator().manual_seed(index)
+            path = folder / f"lite0-{classes}-{index}.safetensors"
+            save_file({**trunk,
+                       "classifier.weight": (torch.randn(classes, 1280, generator=generator)
+                                             * 0.01).half(),
+                       "classifier.bias": torch.zeros(classes).half()}, str(path))
+            file_mb = path.stat().st_size / 1e6
+            client.predict(None, "chelsea", "efficientnet_lite0", "clean", handle_file(str(path)),
+                           "none", None, "", "", ["GradCAM"], 0.5, api_name="/explain")
+            path.unlink()
+            rss.append(status_mb("VmRSS", pid))
+    return {"checkpoints": count, "classes": classes, "file_mb": file_mb,
+            "rss_before_mb": rss_before, "rss_max_mb": max(rss), "rss_final_mb": rss[-1],
+            "rss_after": {str(n): rss[n - 1] for n in (1, 3, 5, 10, 20, 26) if n <= len(rss)}}
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -38,6 +38,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     what.add_argument("--disk", type=int, metavar="N",
                       help="N comparisons of distinct images one after another (downloads for "
                            "every tenth): the app's temporary disk after each")
+    what.add_argument("--uploads", type=int, metavar="N",
+                      help="N uploads of 8 MB as fast as one client sends them, no comparison: "
+                           "the app's temporary disk after each, and the uploads refused")
+    what.add_argument("--checkpoints", type=int, metavar="N",
+                      help="N distinct uploaded checkpoints (Lite0, a 40,000-class head: 104 MB "
+                           "each), one comparison each: the server's memory after each")
     what.add_argument("--estimates", action="store_true",
                       help="the page's long jobs (faithfulness, the default evaluation, the "
                            "default fine-tune): its 'about … left' against the real time left")
@@ -85,6 +91,12 @@ def run_engine_bench(args: argparse.Namespace) -> int:
     elif args.disk:
         from cam_studio.benchmarks.app import bench_disk
         result = bench_disk(args.disk)
+    elif args.uploads:
+        from cam_studio.benchmarks.app import bench_uploads
+        result = bench_uploads(args.uploads)
+    elif args.checkpoints:
+        from cam_studio.benchmarks.app import bench_checkpoints
+        result = bench_checkpoints(args.checkpoints)
     elif args.scaling:
         from cam_studio.benchmarks.scaling import scaling
         result = scaling(args.scaling)
