@@ -324,22 +324,28 @@ def test_a_training_run_whose_client_left_is_cancelled_and_frees_the_slot(regist
             train_request(client, "left-run", steps=2)
 
 
-def test_an_evaluation_whose_client_left_stops_and_frees_the_queue(registry):
-    """An /evaluate client that leaves mid-run (faithfulness on 50 crops: 61 s alone) no longer
-    holds the one evaluation slot: the run stops at its next progress report, and a small
-    evaluation asked for after it is served at once (before: it waited for the abandoned run's
-    other ~50 s)."""
+@pytest.mark.parametrize("how", ["leaves", "cancels"])
+def test_an_evaluation_whose_client_left_or_cancelled_stops_and_frees_the_queue(registry, how):
+    """An /evaluate client that leaves mid-run (faithfulness on 50 crops: 61 s alone), or
+    cancels it (the tab's Cancel, gradio_client's ``job.cancel()``), no longer holds the one
+    evaluation slot: the run stops at its next progress report, and a small evaluation asked
+    for after it is served at once (before: it waited 652 s behind the abandoned run)."""
     import subprocess
     import sys
     import time
 
     from cam_studio.benchmarks.serving import serving_app
     with serving_app(environment={"CAMS_CHECKPOINTS": str(registry)}) as (url, _):
-        leaving = ("import os, time; from gradio_client import Client; "
-                   f"Client({url!r}, verbose=False).submit(source='crops:50', "
-                   "tables=['faithfulness'], limit=50, api_name='/evaluate'); time.sleep(8); "
-                   "os._exit(0)")
-        subprocess.run([sys.executable, "-c", leaving], timeout=120, check=True)
+        asked = {"source": "crops:50", "tables": ["faithfulness"], "limit": 50}
+        if how == "leaves":
+            subprocess.run([sys.executable, "-c", "import os, time; from gradio_client import "
+                            f"Client; Client({url!r}, verbose=False).submit(**{asked!r}, "
+                            "api_name='/evaluate'); time.sleep(8); os._exit(0)"],
+                           timeout=120, check=True)
+        else:
+            job = Client(url, verbose=False).submit(**asked, api_name="/evaluate")
+            time.sleep(8)
+            job.cancel()
         started = time.monotonic()
         report = Client(url, verbose=False).predict(source="examples", tables=["similarity"],
                                                     limit=2, api_name="/evaluate")[0]

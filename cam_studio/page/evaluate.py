@@ -50,7 +50,9 @@ def build_evaluate_tab(page: gr.Blocks) -> None:
                                   precision=0, minimum=1)
             scorecam = gr.Checkbox(False, label="Include ScoreCAM (slow: about 20 s per image "
                                                 "and checkpoint on a 2-core CPU)")
-            start = gr.Button("Run the evaluation", variant="primary")
+            with gr.Row():
+                start = gr.Button("Run the evaluation", variant="primary")
+                cancel = gr.Button("Cancel", variant="stop")
         with gr.Column(scale=2):
             report = gr.Markdown("Choose what to run; the tables appear here.")
             plots = gr.Gallery(label="Plots", columns=2, height=420, object_fit="contain")
@@ -60,6 +62,8 @@ def build_evaluate_tab(page: gr.Blocks) -> None:
                   "tables": tables, "limit": limit, "seeds": seeds, "training_steps": steps,
                   "scorecam": scorecam}
     inputs = [components[field.name] for field in dataclasses.fields(EvaluateRequest)]
-    start.click(run_evaluation, inputs, [report, plots, archive], api_name="evaluate",
-                concurrency_limit=1)
+    run = start.click(run_evaluation, inputs, [report, plots, archive], api_name="evaluate",
+                      concurrency_limit=1)
+    # The run stops at its next progress report (its records kept: running it again resumes).
+    cancel.click(None, None, None, cancels=[run], api_visibility="private")
     page.load(refresh_pairs, pairs, pairs, api_visibility="private")

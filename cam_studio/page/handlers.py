@@ -94,29 +94,38 @@ def handler(request_type: type, *, leading: int = 0) -> Callable[[Callable], Cal
 
 
 def client_present() -> Callable[[], bool]:
-    """Called in a handler: a check whether the client that asked is still connected. Gradio
-    marks a request's event dead when its page closes or its API client goes, but a function
-    already running runs on; a long job asks this at its progress reports."""
+    """Called in a handler: a check whether the client that asked still waits for it. Gradio
+    marks a request's event dead when its page closes or its API client goes, and drops it
+    from its running jobs when it is cancelled, but a function already running runs on; a long
+    job asks this at its progress reports."""
     from gradio.context import LocalContext
 
     blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
 
-    def present() -> bool:
+    def running() -> Any:
         for job in getattr(getattr(blocks, "_queue", None), "active_jobs", None) or ():
             for event in job or ():
                 if getattr(event, "_id", None) == event_id:
-                    return bool(event.alive)
-        return True  # not found (called outside a queued event): nobody to miss
+                    return event
+        return None
+
+    asked = running()  # None outside a queued event: nobody to miss
+
+    def present() -> bool:
+        # Gone: its client left (the event marked dead) or it was cancelled (no longer active).
+        return asked is None or (bool(asked.alive) and running() is asked)
     return present
 
 
 def while_connected(progress: Callable[..., Any]) -> Callable[..., Any]:
     """``progress`` (a ``gr.Progress``) that first stops the job, in one line, once the client
-    that asked has gone: its worker and its place in the queue go to the next request."""
+    that asked has gone or cancelled it: its worker and its place in the queue go to the next
+    request."""
     present = client_present()
 
     def report(*args: Any, **kwargs: Any) -> Any:
         if not present():
-            raise UserInputError("stopped: the page or client that asked for it has gone")
+            raise UserInputError("stopped: cancelled, or the page or client that asked for it "
+                                 "has gone")
         return progress(*args, **kwargs)
     return report
