@@ -25,7 +25,8 @@ def cap_per_session(queue: Any, most: int) -> None:
     push = queue.push
 
     async def capped(body: Any, request: Any, username: str | None = None) -> tuple:
-        held = len(queue.pending_event_ids_session.get(body.session_hash, ()))
+        pending = getattr(queue, "pending_event_ids_session", None) or {}  # Gradio's own record
+        held = len(pending.get(body.session_hash, ()))
         if held >= most:
             log.info("a session holding %d requests was refused another", held)
             return (False, f"this page already has {held} requests waiting (at most {most}): wait "
