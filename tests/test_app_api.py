@@ -293,22 +293,29 @@ def test_a_refresh_of_the_pickers_answers_with_choices_and_replaces_only_a_gone_
     assert (a["value"], b["value"]) == ("clean", "none")
 
 
+def submit_and_leave(url: str, arguments: str, seconds: float) -> None:
+    """A client in a process of its own submits ``/API(arguments)`` (Python call arguments, the
+    endpoint's ``api_name`` among them), waits ``seconds`` and leaves abruptly (as a closed tab:
+    no cancel, its connection simply gone)."""
+    import subprocess
+    import sys
+    subprocess.run([sys.executable, "-c", "import os, time; from gradio_client import Client; "
+                    f"Client({url!r}, verbose=False).submit({arguments}); "
+                    f"time.sleep({seconds}); os._exit(0)"], timeout=120, check=True)
+
+
 def test_a_training_run_whose_client_left_is_cancelled_and_frees_the_slot(registry):
     """A /train client that leaves (its process ends) stops following the run; nobody follows
     it for CAMS_UNWATCHED_S (2 s here, a minute by default), so it is cancelled with its state
     saved (Resume is offered) and the next run may start (before: it ran on, blocking all)."""
-    import subprocess
-    import sys
     import time
 
     from cam_studio.benchmarks.serving import serving_app
     environment = {"CAMS_CHECKPOINTS": str(registry), "CAMS_UNWATCHED_S": "2"}
     with serving_app(environment=environment) as (url, _):
-        leaving = (f"import os, time; from gradio_client import Client; Client({url!r}, verbose=False)"
-                   ".submit('left-run', 'tiny_resnet', 'random', 'baseline', 'GradCAM', "
-                   "'synthetic: bona fide vs attack (binary)', '', '', None, 100000, 8, None, "
-                   "0.05, 0, False, api_name='/train'); time.sleep(6); os._exit(0)")
-        subprocess.run([sys.executable, "-c", leaving], timeout=120, check=True)
+        submit_and_leave(url, "'left-run', 'tiny_resnet', 'random', 'baseline', 'GradCAM', "
+                         "'synthetic: bona fide vs attack (binary)', '', '', None, 100000, 8, "
+                         "None, 0.05, 0, False, api_name='/train'", 6)
         client = Client(url, verbose=False)
         deadline = time.monotonic() + 60
         while True:
@@ -330,18 +337,13 @@ def test_an_evaluation_whose_client_left_or_cancelled_stops_and_frees_the_queue(
     cancels it (the tab's Cancel, gradio_client's ``job.cancel()``), no longer holds the one
     evaluation slot: the run stops at its next progress report, and a small evaluation asked
     for after it is served at once (before: it waited 652 s behind the abandoned run)."""
-    import subprocess
-    import sys
     import time
 
     from cam_studio.benchmarks.serving import serving_app
     with serving_app(environment={"CAMS_CHECKPOINTS": str(registry)}) as (url, _):
         asked = {"source": "crops:50", "tables": ["faithfulness"], "limit": 50}
         if how == "leaves":
-            subprocess.run([sys.executable, "-c", "import os, time; from gradio_client import "
-                            f"Client; Client({url!r}, verbose=False).submit(**{asked!r}, "
-                            "api_name='/evaluate'); time.sleep(8); os._exit(0)"],
-                           timeout=120, check=True)
+            submit_and_leave(url, f"**{asked!r}, api_name='/evaluate'", 8)
         else:
             job = Client(url, verbose=False).submit(**asked, api_name="/evaluate")
             time.sleep(8)

@@ -133,8 +133,9 @@ def show(request: CompareRequest, progress=gr.Progress()):  # noqa: B008 (Gradio
     choices (A's top-5, then every class, by index). The downloads are written only when asked
     for."""
     reset: dict[str, dict] = {}  # a mistyped class picker is cleared; others keep what was typed
+    report = stage_progress(while_connected(progress))
     try:
-        response = run_compare(cache, request, stage_progress(while_connected(progress)), results)
+        response = run_compare(cache, request, report, results)
     except UserInputError as error:
         # A mistyped class: one line, and the comparison with that picker blank (top-1 or the
         # strongest rival), so the page keeps working; any other mistake keeps the last result.
@@ -147,7 +148,7 @@ def show(request: CompareRequest, progress=gr.Progress()):  # noqa: B008 (Gradio
                     "that worked.", gr.skip(), gr.skip(), gr.skip(), gr.skip())
         request = dataclasses.replace(request, **dict.fromkeys(wrong, None))
         reset = {field: {"value": None} for field in wrong}
-        response = run_compare(cache, request, stage_progress(while_connected(progress)), results)
+        response = run_compare(cache, request, report, results)
     choices = response.class_choices
     comparison = response.comparison
     names = comparison.backbones[0].class_names

@@ -113,25 +113,20 @@ def estimated_seconds(config: EvaluationConfig) -> float:
     return sum(TABLES[name].seconds(config) for name in planned_tables(config))
 
 
-def checked_budget(config: EvaluationConfig) -> EvaluationConfig:
-    """``config`` if its estimated time is within the server's job limit (refused before any
-    work, in one line)."""
-    ACCESS.minutes(estimated_seconds(config), "evaluation")
-    return config
-
-
 def evaluate_from_page(request: EvaluateRequest,
                        progress=None) -> tuple[str, list[str], str]:
     """Run the chosen tables; returns the report's Markdown (plots removed), the plot files, and
     a zip of the whole report folder."""
     forget_abandoned()
-    config = checked_budget(evaluation_config(request))
+    config = evaluation_config(request)
+    seconds = estimated_seconds(config)
+    ACCESS.minutes(seconds, "evaluation")  # above the server's job limit: refused before any work
     out = config.out
     started = time.perf_counter()
 
     remaining = Remaining()
     whole = [0.0]  # the fraction of the whole job done: the tables', then the report's share
-    tables_share = 1 - REPORT_SECONDS / (estimated_seconds(config) + REPORT_SECONDS)
+    tables_share = 1 - REPORT_SECONDS / (seconds + REPORT_SECONDS)
 
     def report(what: str, done: int, total: int | None) -> None:
         if progress is not None:
