@@ -104,6 +104,19 @@ class Explanation:
     def probabilities(self) -> Tensor:
         return self.logits.softmax(dim=1)
 
+    def image(self, index: int) -> Explanation:
+        """Image ``index`` of the batch as an explanation of its own (a batch of one), its
+        tensors copied: keeping it does not keep the batch's memory."""
+        def one(values: Tensor) -> Tensor:
+            return values[index:index + 1].clone()
+        return Explanation(maps={name: one(values) for name, values in self.maps.items()},
+                           layer_maps={name: one(values)
+                                       for name, values in self.layer_maps.items()},
+                           logits=one(self.logits), targets=one(self.targets),
+                           false_classes=one(self.false_classes), inputs=one(self.inputs),
+                           class_maps={name: one(values)
+                                       for name, values in self.class_maps.items()})
+
     def _repr_html_(self) -> str:
         """In a notebook: each image's maps side by side (at most four images)."""
         from cams.render import explanation_grid, png_html

@@ -3,6 +3,7 @@ this repository."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,9 +37,16 @@ EXAMPLES: dict[str, tuple[Callable[[], np.ndarray], str]] = {
 
 
 def example_image(name: str) -> Image.Image:
-    """One of the bundled example photos, as an RGB PIL image."""
+    """One of the bundled example photos, as an RGB PIL image (a new one on each call)."""
     if name not in EXAMPLES:
         raise UserInputError(f"unknown example {name!r}", Fix(IMAGES, "one of " + ", ".join(EXAMPLES)))
+    return example_pixels(name).copy()
+
+
+@functools.lru_cache(maxsize=len(EXAMPLES))
+def example_pixels(name: str) -> Image.Image:
+    """An example photo decoded once (a class asking for one example does not decode it 60
+    times); ``example_image`` hands out copies."""
     return Image.fromarray(EXAMPLES[name][0]()).convert("RGB")
 
 

@@ -34,6 +34,7 @@ from cam_studio.page.fairness import MAX_QUEUED_PER_USER, QUEUE_SIZE, cap_per_se
 from cam_studio.page.finetune import build_finetune_tab
 from cam_studio.page.headers import header_middleware
 from cam_studio.page.login import Login
+from cam_studio.page.memory import give_memory_back
 from cam_studio.page.uploads import CEILING_MB, upload_middleware
 from cam_studio.tabs.access import (
     SHARED_MAX_COMPARE_SECONDS,
@@ -171,6 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = command_line()
     args = parser.parse_args(argv)
     start_logging(args.log_level)
+    give_memory_back()  # before the server's threads: they share two heaps
     try:
         access = configure(args.host, args.share, args.data_root, args.max_steps, args.max_images,
                            args.max_job_minutes, args.max_compare_seconds)

@@ -15,15 +15,18 @@ import gradio as gr
 from cam_studio.data.examples import EXAMPLES, example_thumbnails
 from cam_studio.page.handlers import handler, shown_errors, while_connected
 from cam_studio.tabs.access import ACCESS
+from cam_studio.tabs.batching import MAX_BATCH
 from cam_studio.tabs.compare import (
     FOOLING_CASES,
     NONE,
+    RESULTS_BUDGET,
     RESULTS_SIZE,
     BackboneCache,
     CompareRequest,
     LruCache,
     backbone_choices,
     checkpoint_choices,
+    entry_bytes,
     example_choices,
     link_query,
     link_request,
@@ -40,7 +43,9 @@ from cams.errors import FALSE_CLASS, TARGET, UserInputError
 from cams.methods import DEFAULT_METHODS, MANY_PASS_KINDS, METHOD_NAMES, METHODS, TARGETS
 from cams.render import COLORMAPS
 
-CONCURRENCY_LIMIT = 4  # requests computed in parallel; more wait in Gradio's queue
+# Requests in progress at once (more wait in Gradio's queue): two batches' worth, so that the
+# next batch gathers while one computes (``cam_studio.tabs.batching``).
+CONCURRENCY_LIMIT = 2 * MAX_BATCH
 
 # The newcomer's four words, at the top of the tab (the method list is at the bottom).
 INTRO = ("**What am I looking at?** A **CAM** (class activation map) colours the parts of the "
@@ -71,7 +76,7 @@ METHODS_LABEL = ("Methods (unticked: opt-in; slow, many passes per image: "
                  + ", ".join(name for name in METHOD_NAMES if METHODS[name].kind in MANY_PASS_KINDS)
                  + ")")
 
-results = LruCache(RESULTS_SIZE)
+results = LruCache(RESULTS_SIZE, RESULTS_BUDGET, entry_bytes)
 # A model evicted from memory takes its cached comparisons with it (they would pin it).
 cache = BackboneCache(on_evict=lambda backbone: results.discard(
     lambda entry: any(held is backbone for held in entry.backbones)))

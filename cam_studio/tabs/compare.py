@@ -12,7 +12,7 @@ import os
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,8 @@ from PIL import Image
 from cam_studio.data.examples import EXAMPLES, example_image
 from cam_studio.data.synthetic import SYNTHETIC_EXAMPLE_PREFIX, synthetic_example, synthetic_examples
 from cam_studio.tabs.access import ACCESS
-from cam_studio.tabs.comparison import Comparison, compare_checkpoints
+from cam_studio.tabs.batching import Batcher
+from cam_studio.tabs.comparison import Comparison, compare_checkpoints, compare_images
 from cam_studio.tabs.progress import within_budget
 from cam_studio.tabs.report import image_sha256, report_html
 from cam_studio.tabs.tempspace import app_space
@@ -44,13 +45,24 @@ from cams.engine import applies, needs
 from cams.errors import FALSE_CLASS, INPUT_SIZE, MEAN, STD, TARGET, WEIGHTS, Fix, UserInputError
 from cams.errors import METHODS as METHODS_INPUT
 from cams.images import load_image
-from cams.methods import DEFAULT_METHODS, RETARGETABLE, TARGETS, method_row, targeted_name
+from cams.methods import (
+    DEFAULT_METHODS,
+    MANY_PASS_KINDS,
+    RETARGETABLE,
+    TARGETS,
+    method_row,
+    targeted_name,
+)
 from cams.randomise import randomised_name
 from cams.render import COLORMAP, COLORMAPS, SIGNED_STYLES, check_colormap, label_corner, overlay
 
 NONE = "none"
 CACHE_SIZE = 3  # backbones (with their checkpoints) kept in memory at once
-RESULTS_SIZE = 16  # comparisons kept (~7 MB each for Lite0 A and B: maps, inputs, picture)
+RESULTS_SIZE = 16  # comparisons kept at most (~7 MB each for Lite0 A and B: maps, inputs)
+# and the memory they hold at most ($CAMS_RESULTS_MEMORY_MB, default 64 MB: 9 of Lite0 A and
+# B, enough for each of a classroom's requests to meet its page's follow-ups, the A | B
+# slider and the link, which come right after it).
+RESULTS_BUDGET = int(float(os.environ.get("CAMS_RESULTS_MEMORY_MB", 64)) * 1e6)
 # The loaded models' memory at most (their parameters and buffers; $CAMS_MODEL_MEMORY_MB, default
 # 2 GB): a Lite0 is 19 MB, a ResNet-50 100 MB, an uploaded 40,000-class head more.
 MODEL_BUDGET = int(float(os.environ.get("CAMS_MODEL_MEMORY_MB", 2000)) * 1e6)
@@ -327,6 +339,14 @@ class CachedComparison:
     displays: dict[tuple, str]  # (opacity, signed style, colour map, large) → display file
 
 
+def entry_bytes(entry: CachedComparison) -> int:
+    """The memory a cached comparison holds: its explanations' tensors."""
+    return sum(tensor.numel() * tensor.element_size()
+               for result in entry.comparison.results
+               for tensor in (*result.maps.values(), *result.layer_maps.values(),
+                              *result.class_maps.values(), result.inputs, result.logits))
+
+
 @dataclass
 class CompareResponse:
     display: str  # the grid as a JPEG file, for the page
@@ -433,7 +453,7 @@ def method_views(comparison: Comparison, method: str, opacity: float, stem: str,
     files = []
     for index, letter in enumerate("AB"):
         view = overlay(picture, comparison.maps(index)[method], opacity, colormap)
-        large = Image.fromarray((view * 255).round().astype(np.uint8)).resize(
+        large = Image.fromarray(view).resize(
             (SLIDER_PX, height), Image.Resampling.BICUBIC)
         label_corner(large, f"{letter}: {comparison.labels[index].split(': ', 1)[-1]}",
                      right=letter == "B")
@@ -462,6 +482,45 @@ def write_downloads(comparison: Comparison, grid: np.ndarray, stem: str,
     files[-1].write_text(report_html(comparison, grid, image_sha256, stem, faithfulness),
                          encoding="utf-8")
     return [str(path) for path in files]
+
+
+@dataclass(frozen=True)
+class Work:
+    """One comparison to compute: the loaded checkpoints, their labels, the image, the methods
+    (None: the defaults) and the classes (None: A's top-1 and strongest rival)."""
+
+    backbones: tuple[Backbone, ...]
+    labels: tuple[str, ...]
+    picture: Image.Image
+    methods: tuple[str, ...] | None
+    target: int | None
+    false_class: int | None
+
+    @property
+    def batched(self) -> bool:
+        """Computed with concurrent requests (``cam_studio.tabs.batching``): every method of one
+        pass; those of many passes per image run alone, with their progress reports."""
+        return not any(row.kind in MANY_PASS_KINDS
+                       for row in map(method_row, self.methods or DEFAULT_METHODS) if row)
+
+    @property
+    def key(self) -> tuple:
+        """What requests must share to share a pass: the checkpoints, the methods, and whether
+        classes are given (a batch explains every image's given classes or none)."""
+        return (tuple(map(id, self.backbones)), self.methods, self.target is None,
+                self.false_class is None)
+
+
+def compute_together(works: Sequence[Work]) -> list[Comparison]:
+    """Comparisons of one key (``Work.key``), one forward pass and one VJP per checkpoint."""
+    first = works[0]
+    return compare_images(list(first.backbones), [list(work.labels) for work in works],
+                          [work.picture for work in works],
+                          list(first.methods) if first.methods else None,
+                          [work.target for work in works], [work.false_class for work in works])
+
+
+BATCHER = Batcher(compute_together)
 
 
 def run_compare(cache: BackboneCache, request: CompareRequest, progress=None,
@@ -496,6 +555,10 @@ def run_compare(cache: BackboneCache, request: CompareRequest, progress=None,
     false_class_index = backbones[0].class_index(request.false_class, FALSE_CLASS)
 
     def compute() -> CachedComparison:
+        work = Work(tuple(backbones), tuple(labels), picture, tuple(chosen) if chosen else None,
+                    target_class, false_class_index)
+        if work.batched:  # with the other requests computing now: one pass for all of them
+            return CachedComparison(BATCHER.submit(work.key, work), backbones, {})
         return CachedComparison(compare_checkpoints(backbones, labels, picture, chosen,
                                                     target_class, false_class_index,
                                                     progress=progress), backbones, {})

@@ -12,11 +12,12 @@ import csv
 import html
 import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+import torch
 from PIL import Image
 
 from cams.backbones import Backbone
@@ -256,12 +257,43 @@ def compare_checkpoints(backbones: list[Backbone], labels: list[str], image: Ima
                         progress: ProgressCallback | None = None) -> Comparison:
     """Explain ``image`` with checkpoint A and, if given, B, for the same classes (A's top-1 and
     strongest rival unless given: ``cams.engine.explain_pair``)."""
-    if not 1 <= len(backbones) <= 2 or len(labels) != len(backbones):
+    return compare_images(backbones, [labels], [image], methods, [target], [false_class],
+                          progress)[0]
+
+
+def compare_images(backbones: list[Backbone], labels: Sequence[list[str]],
+                   images: Sequence[Image.Image], methods: list[str] | str | None = None,
+                   targets: Sequence[int | None] | None = None,
+                   false_classes: Sequence[int | None] | None = None,
+                   progress: ProgressCallback | None = None) -> list[Comparison]:
+    """``compare_checkpoints`` of several images at once: one forward pass and one VJP per
+    checkpoint for all of them (``cams.tabs.batching`` gathers a server's concurrent requests
+    so), each image with its own labels and classes. ``targets`` / ``false_classes``: one per
+    image, or None for each image's own top-1 and strongest rival (given for every image or
+    for none)."""
+    if not 1 <= len(backbones) <= 2 or any(len(names) != len(backbones) for names in labels):
         raise ValueError("compare one or two checkpoints, each with a label")
-    inputs = backbones[0].preprocess(image)
+    if len(labels) != len(images):
+        raise ValueError("one list of labels per image")
+    inputs = torch.cat([backbones[0].preprocess(image) for image in images])
+    target, false_class = (per_image(choices, len(images))
+                           for choices in (targets, false_classes))
     if len(backbones) == 1:
         results = [explain(backbones[0], inputs, methods, target, false_class, progress=progress)]
     else:
         results = list(explain_pair(*backbones, inputs, methods, target, false_class,
                                     progress=progress, class_maps=True))
-    return Comparison(labels=labels, backbones=backbones, results=results)
+    return [Comparison(labels=list(names), backbones=backbones,
+                       results=[result.image(index) for result in results] if len(images) > 1
+                       else results)
+            for index, names in enumerate(labels)]
+
+
+def per_image(choices: Sequence[int | None] | None, count: int) -> list[int] | None:
+    """One class per image, or None (each image's default); given for some images only: an
+    error (a batch explains every image's given classes or none)."""
+    if choices is None or all(choice is None for choice in choices):
+        return None
+    if len(choices) != count or any(choice is None for choice in choices):
+        raise ValueError("give a class for every image or for none")
+    return [int(choice) for choice in choices]
