@@ -21,6 +21,7 @@ from typing import Any
 
 MAX_BATCH = 8  # images per forward pass (a classroom's burst fills it)
 WINDOW_S = 0.01  # how long the first request of a burst waits for the others
+SIZES_KEPT = 1000  # the batch sizes recorded (the latest)
 
 
 @dataclass(eq=False)
@@ -95,6 +96,7 @@ class Batcher:
 
     def _compute(self, batch: list[Slot]) -> None:
         self.sizes.append(len(batch))
+        del self.sizes[:-SIZES_KEPT]  # a server's record stays bounded
         try:
             results = self.compute([slot.item for slot in batch])
         except Exception as error:

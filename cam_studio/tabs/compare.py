@@ -133,10 +133,14 @@ class LruCache:
         return len(self._items)
 
 
+def tensor_bytes(tensors) -> int:
+    """The memory ``tensors`` hold."""
+    return sum(tensor.numel() * tensor.element_size() for tensor in tensors)
+
+
 def model_bytes(backbone: Backbone) -> int:
     """The memory a loaded model holds: its parameters' and buffers' bytes."""
-    return sum(tensor.numel() * tensor.element_size()
-               for tensor in [*backbone.model.parameters(), *backbone.model.buffers()])
+    return tensor_bytes([*backbone.model.parameters(), *backbone.model.buffers()])
 
 
 class BackboneCache(LruCache):
@@ -341,10 +345,9 @@ class CachedComparison:
 
 def entry_bytes(entry: CachedComparison) -> int:
     """The memory a cached comparison holds: its explanations' tensors."""
-    return sum(tensor.numel() * tensor.element_size()
-               for result in entry.comparison.results
-               for tensor in (*result.maps.values(), *result.layer_maps.values(),
-                              *result.class_maps.values(), result.inputs, result.logits))
+    return tensor_bytes(tensor for result in entry.comparison.results
+                        for tensor in (*result.maps.values(), *result.layer_maps.values(),
+                                       *result.class_maps.values(), result.inputs, result.logits))
 
 
 @dataclass
@@ -557,11 +560,10 @@ def run_compare(cache: BackboneCache, request: CompareRequest, progress=None,
     def compute() -> CachedComparison:
         work = Work(tuple(backbones), tuple(labels), picture, tuple(chosen) if chosen else None,
                     target_class, false_class_index)
-        if work.batched:  # with the other requests computing now: one pass for all of them
-            return CachedComparison(BATCHER.submit(work.key, work), backbones, {})
-        return CachedComparison(compare_checkpoints(backbones, labels, picture, chosen,
-                                                    target_class, false_class_index,
-                                                    progress=progress), backbones, {})
+        comparison = (BATCHER.submit(work.key, work) if work.batched  # one pass for all
+                      else compare_checkpoints(backbones, labels, picture, chosen, target_class,
+                                               false_class_index, progress=progress))
+        return CachedComparison(comparison, backbones, {})
 
     # The decoded picture identifies the image (already in memory: no second read of an upload).
     key = (picture.size, image_sha256(picture), request.backbone,
