@@ -333,15 +333,18 @@ def test_a_training_run_whose_client_left_is_cancelled_and_frees_the_slot(regist
 
 @pytest.mark.parametrize("how", ["leaves", "cancels"])
 def test_an_evaluation_whose_client_left_or_cancelled_stops_and_frees_the_queue(registry, how):
-    """An /evaluate client that leaves mid-run (faithfulness on 50 crops: 61 s alone), or
-    cancels it (the tab's Cancel, gradio_client's ``job.cancel()``), no longer holds the one
-    evaluation slot: the run stops at its next progress report, and a small evaluation asked
-    for after it is served at once (before: it waited 652 s behind the abandoned run)."""
+    """An /evaluate client that leaves mid-run (faithfulness and ROAD on 50 crops: about 7 min
+    alone by the tables' estimates; faithfulness alone took 61 s), or cancels it (the tab's
+    Cancel, gradio_client's ``job.cancel()``), no longer holds the one evaluation slot: the run
+    stops at its next progress report, and a small evaluation asked for after it is served well
+    before the abandoned run could have ended (before: it waited 652 s behind it). The bound
+    leaves room for a loaded machine (CI once took 31 s; with two trainings beside it the whole
+    test took 95 s), and is still far below the abandoned run's 7 minutes."""
     import time
 
     from cam_studio.benchmarks.serving import serving_app
     with serving_app(environment={"CAMS_CHECKPOINTS": str(registry)}) as (url, _):
-        asked = {"source": "crops:50", "tables": ["faithfulness"], "limit": 50}
+        asked = {"source": "crops:50", "tables": ["faithfulness", "road"], "limit": 50}
         if how == "leaves":
             submit_and_leave(url, f"**{asked!r}, api_name='/evaluate'", 8)
         else:
@@ -352,7 +355,7 @@ def test_an_evaluation_whose_client_left_or_cancelled_stops_and_frees_the_queue(
         report = Client(url, verbose=False).predict(source="examples", tables=["similarity"],
                                                     limit=2, api_name="/evaluate")[0]
         assert "2 images" in report
-        assert time.monotonic() - started < 25
+        assert time.monotonic() - started < 180
 
 
 def test_one_client_cannot_fill_the_queue(registry):

@@ -117,36 +117,40 @@ def test_cancel_then_resume_gives_the_uninterrupted_result(registry, optimizer):
     assert untouched == []
 
 
-def test_cli_errors_are_one_line(registry):
-    def fooling(*args):
-        return subprocess.run([sys.executable, "-m", "cam_studio", *args], capture_output=True,
-                              text=True, env={**os.environ,
-                                              CHECKPOINTS_ENV: str(registry), "CAMS_OFFLINE": "1"})
+def test_cli_errors_are_one_line(registry, monkeypatch, capsys):
+    """Each mistake: exit code 2 and one line on stderr, no traceback (in this process: the
+    command line's own runner); then a real ``python -m cam_studio`` run records its command."""
+    from cam_studio.commands import main
+    monkeypatch.setenv(CHECKPOINTS_ENV, str(registry))
+    monkeypatch.setenv("CAMS_OFFLINE", "1")
 
+    def refused(*args: str) -> str:
+        assert main(["train", "--name", "x", "--backbone", "tiny_resnet", "--steps", "1",
+                     *args]) == 2
+        stderr = capsys.readouterr().err
+        assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
+        return stderr
+
+    assert "pass --init random" in refused()
     cases = [
         (["--loss", "difference", "--data", "photos"], "needs salience maps"),
         (["--data", "/no/such/folder"], "not found"),
         (["--cam", "EigenCAM"], "not a gradient method"),
         (["--init", "missing-checkpoint"], "no checkpoint called"),
     ]
-    no_weights = fooling("train", "--name", "x", "--backbone", "tiny_resnet", "--steps", "1")
-    assert no_weights.returncode == 2 and "pass --init random" in no_weights.stderr
     for extra, message in cases:
-        result = fooling("train", "--name", "x", "--backbone", "tiny_resnet", "--steps", "1",
-                         "--init", "random", *extra)
-        assert result.returncode == 2, result.stderr
-        assert message in result.stderr and "Traceback" not in result.stderr
+        assert message in refused("--init", "random", *extra)
     arguments = ["train", "--name", "cli-run", "--backbone", "tiny_resnet", "--init", "random",
                  "--steps", "2", "--batch", "4", "--val-size", "8", "--loss", "baseline",
                  "--data", "synthetic:binary"]
-    assert fooling(*arguments).returncode == 0
+    assert subprocess.run([sys.executable, "-m", "cam_studio", *arguments],
+                          env={**os.environ, CHECKPOINTS_ENV: str(registry)}).returncode == 0
     recorded = json.loads((registry / "cli-run.json").read_text())
     assert recorded["command"] == "python -m cam_studio " + " ".join(arguments)
     umask = os.umask(0)
     os.umask(umask)  # files get the user's usual permissions, not mkstemp's private 0600
     assert (registry / "cli-run.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
-    listing = fooling("list")
-    assert listing.returncode == 0 and "cli-run" in listing.stdout
+    assert main(["list"]) == 0 and "cli-run" in capsys.readouterr().out
 
 
 def test_a_preset_and_the_options_given_beside_it(registry):
