@@ -95,6 +95,9 @@ class TrainConfig:
                                            "random)", off_flag="--train-bn")
     feature_weight: float = setting(0.0, "weight of matching the starting model's pooled "
                                          "features (keeps predictions)")
+    logit_weight: float = setting(0.0, "weight of matching the starting model's centred logits "
+                                       "(squared difference per class, summed over classes: every "
+                                       "class's score kept, blind to a shift shared by all)")
     val_size: int = setting(256, "validation images")
     val_every: int | None = setting(None, "validate every N steps (default: each epoch, and at "
                                           "least 5 times)")

@@ -139,6 +139,15 @@ def classification_term(logits: Tensor, labels: Tensor | None = None,
     return F.cross_entropy(logits, labels, reduction="none")
 
 
+def centred_logit_distance(logits: Tensor, clean_logits: Tensor) -> Tensor:
+    """``Σ_c ((z_c − z̄) − (z⁰_c − z̄⁰))²`` per image (N): how far every class's score moved from
+    the starting model's, less the shift all classes share (which no softmax, and no
+    DiffGradCAM, sees). Unlike the KL term it weighs the classes the model is unsure between as
+    much as its top-1, which is what keeps a crop's top-1 where two classes are close."""
+    moved = logits - clean_logits.detach()
+    return (moved - moved.mean(dim=1, keepdim=True)).square().sum(dim=1)
+
+
 def salience_loss(objective: Objective, logits: Tensor, t: Tensor, f: Tensor, h: Tensor,
                   weights: LossWeights | None = None, labels: Tensor | None = None,
                   clean_logits: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:

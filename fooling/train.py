@@ -51,7 +51,7 @@ from cams.layers import allow_double_backward, forward_layer
 from cams.methods import display_maps, minmax
 from cams.metrics import auroc, cam_entropy_nats, mse, pointing_game, prediction_agreement
 from fooling.config import OPTIMIZERS, QUICK_STEPS, TrainConfig, check_loaded, check_settings
-from fooling.objectives import Objective, salience_loss
+from fooling.objectives import Objective, centred_logit_distance, salience_loss
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 CLASS_CAM = "TrueClassCAM"  # t and f of Divisive Decisions: un-ReLU'd class CAMs (its §3)
@@ -163,7 +163,8 @@ class Run:
         labels = labels.to(backbone.device)
         backbone.model.train(not self.freeze_bn)
         start_logits = start_pooled = None
-        if self.classification == "kl" or config.feature_weight or not self.data.labelled:
+        if (self.classification == "kl" or config.feature_weight or config.logit_weight
+                or not self.data.labelled):
             with torch.no_grad():
                 start_features, start_logits = forward_layer(self.start, backbone.layer, inputs,
                                                              needs_graph=False)
@@ -183,6 +184,10 @@ class Run:
             feature_term = (activations.mean(dim=(2, 3)) - start_pooled).square().mean()
             loss = loss + config.feature_weight * feature_term
             parts["features"] = float(feature_term.detach())
+        if config.logit_weight:
+            logit_term = centred_logit_distance(logits, start_logits).mean()
+            loss = loss + config.logit_weight * logit_term
+            parts["logits"] = float(logit_term.detach())
         # The mean over the processes (each one's loss is the mean over its equal share).
         parts = average({"loss": float(loss.detach()), **parts})
         if not math.isfinite(parts["loss"]):  # every process sees the same number and stops

@@ -10,7 +10,13 @@ import torch
 
 from cams.backbones import load_backbone
 from cams.engine import true_false_maps
-from fooling.objectives import OBJECTIVES, LossWeights, classification_term, salience_loss
+from fooling.objectives import (
+    OBJECTIVES,
+    LossWeights,
+    centred_logit_distance,
+    classification_term,
+    salience_loss,
+)
 from fooling.sham import sham_mask
 
 # One 2×2 image. norm(t) = [[0, .25], [.5, 1]], norm(f) = [[1, .5], [.25, 0]],
@@ -55,6 +61,15 @@ def test_kl_to_the_clean_model_by_hand():
     expected = sum(pi * (math.log(pi) - math.log(0.5)) for pi in p)  # model: uniform
     assert float(classification_term(torch.zeros(1, 2), clean_logits=clean)) == pytest.approx(expected)
     assert float(classification_term(clean, clean_logits=clean)) == pytest.approx(0, abs=1e-7)
+
+
+def test_centred_logit_distance_by_hand():
+    """One class's score moved by d among C: d²(1 − 1/C); a shift shared by all classes: 0."""
+    clean = torch.tensor([[2.0, -1.0, 0.5, 0.0], [0.3, 0.1, -0.2, 4.0]])
+    moved = clean.clone()
+    moved[0, 1] += 1.5
+    distance = centred_logit_distance(moved + torch.tensor([[0.0], [7.0]]), clean)
+    assert distance.tolist() == pytest.approx([1.5**2 * (1 - 1 / 4), 0.0], abs=1e-6)
 
 
 @pytest.fixture(scope="module")
