@@ -11,7 +11,16 @@ from scipy import stats
 from skimage.metrics import structural_similarity
 
 from cam_studio.evaluation.statistics import mod_vid, rank_sum
-from cams.metrics import baseline_similarity, cam_entropy_nats, mse, nissim, ssim
+from cams.metrics import (
+    baseline_similarity,
+    cam_entropy_nats,
+    entropies_nats,
+    mse,
+    mses,
+    nissim,
+    ssim,
+)
+from cams.render import overlays
 
 
 @pytest.fixture
@@ -95,6 +104,36 @@ def test_mod_and_vid_are_mean_and_variance_of_nissim(maps):
     assert math.isclose(result.mod, values.mean(), rel_tol=1e-5)
     assert math.isclose(result.vid, values.var(), rel_tol=1e-4)
     assert math.isclose(result.vid_std, values.std(), rel_tol=1e-4) and result.count == 3
+
+
+def test_many_maps_at_once_are_each_maps_own_mse_and_entropy(maps):
+    """``mses`` and ``entropies_nats`` compute maps of one shape as one stack: each value is
+    numpy's mean of squares and scipy's entropy of that map alone (a map of another shape too)."""
+    a, b = maps
+    odd = torch.rand(3, 7, 7, generator=torch.Generator().manual_seed(1))
+    got = mses({"one": (a, b), "two": (b, a.flip(1)), "odd": (odd, odd.flip(2))})
+    for name, (x, y) in {"one": (a, b), "two": (b, a.flip(1)), "odd": (odd, odd.flip(2))}.items():
+        expected = ((x.numpy() - y.numpy()) ** 2).reshape(3, -1).mean(axis=1)
+        np.testing.assert_allclose(got[name].numpy(), expected, rtol=1e-5)
+    entropies = entropies_nats({"one": a, "two": b})
+    for name, x in {"one": a, "two": b}.items():
+        expected = [stats.entropy(m.ravel()) for m in x.double().numpy()]
+        np.testing.assert_allclose(entropies[name].numpy(), expected, rtol=1e-5)
+
+
+def test_overlays_blend_each_map_with_the_colour_maps_colours_by_hand():
+    """Each pixel: (1 − opacity)·image + opacity·colour(level), level = round(255·clip(map)),
+    the colours taken from matplotlib here, rounded to the nearest integer."""
+    import matplotlib
+    generator = np.random.default_rng(0)
+    image = generator.random((9, 11, 3)).astype(np.float32)
+    heatmaps = [generator.random((9, 11)).astype(np.float32) * 1.4 - 0.2 for _ in range(3)]
+    got = overlays(image, heatmaps, 0.3, "viridis")
+    table = matplotlib.colormaps["viridis"](np.linspace(0, 1, 256))[:, :3]
+    for picture, heatmap in zip(got, heatmaps, strict=True):
+        level = np.round(np.clip(heatmap, 0, 1) * 255).astype(int)
+        expected = 255 * (0.7 * image + 0.3 * table[level])
+        assert np.abs(picture - expected).max() <= 0.5 + 1e-3
 
 
 def test_baseline_similarity_pairs_each_variant_with_its_baseline(maps):

@@ -13,7 +13,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -341,6 +341,9 @@ class CachedComparison:
     comparison: Comparison
     backbones: list[Backbone]
     displays: dict[tuple, str]  # (opacity, signed style, colour map, large) → display file
+    # Held while a look is drawn: a class asking for the same example at once draws it once
+    # (the others wait for it instead of drawing it again side by side).
+    drawing: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
 def entry_bytes(entry: CachedComparison) -> int:
@@ -572,9 +575,10 @@ def run_compare(cache: BackboneCache, request: CompareRequest, progress=None,
     entry = results.get(key, compute) if results is not None else compute()
     comparison = entry.comparison
     look = (request.opacity, request.signed, request.colormap, request.large)
-    display = entry.displays.get(look)
-    if display is None or not Path(display).exists():  # drawn once per look while it lasts
-        display = entry.displays[look] = display_file(request.draw(comparison), stem)
+    with entry.drawing:
+        display = entry.displays.get(look)
+        if display is None or not Path(display).exists():  # drawn once per look while it lasts
+            display = entry.displays[look] = display_file(request.draw(comparison), stem)
     if request.faithfulness:  # computed once per cached comparison, with its own stage
         comparison.faithfulness(progress)
     files = (write_downloads(comparison, request.draw(comparison), stem, request.faithfulness,

@@ -28,8 +28,8 @@ from cams.layers import FEATURES
 from cams.methods import method_row
 from cams.metrics import (
     baseline_similarity,
-    cam_entropy_nats,
     common_mode_share,
+    entropies_nats,
     spearman,
     susceptibility,
 )
@@ -86,6 +86,13 @@ class Comparison:
             return {}
         return {name: float(values[0]) for name, values
                 in susceptibility(*(result.maps for result in self.results)).items()}
+
+    @cached_property
+    def entropies(self) -> list[dict[str, float]]:
+        """Per checkpoint, each map's CAM entropy (nats, at the layer's resolution): computed once."""
+        return [{name: float(values[0]) for name, values
+                 in entropies_nats({name: result.layer_maps[name] for name in self.methods}).items()}
+                for result in self.results]
 
     @property
     def randomised(self) -> dict | None:
@@ -166,8 +173,7 @@ class Comparison:
             rows.append(["common-mode share of A → B (1: invisible to DiffGradCAM)", "", None,
                          None, "no change" if math.isnan(share) else share])
         for name in self.methods:
-            values = [float(cam_entropy_nats(result.layer_maps[name])[0])
-                      for result in self.results]
+            values = [entropies[name] for entropies in self.entropies]
             rows.append(["CAM entropy (nats)", name, *pad(values), None])
         if faithfulness:
             scores = self.faithfulness()
