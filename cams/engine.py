@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from cams.backbones import Backbone
 from cams.errors import BACKBONE, FALSE_CLASS, IMAGES, NAMES, TARGET, WEIGHTS, Fix, UserInputError
 from cams.errors import METHODS as METHODS_INPUT
+from cams.folding import folded
 from cams.layers import (
     ATTENTION,
     NCHW,
@@ -272,6 +273,7 @@ def masked_scores(backbone: Backbone, inputs: Tensor, activations: Tensor, targe
     done = 0
     scores = torch.empty(n, k, device=activations.device)
     size = tuple(inputs.shape[-2:])
+    model = folded(backbone.model, inputs)  # no graph: the batch norms folded (cams.folding)
     with torch.inference_mode():
         for i, inverse in enumerate(inverses):
             # One representative channel per distinct mask (the first that maps onto it).
@@ -282,7 +284,7 @@ def masked_scores(backbone: Backbone, inputs: Tensor, activations: Tensor, targe
                 masks = masks_of(activations[i, channels].detach(), size)
                 summed = 0.0
                 for scale in scales:
-                    logits = backbone.model(inputs[i:i + 1] * (scale * masks))
+                    logits = model(inputs[i:i + 1] * (scale * masks))
                     summed = summed + logits[:, targets[i]].float()
                     done += len(channels)
                     if progress is not None:
@@ -355,13 +357,14 @@ def smoothed_scores(backbone: Backbone, inputs: Tensor, activations: Tensor, tar
     size = tuple(inputs.shape[-2:])
     scores = torch.zeros(n, k, device=activations.device)
     done = 0
+    model = folded(backbone.model, inputs)  # no graph: the batch norms folded (cams.folding)
     with torch.inference_mode():
         for i in range(n):
             masks = iscam_masks(activations[i].detach(), size)[:, 0]  # K×H×W
             for draw in image_noise(masks.shape, std, samples, masks.device):  # K×H×W each
                 noisy = masks + draw
                 for channels in torch.arange(k, device=masks.device).split(batch_size):
-                    logits = backbone.model(inputs[i:i + 1] * noisy[channels, None])
+                    logits = model(inputs[i:i + 1] * noisy[channels, None])
                     scores[i, channels] += logits[:, targets[i]].float()
                     done += len(channels)
                     if progress is not None:

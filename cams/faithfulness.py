@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
+
+from cams.folding import folded
 
 FAITHFULNESS_STEPS = 16  # deletion / insertion at fractions 0, 1/16, …, 1 of the pixels
 BLUR_SIGMA = 0.1  # the blurred baseline's Gaussian σ, as a fraction of the image side
@@ -70,6 +72,7 @@ def faithfulness_curves(model: Callable[[Tensor], Tensor], inputs: Tensor, maps:
     of the map, most relevant first (ties: in raster order); at step k the first
     ``round(k/steps·H·W)`` are replaced / revealed in every channel. One forward pass of 2N
     images per step."""
+    model = folded(model, inputs) if isinstance(model, nn.Module) else model  # (no graph)
     n, _, height, width = inputs.shape
     pixels = height * width
     order = torch.argsort(maps.flatten(1), dim=1, descending=True, stable=True)
@@ -159,6 +162,7 @@ def road_scores(model: Callable[[Tensor], Tensor], inputs: Tensor, maps: Tensor,
     relevant) are filled by ``road_impute``: N×len(percentiles). MoRF: a faithful map makes it
     drop fast (more negative); LeRF: it stays near 0. Seeded noise, so a run repeats exactly."""
     generator = torch.Generator().manual_seed(seed)
+    model = folded(model, inputs) if isinstance(model, nn.Module) else model  # (no graph)
     ranked = maps if most_relevant_first else 1 - maps
     before = model(inputs).softmax(dim=1)
     rows = torch.arange(inputs.shape[0], device=inputs.device)

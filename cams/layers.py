@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from cams.errors import INPUT_SIZE, LAYER, Fix, UserInputError
+from cams.folding import folded
 
 FEATURES = "forward_features"  # the forward_features → forward_head seam of a timm model
 NCHW, NHWC, TOKENS = "NCHW", "NHWC", "tokens"
@@ -165,8 +166,8 @@ def forward_layer(model: nn.Module, layer: TargetLayer, inputs: Tensor, *,
         with torch.enable_grad():
             output = model.forward_features(inputs)
     else:
-        with torch.inference_mode():
-            output = model.forward_features(inputs)
+        with torch.inference_mode():  # no graph below: the batch norms folded (cams.folding)
+            output = folded(model, inputs).forward_features(inputs)
         # A clone made outside inference mode is an ordinary tensor the head can record on.
         output = output.clone()
     grid, rebuilt = rooted(layer, output, input_hw, graph_below=graph_below,

@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 from cams import explain, load_backbone
 from cams.engine import layer_cams
 from cams.errors import UserInputError
+from cams.folding import folded
 from cams.methods import DEFAULT_METHODS, METHOD_NAMES, METHODS, Kind, minmax
 
 # Every method a CNN has but the two that run a pass per channel many times over (SS-CAM 35 per
@@ -354,3 +355,57 @@ def test_maps_made_at_the_input_resolution_count_the_layers_positions_for_entrop
     full = layer_cams(lite0, result.inputs, ["RefineCAM"]).maps["RefineCAM"]
     blocks = full.reshape(1, 7, 32, 7, 32).mean(dim=(2, 4))
     torch.testing.assert_close(result.layer_maps["RefineCAM"], blocks, atol=1e-6, rtol=1e-5)
+
+
+def test_folded_batch_norms_are_the_hand_formula_and_the_model_to_1e_5(lite0):
+    """``cams.folding``: conv → bn becomes one conv with w·γ/√(σ²+ε) and (b − μ)·γ/√(σ²+ε) + β
+    (computed here by hand); Lite0 folded keeps no batch norm and gives the same features."""
+    torch.manual_seed(0)
+    small = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)).eval()
+    norm = small[1]
+    norm.running_mean.uniform_(-1, 1), norm.running_var.uniform_(0.5, 2)
+    norm.weight.data.uniform_(0.5, 2), norm.bias.data.uniform_(-1, 1)
+    probe = torch.rand(1, 3, 8, 8)
+    copied = folded(small, probe)
+    scale = norm.weight / (norm.running_var + norm.eps).sqrt()
+    assert torch.allclose(copied[0].weight, small[0].weight * scale[:, None, None, None])
+    assert torch.allclose(copied[0].bias, (small[0].bias - norm.running_mean) * scale + norm.bias)
+    assert isinstance(copied[1], torch.nn.Identity)
+    model = lite0.model
+    inputs = torch.rand(2, 3, 224, 224, device=next(model.parameters()).device)
+    copied = folded(model, inputs)
+    assert copied is not model and folded(model) is copied  # made once
+    assert not any(isinstance(module, torch.nn.BatchNorm2d) for module in copied.modules())
+    with torch.no_grad():
+        expected, got = model.forward_features(inputs), copied.forward_features(inputs)
+    assert float((expected - got).abs().max()) < 1e-4 * float(expected.abs().max())
+
+
+def test_folding_follows_training_and_refuses_a_model_it_would_change():
+    """A model in training mode is used as it is; after a step the copy is made again from the
+    new weights; a model whose batch norm is listed after a conv it does not follow is not
+    folded (the probe disagrees)."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4),
+                                torch.nn.Flatten(), torch.nn.LazyLinear(2))
+    probe = torch.rand(2, 3, 8, 8)
+    model(probe)
+    assert folded(model.train(), probe) is model
+    model.eval()
+    before = folded(model, probe)
+    with torch.no_grad():
+        model[0].weight.add_(1.0)  # a step changes the weights in place
+    after = folded(model, probe)
+    assert after is not before and torch.allclose(after(probe), model(probe), atol=1e-5)
+
+    class Misleading(torch.nn.Module):  # lists conv then norm, applies the norm first
+        def __init__(self):
+            super().__init__()
+            self.conv, self.norm = torch.nn.Conv2d(3, 3, 1), torch.nn.BatchNorm2d(3)
+
+        def forward(self, x):
+            return self.conv(self.norm(x))
+
+    odd = Misleading().eval()
+    odd.norm.running_mean.fill_(0.5)
+    assert folded(odd, probe) is odd
