@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,12 +67,14 @@ def faithfulness_baseline(inputs: Tensor, kind: str = "blur") -> Tensor:
 @torch.no_grad()
 def faithfulness_curves(model: Callable[[Tensor], Tensor], inputs: Tensor, maps: Tensor,
                         targets: Tensor, steps: int = FAITHFULNESS_STEPS,
-                        baseline: str | Tensor = "blur") -> FaithfulnessCurves:
+                        baseline: str | Tensor = "blur",
+                        progress: Callable[[int, int], None] | None = None
+                        ) -> FaithfulnessCurves:
     """Deletion and insertion curves of ``maps`` (N×H×W, the inputs' resolution) for the
     ``targets`` (N) of ``model`` (logits of N×C×H×W ``inputs``). Pixels are taken in the order
     of the map, most relevant first (ties: in raster order); at step k the first
     ``round(k/steps·H·W)`` are replaced / revealed in every channel. One forward pass of 2N
-    images per step."""
+    images per step; ``progress(done, total)`` after each."""
     model = folded(model, inputs) if isinstance(model, nn.Module) else model  # (no graph)
     n, _, height, width = inputs.shape
     pixels = height * width
@@ -90,6 +93,8 @@ def faithfulness_curves(model: Callable[[Tensor], Tensor], inputs: Tensor, maps:
         probabilities = model(batch).softmax(dim=1)
         deletion.append(probabilities[:n][rows, targets])
         insertion.append(probabilities[n:][rows, targets])
+        if progress is not None:
+            progress(len(deletion), len(fractions))
     return FaithfulnessCurves(fractions, torch.stack(deletion, 1), torch.stack(insertion, 1))
 
 
@@ -106,14 +111,31 @@ def road_impute(image: Tensor, removed: Tensor, noise: float = 0.0,
     imputation: one sparse linear system for all removed pixels (every channel a right-hand
     side), each equal to the weighted mean of its neighbours, then Gaussian noise of std
     ``noise`` on the filled values (ROAD's default is 0.01)."""
+    return _add_noise(*_linear_impute(image, removed), noise, generator)
+
+
+def _add_noise(filled: Tensor, unknown: np.ndarray, noise: float,
+               generator: torch.Generator | None) -> Tensor:
+    """Gaussian noise of std ``noise`` on the filled pixels (flat indices ``unknown``), in place."""
+    if noise and unknown.size:
+        flat = filled.view(filled.shape[0], -1)
+        flat[:, unknown] += noise * torch.randn(filled.shape[0], unknown.size,
+                                                generator=generator,
+                                                dtype=torch.float64).to(flat)
+    return filled
+
+
+def _linear_impute(image: Tensor, removed: Tensor) -> tuple[Tensor, np.ndarray]:
+    """``road_impute`` without the noise: the filled image and the removed pixels' flat indices.
+    Its sparse solve leaves the interpreter free, so several run at once in threads."""
     from scipy.sparse import coo_matrix
-    from scipy.sparse.linalg import spsolve
+    from scipy.sparse.linalg import splu
     channels, height, width = image.shape
     missing = removed.cpu().numpy().ravel().astype(bool)
     values = image.detach().double().cpu().numpy().reshape(channels, -1)
     unknown = np.flatnonzero(missing)
     if unknown.size == 0:
-        return image.clone()
+        return image.clone(), unknown
     variable = np.full(height * width, -1)
     variable[unknown] = np.arange(unknown.size)
     rows, columns = np.divmod(unknown, width)
@@ -136,13 +158,15 @@ def road_impute(image: Tensor, removed: Tensor, noise: float = 0.0,
     weights = np.concatenate([total, *(e[2] for e in entries)])
     system = coo_matrix((weights, (system_rows, system_columns)),
                         shape=(unknown.size, unknown.size)).tocsc()
-    solution = np.asarray(spsolve(system, right)).reshape(unknown.size, channels)
+    # The system is symmetric (a pixel weighs its neighbour as the neighbour weighs it):
+    # SuperLU's symmetric mode with a minimum-degree ordering of A + Aᵀ, 1.25× faster than
+    # spsolve's defaults at 80 % removed, the same solution to 1e-13.
+    factors = splu(system, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                   options={"SymmetricMode": True})
+    solution = np.asarray(factors.solve(right)).reshape(unknown.size, channels)
     filled = torch.from_numpy(values.copy())
     filled[:, unknown] = torch.from_numpy(solution.T)
-    if noise:
-        filled[:, unknown] += noise * torch.randn(channels, unknown.size, generator=generator,
-                                                  dtype=filled.dtype)
-    return filled.reshape(channels, height, width).to(image)
+    return filled.reshape(channels, height, width).to(image), unknown
 
 
 ROAD_PERCENTILES = (10, 20, 30, 40, 50, 60, 70, 80, 90)  # pytorch-grad-cam's default
@@ -155,25 +179,41 @@ ROAD_QUICK_PERCENTILES = (20, 50, 80)
 def road_scores(model: Callable[[Tensor], Tensor], inputs: Tensor, maps: Tensor,
                 targets: Tensor, most_relevant_first: bool = True,
                 percentiles: Sequence[int] = ROAD_PERCENTILES, noise: float = 0.01,
-                seed: int = 0) -> Tensor:
+                seed: int = 0, progress: Callable[[int, int], None] | None = None) -> Tensor:
     """ROAD (remove and debias): per image and percentile ``q``, the change of the target's
     softmax probability when the pixels whose map value is at or above the map's q-th percentile
     (most relevant first; with ``most_relevant_first=False`` those of ``1 − map``, the least
     relevant) are filled by ``road_impute``: N×len(percentiles). MoRF: a faithful map makes it
-    drop fast (more negative); LeRF: it stays near 0. Seeded noise, so a run repeats exactly."""
-    generator = torch.Generator().manual_seed(seed)
+    drop fast (more negative); LeRF: it stays near 0. Seeded noise, so a run repeats exactly.
+    ``progress(done, total)`` after each imputation."""
+    # One generator per image, each seeded alike: an image's scores do not depend on the
+    # images scored beside it (a batch of maps scores each as it would alone).
+    generators = [torch.Generator().manual_seed(seed) for _ in range(len(inputs))]
     model = folded(model, inputs) if isinstance(model, nn.Module) else model  # (no graph)
     ranked = maps if most_relevant_first else 1 - maps
     before = model(inputs).softmax(dim=1)
     rows = torch.arange(inputs.shape[0], device=inputs.device)
     changes = []
-    for percentile in percentiles:
-        filled = []
-        for image, relevance in zip(inputs, ranked):
-            threshold = torch.quantile(relevance.flatten().double(), percentile / 100)
-            filled.append(road_impute(image, relevance.double() >= threshold, noise, generator))
-        after = model(torch.stack(filled)).softmax(dim=1)
-        changes.append(after[rows, targets] - before[rows, targets])
+    done = 0
+
+    def removed(relevance: Tensor, percentile: int) -> Tensor:
+        threshold = torch.quantile(relevance.flatten().double(), percentile / 100)
+        return relevance.double() >= threshold
+
+    # The images' solves run side by side (one per core); the noise is drawn afterwards in
+    # the images' order, so the scores are those of one image after another.
+    with ThreadPoolExecutor(max(1, torch.get_num_threads())) as solvers:
+        for percentile in percentiles:
+            filled = []
+            masks = [removed(relevance, percentile) for relevance in ranked]
+            for (image, unknown), generator in zip(solvers.map(_linear_impute, inputs, masks),
+                                                   generators, strict=True):
+                filled.append(_add_noise(image, unknown, noise, generator))
+                done += 1
+                if progress is not None:
+                    progress(done, len(percentiles) * len(inputs))
+            after = model(torch.stack(filled)).softmax(dim=1)
+            changes.append(after[rows, targets] - before[rows, targets])
     return torch.stack(changes, dim=1)
 
 

@@ -49,9 +49,9 @@ def faithfulness_in_the_table_csv(page) -> str:
 
     body = page.locator("body")
     page.locator("#faithfulness input").check()
-    expect(body).to_contain_text("maps done", timeout=60_000)
+    expect(body).to_contain_text("map-passes done", timeout=60_000)
     expect(body).to_contain_text(TIME_LEFT, timeout=60_000)
-    expect(body).not_to_contain_text("maps done", timeout=180_000)
+    expect(body).not_to_contain_text("map-passes done", timeout=180_000)
     page.get_by_role("button", name="Prepare downloads").click()
     table_csv = page.locator("a[href$='.csv']").first
     expect(table_csv).to_be_attached(timeout=60_000)

@@ -298,8 +298,10 @@ def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
                 value="minmax", label="TrueClassCAM, FalseClassCAM, DifferenceSalience")
             faithfulness = gr.Checkbox(
                 False, label="Faithfulness rows: deletion / insertion AUC and ROAD of every map "
-                             "(17 forward passes and 6 imputations per map, 0.5–1.5 s each on a "
-                             "2-core CPU: 15–45 s for two checkpoints; the bar counts the maps)",
+                             "(per checkpoint 17 forward passes of every map at once and 6 "
+                             "imputations per map: about 20 s for A and B with the default "
+                             "methods on a 2-core CPU; the bar counts maps through passes, an "
+                             "imputation as 4)",
                 elem_id="faithfulness")
             run = gr.Button("Compare", variant="primary")
         with gr.Column(scale=4, min_width=300, elem_id="compare-results"):
