@@ -181,10 +181,10 @@ Row = tuple[str, dict[str, np.ndarray], dict[str, str]]  # label, maps, captions
 def compose_rows(image: np.ndarray, rows: list[Row], title: str, opacity: float = 0.5,
                  colormaps: dict[str, str] | None = None, colormap: str = COLORMAP,
                  font_size: int = 12) -> np.ndarray:
-    """A labelled grid as an H×W×3 uint8 array (fast enough for every request: the overlays of
-    each colour map are one ``overlays`` stack, the labels cached strips, copied into one
-    array): per row the input then its overlays in order, so rows given the same methods
-    (checkpoints A and B) line up column by column; each overlay is titled with its method name
+    """A labelled grid as an H×W×3 uint8 array (fast enough for every request: a row's overlays
+    are one ``overlays`` stack, the labels cached strips, copied into one array): per row the
+    input then its overlays in order, so rows given the same methods (checkpoints A and B) line
+    up column by column; each overlay is titled with its method name
     and an optional caption (an MSE); a colour bar on the right and the title (lines split at
     "\n") on top. ``colormap`` draws the [0, 1] maps, ``colormaps`` names another for some
     (``DIVERGING`` for signed ones: their caption says so, and a second colour bar shows its
@@ -213,15 +213,15 @@ def compose_rows(image: np.ndarray, rows: list[Row], title: str, opacity: float 
 
     put(np.asarray(_text_strip(tuple(title_lines), canvas.shape[1], title_height, title_size,
                                ("black",))), 0, 0)
-    # Every overlay of one colour map at once.
-    panels = [(row, name, colormaps.get(name, colormap))
-              for row, (_, maps, _) in enumerate(rows) for name in maps]
+    # The overlays of a row in one colour map at once (a row at a time: 6 maps' float blend
+    # is 3.6 MB at 224 px, a whole grid's would be 15 MB per request).
     drawn: dict[tuple[int, str], np.ndarray] = {}
-    for look in dict.fromkeys(look for _, _, look in panels):
-        chosen = [(row, name) for row, name, other in panels if other == look]
-        for key, picture in zip(chosen, overlays(image, [rows[row][1][name] for row, name
-                                                         in chosen], opacity, look)):
-            drawn[key] = picture
+    for row, (_, maps, _) in enumerate(rows):
+        for look in dict.fromkeys(colormaps.get(name, colormap) for name in maps):
+            chosen = [name for name in maps if colormaps.get(name, colormap) == look]
+            for name, picture in zip(chosen, overlays(image, [maps[name] for name in chosen],
+                                                      opacity, look), strict=True):
+                drawn[row, name] = picture
     for row, (label, maps, captions) in enumerate(rows):
         top = title_height + row * cell_height
         put(_label_strip((label,), width, label_height, font_size, ("darkred",)), 0, top)
