@@ -131,7 +131,8 @@ class Comparison:
         probabilities = self.results[index].probabilities[0]
         values, classes = probabilities.topk(min(k, probabilities.numel()))
         names = self.backbones[index].class_names
-        return [(int(c), names[int(c)], float(v)) for v, c in zip(values, classes)]
+        # (as lists: iterating the tensors made a tensor per element, 10 % of a cached request)
+        return [(c, names[c], v) for v, c in zip(values.tolist(), classes.tolist())]
 
     def predictions_agree(self) -> bool | None:
         if len(self.results) < 2:
