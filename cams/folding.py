@@ -2,16 +2,18 @@
 
 In evaluation mode a batch norm is an affine map per channel, so ``conv → bn`` is one
 convolution with rescaled weights and a bias (``torch.nn.utils.fusion.fuse_conv_bn_eval``). A
-Lite0 forward pass then skips 49 separate normalisation passes over its feature maps: 1.6× faster
-at batch 8 on a 2-core CPU (BENCHMARKS.md, "Batch norm folded"), the logits the same to 1e-5.
+Lite0 forward pass then skips 49 separate normalisation passes over its feature maps: 1.2–1.6×
+faster at batch 8 on a 2-core CPU (BENCHMARKS.md, "Drawing once, batch norms folded"), the
+logits the same to 1e-5.
 
 ``folded(model)`` is that copy of ``model``, made once and used by the engine wherever a pass
 runs without a graph below the target layer (the features seam's forward pass, the masked and
 perturbed passes of ScoreCAM and faithfulness): never for training, where the batch norms'
 parameters are learnt. The copy is checked on one input against the model itself and dropped if
 it does not agree (a model whose children are not applied in the order they are listed); it is
-made again when the model's weights change (a model being fine-tuned and explained in turn), and
-it lives as long as the model does.
+made again when the model's weights change in place or move (a model being fine-tuned and
+explained in turn), and it lives as long as the model does (a cache that bounds models' memory
+counts it: ``has_batch_norms``).
 """
 
 from __future__ import annotations
@@ -56,6 +58,11 @@ def folded(model: nn.Module, probe: torch.Tensor | None = None) -> nn.Module:
     with _lock:
         _copies[model] = (state, copied)
     return model if copied is None else copied
+
+
+def has_batch_norms(model: nn.Module) -> bool:
+    """Whether ``folded`` may make a copy of ``model`` (its memory, for a cache's bound)."""
+    return any(isinstance(module, nn.BatchNorm2d) for module in model.modules())
 
 
 class _State:

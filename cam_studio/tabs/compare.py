@@ -44,6 +44,7 @@ from cams.checkpoints import list_checkpoints
 from cams.engine import applies, needs
 from cams.errors import FALSE_CLASS, INPUT_SIZE, MEAN, STD, TARGET, WEIGHTS, Fix, UserInputError
 from cams.errors import METHODS as METHODS_INPUT
+from cams.folding import has_batch_norms
 from cams.images import load_image
 from cams.methods import (
     DEFAULT_METHODS,
@@ -139,8 +140,11 @@ def tensor_bytes(tensors) -> int:
 
 
 def model_bytes(backbone: Backbone) -> int:
-    """The memory a loaded model holds: its parameters' and buffers' bytes."""
-    return tensor_bytes([*backbone.model.parameters(), *backbone.model.buffers()])
+    """The memory a loaded model holds: its parameters' and buffers' bytes, twice for a model
+    with batch norms (the copy with them folded that its first explanation makes,
+    ``cams.folding``)."""
+    own = tensor_bytes([*backbone.model.parameters(), *backbone.model.buffers()])
+    return own * (2 if has_batch_norms(backbone.model) else 1)
 
 
 class BackboneCache(LruCache):
