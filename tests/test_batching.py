@@ -136,4 +136,7 @@ def test_the_server_gives_freed_memory_back():
     answer = subprocess.run([sys.executable, "-c", GIVES_BACK], capture_output=True, text=True,
                             timeout=120, check=True).stdout.split()
     assert answer[0] == "True"
-    assert float(answer[1]) < 40, f"{answer[1]} MB kept after 16 threads freed ~1.6 GB"
+    # With glibc's defaults this keeps 203–258 MB (six runs, 2026-12-06); with the settings
+    # −1 MB in most runs and 37–62 MB in about one of four (glibc's own mmap threshold, which
+    # the settings leave alone since 2026-12-06: BENCHMARKS.md). 100 MB tells the two apart.
+    assert float(answer[1]) < 100, f"{answer[1]} MB kept after 16 threads freed ~1.6 GB"

@@ -299,7 +299,7 @@ def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
             faithfulness = gr.Checkbox(
                 False, label="Faithfulness rows: deletion / insertion AUC and ROAD of every map "
                              "(per checkpoint 17 forward passes of every map at once and 6 "
-                             "imputations per map: about 20 s for A and B with the default "
+                             "imputations per map: 20–40 s for A and B with the default "
                              "methods on a 2-core CPU; the bar counts maps through passes, an "
                              "imputation as 4)",
                 elem_id="faithfulness")
