@@ -233,7 +233,14 @@ class RoadScores:
 
 def road(model: Callable[[Tensor], Tensor], inputs: Tensor, maps: Tensor, targets: Tensor,
          percentiles: Sequence[int] = ROAD_QUICK_PERCENTILES, noise: float = 0.01,
-         seed: int = 0) -> RoadScores:
-    """``road_scores`` most relevant first and least relevant first, on the same seed."""
-    return RoadScores(*(road_scores(model, inputs, maps, targets, first, percentiles, noise, seed)
-                        for first in (True, False)))
+         seed: int = 0, progress: Callable[[int, int], None] | None = None) -> RoadScores:
+    """``road_scores`` most relevant first and least relevant first, on the same seed;
+    ``progress(done, total)`` after each imputation of either order."""
+    total = 2 * len(percentiles) * len(inputs)
+
+    def counted(offset: int) -> Callable[[int, int], None] | None:
+        return None if progress is None else (lambda done, _: progress(offset + done, total))
+
+    return RoadScores(*(road_scores(model, inputs, maps, targets, first, percentiles, noise, seed,
+                                    counted(index * total // 2))
+                        for index, first in enumerate((True, False))))

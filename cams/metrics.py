@@ -8,6 +8,8 @@ statistics over units are the evaluation's (``cam_studio.evaluation.statistics``
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -34,15 +36,20 @@ def mses(pairs: dict[str, tuple[Tensor, Tensor]]) -> dict[str, Tensor]:
     """``mse`` of each named pair of N×h×w stacks: N each. Pairs of one shape are computed as
     one stack (a comparison's 15 methods are one operation, not 15: cheaper, and far cheaper
     when many requests' threads share the cores)."""
-    if len({(a.shape, b.shape, a.dtype, b.dtype, a.device, b.device)
-            for a, b in pairs.values()}) > 1:
-        return {name: mse(a, b) for name, (a, b) in pairs.items()}
-    if not pairs:
+    return per_map(mse, pairs)
+
+
+def per_map(metric: Callable[..., Tensor], named: dict[str, tuple[Tensor, ...]]) -> dict[str, Tensor]:
+    """``metric`` (per map of N×h×w stacks: N values) of each name's stacks, computed once for
+    all names where their shapes agree (the stacks concatenated, the values split again)."""
+    if not named:
         return {}
-    count = next(iter(pairs.values()))[0].shape[0]
-    values = mse(torch.cat([a for a, _ in pairs.values()]),
-                 torch.cat([b for _, b in pairs.values()]))
-    return dict(zip(pairs, values.view(len(pairs), count), strict=True))
+    if len({tuple((t.shape, t.dtype, t.device) for t in stacks)
+            for stacks in named.values()}) > 1:
+        return {name: metric(*stacks) for name, stacks in named.items()}
+    count = next(iter(named.values()))[0].shape[0]
+    values = metric(*(torch.cat(column) for column in zip(*named.values(), strict=True)))
+    return dict(zip(named, values.view(len(named), count), strict=True))
 
 
 def cam_entropy_nats(layer_maps: Tensor) -> Tensor:
@@ -64,13 +71,7 @@ def cam_entropy_nats(layer_maps: Tensor) -> Tensor:
 def entropies_nats(layer_maps: dict[str, Tensor]) -> dict[str, Tensor]:
     """``cam_entropy_nats`` of each named N×h×w stack (one computation where their shapes agree,
     as ``mses``): N each."""
-    if len({(maps.shape, maps.dtype, maps.device) for maps in layer_maps.values()}) > 1:
-        return {name: cam_entropy_nats(maps) for name, maps in layer_maps.items()}
-    if not layer_maps:
-        return {}
-    count = next(iter(layer_maps.values())).shape[0]
-    values = cam_entropy_nats(torch.cat(list(layer_maps.values())))
-    return dict(zip(layer_maps, values.view(len(layer_maps), count), strict=True))
+    return per_map(cam_entropy_nats, {name: (maps,) for name, maps in layer_maps.items()})
 
 
 def common_mode_share(class_maps_a: dict[str, Tensor], class_maps_b: dict[str, Tensor]) -> Tensor:

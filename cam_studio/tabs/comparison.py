@@ -26,9 +26,8 @@ from cams.errors import UserInputError
 from cams.faithfulness import (
     FAITHFULNESS_STEPS,
     ROAD_QUICK_PERCENTILES,
-    RoadScores,
     faithfulness_curves,
-    road_scores,
+    road,
 )
 from cams.layers import FEATURES
 from cams.methods import method_row
@@ -172,13 +171,9 @@ class Comparison:
                     curves = faithfulness_curves(backbone.model, inputs, maps, targets,
                                                  progress=report(done, len(chunk)))
                     done += steps * len(chunk)
-                    morf, lerf = (road_scores(backbone.model, inputs, maps, targets, first,
-                                              ROAD_QUICK_PERCENTILES,
-                                              progress=report(done + index * per_order
-                                                              * len(chunk), IMPUTATION_PASSES))
-                                  for index, first in enumerate((True, False)))
+                    combined = road(backbone.model, inputs, maps, targets,
+                                    progress=report(done, IMPUTATION_PASSES)).combined
                     done += 2 * per_order * len(chunk)
-                    combined = RoadScores(morf, lerf).combined
                     for index, name in enumerate(chunk):
                         scores[name] = (float(curves.deletion_auc[index]),
                                         float(curves.insertion_auc[index]),
