@@ -71,12 +71,15 @@ def faithfulness_curves(model: Callable[[Tensor], Tensor], inputs: Tensor, maps:
                         progress: Callable[[int, int], None] | None = None
                         ) -> FaithfulnessCurves:
     """Deletion and insertion curves of ``maps`` (N×H×W, the inputs' resolution) for the
-    ``targets`` (N) of ``model`` (logits of N×C×H×W ``inputs``). Pixels are taken in the order
-    of the map, most relevant first (ties: in raster order); at step k the first
-    ``round(k/steps·H·W)`` are replaced / revealed in every channel. One forward pass of 2N
-    images per step; ``progress(done, total)`` after each."""
+    ``targets`` (N, or one for all) of ``model`` (logits of N×C×H×W ``inputs``, or of one image
+    whose N maps are scored). Pixels are taken in the order of the map, most relevant first
+    (ties: in raster order); at step k the first ``round(k/steps·H·W)`` are replaced / revealed
+    in every channel. The ends are the same for every map (nothing replaced: the image and the
+    baseline; everything: the baseline and the image), so one pass of the images and their
+    baselines gives both; each step between is one pass of 2N images. ``progress(done,
+    total)`` after each step."""
     model = folded(model, inputs) if isinstance(model, nn.Module) else model  # (no graph)
-    n, _, height, width = inputs.shape
+    n, (height, width) = len(maps), maps.shape[-2:]
     pixels = height * width
     order = torch.argsort(maps.flatten(1), dim=1, descending=True, stable=True)
     ranks = torch.empty_like(order)
@@ -85,9 +88,15 @@ def faithfulness_curves(model: Callable[[Tensor], Tensor], inputs: Tensor, maps:
     base = (faithfulness_baseline(inputs, baseline) if isinstance(baseline, str)
             else baseline.expand_as(inputs))
     fractions = torch.linspace(0, 1, steps + 1)
-    deletion, insertion = [], []
-    rows = torch.arange(n, device=inputs.device)
-    for fraction in fractions.tolist():
+    rows = torch.arange(n, device=maps.device)
+    targets = targets.expand(n)
+    ends = model(torch.cat([inputs, base])).softmax(dim=1)
+    image, blurred = (ends[:len(inputs)].expand(n, -1)[rows, targets],
+                      ends[len(inputs):].expand(n, -1)[rows, targets])
+    deletion, insertion = [image], [blurred]
+    if progress is not None:
+        progress(1, len(fractions))
+    for fraction in fractions[1:-1].tolist():
         chosen = ranks < round(fraction * pixels)
         batch = torch.cat([torch.where(chosen, base, inputs), torch.where(chosen, inputs, base)])
         probabilities = model(batch).softmax(dim=1)
@@ -95,6 +104,10 @@ def faithfulness_curves(model: Callable[[Tensor], Tensor], inputs: Tensor, maps:
         insertion.append(probabilities[n:][rows, targets])
         if progress is not None:
             progress(len(deletion), len(fractions))
+    deletion.append(blurred)
+    insertion.append(image)
+    if progress is not None:
+        progress(len(fractions), len(fractions))
     return FaithfulnessCurves(fractions, torch.stack(deletion, 1), torch.stack(insertion, 1))
 
 
@@ -185,14 +198,17 @@ def road_scores(model: Callable[[Tensor], Tensor], inputs: Tensor, maps: Tensor,
     (most relevant first; with ``most_relevant_first=False`` those of ``1 − map``, the least
     relevant) are filled by ``road_impute``: N×len(percentiles). MoRF: a faithful map makes it
     drop fast (more negative); LeRF: it stays near 0. Seeded noise, so a run repeats exactly.
+    ``inputs`` may be one image whose N maps are scored (``targets``: N or one).
     ``progress(done, total)`` after each imputation."""
     # One generator per image, each seeded alike: an image's scores do not depend on the
     # images scored beside it (a batch of maps scores each as it would alone).
-    generators = [torch.Generator().manual_seed(seed) for _ in range(len(inputs))]
+    n = len(maps)
+    generators = [torch.Generator().manual_seed(seed) for _ in range(n)]
     model = folded(model, inputs) if isinstance(model, nn.Module) else model  # (no graph)
     ranked = maps if most_relevant_first else 1 - maps
-    before = model(inputs).softmax(dim=1)
-    rows = torch.arange(inputs.shape[0], device=inputs.device)
+    rows, targets = torch.arange(n, device=maps.device), targets.expand(n)
+    before = model(inputs).softmax(dim=1).expand(n, -1)[rows, targets]
+    images = inputs.expand(n, *inputs.shape[1:])
     changes = []
     done = 0
 
@@ -200,20 +216,22 @@ def road_scores(model: Callable[[Tensor], Tensor], inputs: Tensor, maps: Tensor,
         threshold = torch.quantile(relevance.flatten().double(), percentile / 100)
         return relevance.double() >= threshold
 
-    # The images' solves run side by side (one per core); the noise is drawn afterwards in
-    # the images' order, so the scores are those of one image after another.
+    # The solves run side by side (one per core), every percentile's queued at once so that
+    # neither core waits for a percentile's last solve; the noise is drawn afterwards in the
+    # images' order, so the scores are those of one image after another.
     with ThreadPoolExecutor(max(1, torch.get_num_threads())) as solvers:
-        for percentile in percentiles:
+        solved = [solvers.map(_linear_impute, images,
+                              [removed(relevance, percentile) for relevance in ranked])
+                  for percentile in percentiles]
+        for solutions in solved:
             filled = []
-            masks = [removed(relevance, percentile) for relevance in ranked]
-            for (image, unknown), generator in zip(solvers.map(_linear_impute, inputs, masks),
-                                                   generators, strict=True):
+            for (image, unknown), generator in zip(solutions, generators, strict=True):
                 filled.append(_add_noise(image, unknown, noise, generator))
                 done += 1
                 if progress is not None:
-                    progress(done, len(percentiles) * len(inputs))
+                    progress(done, len(percentiles) * n)
             after = model(torch.stack(filled)).softmax(dim=1)
-            changes.append(after[rows, targets] - before[rows, targets])
+            changes.append(after[rows, targets] - before)
     return torch.stack(changes, dim=1)
 
 
@@ -236,7 +254,7 @@ def road(model: Callable[[Tensor], Tensor], inputs: Tensor, maps: Tensor, target
          seed: int = 0, progress: Callable[[int, int], None] | None = None) -> RoadScores:
     """``road_scores`` most relevant first and least relevant first, on the same seed;
     ``progress(done, total)`` after each imputation of either order."""
-    total = 2 * len(percentiles) * len(inputs)
+    total = 2 * len(percentiles) * len(maps)
 
     def counted(offset: int) -> Callable[[int, int], None] | None:
         return None if progress is None else (lambda done, _: progress(offset + done, total))

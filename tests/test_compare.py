@@ -166,6 +166,27 @@ def test_a_repeated_comparison_comes_from_the_result_cache(tmp_path):
     assert len(results) == 3  # opacity is not part of the key
 
 
+def test_one_map_under_three_names_is_measured_once(lite0, chelsea):
+    """At Lite0's GAP → Linear head GradCAM, HiResCAM and XGradCAM are one map (the gradient is
+    the same at every position): their faithfulness is measured once, and it is what each of
+    the three maps scores alone."""
+    from cams.faithfulness import faithfulness_curves, road
+    comparison = compare_checkpoints([lite0], ["A"], chelsea,
+                                     ["GradCAM", "HiResCAM", "XGradCAM", "MeanDiffGradCAM"])
+    stages: list[tuple] = []
+    scores, = comparison.faithfulness(lambda *report: stages.append(report))
+    assert stages[-1][0] == stages[-1][1] == 2 * (17 + 2 * 3 * 4)  # two maps measured
+    assert scores["HiResCAM"] == scores["XGradCAM"] == scores["GradCAM"]
+    assert scores["MeanDiffGradCAM"] != scores["GradCAM"]
+    result = comparison.results[0]
+    for name in ("HiResCAM", "XGradCAM"):
+        alone = faithfulness_curves(lite0.model, result.inputs, result.maps[name], result.targets)
+        combined = road(lite0.model, result.inputs, result.maps[name], result.targets).combined
+        assert scores[name] == pytest.approx((float(alone.deletion_auc[0]),
+                                              float(alone.insertion_auc[0]),
+                                              float(combined[0])), abs=1e-4)
+
+
 def test_the_table_offers_each_maps_deletion_and_insertion_auc(lite0, perturbed_lite0, chelsea):
     """Faithfulness rows: A's and B's deletion / insertion AUC and ROAD combined of each compared
     map, B − A beside them; the numbers are cams.metrics' for that map (and computed once)."""

@@ -205,6 +205,14 @@ def test_deletion_and_insertion_by_hand():
     trapezoid = lambda y: float(0.25 * (y[0] / 2 + y[1:-1].sum() + y[-1] / 2))  # noqa: E731
     assert float(curves.deletion_auc[0]) == pytest.approx(trapezoid(deletion))
     assert float(curves.insertion_auc[0]) == pytest.approx(trapezoid(insertion))
+    # One image, two maps (the second ranks (0,1), (1,0), (1,1), (0,0)), one target for both;
+    # the ends (nothing and everything removed) are one pass for both maps.
+    both = faithfulness_curves(model, image, torch.cat([relevance, 1 - relevance]),
+                               torch.tensor([0]), steps=4, baseline=torch.zeros(1))
+    torch.testing.assert_close(both.deletion, torch.stack(
+        [deletion, torch.sigmoid(torch.tensor([7.0, 9.0, 3.0, 1.0, 0.0]))]))
+    torch.testing.assert_close(both.insertion, torch.stack(
+        [insertion, torch.sigmoid(torch.tensor([0.0, -2.0, 4.0, 6.0, 7.0]))]))
 
 
 def test_the_blurred_baseline_is_scipys_gaussian_filter():
