@@ -92,6 +92,7 @@ class Comparison:
     results: list[Explanation]
     # (deletion AUC, insertion AUC) per checkpoint and method, computed when first asked for
     _faithfulness: list[dict[str, tuple[float, float]]] | None = field(default=None, repr=False)
+    _tables: dict[bool, list[list[str | float | None]]] = field(default_factory=dict, repr=False)
 
     @property
     def target(self) -> int:
@@ -210,7 +211,13 @@ class Comparison:
         """Rows of TABLE_COLUMNS: similarity of each DiffGradCAM(++) to its baseline, per-method
         MSE between A and B (susceptibility) and the common-mode share of the A → B change, CAM
         entropy (nats) per map, with ``faithfulness`` each map's deletion and insertion AUC and
-        ROAD combined (A vs B: B − A), and the prediction."""
+        ROAD combined (A vs B: B − A), and the prediction. Built once per comparison and
+        ``faithfulness`` (every request for a cached comparison asks for it again)."""
+        if faithfulness not in self._tables:
+            self._tables[faithfulness] = self._table_rows(faithfulness)
+        return [list(row) for row in self._tables[faithfulness]]
+
+    def _table_rows(self, faithfulness: bool) -> list[list[str | float | None]]:
         rows: list[list[str | float | None]] = []
         for name in self.baseline_mses[0]:
             values = [similarity[name] for similarity in self.baseline_mses]
