@@ -298,8 +298,8 @@ def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
                 value="minmax", label="TrueClassCAM, FalseClassCAM, DifferenceSalience")
             faithfulness = gr.Checkbox(
                 False, label="Faithfulness rows: deletion / insertion AUC and ROAD of every map "
-                             "(per checkpoint 17 forward passes of every map at once and 6 "
-                             "imputations per map: 20–40 s for A and B with the default "
+                             "(per checkpoint 16 forward passes of every distinct map at once "
+                             "and 6 imputations per map: 15–40 s for A and B with the default "
                              "methods on a 2-core CPU; the bar counts maps through passes, an "
                              "imputation as 4)",
                 elem_id="faithfulness")

@@ -37,8 +37,8 @@ from cams.faithfulness import (
 )
 from cams.methods import METHODS as METHOD_TABLE
 
-# 17 forward passes of 2 images per map (ROAD: 6 imputations), so ScoreCAM (itself thousands) is
-# left out.
+# 16 forward passes of 2 images per map and one of its image and baseline (ROAD: 6
+# imputations), so ScoreCAM (itself thousands) is left out.
 METHODS = tuple(name for name, method in METHOD_TABLE.items() if method.compared and method.default)
 # How close two methods' faithfulness must be to call them equivalent (paired TOST): AUCs and
 # ROAD scores are probabilities (changes) in [0, 1].
