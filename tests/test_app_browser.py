@@ -19,14 +19,19 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshot.png"
 
 @contextmanager
-def app_page(url: str, width: int = 1600, height: int = 1300) -> Iterator:
-    """A page of the app at ``url`` in headless Debian chromium, in a window of that size."""
+def app_page(url: str, width: int = 1600, height: int = 1300,
+             posted: list[str] | None = None) -> Iterator:
+    """A page of the app at ``url`` in headless Debian chromium, in a window of that size;
+    ``posted`` collects the bodies of the page's POST requests from the start."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS,
                                              headless=True)
         page = browser.new_page(viewport={"width": width, "height": height})
+        if posted is not None:
+            page.on("request", lambda request: posted.append(request.post_data or "")
+                    if request.method == "POST" else None)
         page.goto(url, wait_until="domcontentloaded")
         try:
             yield page
@@ -264,6 +269,33 @@ def test_the_teacher_flow_both_cases_verdict_slider_link_and_phone(app_url):
         controls = phone.locator("#compare-controls").bounding_box()
         assert controls["y"] > grid.bounding_box()["y"]
         phone.screenshot(path=str(SCREENSHOT.parent / "phone.png"), full_page=False)
+
+
+def test_a_link_asks_only_for_comparisons_of_its_own_checkpoints(app_url):
+    """Opening a link, every comparison the page asks the server for is of the link's B. (The
+    pickers once got their choices with their values; a Dropdown applies such a value after the
+    other settings' change events have asked for comparisons, which were then of the default B,
+    and whichever answered last was shown: a phone opening a teacher's link saw A alone.)"""
+    import dataclasses
+    import json
+
+    from playwright.sync_api import expect
+
+    from cam_studio.tabs.compare import CompareRequest
+    fields = [field.name for field in dataclasses.fields(CompareRequest)]
+    fooled = "sham-one-class-efficientnet_lite0"
+    posted: list[str] = []
+    with app_page(f"{app_url}?example=coffee&b={fooled}&colours=cividis&large=1",
+                  width=390, height=844, posted=posted) as phone:
+        expect(phone.locator("body")).to_contain_text(f"B: {fooled}", timeout=120_000)
+        expect(phone.locator(".pending")).to_have_count(0, timeout=120_000)
+    asked = []
+    for body in posted:
+        data = json.loads(body).get("data") if body.startswith("{") else None
+        if isinstance(data, list) and len(data) in (len(fields), len(fields) + 1) \
+                and "coffee" in data:  # a comparison, the slider's or the link's (view first)
+            asked.append(data[fields.index("checkpoint_b") + len(data) - len(fields)])
+    assert asked and set(asked) == {fooled}
 
 
 def test_every_tab_fits_a_phone(app_url):

@@ -192,15 +192,15 @@ def case_loader(case):
 
 
 def open_link(request: gr.Request):
-    """The page as a link describes it (``?example=…&b=…``): every picker's choices and value;
-    then the ▶ cases become clickable (one clicked before would be undone by these settings)."""
+    """The page as a link describes it (``?example=…&b=…``): every setting's value; then the ▶
+    cases become clickable (one clicked before would be undone by these settings). The pickers'
+    choices are read afresh later (``refresh_pickers``): a Dropdown given choices and a value
+    together applies the value a moment after the other settings, and the comparisons their
+    change events start would be of the page's default B."""
     query = dict(request.query_params) if request else {}
     asked = link_request(query)
     return (*[gr.update(interactive=True)] * len(FOOLING_CASES),
-            gr.update(choices=backbone_choices(), value=asked.backbone),
-            gr.update(choices=checkpoint_choices(asked.backbone), value=asked.checkpoint_a),
-            gr.update(choices=checkpoint_choices(asked.backbone, allow_none=True),
-                      value=asked.checkpoint_b),
+            asked.backbone, asked.checkpoint_a, asked.checkpoint_b,
             asked.example, asked.target, asked.false_class,
             list(asked.methods or DEFAULT_METHODS), asked.opacity, asked.colormap,
             asked.signed, asked.large, asked.faithfulness, link_view(query), list(asked.targets))
@@ -375,12 +375,15 @@ def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
     then_slider_and_link(shown)
     # Opening the page: the pickers (and any settings a link carries), then the comparison
     # (registered after the public endpoint, so that it keeps the name "explain").
-    then_slider_and_link(page.load(
+    opened = page.load(
         open_link, None, [*cases, backbone, checkpoint_a, checkpoint_b, example, target,
                           false_class, methods, opacity, colormap, signed, large, faithfulness,
                           view_method, targets],
         queue=False, api_visibility="private").then(
-        show, inputs, outputs, api_visibility="private"))
+        show, inputs, outputs, api_visibility="private")
+    then_slider_and_link(opened)
+    opened.then(shown_errors(refresh_pickers), pickers, pickers, queue=False,
+                api_visibility="private")
     view_method.change(enlarge, [view_method, *inputs], slider, api_visibility="private",
                        concurrency_limit=CONCURRENCY_LIMIT).then(
         comparison_link, [view_method, *inputs], link, api_visibility="private").then(
