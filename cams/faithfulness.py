@@ -78,6 +78,8 @@ def faithfulness_curves(model: Callable[[Tensor], Tensor], inputs: Tensor, maps:
     baseline; everything: the baseline and the image), so one pass of the images and their
     baselines gives both; each step between is one pass of 2N images. ``progress(done,
     total)`` after each step."""
+    if steps < 1:
+        raise ValueError(f"deletion and insertion need at least one step, not {steps}")
     model = folded(model, inputs) if isinstance(model, nn.Module) else model  # (no graph)
     n, (height, width) = len(maps), maps.shape[-2:]
     pixels = height * width
