@@ -37,7 +37,7 @@ class TempSpace:
     budget_mb: float = BUDGET_MB
     in_use_s: float = IN_USE_S
     protected: Callable[[Path], bool] = field(default=lambda path: False, repr=False)
-    _named: set[Path] = field(default_factory=set, repr=False)
+    _named: set[str] = field(default_factory=set, repr=False)  # as the walk spells them
     _last: float = field(default=0.0, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -45,7 +45,7 @@ class TempSpace:
         """A named subfolder (made if missing; never swept away, even when empty)."""
         path = self.root / name
         path.mkdir(parents=True, exist_ok=True)
-        self._named.update([path, *path.parents])
+        self._named.update(map(str, [path, *path.parents]))
         return path
 
     def served(self, name: str) -> Path:
@@ -105,7 +105,7 @@ class TempSpace:
             # Empty folders go, deepest first, unless named (requests write into them) or made
             # so recently that a request may be about to fill them.
             for path, changed in sorted(folders.items(), key=lambda item: -item[0].count(os.sep)):
-                if Path(path) not in self._named and now - changed > self.in_use_s:
+                if path not in self._named and now - changed > self.in_use_s:
                     with contextlib.suppress(OSError):
                         os.rmdir(path)  # only succeeds when empty
             return removed
