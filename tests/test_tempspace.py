@@ -96,3 +96,59 @@ def test_uploads_alone_cannot_fill_the_disk(tmp_path):
                               files={"files": ("later.bin", payload)})
         assert again.status_code == 200
         assert folder_mb(space) <= 60 + 4  # swept to its budget, then the new upload
+
+
+SPACE_OF_A_PROCESS = """
+import sys, time
+from cam_studio.tabs.tempspace import app_space
+print(app_space().root, flush=True)
+if sys.argv[1] == "stay":
+    time.sleep(120)
+"""
+
+
+def start_space(tmp_path, mode: str):
+    """A Python process that makes its own space in ``tmp_path`` (its TMPDIR); returns the
+    process and the space's folder."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    process = subprocess.Popen([sys.executable, "-c", SPACE_OF_A_PROCESS, mode],
+                               cwd=Path(__file__).resolve().parents[1], text=True,
+                               stdout=subprocess.PIPE, env={**os.environ, "TMPDIR": str(tmp_path)})
+    return process, Path(process.stdout.readline().strip())
+
+
+def test_a_process_space_goes_at_exit_and_a_killed_one_at_the_next_start(tmp_path):
+    """Before, every app (and every test process) left its space in /tmp: 225 of them, 26 MB
+    each, were found after two days of test runs."""
+    import signal
+    done, done_space = start_space(tmp_path, "exit")
+    assert done.wait(timeout=60) == 0
+    assert done_space.name.startswith(f"cam-studio-{done.pid}-")
+    assert not done_space.exists()  # removed at exit
+    killed, killed_space = start_space(tmp_path, "stay")
+    running, running_space = start_space(tmp_path, "stay")
+    try:
+        killed.send_signal(signal.SIGKILL)  # no exit clean-up runs
+        killed.wait(timeout=30)
+        assert killed_space.is_dir()
+        later = start_space(tmp_path, "exit")[0]
+        assert later.wait(timeout=60) == 0
+        assert not killed_space.exists()  # its process is gone: removed by the next start
+        assert running_space.is_dir()  # its process is running: left alone
+        kept = tmp_path / "cam-studio-evaluations"  # not a space (no process in its name)
+        kept.mkdir()
+        assert start_space(tmp_path, "exit")[0].wait(timeout=60) == 0 and kept.is_dir()
+    finally:
+        running.kill()
+        running.wait(timeout=30)
+
+
+def test_the_app_stopped_by_sigterm_removes_its_space(tmp_path):
+    """A service manager's (or a container's) stop is SIGTERM, which by default skips the exit's
+    clean-up: the app exits on it as on Ctrl-C."""
+    from cam_studio.benchmarks.serving import serving_app
+    with serving_app(environment={"TMPDIR": str(tmp_path)}) as (_, pid):
+        assert [path.name.split("-")[2] for path in tmp_path.glob("cam-studio-*")] == [str(pid)]
+    assert not list(tmp_path.glob("cam-studio-*"))

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -172,6 +174,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = command_line()
     args = parser.parse_args(argv)
     start_logging(args.log_level)
+    # A stop by SIGTERM (a service manager, a container, `kill`) exits as Ctrl-C does, so the
+    # exit's clean-up runs: the app's temporary space goes with it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     give_memory_back()  # before the server's threads: they share two heaps
     try:
         access = configure(args.host, args.share, args.data_root, args.max_steps, args.max_images,

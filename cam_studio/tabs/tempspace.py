@@ -7,12 +7,18 @@ writes its files inside it, so that Gradio serves them without copying them agai
 ``TempSpace.sweep`` deletes what no page needs any more: every file older than ``keep_s``, and,
 while the folder is over ``budget_mb``, the oldest files first; a file younger than ``in_use_s``
 is never touched (a request may be writing or serving it). Empty folders go with their last file.
+
+An app's own space (``app_space`` without ``$CAMS_TEMP_DIR``) is named after its process,
+``cam-studio-<pid>-…``: it is removed when the process exits, and a space whose process is gone
+(killed, so its exit never ran) is removed by the next app that starts.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -26,6 +32,7 @@ KEEP_S = 600  # a page's files stay this long (a download prepared 10 minutes ag
 BUDGET_MB = 60  # above this, the oldest files go first
 IN_USE_S = 10  # files younger than this are never deleted
 SWEEP_EVERY_S = 5  # sweeps closer together than this are skipped
+PREFIX = "cam-studio-"  # an app's own space: PREFIX, its process id, "-", a random tail
 
 
 @dataclass
@@ -118,12 +125,42 @@ _SPACE: TempSpace | None = None
 
 
 def app_space() -> TempSpace:
-    """This process's space (one per process): ``$CAMS_TEMP_DIR``, or a new folder in the
-    system's temporary folder."""
+    """This process's space (one per process): ``$CAMS_TEMP_DIR`` (the deployer's folder, kept),
+    or a new folder of this process's own in the system's temporary folder (removed at exit)."""
     global _SPACE
     if _SPACE is None:
         root = os.environ.get("CAMS_TEMP_DIR")
-        path = Path(root) if root else Path(tempfile.mkdtemp(prefix="cam-studio-"))
-        path.mkdir(parents=True, exist_ok=True)
+        if root:
+            path = Path(root)
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            remove_orphans(Path(tempfile.gettempdir()))
+            path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
+            atexit.register(shutil.rmtree, path, ignore_errors=True)
         _SPACE = TempSpace(path)
     return _SPACE
+
+
+def remove_orphans(folder: Path) -> list[Path]:
+    """Remove the spaces in ``folder`` whose process is gone; returns them."""
+    removed = []
+    for path in folder.glob(f"{PREFIX}*-*"):
+        match = re.fullmatch(rf"{PREFIX}(\d+)-.+", path.name)
+        if match and path.is_dir() and not running(int(match[1])):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def running(pid: int) -> bool:
+    """Whether a process ``pid`` exists (another user's included). On Windows, where signal 0
+    would end the process, every process counts as running: orphans stay there."""
+    if os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's, or not a pid this system could have: left alone
+    return True
