@@ -107,6 +107,13 @@ if sys.argv[1] == "stay":
 """
 
 
+def own_space(tmp_path) -> dict[str, str]:
+    """The environment of a process that makes its own space in ``tmp_path``: no deployer's
+    folder (this test process's page, once imported, sets GRADIO_TEMP_DIR, which its children
+    would inherit and put their spaces in)."""
+    return {"TMPDIR": str(tmp_path), "CAMS_TEMP_DIR": "", "GRADIO_TEMP_DIR": ""}
+
+
 def start_space(tmp_path, mode: str):
     """A Python process that makes its own space in ``tmp_path`` (its TMPDIR); returns the
     process and the space's folder."""
@@ -115,7 +122,7 @@ def start_space(tmp_path, mode: str):
     from pathlib import Path
     process = subprocess.Popen([sys.executable, "-c", SPACE_OF_A_PROCESS, mode],
                                cwd=Path(__file__).resolve().parents[1], text=True,
-                               stdout=subprocess.PIPE, env={**os.environ, "TMPDIR": str(tmp_path)})
+                               stdout=subprocess.PIPE, env={**os.environ, **own_space(tmp_path)})
     return process, Path(process.stdout.readline().strip())
 
 
@@ -149,6 +156,6 @@ def test_the_app_stopped_by_sigterm_removes_its_space(tmp_path):
     """A service manager's (or a container's) stop is SIGTERM, which by default skips the exit's
     clean-up: the app exits on it as on Ctrl-C."""
     from cam_studio.benchmarks.serving import serving_app
-    with serving_app(environment={"TMPDIR": str(tmp_path)}) as (_, pid):
+    with serving_app(environment=own_space(tmp_path)) as (_, pid):
         assert [path.name.split("-")[2] for path in tmp_path.glob("cam-studio-*")] == [str(pid)]
     assert not list(tmp_path.glob("cam-studio-*"))
