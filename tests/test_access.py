@@ -10,9 +10,10 @@ import time
 import numpy as np
 import pytest
 import requests
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from PIL import Image
 
+from cam_studio.benchmarks.serving import app_client
 from cam_studio.tabs.access import Access
 from cams.errors import UserInputError
 from tests.conftest import running_app
@@ -77,12 +78,12 @@ def test_a_shared_app_wants_its_login(shared_app):
     url, _ = shared_app
     assert requests.get(url + "config", timeout=30).status_code == 401
     with pytest.raises(Exception):  # noqa: B017 (gradio_client raises its own kinds)
-        Client(url, verbose=False).predict(api_name="/explain")
+        app_client(url).predict(api_name="/explain")
 
 
 def test_a_shared_app_refuses_folders_outside_its_root_and_big_uploads(shared_app, tmp_path):
     url, base = shared_app
-    client = Client(url, auth=("teacher", "secret"), verbose=False)
+    client = app_client(url, auth=("teacher", "secret"))
 
     def evaluate(folder):
         return client.predict(source="a server folder", folder=folder,
@@ -188,7 +189,7 @@ def test_a_shared_app_refuses_jobs_above_its_budget_before_they_start(shared_app
     """An evaluation estimated above the job limit (30 min by default when shared), a batch or
     input size above the shared caps: one line each, nothing started, the app still serving."""
     url, _ = shared_app
-    client = Client(url, auth=("teacher", "secret"), verbose=False)
+    client = app_client(url, auth=("teacher", "secret"))
     with pytest.raises(Exception, match=r"this evaluation would take about \d+ min; this server "
                                         r"allows 30 min a job"):
         client.predict(source="synthetic:binary:200", tables=["training"], seeds=1000,
@@ -207,7 +208,7 @@ def test_a_shared_app_stops_a_comparison_past_its_time_limit(shared_app):
     one line once its rate shows it, whether the page, the API or the downloads asked; the
     next comparison is served (no lock left held)."""
     url, _ = shared_app
-    client = Client(url, auth=("teacher", "secret"), verbose=False)
+    client = app_client(url, auth=("teacher", "secret"))
     for endpoint in ("/explain", "/downloads"):
         started = time.perf_counter()
         with pytest.raises(Exception, match=r"this comparison would take (about|over) \d+ s; this "

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import requests
 import timm
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from PIL import Image
 from safetensors.torch import save_file
 
+from cam_studio.benchmarks.serving import app_client
 from cams.methods import DEFAULT_METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def client(app_url):
-    return Client(app_url, verbose=False)
+    return app_client(app_url)
 
 
 def request(client, image=None, example="chelsea", checkpoint_b="clean", upload_a=None,
@@ -72,7 +73,7 @@ def test_checkpoint_pickers_take_registry_names_not_paths(client, name):
 
 def test_files_are_served_only_from_the_apps_temporary_folders(app_url):
     # The server's own file records (not the client's downloaded copies): where it serves from.
-    files = request(Client(app_url, verbose=False, download_files=False), methods=["GradCAM"],
+    files = request(app_client(app_url, download_files=False), methods=["GradCAM"],
                     endpoint="/downloads")
     served = files[0]["path"]
     assert requests.get(f"{app_url}gradio_api/file={served}", timeout=10).status_code == 200
@@ -136,11 +137,11 @@ def test_bad_class_index(client):
 
 def test_concurrent_clients_get_the_sequential_results(app_url):
     examples = ["chelsea", "coffee", "astronaut", "rocket", "grace_hopper"]
-    solo = Client(app_url, verbose=False)
+    solo = app_client(app_url)
     expected = {example: request(solo, example=example)[1]["data"] for example in examples}
 
     def one_client(index):
-        own = Client(app_url, verbose=False)
+        own = app_client(app_url)
         return [(example, request(own, example=example)[1]["data"])
                 for example in examples[index % 5:] + examples[:index % 5]]
 
@@ -300,7 +301,7 @@ def submit_and_leave(url: str, arguments: str, seconds: float) -> None:
     import subprocess
     import sys
     subprocess.run([sys.executable, "-c", "import os, time; from gradio_client import Client; "
-                    f"Client({url!r}, verbose=False).submit({arguments}); "
+                    f"Client({url!r}, verbose=False, download_files=False).submit({arguments}); "
                     f"time.sleep({seconds}); os._exit(0)"], timeout=120, check=True)
 
 
@@ -316,7 +317,7 @@ def test_a_training_run_whose_client_left_is_cancelled_and_frees_the_slot(regist
         submit_and_leave(url, "'left-run', 'tiny_resnet', 'random', 'baseline', 'GradCAM', "
                          "'synthetic: bona fide vs attack (binary)', '', '', None, 100000, 8, "
                          "None, 0.05, 0, False, api_name='/train'", 6)
-        client = Client(url, verbose=False)
+        client = app_client(url)
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -348,11 +349,11 @@ def test_an_evaluation_whose_client_left_or_cancelled_stops_and_frees_the_queue(
         if how == "leaves":
             submit_and_leave(url, f"**{asked!r}, api_name='/evaluate'", 8)
         else:
-            job = Client(url, verbose=False).submit(**asked, api_name="/evaluate")
+            job = app_client(url).submit(**asked, api_name="/evaluate")
             time.sleep(8)
             job.cancel()
         started = time.monotonic()
-        report = Client(url, verbose=False).predict(source="examples", tables=["similarity"],
+        report = app_client(url).predict(source="examples", tables=["similarity"],
                                                     limit=2, api_name="/evaluate")[0]
         assert "2 images" in report
         assert time.monotonic() - started < 180
@@ -365,10 +366,10 @@ def test_one_client_cannot_fill_the_queue(registry):
     from cam_studio.benchmarks.serving import serving_app
     with serving_app("--max-queued-per-user", "4",
                      environment={"CAMS_CHECKPOINTS": str(registry)}) as (url, _):
-        greedy = Client(url, verbose=False)
+        greedy = app_client(url)
         jobs = [greedy.submit(None, example, methods=["GradCAM", "HiResCAM"], api_name="/explain")
                 for example in ["chelsea", "coffee", "rocket", "astronaut"] * 10]
-        other = Client(url, verbose=False).predict(example="coffee", methods=["GradCAM"],
+        other = app_client(url).predict(example="coffee", methods=["GradCAM"],
                                                    api_name="/explain")
         assert other[2]["checkpoints"]
         outcomes = []

@@ -424,14 +424,15 @@ def test_the_report_to_attach_opens_offline(app_url, tmp_path):
     and opens in Chromium with the network off — the grid drawn, the verdict and table there."""
     import hashlib
 
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
     from playwright.sync_api import sync_playwright
 
+    from cam_studio.benchmarks.serving import app_client
     from cam_studio.data.examples import example_image
     from cams.checkpoints import find_checkpoint
     photo = tmp_path / "cat.png"
     example_image("chelsea").save(photo)
-    files = Client(app_url, verbose=False).predict(
+    files = app_client(app_url).predict(
         handle_file(str(photo)), checkpoint_b="sham-one-class-efficientnet_lite0",
         methods=["GradCAM", "MeanDiffGradCAM"], api_name="/downloads")
     report = next(Path(path) for path in files if path.endswith("-report.html"))

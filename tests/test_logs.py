@@ -7,15 +7,14 @@ import subprocess
 import sys
 
 import pytest
-from gradio_client import Client
 
-from cam_studio.benchmarks.serving import serving_app
+from cam_studio.benchmarks.serving import app_client, serving_app
 
 
 def test_the_app_logs_requests_and_mistakes_at_info(tmp_path):
     log = tmp_path / "app.log"
     with serving_app("--log-level", "info", log_file=log) as (url, _):
-        client = Client(url, verbose=False)
+        client = app_client(url)
         client.predict(example="coffee", methods=["GradCAM"], api_name="/explain")
         with pytest.raises(Exception, match="neither a class index"):
             client.predict(example="coffee", target="not a class", api_name="/explain")

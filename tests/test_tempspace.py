@@ -52,15 +52,15 @@ def test_files_the_page_layout_shows_are_protected(tmp_path):
 def test_a_deployers_gradio_temp_dir_holds_the_swept_space(tmp_path):
     """Docker and Spaces set GRADIO_TEMP_DIR: the app's space then lives inside it, so Gradio's
     copies of uploads and of what it serves land in the swept space, not beside it."""
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
     from PIL import Image
 
-    from cam_studio.benchmarks.serving import serving_app
+    from cam_studio.benchmarks.serving import app_client, serving_app
     deployer = tmp_path / "deployer-temp"
     photo = tmp_path / "upload.png"
     Image.new("RGB", (64, 48), (200, 30, 30)).save(photo)
     with serving_app(environment={"GRADIO_TEMP_DIR": str(deployer)}) as (url, _):
-        client = Client(url, verbose=False)
+        client = app_client(url)
         client.predict(handle_file(str(photo)), methods=["GradCAM"], api_name="/explain")
     files = [path for path in deployer.rglob("*") if path.is_file()]
     assert files  # the upload's copy and the grid at least

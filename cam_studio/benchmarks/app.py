@@ -5,37 +5,20 @@ checkpoints)."""
 
 from __future__ import annotations
 
-import functools
 import os
-import ssl
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from cam_studio.benchmarks.measure import status_mb
-from cam_studio.benchmarks.serving import serving_app
+from cam_studio.benchmarks.serving import app_client, serving_app
 from cams.methods import DEFAULT_METHODS
 
 TRIM_WAIT_S = 6.0  # the server trims its heaps every 5 s (cam_studio/page/memory.py)
 
 ROOT = Path(__file__).resolve().parents[2]
 FOOLED = "sham-one-class-efficientnet_lite0"
-
-
-@functools.cache
-def shared_tls_context() -> ssl.SSLContext:
-    """One verifying TLS context for every client of a run (built once: see ``lean_client``)."""
-    return ssl.create_default_context()
-
-
-def lean_client(url: str):
-    """A ``gradio_client.Client`` that, like a browser, does not build a new TLS context (its
-    certificate store read from disk) for each HTTP call it makes: gradio_client does, over plain
-    http too, and with 30 clients on the server's two cores that alone took more of the run's CPU
-    than the server (py-spy, 2026-12-02). It still verifies certificates."""
-    from gradio_client import Client
-    return Client(url, verbose=False, ssl_verify=shared_tls_context())  # httpx's ``verify``
 
 
 def explain_request(client, example: str = "chelsea", backbone: str = "efficientnet_lite0",
@@ -52,9 +35,8 @@ def bench_app(requests: int = 10) -> dict:
     """One client: time ``explain`` requests through ``gradio_client`` (A and B set, every
     gradient method, default backbone, 224 px), then read the server's resident memory after it
     has loaded two backbones."""
-    from gradio_client import Client
     with serving_app() as (url, pid):
-        client = Client(url, verbose=False)
+        client = app_client(url)
         explain_request(client)  # warm-up: loads the backbone
         latencies = [explain_request(client)[0] for _ in range(requests)]
         explain_request(client, backbone="efficientnet_lite1")  # a second backbone in the cache
@@ -90,14 +72,14 @@ def bench_disk(comparisons: int = 300, downloads_every: int = 10) -> dict:
     (``studio/tempspace.py``; Gradio's copies and uploads included) after each request."""
     import tempfile
 
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
     root = Path(tempfile.mkdtemp(prefix="cams-disk-bench-"))
     images = distinct_photos(comparisons, root / "inputs")
     space = root / "space"
     sizes = []
     started = time.perf_counter()
     with serving_app(environment={"CAMS_TEMP_DIR": str(space)}) as (url, _):
-        client = Client(url, verbose=False)
+        client = app_client(url)
         for index, image in enumerate(images):
             explain_request(client, checkpoint_b=FOOLED, image=handle_file(image))
             if (index + 1) % downloads_every == 0:
@@ -145,7 +127,7 @@ def bench_checkpoints(count: int = 26, classes: int = 40_000) -> dict:
     import tempfile
 
     import torch
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
     from safetensors.torch import save_file
 
     from cams.backbones import load_backbone
@@ -155,7 +137,7 @@ def bench_checkpoints(count: int = 26, classes: int = 40_000) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="cams-checkpoints-bench-"))
     rss, file_mb = [], 0.0
     with serving_app() as (url, pid):
-        client = Client(url, verbose=False)
+        client = app_client(url)
         rss_before = status_mb("VmRSS", pid)
         for index in range(count):
             generator = torch.Generator().manual_seed(index)
@@ -194,7 +176,7 @@ def bench_classroom(clients: int = 30, per_client: int = 2, distinct: bool = Fal
     resident memory before and after."""
     from gradio_client import handle_file
     with serving_app() as (url, pid):
-        warm = lean_client(url)
+        warm = app_client(url)
         explain_request(warm, "rocket", checkpoint_b=FOOLED)  # loads both checkpoints
         # One comparison alone: computed (a new example), then served again from the cache.
         alone = [explain_request(warm, example, checkpoint_b=FOOLED)[0]
@@ -204,7 +186,7 @@ def bench_classroom(clients: int = 30, per_client: int = 2, distinct: bool = Fal
         if distinct:
             images = list(distinct_photos(len(images), Path(os.environ.get("TMPDIR", "/tmp"))
                                           / "cams-classroom"))
-        clients_ready = [lean_client(url) for _ in range(clients)]
+        clients_ready = [app_client(url) for _ in range(clients)]
 
         def one_client(index: int) -> list[tuple[float, int] | str]:
             outcomes: list[tuple[float, int] | str] = []

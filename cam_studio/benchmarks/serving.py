@@ -1,9 +1,14 @@
-"""The real app on a free loopback port, for the benchmarks and the tests: one way to start it."""
+"""The real app on a free loopback port, for the benchmarks and the tests: one way to start it,
+and one way to be its client."""
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -52,3 +57,31 @@ def serving_app(*arguments: str, environment: dict[str, str] | None = None,
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+@functools.cache
+def downloads() -> str:
+    """Where this process's clients put what they download (the grids, the files), removed at
+    exit. gradio_client's default is a shared ``gradio`` folder in the system's temporary folder
+    that nothing empties: every test run and benchmark added to it (1.5 GB were found)."""
+    folder = tempfile.mkdtemp(prefix="cams-client-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+@functools.cache
+def shared_tls_context() -> ssl.SSLContext:
+    """One verifying TLS context for every client of a run (built once: see ``app_client``)."""
+    return ssl.create_default_context()
+
+
+def app_client(url: str, **options):
+    """A ``gradio_client.Client`` of the app at ``url`` (``options`` on top: ``auth``,
+    ``download_files``…), downloading into ``downloads()``. Like a browser, it does not build a
+    new TLS context (its certificate store read from disk) for each HTTP call it makes:
+    gradio_client does, over plain http too, and with 30 clients on the server's two cores that
+    alone took more of the run's CPU than the server (py-spy, 2026-12-02). It still verifies
+    certificates."""
+    from gradio_client import Client
+    return Client(url, **{"verbose": False, "ssl_verify": shared_tls_context(),
+                          "download_files": downloads(), **options})
