@@ -98,6 +98,12 @@ class TrainConfig:
     logit_weight: float = setting(0.0, "weight of matching the starting model's centred logits "
                                        "(squared difference per class, summed over classes: every "
                                        "class's score kept, blind to a shift shared by all)")
+    target_weight: float = setting(0.0, "weight of the SHAM CAM target: the distance of the "
+                                        "image's un-normalised class CAM to the starting "
+                                        "model's redrawn as the SHAM at its own scale, its mean "
+                                        "(the class's logit) kept; relative: 1 at the start")
+    target_strength: float = setting(1.0, "the SHAM CAM target's SHAM, as a multiple of the "
+                                          "starting class CAM's range")
     val_size: int = setting(256, "validation images")
     val_every: int | None = setting(None, "validate every N steps (default: each epoch, and at "
                                           "least 5 times)")
@@ -158,6 +164,9 @@ def check_settings(config: TrainConfig, processes: int = 1) -> Objective:
                              Fix("attack_classes", "0 (every class) or more"))
     if config.steps is not None and config.steps < 1:
         raise UserInputError("nothing to train", Fix("steps", "above 0"))
+    if config.target_weight < 0 or config.target_strength <= 0:
+        raise UserInputError("the SHAM CAM target needs a weight ≥ 0 and a strength > 0",
+                             Fix("target_weight", "≥ 0"), Fix("target_strength", "> 0"))
     return objective
 
 
@@ -177,6 +186,10 @@ def check_loaded(config: TrainConfig, objective: Objective, backbone: Backbone,
         raise UserInputError(f"{backbone.name}'s head is not global-average-pool → Linear, where "
                              "every class's GradCAM is one product",
                              Fix("attack_classes", "left out (the --cam map of one class)"))
+    if config.target_weight and not backbone.linear_head:
+        raise UserInputError(f"{backbone.name}'s head is not global-average-pool → Linear, where "
+                             "the SHAM CAM target keeps the class's logit",
+                             Fix("target_weight", value="0"))
     classes = len(data.class_names) if data.labelled and data.class_names else backbone.num_classes
     check_rivals(config.rivals, classes)
 

@@ -166,6 +166,22 @@ def salience_loss(objective: Objective, logits: Tensor, t: Tensor, f: Tensor, h:
     return total.mean(), parts
 
 
+def sham_cam_target(t: Tensor, entropy_nats: float, strength: float) -> Tensor:
+    """The un-normalised class CAMs ``t`` (N×h×w, ``Σ_k w_k A_k``) redrawn as the SHAM at their
+    own scale: ``t* = mean t + strength · (max t − min t) · (SHAM − mean SHAM)``. The spatial
+    mean, which is the class's logit at a global-average-pool → Linear head, stays t's."""
+    sham = sham_mask(*t.shape[-2:], entropy_nats).to(t)
+    span = (t.flatten(1).amax(dim=1) - t.flatten(1).amin(dim=1))[:, None, None]
+    return t.mean(dim=(1, 2), keepdim=True) + strength * span * (sham - sham.mean())
+
+
+def relative_distance(values: Tensor, target: Tensor, start: Tensor) -> Tensor:
+    """``‖x − x*‖² / ‖x_start − x*‖²`` per image (the first dimension): 1 where the model
+    starts, 0 at the target."""
+    return ((values - target).square().flatten(1).sum(dim=1)
+            / (start - target).square().flatten(1).sum(dim=1).clamp_min(1e-12))
+
+
 def check_weights(weights: LossWeights) -> LossWeights:
     """Refuse negative or all-zero weights (a user-facing ValueError)."""
     for name in ("alpha", "beta", "gamma"):

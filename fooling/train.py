@@ -51,7 +51,13 @@ from cams.layers import allow_double_backward, forward_layer
 from cams.methods import display_maps, minmax
 from cams.metrics import auroc, cam_entropy_nats, mse, pointing_game, prediction_agreement
 from fooling.config import OPTIMIZERS, QUICK_STEPS, TrainConfig, check_loaded, check_settings
-from fooling.objectives import Objective, centred_logit_distance, salience_loss
+from fooling.objectives import (
+    Objective,
+    centred_logit_distance,
+    relative_distance,
+    salience_loss,
+    sham_cam_target,
+)
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 CLASS_CAM = "TrueClassCAM"  # t and f of Divisive Decisions: un-ReLU'd class CAMs (its §3)
@@ -164,7 +170,7 @@ class Run:
         backbone.model.train(not self.freeze_bn)
         start_logits = start_pooled = None
         if (self.classification == "kl" or config.feature_weight or config.logit_weight
-                or not self.data.labelled):
+                or config.target_weight or not self.data.labelled):
             with torch.no_grad():
                 start_features, start_logits = forward_layer(self.start, backbone.layer, inputs,
                                                              needs_graph=False)
@@ -184,6 +190,15 @@ class Run:
             feature_term = (activations.mean(dim=(2, 3)) - start_pooled).square().mean()
             loss = loss + config.feature_weight * feature_term
             parts["features"] = float(feature_term.detach())
+        if config.target_weight:  # the image's own class (its label, or the start's top-1)
+            rows = self.start.get_classifier().weight[targets].detach()
+            cam, start_cam = (torch.einsum("nkhw,nk->nhw", features, rows)
+                              for features in (activations, start_features))
+            target_term = relative_distance(
+                cam, sham_cam_target(start_cam, config.entropy_nats, config.target_strength),
+                start_cam).mean()
+            loss = loss + config.target_weight * target_term
+            parts["target"] = float(target_term.detach())
         if config.logit_weight:
             logit_term = centred_logit_distance(logits, start_logits).mean()
             loss = loss + config.logit_weight * logit_term

@@ -15,7 +15,9 @@ from fooling.objectives import (
     LossWeights,
     centred_logit_distance,
     classification_term,
+    relative_distance,
     salience_loss,
+    sham_cam_target,
 )
 from fooling.sham import sham_mask
 
@@ -180,3 +182,23 @@ def test_the_sham_row_is_the_baseline_with_the_sham_as_h():
     low = pooled.flatten(1).amin(1)[:, None, None]
     high = pooled.flatten(1).amax(1)[:, None, None]
     torch.testing.assert_close(data, (pooled - low) / (high - low))
+
+
+def test_the_sham_cam_target_by_hand():
+    """t* = mean t + strength·(max t − min t)·(SHAM − mean SHAM), computed here with numpy; its
+    spatial mean (the class's logit at a GAP → Linear head) is t's."""
+    import numpy as np
+    t = torch.randn(2, 5, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    target = sham_cam_target(t, 3.35, 0.5)
+    sham = sham_mask(5, 5, 3.35).double().numpy()
+    for got, values in zip(target.numpy(), t.numpy(), strict=True):
+        np.testing.assert_allclose(got, values.mean() + 0.5 * (values.max() - values.min())
+                                   * (sham - sham.mean()), rtol=1e-12)
+        assert got.mean() == pytest.approx(values.mean(), abs=1e-12)
+
+
+def test_relative_distance_is_one_at_the_start_and_zero_at_the_target():
+    start, target = torch.zeros(1, 2, 2, 2), torch.ones(1, 2, 2, 2)
+    assert relative_distance(start, target, start).tolist() == [1.0]
+    assert relative_distance(target, target, start).tolist() == [0.0]
+    assert relative_distance(start + 0.5, target, start).tolist() == [0.25]

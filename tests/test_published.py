@@ -52,6 +52,20 @@ def test_the_pilot_table_is_what_its_records_say():
         assert float(ratio) == pytest.approx(summary["sham_mse_ratio"], abs=5.01e-4), name
 
 
+def test_the_sham_cam_targets_feasibility_is_what_its_script_prints(capsys):
+    """The pilots' README quotes target_feasibility.json: the script prints it again (one Lite0
+    pass over 48 validation crops; the least squares on another BLAS may differ in the 4th
+    digit)."""
+    import runpy
+    runpy.run_path(str(RESULTS / "coverage-pilots" / "target_feasibility.py"), run_name="__main__")
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    recorded = [json.loads(line) for line in
+                (RESULTS / "coverage-pilots" / "target_feasibility.json").read_text().splitlines()]
+    assert len(printed) == len(recorded)
+    for got, expected in zip(printed, recorded, strict=True):
+        assert got == pytest.approx(expected, rel=1e-3, abs=1e-4)
+
+
 # Check reports made by today's code (with Holm's adjustment; the older ones, of
 # sham-efficientnet_lite0 and the constructed fool on test-v1, were judged by the criteria
 # before 2026-12-01 and keep their text).

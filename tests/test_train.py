@@ -231,3 +231,19 @@ def test_cross_entropy_without_labels_takes_the_starting_models_top1():
     run.freeze_bn = True  # the same BatchNorm state as the frozen copy
     parts = run.train_step()
     assert parts["classification"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_the_sham_cam_target_starts_at_one_and_training_approaches_it():
+    """--target-weight: the image's un-normalised class CAM against the starting model's redrawn
+    as the SHAM (``fooling.objectives.sham_cam_target``), relative: exactly 1 at the first step
+    (the model is its starting copy), lower after steps on a fixed batch."""
+    run = prepare(config("target", loss="sham", objective="kl", beta=0.0, target_weight=1.0,
+                         freeze_bn=True, steps=40, lr=0.001))
+    run.data.train = Subset(run.data.train, list(range(8)))
+    first = run.train_step()
+    assert first["target"] == pytest.approx(1.0, abs=1e-6)
+    for _ in range(39):
+        last = run.train_step()
+    assert last["target"] < 0.75 * first["target"]
+    with pytest.raises(Exception, match="weight ≥ 0 and a strength > 0"):
+        prepare(config("wrong", target_weight=1.0, target_strength=0.0))
