@@ -7,8 +7,6 @@ listed in the request's field order (``request_inputs``).
 from __future__ import annotations
 
 import dataclasses
-import tempfile
-from pathlib import Path
 
 import gradio as gr
 
@@ -36,6 +34,7 @@ from cam_studio.tabs.compare import (
 )
 from cam_studio.tabs.comparison import TABLE_COLUMNS
 from cam_studio.tabs.progress import stage_progress
+from cam_studio.tabs.tempspace import app_space
 from cam_studio.tabs.verdict import verdict, verdict_markdown
 from cam_studio.tabs.words import public_message
 from cams.backbones import CLEAN_WEIGHTS, DEFAULT_BACKBONE, WEIGHT_SUFFIXES
@@ -227,7 +226,9 @@ def build_compare_tab(page: gr.Blocks) -> list[gr.components.Component]:
             image = gr.Image(type="filepath", label="Image (upload or paste)",
                              sources=["upload", "clipboard"], height=240)
             image.preprocess = uploaded_path
-            thumbnails = example_thumbnails(Path(tempfile.mkdtemp(prefix="cams-examples-")))
+            # In the app's own temporary space (it goes with the app; before, every page left a
+            # folder of thumbnails in /tmp). Gradio serves its cached copies, which stay.
+            thumbnails = example_thumbnails(app_space().folder("examples"))
             gallery = gr.Gallery(thumbnails, label="Examples (click one)", columns=5, height=130,
                                  allow_preview=False, object_fit="cover", elem_id="examples")
             example = gr.Dropdown(example_choices(), value="chelsea",
