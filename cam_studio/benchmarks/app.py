@@ -11,7 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from cam_studio.benchmarks.measure import status_mb
+from cam_studio.benchmarks.measure import scratch_folder, status_mb
 from cam_studio.benchmarks.serving import app_client, serving_app
 from cams.methods import DEFAULT_METHODS
 
@@ -70,10 +70,8 @@ def bench_disk(comparisons: int = 300, downloads_every: int = 10) -> dict:
     clean vs B the shipped SHAM Lite0), one after another, with the downloads (grid PNG, two
     NPZ, CSV) prepared for every ``downloads_every``-th: the size of the app's temporary space
     (``studio/tempspace.py``; Gradio's copies and uploads included) after each request."""
-    import tempfile
-
     from gradio_client import handle_file
-    root = Path(tempfile.mkdtemp(prefix="cams-disk-bench-"))
+    root = scratch_folder("cams-disk-bench-")
     images = distinct_photos(comparisons, root / "inputs")
     space = root / "space"
     sizes = []
@@ -100,10 +98,8 @@ def bench_uploads(uploads: int = 300, megabytes: int = 8) -> dict:
     """``uploads`` uploads of ``megabytes`` random bytes each, as fast as one client sends them,
     and no comparison: the temporary space's size after each, and how many were refused while
     it was over its ceiling (``cam_studio.page.uploads``)."""
-    import tempfile
-
     import requests
-    root = Path(tempfile.mkdtemp(prefix="cams-uploads-bench-"))
+    root = scratch_folder("cams-uploads-bench-")
     space = root / "space"
     payload = os.urandom(megabytes * 2**20)
     sizes, refused = [], 0
@@ -124,8 +120,6 @@ def bench_checkpoints(count: int = 26, classes: int = 40_000) -> dict:
     Lite0 with a ``classes``-way head in float16 (104 MB a file at 40,000 classes), each with its
     own random head; the server's resident memory after each (the model cache is bounded by
     bytes, and cached comparisons go with their model)."""
-    import tempfile
-
     import torch
     from gradio_client import handle_file
     from safetensors.torch import save_file
@@ -134,7 +128,7 @@ def bench_checkpoints(count: int = 26, classes: int = 40_000) -> dict:
     trunk = {key: value.half().contiguous() for key, value in
              load_backbone("efficientnet_lite0").model.state_dict().items()
              if not key.startswith("classifier")}
-    folder = Path(tempfile.mkdtemp(prefix="cams-checkpoints-bench-"))
+    folder = scratch_folder("cams-checkpoints-bench-")
     rss, file_mb = [], 0.0
     with serving_app() as (url, pid):
         client = app_client(url)

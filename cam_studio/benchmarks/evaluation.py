@@ -10,13 +10,11 @@ its faster run.
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 
-from cam_studio.benchmarks.measure import peak_rss_mb, status_mb
+from cam_studio.benchmarks.measure import peak_rss_mb, scratch_folder, status_mb
 from cam_studio.data.sources import samples
 from cam_studio.evaluation.config import EvaluationConfig
 from cam_studio.evaluation.records import RecordFile
@@ -37,7 +35,7 @@ def similarity_throughput(images: str = "crops:64", backbone_name: str = "effici
         return time.perf_counter() - start
 
     def table() -> float:
-        out = Path(tempfile.mkdtemp(prefix="cams-throughput-"))
+        out = scratch_folder("cams-throughput-")
         start = time.perf_counter()
         run_similarity(EvaluationConfig(out=out, images=images, batch=batch), backbone,
                        lambda *_: None)
@@ -68,7 +66,7 @@ def similarity_memory(images: str = "synthetic:binary:50000",
     (rows go to disk as they are computed; images are read one batch at a time).
     ``backbone_name`` may also name a registry checkpoint."""
     backbone = load_named(backbone_name, device)
-    out = Path(tempfile.mkdtemp(prefix="cams-memory-"))
+    out = scratch_folder("cams-memory-")
     trace: list[tuple[int, float]] = [(0, status_mb("VmRSS"))]
     finished = [0]
 

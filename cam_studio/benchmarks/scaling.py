@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from cam_studio.benchmarks.measure import scratch_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 EVALUATE = ["-m", "cam_studio", "evaluate", "--images", "synthetic:binary:192", "--pairs",
@@ -24,7 +25,7 @@ TRAIN = ["-m", "cam_studio", "train", "--name", "scaling", "--backbone", "tiny_r
 
 
 def timed_run(arguments: list[str], processes: int) -> float:
-    out = tempfile.mkdtemp(prefix="cams-scaling-")
+    out = str(scratch_folder("cams-scaling-"))
     launcher = ([sys.executable] if processes == 1 else
                 [sys.executable, "-m", "torch.distributed.run", "--standalone",
                  f"--nproc_per_node={processes}"])

@@ -3,10 +3,8 @@ and one way to be its client."""
 
 from __future__ import annotations
 
-import atexit
 import functools
 import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -16,6 +14,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from cam_studio.benchmarks.measure import scratch_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,9 +64,7 @@ def downloads() -> str:
     """Where this process's clients put what they download (the grids, the files), removed at
     exit. gradio_client's default is a shared ``gradio`` folder in the system's temporary folder
     that nothing empties: every test run and benchmark added to it (1.5 GB were found)."""
-    folder = tempfile.mkdtemp(prefix="cams-client-")
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    return folder
+    return str(scratch_folder("cams-client-"))
 
 
 @functools.cache
