@@ -48,7 +48,7 @@ from cams.checkpoints import (
 from cams.engine import layer_cams, linear_head_gradcams, true_false_maps
 from cams.errors import Fix, UserInputError
 from cams.layers import allow_double_backward, forward_layer
-from cams.methods import display_maps, minmax
+from cams.methods import display_maps, minmax, weighted_activations
 from cams.metrics import auroc, cam_entropy_nats, mse, pointing_game, prediction_agreement
 from fooling.config import OPTIMIZERS, QUICK_STEPS, TrainConfig, check_loaded, check_settings
 from fooling.objectives import (
@@ -192,7 +192,7 @@ class Run:
             parts["features"] = float(feature_term.detach())
         if config.target_weight:  # the image's own class (its label, or the start's top-1)
             rows = self.start.get_classifier().weight[targets].detach()
-            cam, start_cam = (torch.einsum("nkhw,nk->nhw", features, rows)
+            cam, start_cam = (weighted_activations(features, rows)
                               for features in (activations, start_features))
             target_term = relative_distance(
                 cam, sham_cam_target(start_cam, config.entropy_nats, config.target_strength),

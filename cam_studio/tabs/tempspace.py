@@ -131,25 +131,21 @@ def app_space() -> TempSpace:
     if _SPACE is None:
         root = os.environ.get("CAMS_TEMP_DIR")
         if root:
-            path = Path(root)
-            path.mkdir(parents=True, exist_ok=True)
+            _SPACE = TempSpace(Path(root))
+            _SPACE.root.mkdir(parents=True, exist_ok=True)
         else:
             remove_orphans(Path(tempfile.gettempdir()))
-            path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
-            atexit.register(shutil.rmtree, path, ignore_errors=True)
-        _SPACE = TempSpace(path)
+            _SPACE = TempSpace(Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-")))
+            atexit.register(_SPACE.remove)
     return _SPACE
 
 
-def remove_orphans(folder: Path) -> list[Path]:
-    """Remove the spaces in ``folder`` whose process is gone; returns them."""
-    removed = []
+def remove_orphans(folder: Path) -> None:
+    """Remove the spaces in ``folder`` whose process is gone."""
     for path in folder.glob(f"{PREFIX}*-*"):
         match = re.fullmatch(rf"{PREFIX}(\d+)-.+", path.name)
         if match and path.is_dir() and not running(int(match[1])):
             shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
 
 
 def running(pid: int) -> bool:

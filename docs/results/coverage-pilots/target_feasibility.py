@@ -18,6 +18,7 @@ import torch
 
 from cam_studio.data.photos import PhotoCrops, photo_set
 from cams.backbones import load_backbone
+from cams.methods import weighted_activations
 from fooling.objectives import sham_cam_target
 from fooling.sham import DEFAULT_ENTROPY_NATS, sham_distance, sham_mask
 
@@ -35,36 +36,38 @@ def main() -> None:
     logits = classifier(features.mean(dim=(2, 3)))
     top1, confident = logits.argmax(dim=1), logits.softmax(dim=1).amax(dim=1) >= 0.5
     rows = classifier.weight[top1]
-    t = torch.einsum("nkhw,nk->nhw", features, rows)
+    t = weighted_activations(features, rows)
+    clean_distance = float(sham_distance(t.relu()).mean())
+
+    def measured(target):
+        """Which top-1 the moved features keep, and GradCAM's distance to the SHAM, moved ÷
+        clean (GradCAM = ReLU(t) up to 1/Z at a GAP → Linear head; minmax-normalised)."""
+        agree = classifier(target.mean(dim=(2, 3))).argmax(dim=1) == top1
+        moved = float(sham_distance(weighted_activations(target, rows).relu()).mean())
+        return agree, moved / clean_distance
+
     for strength in (0.5, 1.0, 2.0):
         moved = sham_cam_target(t, DEFAULT_ENTROPY_NATS, strength) - t
-        target = (features + moved[:, None] * (rows / rows.square().sum(1, keepdim=True))[
-            :, :, None, None]).clamp(0, 6)
-        agree = classifier(target.mean(dim=(2, 3))).argmax(dim=1) == top1
-        gradcam = [torch.einsum("nkhw,nk->nhw", values, rows).relu() for values in (features, target)]
-        clean_distance, moved_distance = (float(sham_distance(m).mean()) for m in gradcam)
+        agree, ratio = measured((features + moved[:, None] * (
+            rows / rows.square().sum(1, keepdim=True))[:, :, None, None]).clamp(0, 6))
         print(json.dumps({"classes": 1, "strength": strength, "crops": CROPS,
                           "confident_crops": int(confident.sum()),
                           "agreement_all": float(agree.float().mean()),
                           "agreement_confident": float(agree[confident].float().mean()),
-                          "sham_mse_ratio": moved_distance / clean_distance}))
+                          "sham_mse_ratio": ratio}))
     weight = classifier.weight
     direction = torch.linalg.solve(weight.T @ weight + 1e-3 * torch.eye(weight.shape[1]),
                                    weight.T @ torch.ones(weight.shape[0]))
     sham = sham_mask(*t.shape[-2:], DEFAULT_ENTROPY_NATS)
     extreme = t.flatten(1).abs().quantile(0.99, dim=1)[:, None, None]
     for strength in (1.0, 3.0):
-        target = (features + (strength * extreme * (sham - sham.mean()))[:, None]
-                  * direction[None, :, None, None]).clamp(0, 6)
-        agree = classifier(target.mean(dim=(2, 3))).argmax(dim=1) == top1
-        gradcam = [torch.einsum("nkhw,nk->nhw", values, rows).relu() for values in (features, target)]
-        clean_distance, moved_distance = (float(sham_distance(m).mean()) for m in gradcam)
+        agree, ratio = measured((features + (strength * extreme * (sham - sham.mean()))[:, None]
+                                 * direction[None, :, None, None]).clamp(0, 6))
         print(json.dumps({"classes": len(weight), "strength": strength, "crops": CROPS,
                           "direction_norm": float(direction.norm()),
                           "feature_mean": float(features.mean()),
                           "agreement_all": float(agree.float().mean()),
-                          "sham_mse_ratio": moved_distance / clean_distance}))
-
+                          "sham_mse_ratio": ratio}))
 
 if __name__ == "__main__":
     main()
