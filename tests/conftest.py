@@ -20,6 +20,13 @@ ROOT = Path(__file__).resolve().parents[1]
 DEVICE = os.environ.get("CAMS_TEST_DEVICE", "cpu")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _pytest_temporary_folder_first(tmp_path_factory):
+    """pytest's folder is placed before a client moves this process's temporary folder into its
+    scratch folder (``downloads``), so the folders of failed tests are kept after the run."""
+    tmp_path_factory.getbasetemp()
+
+
 @pytest.fixture(scope="session")
 def lite0():
     """The default backbone with its real ImageNet weights (on the CPU unless CAMS_TEST_DEVICE)."""

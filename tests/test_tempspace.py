@@ -152,10 +152,31 @@ def test_a_process_space_goes_at_exit_and_a_killed_one_at_the_next_start(tmp_pat
         running.wait(timeout=30)
 
 
-def test_the_app_stopped_by_sigterm_removes_its_space(tmp_path):
+A_CLIENT = """
+import sys
+from cam_studio.benchmarks.serving import app_client
+grid = app_client(sys.argv[1]).predict(example="coffee", methods=["GradCAM"],
+                                        api_name="/explain")[0]
+print(grid, flush=True)
+"""
+
+
+def test_the_app_stopped_by_sigterm_and_its_clients_leave_nothing(tmp_path, tmp_path_factory):
     """A service manager's (or a container's) stop is SIGTERM, which by default skips the exit's
-    clean-up: the app exits on it as on Ctrl-C, and leaves nothing in the temporary folder."""
+    clean-up: the app exits on it as on Ctrl-C, and leaves nothing in the temporary folder. A
+    test's or benchmark's client leaves nothing in its own either (gradio_client left an empty
+    folder per download: 7633 were found)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
     from cam_studio.benchmarks.serving import serving_app
-    with serving_app(environment=own_space(tmp_path)) as (_, pid):
+    client_temp = tmp_path_factory.mktemp("client-temp")
+    with serving_app(environment=own_space(tmp_path)) as (url, pid):
         assert [path.name.split("-")[2] for path in tmp_path.glob("cam-studio-*")] == [str(pid)]
+        client = subprocess.run([sys.executable, "-c", A_CLIENT, url], text=True, check=True,
+                                capture_output=True, timeout=120, cwd=Path(__file__).parents[1],
+                                env={**os.environ, "TMPDIR": str(client_temp)})
+        assert "/cams-client-" in client.stdout  # it downloaded the grid
     assert not list(tmp_path.iterdir())  # nothing left (the examples' thumbnails were, before)
+    assert not list(client_temp.iterdir())

@@ -63,8 +63,14 @@ def serving_app(*arguments: str, environment: dict[str, str] | None = None,
 def downloads() -> str:
     """Where this process's clients put what they download (the grids, the files), removed at
     exit. gradio_client's default is a shared ``gradio`` folder in the system's temporary folder
-    that nothing empties: every test run and benchmark added to it (1.5 GB were found)."""
-    return str(scratch_folder("cams-client-"))
+    that nothing empties: every test run and benchmark added to it (1.5 GB were found).
+
+    gradio_client also stages each download in a new folder of the system's temporary folder
+    and leaves it there empty (7633 were found), so this process's temporary folder becomes
+    this one from here on, and goes with it."""
+    folder = scratch_folder("cams-client-")
+    tempfile.tempdir = str(folder)
+    return str(folder)
 
 
 @functools.cache
