@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -188,8 +189,10 @@ def test_fine_tune_on_an_uploaded_zip_with_salience(client, tmp_path):
                 mask[2:5, 3:7] = 255
                 Image.fromarray(mask).save(path)
                 zipped.write(path, f"salience/{label}/{index}.png")
-    def unpacked():  # the folders uploads are unpacked into (the server's temp is this one)
-        return set(Path(tempfile.gettempdir()).glob("cams-data-*"))
+    server_temp = Path(os.environ.get("TMPDIR") or tempfile.gettempdir())  # as it started
+
+    def unpacked():  # the folders uploads are unpacked into, in the server's temporary folder
+        return set(server_temp.glob("cams-data-*"))
 
     before = unpacked()
     source = "an uploaded zip (images/CLASS/…, optional salience/CLASS/…)"

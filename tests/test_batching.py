@@ -116,7 +116,8 @@ def test_many_pass_methods_are_computed_alone_with_their_progress():
 GIVES_BACK = """
 import threading, numpy as np
 from cam_studio.benchmarks.measure import status_mb
-from cam_studio.page.memory import give_memory_back, glibc
+from cam_studio.page.memory import give_memory_back
+from cams.allocator import glibc
 print(give_memory_back())
 before = status_mb("VmRSS", "self")
 def churn():

@@ -29,6 +29,7 @@ from cam_studio.benchmarks.reference import (
 )
 from cam_studio.data.examples import example_image
 from cam_studio.evaluation.timing import timed
+from cams.allocator import reuse_freed_memory
 from cams.backbones import load_backbone
 from cams.engine import explain
 from cams.folding import folded
@@ -158,6 +159,7 @@ def bench_peers(backbone, inputs, targets: list[int], repeats: int, device: torc
 
 def child_main(task: str, name: str, device_name: str, output: str | None = None) -> None:
     """Inside the child: one ScoreCAM (ours or grad-cam's) or one panel, then its peak RSS."""
+    reuse_freed_memory()  # as the parent (python -m cam_studio) does
     device = torch.device(device_name)
     backbone = load_backbone(name, weights=weights_for(name), device=device)
     inputs = backbone.preprocess(example_image("chelsea")).to(device)

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from cam_studio.benchmarks.measure import scratch_folder
 from cam_studio.data.items import as_pil
 from cam_studio.data.photos import PhotoCrops, photo_set
 from cams.backbones import load_backbone
@@ -67,7 +68,9 @@ def main() -> None:
     timings = {"build_s": time.perf_counter() - started, "processes": args.processes}
     environment = {**os.environ, "CAMS_OFFLINE": "1",
                    "CAMS_CHECKPOINTS": str(args.out / "checkpoints"),
-                   "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+                   "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+                   # torchrun leaves a torchelastic_* folder of logs per launch in TMPDIR
+                   "TMPDIR": str(scratch_folder("cams-protocol-"))}
     for name, command in zip(("train_s", "evaluate_s"), commands(args.out, args.processes)):
         started = time.perf_counter()
         subprocess.run(command, cwd=ROOT, env=environment, check=True)

@@ -33,7 +33,7 @@ def timed_run(arguments: list[str], processes: int) -> float:
     start = time.perf_counter()
     subprocess.run([*launcher, *arguments, *target], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   env={**os.environ, "CAMS_OFFLINE": "1"})
+                   env={**os.environ, "CAMS_OFFLINE": "1", "TMPDIR": out})  # torchrun's logs
     return time.perf_counter() - start
 
 

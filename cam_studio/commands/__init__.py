@@ -15,11 +15,13 @@ from pathlib import Path
 
 from cam_studio.commands import bench, evaluate, explain, fooling
 from cam_studio.commands.runner import run_command_line
+from cams.allocator import reuse_freed_memory
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m cam_studio`` and the ``cams`` console script: every command."""
     # As it was started: the cams script, or python -m cam_studio.
+    reuse_freed_memory()  # a quarter to a third less CPU time (cams.allocator)
     prog = "cams" if Path(sys.argv[0]).name == "cams" else "python -m cam_studio"
     return run_command_line(prog, "Explain images with every CAM method, fool "
                             "and fine-tune models, reproduce the papers' tables, and benchmark.",
