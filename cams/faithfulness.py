@@ -118,6 +118,7 @@ def faithfulness_curves(model: Callable[[Tensor], Tensor], inputs: Tensor, maps:
 # ones weighing 1/6 and diagonal ones 1/12 (the weights of the neighbours inside the image).
 ROAD_NEIGHBOURS = {(0, 1): 1 / 6, (0, -1): 1 / 6, (1, 0): 1 / 6, (-1, 0): 1 / 6,
                    (1, 1): 1 / 12, (1, -1): 1 / 12, (-1, 1): 1 / 12, (-1, -1): 1 / 12}
+SUPERLU_RELAX, SUPERLU_PANEL = 60, 4  # SuperLU's supernode relaxation and panel width
 
 
 def road_impute(image: Tensor, removed: Tensor, noise: float = 0.0,
@@ -175,8 +176,11 @@ def _linear_impute(image: Tensor, removed: Tensor) -> tuple[Tensor, np.ndarray]:
                         shape=(unknown.size, unknown.size)).tocsc()
     # The system is symmetric (a pixel weighs its neighbour as the neighbour weighs it):
     # SuperLU's symmetric mode with a minimum-degree ordering of A + Aᵀ, 1.25× faster than
-    # spsolve's defaults at 80 % removed, the same solution to 1e-13.
+    # spsolve's defaults at 80 % removed, the same solution to 1e-13. Larger relaxed supernodes
+    # and narrower panels than SuperLU's defaults: another 1.29× on 17 systems of Lite0 maps
+    # (10–40 thousand unknowns), the same solution to 1e-14 (BENCHMARKS.md, 2026-12-07).
     factors = splu(system, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                   relax=SUPERLU_RELAX, panel_size=SUPERLU_PANEL,
                    options={"SymmetricMode": True})
     solution = np.asarray(factors.solve(right)).reshape(unknown.size, channels)
     filled = torch.from_numpy(values.copy())
