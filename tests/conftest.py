@@ -30,13 +30,9 @@ def _pytest_temporary_folder_first(tmp_path_factory):
     ``torchelastic_*`` folder per launch), and pytest removes it with its old runs."""
     system = tmp_path_factory.getbasetemp() / "system-temp"
     system.mkdir()
-    before = os.environ.get("TMPDIR")
-    os.environ["TMPDIR"] = str(system)
-    yield
-    if before is None:
-        os.environ.pop("TMPDIR", None)
-    else:
-        os.environ["TMPDIR"] = before
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TMPDIR", str(system))
+        yield
 
 
 @pytest.fixture(scope="session")
