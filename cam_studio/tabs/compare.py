@@ -19,13 +19,19 @@ from typing import Any
 from urllib.parse import urlencode
 
 import numpy as np
+import torch
 from PIL import Image
 
 from cam_studio.data.examples import EXAMPLES, example_image
 from cam_studio.data.synthetic import SYNTHETIC_EXAMPLE_PREFIX, synthetic_example, synthetic_examples
 from cam_studio.tabs.access import ACCESS
 from cam_studio.tabs.batching import Batcher
-from cam_studio.tabs.comparison import Comparison, compare_checkpoints, compare_images
+from cam_studio.tabs.comparison import (
+    Comparison,
+    compare_checkpoints,
+    explain_images,
+    image_comparison,
+)
 from cam_studio.tabs.progress import within_budget
 from cam_studio.tabs.report import image_sha256, report_html
 from cam_studio.tabs.tempspace import app_space
@@ -41,7 +47,7 @@ from cams.backbones import (
     weights_available_offline,
 )
 from cams.checkpoints import list_checkpoints
-from cams.engine import applies, needs
+from cams.engine import Explanation, applies, needs
 from cams.errors import FALSE_CLASS, INPUT_SIZE, MEAN, STD, TARGET, WEIGHTS, Fix, UserInputError
 from cams.errors import METHODS as METHODS_INPUT
 from cams.folding import has_batch_norms
@@ -497,7 +503,9 @@ def write_downloads(comparison: Comparison, grid: np.ndarray, stem: str,
 @dataclass(frozen=True)
 class Work:
     """One comparison to compute: the loaded checkpoints, their labels, the image, the methods
-    (None: the defaults) and the classes (None: A's top-1 and strongest rival)."""
+    (None: the defaults) and the classes (None: A's top-1 and strongest rival). ``inputs``: the
+    image preprocessed for the backbone (1×3×H×W), in the request's own thread (a large upload's
+    resize does not hold up the batch it joins)."""
 
     backbones: tuple[Backbone, ...]
     labels: tuple[str, ...]
@@ -505,6 +513,7 @@ class Work:
     methods: tuple[str, ...] | None
     target: int | None
     false_class: int | None
+    inputs: torch.Tensor = field(compare=False, repr=False)
 
     @property
     def batched(self) -> bool:
@@ -521,16 +530,24 @@ class Work:
                 self.false_class is None)
 
 
-def compute_together(works: Sequence[Work]) -> list[Comparison]:
-    """Comparisons of one key (``Work.key``), one forward pass and one VJP per checkpoint."""
+def compute_together(works: Sequence[Work]) -> list[tuple[Work, list[Explanation], int]]:
+    """Comparisons of one key (``Work.key``), one forward pass and one VJP per checkpoint: each
+    work with the batch's explanations and its index in them (``comparison_share`` makes its
+    comparison, in its own request's thread)."""
     first = works[0]
-    return compare_images(list(first.backbones), [list(work.labels) for work in works],
-                          [work.picture for work in works],
-                          list(first.methods) if first.methods else None,
-                          [work.target for work in works], [work.false_class for work in works])
+    results = explain_images(list(first.backbones), [work.inputs for work in works],
+                             list(first.methods) if first.methods else None,
+                             [work.target for work in works],
+                             [work.false_class for work in works])
+    return [(work, results, index) for index, work in enumerate(works)]
 
 
-BATCHER = Batcher(compute_together)
+def comparison_share(share: tuple[Work, list[Explanation], int]) -> Comparison:
+    work, results, index = share
+    return image_comparison(list(work.backbones), list(work.labels), results, index)
+
+
+BATCHER = Batcher(compute_together, finish=comparison_share)
 
 
 def run_compare(cache: BackboneCache, request: CompareRequest, progress=None,
@@ -566,7 +583,7 @@ def run_compare(cache: BackboneCache, request: CompareRequest, progress=None,
 
     def compute() -> CachedComparison:
         work = Work(tuple(backbones), tuple(labels), picture, tuple(chosen) if chosen else None,
-                    target_class, false_class_index)
+                    target_class, false_class_index, backbones[0].preprocess(picture))
         comparison = (BATCHER.submit(work.key, work) if work.batched  # one pass for all
                       else compare_checkpoints(backbones, labels, picture, chosen, target_class,
                                                false_class_index, progress=progress))

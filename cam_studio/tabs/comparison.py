@@ -342,18 +342,37 @@ def compare_images(backbones: list[Backbone], labels: Sequence[list[str]],
         raise ValueError("compare one or two checkpoints, each with a label")
     if len(labels) != len(images):
         raise ValueError("one list of labels per image")
-    inputs = torch.cat([backbones[0].preprocess(image) for image in images])
-    target, false_class = (per_image(choices, len(images))
-                           for choices in (targets, false_classes))
-    if len(backbones) == 1:
-        results = [explain(backbones[0], inputs, methods, target, false_class, progress=progress)]
-    else:
-        results = list(explain_pair(*backbones, inputs, methods, target, false_class,
-                                    progress=progress, class_maps=True))
-    return [Comparison(labels=list(names), backbones=backbones,
-                       results=[result.image(index) for result in results] if len(images) > 1
-                       else results)
+    results = explain_images(backbones, [backbones[0].preprocess(image) for image in images],
+                             methods, targets, false_classes, progress)
+    return [image_comparison(backbones, names, results, index)
             for index, names in enumerate(labels)]
+
+
+def explain_images(backbones: list[Backbone], inputs: Sequence[torch.Tensor],
+                   methods: list[str] | str | None = None,
+                   targets: Sequence[int | None] | None = None,
+                   false_classes: Sequence[int | None] | None = None,
+                   progress: ProgressCallback | None = None) -> list[Explanation]:
+    """The batch's explanations of the preprocessed ``inputs`` (each 1×3×H×W), one per
+    checkpoint (A's classes for B: ``explain_pair``), before ``image_comparison`` takes each
+    image's share."""
+    target, false_class = (per_image(choices, len(inputs))
+                           for choices in (targets, false_classes))
+    batch = torch.cat(list(inputs))
+    if len(backbones) == 1:
+        return [explain(backbones[0], batch, methods, target, false_class, progress=progress)]
+    return list(explain_pair(*backbones, batch, methods, target, false_class,
+                             progress=progress, class_maps=True))
+
+
+def image_comparison(backbones: list[Backbone], labels: list[str], results: list[Explanation],
+                     index: int) -> Comparison:
+    """Image ``index`` of a batch's explanations as its own comparison (its tensors copied:
+    keeping it does not keep the batch's memory). A server runs this in each request's own
+    thread, after the batch: its many small copies are off the path the next batch waits on."""
+    one = len(results[0].targets) == 1
+    return Comparison(labels=list(labels), backbones=backbones,
+                      results=results if one else [result.image(index) for result in results])
 
 
 def per_image(choices: Sequence[int | None] | None, count: int) -> list[int] | None:
