@@ -131,8 +131,8 @@ def test_concurrent_app_requests_share_one_pass_and_each_gets_its_own_answer():
 
 
 def test_many_pass_methods_are_computed_alone_with_their_progress():
-    assert Work((), (), None, ("GradCAM", "GradCAM++"), None, None, None).batched
-    assert not Work((), (), None, ("GradCAM", "ScoreCAM"), None, None, None).batched
+    assert Work((), (), None, ("GradCAM", "GradCAM++"), None, None).batched
+    assert not Work((), (), None, ("GradCAM", "ScoreCAM"), None, None).batched
 
 
 GIVES_BACK = """

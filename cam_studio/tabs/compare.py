@@ -13,7 +13,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -504,8 +504,8 @@ def write_downloads(comparison: Comparison, grid: np.ndarray, stem: str,
 class Work:
     """One comparison to compute: the loaded checkpoints, their labels, the image, the methods
     (None: the defaults) and the classes (None: A's top-1 and strongest rival). ``inputs``: the
-    image preprocessed for the backbone (1×3×H×W), in the request's own thread (a large upload's
-    resize does not hold up the batch it joins)."""
+    image preprocessed for the backbone (1×3×H×W), given to a batched work in the request's own
+    thread (a large upload's resize does not hold up the batch it joins)."""
 
     backbones: tuple[Backbone, ...]
     labels: tuple[str, ...]
@@ -513,7 +513,7 @@ class Work:
     methods: tuple[str, ...] | None
     target: int | None
     false_class: int | None
-    inputs: torch.Tensor = field(compare=False, repr=False)
+    inputs: torch.Tensor | None = field(default=None, compare=False, repr=False)
 
     @property
     def batched(self) -> bool:
@@ -583,10 +583,13 @@ def run_compare(cache: BackboneCache, request: CompareRequest, progress=None,
 
     def compute() -> CachedComparison:
         work = Work(tuple(backbones), tuple(labels), picture, tuple(chosen) if chosen else None,
-                    target_class, false_class_index, backbones[0].preprocess(picture))
-        comparison = (BATCHER.submit(work.key, work) if work.batched  # one pass for all
-                      else compare_checkpoints(backbones, labels, picture, chosen, target_class,
-                                               false_class_index, progress=progress))
+                    target_class, false_class_index)
+        if work.batched:  # one pass for all, the image preprocessed here, before it joins
+            comparison = BATCHER.submit(work.key, replace(work, inputs=backbones[0].preprocess(
+                picture)))
+        else:
+            comparison = compare_checkpoints(backbones, labels, picture, chosen, target_class,
+                                             false_class_index, progress=progress)
         return CachedComparison(comparison, backbones, {})
 
     # The decoded picture identifies the image (already in memory: no second read of an upload).
