@@ -110,23 +110,20 @@ class Comparison:
     def baseline_mses(self) -> list[dict[str, float]]:
         """Per checkpoint, each DiffGradCAM(++) map's MSE to its baseline: computed once, shared
         by the grid's captions, the table and the downloads."""
-        return [{name: float(values[0])
-                 for name, values in baseline_similarity(result.maps).items()}
-                for result in self.results]
+        return [first_values(baseline_similarity(result.maps)) for result in self.results]
 
     @cached_property
     def a_vs_b_mses(self) -> dict[str, float]:
         """Per method, the MSE between A's and B's maps (empty without B): computed once."""
         if len(self.results) < 2:
             return {}
-        return {name: float(values[0]) for name, values
-                in susceptibility(*(result.maps for result in self.results)).items()}
+        return first_values(susceptibility(*(result.maps for result in self.results)))
 
     @cached_property
     def entropies(self) -> list[dict[str, float]]:
         """Per checkpoint, each map's CAM entropy (nats, at the layer's resolution): computed once."""
-        return [{name: float(values[0]) for name, values
-                 in entropies_nats({name: result.layer_maps[name] for name in self.methods}).items()}
+        return [first_values(entropies_nats({name: result.layer_maps[name]
+                                             for name in self.methods}))
                 for result in self.results]
 
     @property
@@ -148,7 +145,13 @@ class Comparison:
         return self.backbones[0].to_display(self.results[0].inputs)[0].permute(1, 2, 0).cpu().numpy()
 
     def maps(self, index: int) -> dict[str, np.ndarray]:
-        return {name: values[0].cpu().numpy() for name, values in self.results[index].maps.items()}
+        """Checkpoint ``index``'s maps as arrays (views of the tensors, made once)."""
+        return dict(self._arrays[index])
+
+    @cached_property
+    def _arrays(self) -> list[dict[str, np.ndarray]]:
+        return [{name: values.cpu().numpy()[0] for name, values in result.maps.items()}
+                for result in self.results]
 
     def top_k(self, index: int, k: int = 5) -> list[tuple[int, str, float]]:
         """The k most probable classes of checkpoint ``index``: (class, name, probability)."""
@@ -311,6 +314,13 @@ class Comparison:
         writer.writerows([["" if value is None else value for value in row]
                           for row in self.table(faithfulness)])
         return buffer.getvalue()
+
+
+def first_values(values: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Each tensor's first value (its image's: a comparison explains one) as a Python number,
+    read with ``tolist``: no tensor operator per value (each takes the interpreter lock twice,
+    which a classroom's concurrent requests wait on)."""
+    return {name: tensor.tolist()[0] for name, tensor in values.items()}
 
 
 def pad(values: list) -> list:
