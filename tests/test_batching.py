@@ -57,28 +57,6 @@ def test_a_batcher_gathers_what_arrives_together_and_keeps_each_error_its_own():
     assert [13] in calls  # its batch failed, so each of its items was computed alone
 
 
-def test_finish_runs_in_each_submitting_thread_after_its_batch():
-    """The per-item step runs in the request's own thread, not in the batch's leader's."""
-    computed_in: list[int] = []
-
-    def compute(items):
-        computed_in.append(threading.get_ident())
-        time.sleep(0.05)
-        return list(items)
-
-    batcher = Batcher(compute, max_batch=8, window_s=0.02,
-                      finish=lambda item: (item, threading.get_ident()))
-
-    def submit(item):
-        return batcher.submit("key", item), threading.get_ident()
-
-    with ThreadPoolExecutor(6) as pool:
-        answers = list(pool.map(submit, range(6)))
-    assert [item for (item, _), _ in answers] == list(range(6))
-    assert all(finished_in == submitted_in for (_, finished_in), submitted_in in answers)
-    assert len(set(computed_in)) < len({submitted_in for _, submitted_in in answers})
-
-
 def test_keys_never_share_a_batch():
     batcher = Batcher(lambda items: [len(set(items))] * len(items), window_s=0.05)
     with ThreadPoolExecutor(6) as pool:

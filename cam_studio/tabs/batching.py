@@ -7,10 +7,6 @@ leads: it waits up to ``window_s`` for others to join (less if the batch fills),
 the next request waiting, whose batch has meanwhile filled with what arrived during this one.
 Items of different keys never share a batch, and batches of different keys run in parallel.
 
-Per-item work that need not hold up the next batch (``finish``: each image's share of the
-batch's tensors) runs in each request's own thread once its batch is done, while the next
-batch computes.
-
 A batch that fails is computed again item by item, so that one request's error (a class its
 image cannot explain, an output that is not finite) reaches that request alone.
 """
@@ -46,14 +42,11 @@ class Slot:
 
 class Batcher:
     """Gathers concurrent ``submit`` calls of one key into calls of ``compute(items) →
-    results`` (one result per item, in order); ``submit`` returns ``finish(result)``, run in
-    the submitting thread."""
+    results`` (one result per item, in order)."""
 
     def __init__(self, compute: Callable[[Sequence[Any]], Sequence[Any]],
-                 max_batch: int = MAX_BATCH, window_s: float = WINDOW_S,
-                 finish: Callable[[Any], Any] = lambda result: result):
+                 max_batch: int = MAX_BATCH, window_s: float = WINDOW_S):
         self.compute, self.max_batch, self.window_s = compute, max_batch, window_s
-        self.finish = finish
         self._waiting: dict[Hashable, list[Slot]] = {}
         self._led: set[Hashable] = set()  # keys whose batch is gathering or running
         self._arrived = threading.Condition()
@@ -69,9 +62,9 @@ class Batcher:
         if not slot.leads:
             slot.ready.wait()
             if not slot.leads:  # computed in another request's batch
-                return self.finish(slot.outcome())
+                return slot.outcome()
         self._lead(key)
-        return self.finish(slot.outcome())
+        return slot.outcome()
 
     def _lead(self, key: Hashable) -> None:
         """Gather, compute one batch, hand the lead on (or give it up when nobody waits)."""

@@ -47,7 +47,7 @@ from cams.backbones import (
     weights_available_offline,
 )
 from cams.checkpoints import list_checkpoints
-from cams.engine import Explanation, applies, needs
+from cams.engine import applies, needs
 from cams.errors import FALSE_CLASS, INPUT_SIZE, MEAN, STD, TARGET, WEIGHTS, Fix, UserInputError
 from cams.errors import METHODS as METHODS_INPUT
 from cams.folding import has_batch_norms
@@ -530,24 +530,21 @@ class Work:
                 self.false_class is None)
 
 
-def compute_together(works: Sequence[Work]) -> list[tuple[Work, list[Explanation], int]]:
-    """Comparisons of one key (``Work.key``), one forward pass and one VJP per checkpoint: each
-    work with the batch's explanations and its index in them (``comparison_share`` makes its
-    comparison, in its own request's thread)."""
+def compute_together(works: Sequence[Work]) -> list[Comparison]:
+    """Comparisons of one key (``Work.key``), one forward pass and one VJP per checkpoint, of
+    the works' preprocessed images. Each image's share of the batch is taken here too: taken in
+    each request's own thread instead, 8 threads copying at once beside the next batch made a
+    classroom slower (BENCHMARKS.md, "Where a classroom's batch waits")."""
     first = works[0]
     results = explain_images(list(first.backbones), [work.inputs for work in works],
                              list(first.methods) if first.methods else None,
                              [work.target for work in works],
                              [work.false_class for work in works])
-    return [(work, results, index) for index, work in enumerate(works)]
+    return [image_comparison(list(work.backbones), list(work.labels), results, index)
+            for index, work in enumerate(works)]
 
 
-def comparison_share(share: tuple[Work, list[Explanation], int]) -> Comparison:
-    work, results, index = share
-    return image_comparison(list(work.backbones), list(work.labels), results, index)
-
-
-BATCHER = Batcher(compute_together, finish=comparison_share)
+BATCHER = Batcher(compute_together)
 
 
 def run_compare(cache: BackboneCache, request: CompareRequest, progress=None,

@@ -378,8 +378,7 @@ def explain_images(backbones: list[Backbone], inputs: Sequence[torch.Tensor],
 def image_comparison(backbones: list[Backbone], labels: list[str], results: list[Explanation],
                      index: int) -> Comparison:
     """Image ``index`` of a batch's explanations as its own comparison (its tensors copied:
-    keeping it does not keep the batch's memory). A server runs this in each request's own
-    thread, after the batch: its many small copies are off the path the next batch waits on."""
+    keeping it does not keep the batch's memory)."""
     one = len(results[0].targets) == 1
     return Comparison(labels=list(labels), backbones=backbones,
                       results=results if one else [result.image(index) for result in results])
