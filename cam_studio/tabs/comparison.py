@@ -138,7 +138,7 @@ class Comparison:
         if len(self.results) < 2:
             return {}
         a, b = (result.maps for result in self.results)
-        return {name: float(spearman(a[name], b[name])[0]) for name in a if name in b}
+        return first_values({name: spearman(a[name], b[name]) for name in a if name in b})
 
     def picture(self) -> np.ndarray:
         """The preprocessed input as H×W×3 RGB in [0, 1], for display."""
