@@ -156,6 +156,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """The machine's CPU time so far, all cores, in clock ticks: (busy, all), from /proc/stat."""
+    values = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle and waiting for I/O
+    return sum(values) - idle, sum(values)
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -195,9 +202,11 @@ def bench_classroom(clients: int = 30, per_client: int = 2, distinct: bool = Fal
             return outcomes
 
         started, server_cpu, clients_cpu = time.perf_counter(), cpu_seconds(pid), os.times()
+        ticks = cpu_ticks()
         with ThreadPoolExecutor(max_workers=clients) as pool:
             outcomes = [item for batch in pool.map(one_client, range(clients)) for item in batch]
         wall = time.perf_counter() - started
+        ticks = [now - before for now, before in zip(cpu_ticks(), ticks, strict=True)]
         server_cpu = cpu_seconds(pid) - server_cpu
         clients_cpu = sum(os.times()[:2]) - sum(clients_cpu[:2])
         rss_after = status_mb("VmRSS", pid)
@@ -217,6 +226,10 @@ def bench_classroom(clients: int = 30, per_client: int = 2, distinct: bool = Fal
             # (this process: uploads, downloads, polling) over the run.
             "server_cpu_s_per_comparison": server_cpu / len(outcomes),
             "clients_cpu_s_per_comparison": clients_cpu / len(outcomes),
+            # How busy the machine's cores were over the run (a closed system of N clients:
+            # its latency is about N / comparisons per second, so this and the CPU per
+            # comparison decide it).
+            "cores_busy_fraction": ticks[0] / max(ticks[1], 1),
             "grid_kb_median": statistics.median(size for _, size in done) / 1000,
             "server_rss_mb_before": rss_before, "server_rss_mb_after": rss_after,
             "server_rss_mb_after_a_trim": rss_settled}
