@@ -157,10 +157,13 @@ def cpu_seconds(pid: int) -> float:
 
 
 def cpu_ticks() -> tuple[int, int]:
-    """The machine's CPU time so far, all cores, in clock ticks: (busy, all), from /proc/stat."""
-    values = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + values[4]  # idle and waiting for I/O
-    return sum(values) - idle, sum(values)
+    """The machine's CPU time so far, all cores, in clock ticks: (busy, all), from /proc/stat's
+    first line (user, nice, system, idle, iowait, irq, softirq, steal; the guest times that
+    follow are counted in user already). Busy is this machine's own work: not idle, not
+    waiting for I/O, not taken by the hypervisor (steal)."""
+    values = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _, _, irq, softirq, _ = values
+    return user + nice + system + irq + softirq, sum(values)
 
 
 def percentile(values: list[float], fraction: float) -> float:
