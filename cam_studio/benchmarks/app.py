@@ -205,11 +205,11 @@ def bench_classroom(clients: int = 30, per_client: int = 2, distinct: bool = Fal
             return outcomes
 
         started, server_cpu, clients_cpu = time.perf_counter(), cpu_seconds(pid), os.times()
-        ticks = cpu_ticks()
+        busy_before, all_before = cpu_ticks()
         with ThreadPoolExecutor(max_workers=clients) as pool:
             outcomes = [item for batch in pool.map(one_client, range(clients)) for item in batch]
         wall = time.perf_counter() - started
-        ticks = [now - before for now, before in zip(cpu_ticks(), ticks, strict=True)]
+        busy_after, all_after = cpu_ticks()
         server_cpu = cpu_seconds(pid) - server_cpu
         clients_cpu = sum(os.times()[:2]) - sum(clients_cpu[:2])
         rss_after = status_mb("VmRSS", pid)
@@ -232,7 +232,7 @@ def bench_classroom(clients: int = 30, per_client: int = 2, distinct: bool = Fal
             # How busy the machine's cores were over the run (a closed system of N clients:
             # its latency is about N / comparisons per second, so this and the CPU per
             # comparison decide it).
-            "cores_busy_fraction": ticks[0] / max(ticks[1], 1),
+            "cores_busy_fraction": (busy_after - busy_before) / max(all_after - all_before, 1),
             "grid_kb_median": statistics.median(size for _, size in done) / 1000,
             "server_rss_mb_before": rss_before, "server_rss_mb_after": rss_after,
             "server_rss_mb_after_a_trim": rss_settled}
