@@ -312,9 +312,10 @@ def test_every_tab_fits_a_phone(app_url):
 
 
 def test_fine_tune_defaults_survive_a_reload_and_never_clash(app_url):
-    """Start with nothing changed (the default run); reload mid-run: the page finds its run
-    again (name, status, curves, Cancel); once it is saved the name box offers the next free
-    name, so pressing Start again loses nothing."""
+    """Start with the defaults but 40 steps (pressing Start on the whole default run is the
+    walk-through's to do, not CI's); reload mid-run: the page finds its run again (name, status,
+    curves, Cancel); once it is saved the name box offers the next free name, so pressing
+    Start again loses nothing."""
     from playwright.sync_api import expect
 
     with app_page(app_url, width=1440, height=900) as page:
@@ -323,6 +324,7 @@ def test_fine_tune_defaults_survive_a_reload_and_never_clash(app_url):
         expect(name).to_have_value(re.compile(r"^my-sham-model"), timeout=60_000)
         chosen = name.input_value()
         status = page.locator("#train-status")
+        page.get_by_label("Steps").fill("40")
         page.get_by_role("button", name="Start").click()
         expect(status).to_contain_text("Training", timeout=60_000)
         page.reload(wait_until="domcontentloaded")
