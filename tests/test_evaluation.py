@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
+import re
 import subprocess
 import sys
 
@@ -328,6 +330,19 @@ def test_tables_that_train_models_are_opt_in_and_estimated_first():
                      "resumes if interrupted",
                      "the training table takes about 9 min on a 2-core CPU (less on a GPU); it "
                      "resumes if interrupted"]
+
+
+def test_estimates_scale_to_the_pairs_backbone():
+    """The per-image seconds were measured on Lite0: the tiny synthetic pair's susceptibility on
+    48 images (29 s here, ScoreCAM on its 96 channels included) is estimated under a minute, no
+    longer 37 min; the same images with a Lite0 pair still take minutes."""
+    from cam_studio.evaluation.run import estimate_lines
+    tiny = EvaluationConfig(images="synthetic:binary:48", tables=["susceptibility"],
+                            pairs=[("synthetic-binary-clean", "synthetic-binary-sham")])
+    lite0 = dataclasses.replace(tiny, pairs=[("clean", "sham-one-class-efficientnet_lite0")])
+    assert estimate_lines(tiny, ["susceptibility"]) == []
+    assert re.fullmatch(r"the susceptibility table takes about \d+ min .*",
+                        estimate_lines(lite0, ["susceptibility"])[0])
 
 
 def test_faithfulness_table_matches_a_direct_computation(tmp_path, resnet_weights, monkeypatch):

@@ -1,14 +1,19 @@
 """Wall-clock timing of engine work, with the GPU's queue drained before and after.
 
-The evaluation's run-time table (DiffGradCAM paper, Table 1) and the benchmarks time with this.
+The evaluation's run-time table (DiffGradCAM paper, Table 1) and the benchmarks time with this;
+the tables' estimates scale their Lite0 times to another backbone by it.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
 import torch
+
+from cams.backbones.specs import DEFAULT_BACKBONE, spec_for
+from cams.layers import resolve_layer
 
 
 def synchronise(device: torch.device) -> None:
@@ -24,3 +29,37 @@ def timed(function: Callable[[], object], device: torch.device) -> float:
     function()
     synchronise(device)
     return (time.perf_counter() - start) * 1000
+
+
+MEASURED_ON = DEFAULT_BACKBONE  # the tables' per-image seconds were measured on Lite0
+MEASURED_CHANNELS = 1280  # Lite0's channels at its target layer (one masked pass each: ScoreCAM)
+
+
+@functools.lru_cache(maxsize=16)
+def lite0_scale(backbone: str, per_channel: bool = False) -> float:
+    """How many times Lite0's time ``backbone`` takes here for a table's work, measured on
+    Lite0: one forward pass of each at its own input size (batch 8, random weights, the faster
+    of two), times the ratio of their target layers' channels when the work is ``per_channel``
+    (a masked pass per channel). FLOPs would not do: ResNet-50 has 11× Lite0's but takes about
+    3× its time on this CPU. 1.0 for Lite0, and for a name that cannot be built here."""
+    if backbone == MEASURED_ON:
+        return 1.0
+    try:
+        mine, channels = _forward(backbone)
+    except (ValueError, OSError, RuntimeError, ImportError):  # an unknown name (UserInputError
+        # is a ValueError), a family whose code is missing here
+        return 1.0
+    lite0, _ = _forward(MEASURED_ON)
+    return mine / lite0 * (channels / MEASURED_CHANNELS if per_channel else 1.0)
+
+
+@functools.lru_cache(maxsize=16)
+def _forward(backbone: str) -> tuple[float, int]:
+    """Milliseconds of one forward pass of ``backbone`` at batch 8, and its layer's channels."""
+    spec = spec_for(backbone)
+    model = spec.create()
+    size = (3, spec.input_px, spec.input_px)
+    _, (channels, _, _) = resolve_layer(model, size)
+    inputs = torch.randn(8, *size)
+    with torch.inference_mode():
+        return min(timed(lambda: model(inputs), torch.device("cpu")) for _ in range(2)), channels

@@ -20,7 +20,10 @@ from torch import Tensor
 from cam_studio.data.sources import Sample, samples
 from cam_studio.evaluation.config import EvaluationConfig
 from cams.backbones import Backbone
+from cams.backbones.specs import DEFAULT_BACKBONE
+from cams.checkpoints import find_checkpoint
 from cams.engine import applies, as_input_batch, select_methods
+from cams.errors import UserInputError
 from cams.methods import method_row
 
 Progress = Callable[[str, int, int | None], None]  # (what, done, total)
@@ -87,6 +90,15 @@ def batches(source: Iterator[Sample], size: int) -> Iterator[list[Sample]]:
 
 def inputs_of(backbone: Backbone, batch: list[Sample]) -> Tensor:
     return as_input_batch(backbone, [sample.image for sample in batch])
+
+
+def pair_backbone(fooled: str) -> str:
+    """The backbone of a pair, named by its fooled checkpoint (the default backbone when that is
+    a file or not listed: the estimates' fallback, not the run's)."""
+    try:
+        return find_checkpoint(fooled).backbone
+    except UserInputError:
+        return DEFAULT_BACKBONE
 
 
 def image_count(config: EvaluationConfig) -> int:

@@ -32,6 +32,7 @@ from cam_studio.evaluation.config import EvaluationConfig
 from cam_studio.evaluation.rows import key
 from cam_studio.evaluation.statistics import below_margin_p, holm
 from cam_studio.evaluation.summaries import interval_cell, p_text, per_unit, units_text, write_table
+from cam_studio.evaluation.timing import lite0_scale
 from cam_studio.evaluation.work import Load, Section, Table, Work, chosen, image_count, inputs_of
 from cams.backbones import Backbone, randomisable_blocks
 from cams.engine import Explanation, explain
@@ -227,7 +228,7 @@ def block_count(name: str) -> int:
 
 
 def seconds(config: EvaluationConfig) -> float:
-    models = sum(config.sanity_seeds * (2 * block_count(name) + 1) + 1
+    models = sum((config.sanity_seeds * (2 * block_count(name) + 1) + 1) * lite0_scale(name)
                  for name in config.backbones)
     return SECONDS_PER_IMAGE_AND_MODEL * image_count(config) * models
 

@@ -28,7 +28,17 @@ from cam_studio.evaluation.summaries import (
     units_text,
     write_table,
 )
-from cam_studio.evaluation.work import Load, Section, Table, Work, chosen, image_count, inputs_of
+from cam_studio.evaluation.timing import lite0_scale
+from cam_studio.evaluation.work import (
+    Load,
+    Section,
+    Table,
+    Work,
+    chosen,
+    image_count,
+    inputs_of,
+    pair_backbone,
+)
 from cams.engine import Explanation, explain
 from cams.methods import METHODS as METHOD_TABLE
 from cams.methods import Kind
@@ -112,6 +122,18 @@ def pair_work(config: EvaluationConfig, load: Load, clean_name: str, fooled_name
 
     return Work(SusceptibilityRow, (clean_name, label), f"susceptibility {clean_name} vs {label}",
                 rows, images=images)
+
+
+def seconds(config: EvaluationConfig) -> float:
+    """Lite0's per-image seconds, scaled to each pair's backbone (ScoreCAM by its channels too)."""
+    total = 0.0
+    for _, fooled in config.pairs:
+        backbone = pair_backbone(fooled)
+        total += SECONDS_PER_IMAGE * lite0_scale(backbone) + sum(
+            seconds * lite0_scale(backbone, per_channel=name == "ScoreCAM")
+            for name, seconds in SLOW_SECONDS_PER_IMAGE.items()
+            if config.methods is None or name in config.methods)
+    return total * image_count(config)
 
 
 def work(config: EvaluationConfig, load: Load) -> Iterator[Work]:
@@ -272,8 +294,4 @@ TABLE = Table(
             "MSE between the maps of the clean and the fooled checkpoint on identical images, "
             "mean ± std (lower = more resistant); the most resistant method per pair, and how "
             "every other method compares with it, paired on the same images.", section),
-    seconds=lambda config: (SECONDS_PER_IMAGE + sum(
-        seconds for name, seconds in SLOW_SECONDS_PER_IMAGE.items()
-        if config.methods is None or name in config.methods)) * image_count(config)
-        * len(config.pairs),
-    needs="pairs")
+    seconds=seconds, needs="pairs")
