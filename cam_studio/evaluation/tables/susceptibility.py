@@ -130,8 +130,8 @@ def seconds(config: EvaluationConfig) -> float:
     for _, fooled in config.pairs:
         backbone = pair_backbone(fooled)
         total += SECONDS_PER_IMAGE * lite0_scale(backbone) + sum(
-            seconds * lite0_scale(backbone, per_channel=name == "ScoreCAM")
-            for name, seconds in SLOW_SECONDS_PER_IMAGE.items()
+            per_image * lite0_scale(backbone, per_channel=name == "ScoreCAM")
+            for name, per_image in SLOW_SECONDS_PER_IMAGE.items()
             if config.methods is None or name in config.methods)
     return total * image_count(config)
 
