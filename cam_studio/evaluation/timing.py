@@ -38,30 +38,36 @@ MEASURED_CHANNELS = 1280  # Lite0's channels at its target layer (one masked pas
 @functools.lru_cache(maxsize=16)
 def lite0_scale(backbone: str, per_channel: bool = False) -> float:
     """How many times Lite0's time ``backbone`` takes here for a table's work, measured on
-    Lite0: one forward pass of each at its own input size (batch 8, random weights, the faster
-    of two after an untimed one), times the ratio of their target layers' channels when the work
-    is ``per_channel`` (a masked pass per channel). FLOPs would not do: ResNet-50 has 11× Lite0's
-    but takes about 3× its time on this CPU. 1.0 for Lite0, and for a name that cannot be built
-    here."""
+    Lite0: a forward pass of each at its own input size (batch 8, random weights), the two
+    timed in turn three times after an untimed pass each, the least of the three ratios (paired
+    in time; a small model's short pass is the one a busy moment stretches most), times the
+    ratio of their target layers' channels when the work is ``per_channel`` (a masked pass per
+    channel). FLOPs would not do: ResNet-50 has 11× Lite0's but takes about 3× its time on this
+    CPU. 1.0 for Lite0, and for a name that cannot be built here."""
     if backbone == MEASURED_ON:
         return 1.0
-    lite0, _ = _forward(MEASURED_ON)  # first: the process's first passes start its threads
     try:
-        mine, channels = _forward(backbone)
+        mine, channels = _timed_pass(backbone)
     except (ValueError, OSError, RuntimeError, ImportError):  # an unknown name (UserInputError
         # is a ValueError), a family whose code is missing here
         return 1.0
-    return mine / lite0 * (channels / MEASURED_CHANNELS if per_channel else 1.0)
+    lite0, _ = _timed_pass(MEASURED_ON)
+    ratio = min(mine() / lite0() for _ in range(3))
+    return ratio * (channels / MEASURED_CHANNELS if per_channel else 1.0)
 
 
-@functools.lru_cache(maxsize=16)
-def _forward(backbone: str) -> tuple[float, int]:
-    """Milliseconds of one forward pass of ``backbone`` at batch 8, and its layer's channels."""
+def _timed_pass(backbone: str) -> tuple[Callable[[], float], int]:
+    """A function timing one forward pass of ``backbone`` at batch 8 (ms; after an untimed
+    one, which picks and builds the shape's kernels), and the channels at its target layer."""
     spec = spec_for(backbone)
     model = spec.create()
     size = (3, spec.input_px, spec.input_px)
     _, (channels, _, _) = resolve_layer(model, size)
     inputs = torch.randn(8, *size)
-    with torch.inference_mode():
-        model(inputs)  # untimed: the first pass of a shape picks and builds its kernels
-        return min(timed(lambda: model(inputs), torch.device("cpu")) for _ in range(2)), channels
+
+    @torch.inference_mode()
+    def timed_pass() -> float:
+        return timed(lambda: model(inputs), torch.device("cpu"))
+
+    timed_pass()
+    return timed_pass, channels
