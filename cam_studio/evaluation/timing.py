@@ -35,25 +35,31 @@ MEASURED_ON = DEFAULT_BACKBONE  # the tables' per-image seconds were measured on
 MEASURED_CHANNELS = 1280  # Lite0's channels at its target layer (one masked pass each: ScoreCAM)
 
 
-@functools.lru_cache(maxsize=16)
 def lite0_scale(backbone: str, per_channel: bool = False) -> float:
     """How many times Lite0's time ``backbone`` takes here for a table's work, measured on
-    Lite0: a forward pass of each at its own input size (batch 8, random weights), the two
-    timed in turn three times after an untimed pass each, the least of the three ratios (paired
-    in time; a small model's short pass is the one a busy moment stretches most), times the
-    ratio of their target layers' channels when the work is ``per_channel`` (a masked pass per
-    channel). FLOPs would not do: ResNet-50 has 11× Lite0's but takes about 3× its time on this
-    CPU. 1.0 for Lite0, and for a name that cannot be built here."""
+    Lite0 (``_measured``), times the ratio of their target layers' channels when the work is
+    ``per_channel`` (a masked pass per channel). 1.0 for Lite0, and for a name that cannot be
+    built here."""
     if backbone == MEASURED_ON:
         return 1.0
+    ratio, channels = _measured(backbone)
+    return ratio * (channels / MEASURED_CHANNELS if per_channel else 1.0)
+
+
+@functools.lru_cache(maxsize=16)
+def _measured(backbone: str) -> tuple[float, int]:
+    """``backbone``'s forward pass ÷ Lite0's, and its layer's channels (Lite0's for a name that
+    cannot be built): a pass of each at its own input size (batch 8, random weights), the two
+    timed in turn three times after an untimed pass each, the least of the three ratios (paired
+    in time; a small model's short pass is the one a busy moment stretches most). FLOPs would
+    not do: ResNet-50 has 11× Lite0's but takes about 3× its time on this CPU."""
     try:
         mine, channels = _timed_pass(backbone)
     except (ValueError, OSError, RuntimeError, ImportError):  # an unknown name (UserInputError
         # is a ValueError), a family whose code is missing here
-        return 1.0
+        return 1.0, MEASURED_CHANNELS
     lite0, _ = _timed_pass(MEASURED_ON)
-    ratio = min(mine() / lite0() for _ in range(3))
-    return ratio * (channels / MEASURED_CHANNELS if per_channel else 1.0)
+    return min(mine() / lite0() for _ in range(3)), channels
 
 
 def _timed_pass(backbone: str) -> tuple[Callable[[], float], int]:

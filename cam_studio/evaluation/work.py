@@ -19,6 +19,7 @@ from torch import Tensor
 
 from cam_studio.data.sources import Sample, samples
 from cam_studio.evaluation.config import EvaluationConfig
+from cam_studio.evaluation.timing import lite0_scale
 from cams.backbones import Backbone
 from cams.backbones.specs import DEFAULT_BACKBONE
 from cams.checkpoints import find_checkpoint
@@ -104,6 +105,12 @@ def pair_backbone(fooled: str) -> str:
 def image_count(config: EvaluationConfig) -> int:
     """How many images of the source a run takes (without reading them)."""
     return sum(1 for _ in samples(config.images, config.limit))
+
+
+def per_backbone_seconds(config: EvaluationConfig, lite0_seconds: float) -> float:
+    """A table's estimate that takes ``lite0_seconds`` per image on Lite0, over every image
+    and backbone of the run (each backbone's time scaled by ``lite0_scale``)."""
+    return lite0_seconds * image_count(config) * sum(map(lite0_scale, config.backbones))
 
 
 def chosen(config: EvaluationConfig, table_methods: tuple[str, ...], backbone: Backbone) -> list[str]:

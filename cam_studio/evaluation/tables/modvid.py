@@ -14,8 +14,15 @@ from cam_studio.evaluation.config import EvaluationConfig
 from cam_studio.evaluation.rows import key
 from cam_studio.evaluation.statistics import mod_vid
 from cam_studio.evaluation.summaries import grouped, write_table
-from cam_studio.evaluation.timing import lite0_scale
-from cam_studio.evaluation.work import Load, Section, Table, Work, chosen, image_count, inputs_of
+from cam_studio.evaluation.work import (
+    Load,
+    Section,
+    Table,
+    Work,
+    chosen,
+    inputs_of,
+    per_backbone_seconds,
+)
 from cams.engine import explain
 from cams.methods import DEFAULT_METHODS
 from cams.metrics import nissim
@@ -82,6 +89,5 @@ TABLE = Table(
             "FGSM-attacked image (both explaining the clean prediction); MOD = its mean, VID = "
             "its variance (std beside it). Higher = the explanation moves more under attack.",
             section),
-    seconds=lambda config: SECONDS_PER_IMAGE * image_count(config) * sum(
-        lite0_scale(backbone) for backbone in config.backbones),
+    seconds=lambda config: per_backbone_seconds(config, SECONDS_PER_IMAGE),
     needs="backbones")

@@ -22,8 +22,15 @@ from cam_studio.evaluation.summaries import (
     units_text,
     write_table,
 )
-from cam_studio.evaluation.timing import lite0_scale
-from cam_studio.evaluation.work import Load, Section, Table, Work, chosen, image_count, inputs_of
+from cam_studio.evaluation.work import (
+    Load,
+    Section,
+    Table,
+    Work,
+    chosen,
+    inputs_of,
+    per_backbone_seconds,
+)
 from cams.engine import explain
 from cams.methods import (
     DIFF_BASELINES,
@@ -117,6 +124,5 @@ TABLE = Table(
     "similarity", "DiffGradCAM, Table 3 / RQ2", (SimilarityRow,), work,
     Section("Similarity to GradCAM / GradCAM++ on clean models (DiffGradCAM paper, Table 3)", "",
             section),
-    seconds=lambda config: SECONDS_PER_IMAGE * image_count(config) * sum(
-        lite0_scale(backbone) for backbone in config.backbones),
+    seconds=lambda config: per_backbone_seconds(config, SECONDS_PER_IMAGE),
     needs="backbones")

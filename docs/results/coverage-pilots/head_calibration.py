@@ -17,6 +17,7 @@ import torch
 from cam_studio.data.photos import PhotoCrops, photo_set
 from cam_studio.evaluation.check import crop_records, summarise
 from cams.backbones import load_backbone
+from cams.metrics import prediction_agreement
 
 FOOLS = ("sham-all-classes-efficientnet_lite0", "sham-one-class-efficientnet_lite0")
 REGS = (0.0, 0.01, 0.1)
@@ -28,6 +29,11 @@ def scored(clean, fooled) -> dict[str, float]:
     summary = summarise(crop_records(clean, fooled, CROPS, SEED, photos="validation"))
     return {key: round(summary[key], 4)
             for key in ("agreement_all", "agreement_confident", "sham_mse_ratio")}
+
+
+def agreement(reference_logits: torch.Tensor, logits: torch.Tensor) -> float:
+    return round(float(prediction_agreement(reference_logits, logits)["agreement"].float().mean()),
+                 4)
 
 
 def calibrated(scores: torch.Tensor, target: torch.Tensor, bias: torch.Tensor,
@@ -66,18 +72,16 @@ def main() -> None:
         weight, bias = head.weight.detach().clone(), head.bias.detach().clone()
         scores = torch.cat(pooled) @ weight.T  # the fool's logits without the bias
         target = torch.cat(clean_logits)
-        print(json.dumps({"fool": name, "reg": None, **scored(clean, fooled), "train_agreement":
-                          round(float(((scores + bias).argmax(1) == target.argmax(1))
-                                      .float().mean()), 4)}), flush=True)
+        print(json.dumps({"fool": name, "reg": None, **scored(clean, fooled),
+                          "train_agreement": agreement(target, scores + bias)}), flush=True)
         for reg in REGS:
             log_scale, new_bias = calibrated(scores, target, bias, reg)
+            train_agreement = agreement(target, scores * log_scale.exp() + new_bias)
             with torch.no_grad():
-                logits = scores * log_scale.exp() + new_bias
-                train_agreement = float((logits.argmax(1) == target.argmax(1)).float().mean())
                 head.weight.copy_(weight * log_scale.exp()[:, None])
                 head.bias.copy_(new_bias)
             print(json.dumps({"fool": name, "reg": reg, **scored(clean, fooled),
-                              "train_agreement": round(train_agreement, 4),
+                              "train_agreement": train_agreement,
                               "scale_range": [round(float(log_scale.exp().min()), 3),
                                               round(float(log_scale.exp().max()), 3)]}), flush=True)
             with torch.no_grad():
