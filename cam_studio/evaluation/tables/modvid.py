@@ -14,15 +14,7 @@ from cam_studio.evaluation.config import EvaluationConfig
 from cam_studio.evaluation.rows import key
 from cam_studio.evaluation.statistics import mod_vid
 from cam_studio.evaluation.summaries import grouped, write_table
-from cam_studio.evaluation.work import (
-    Load,
-    Section,
-    Table,
-    Work,
-    chosen,
-    inputs_of,
-    per_backbone_seconds,
-)
+from cam_studio.evaluation.work import Load, Section, Table, Work, chosen, inputs_of, per_backbone_seconds
 from cams.engine import explain
 from cams.methods import DEFAULT_METHODS
 from cams.metrics import nissim

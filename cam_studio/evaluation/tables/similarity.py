@@ -22,15 +22,7 @@ from cam_studio.evaluation.summaries import (
     units_text,
     write_table,
 )
-from cam_studio.evaluation.work import (
-    Load,
-    Section,
-    Table,
-    Work,
-    chosen,
-    inputs_of,
-    per_backbone_seconds,
-)
+from cam_studio.evaluation.work import Load, Section, Table, Work, chosen, inputs_of, per_backbone_seconds
 from cams.engine import explain
 from cams.methods import (
     DIFF_BASELINES,
