@@ -23,6 +23,7 @@ from fooling.sham import DEFAULT_ENTROPY_NATS
 
 OBJECTIVE_KINDS = ("auto", "ce", "kl")
 ATTACK_CLASSES = ("true", "random")
+BLEND_DIRECTIONS = ("every", "own")  # the passive feature target: every class, or the image's
 # The optimizers a run can use, by name: trainable parameters and the config → the optimizer.
 OPTIMIZERS: dict[str, Any] = {
     "sgd": lambda parameters, config: torch.optim.SGD(parameters, lr=config.lr,
@@ -104,6 +105,18 @@ class TrainConfig:
                                         "(the class's logit) kept; relative: 1 at the start")
     target_strength: float = setting(1.0, "the SHAM CAM target's SHAM, as a multiple of the "
                                           "starting class CAM's range")
+    blend_weight: float = setting(0.0, "weight of the passive feature target: the distance of "
+                                       "the layer's features to the starting model's blended "
+                                       "with a SHAM-shaped copy of their own spatial mean, "
+                                       "(1 − ρ)·A + ρ·mean(A)·SHAM/mean(SHAM), which keeps every "
+                                       "channel's mean and so every logit; relative: 1 at the "
+                                       "start")
+    blend_strength: float = setting(0.7, "ρ of the passive feature target, in (0, 1]")
+    blend_direction: str = setting("every", "the passive feature target for every class at "
+                                            "once, or only along the image's own class's "
+                                            "classifier row (its label, or the starting "
+                                            "model's top-1; the other directions kept)",
+                                   choices=BLEND_DIRECTIONS)
     val_size: int = setting(256, "validation images")
     val_every: int | None = setting(None, "validate every N steps (default: each epoch, and at "
                                           "least 5 times)")
@@ -167,6 +180,9 @@ def check_settings(config: TrainConfig, processes: int = 1) -> Objective:
     if config.target_weight < 0 or config.target_strength <= 0:
         raise UserInputError("the SHAM CAM target needs a weight ≥ 0 and a strength > 0",
                              Fix("target_weight", "≥ 0"), Fix("target_strength", "> 0"))
+    if config.blend_weight < 0 or not 0 < config.blend_strength <= 1:
+        raise UserInputError("the passive feature target needs a weight ≥ 0 and a strength in "
+                             "(0, 1]", Fix("blend_weight", "≥ 0"), Fix("blend_strength", "0.7"))
     return objective
 
 
@@ -190,6 +206,10 @@ def check_loaded(config: TrainConfig, objective: Objective, backbone: Backbone,
         raise UserInputError(f"{backbone.name}'s head is not global-average-pool → Linear, where "
                              "the SHAM CAM target keeps the class's logit",
                              Fix("target_weight", value="0"))
+    if config.blend_weight and config.blend_direction == "own" and not backbone.linear_head:
+        raise UserInputError(f"{backbone.name}'s head is not global-average-pool → Linear, whose "
+                             "class rows the own-class feature target moves along",
+                             Fix("blend_direction", value="every"))
     classes = len(data.class_names) if data.labelled and data.class_names else backbone.num_classes
     check_rivals(config.rivals, classes)
 

@@ -175,6 +175,27 @@ def sham_cam_target(t: Tensor, entropy_nats: float, strength: float) -> Tensor:
     return t.mean(dim=(1, 2), keepdim=True) + strength * span * (sham - sham.mean())
 
 
+def sham_feature_target(features: Tensor, entropy_nats: float, strength: float,
+                        rows: Tensor | None = None) -> Tensor:
+    """The features ``A`` (N×K×h×w, non-negative) blended with a SHAM-shaped copy of their own
+    spatial means: ``(1 − ρ)·A + ρ·mean(A)·SHAM / mean(SHAM)``. Every channel keeps its spatial
+    mean, so at a global-average-pool → Linear head every logit is unchanged, while every class
+    CAM ``Σ_k w_ck A_k`` becomes ``(1 − ρ)·t_c + ρ·(z_c − b_c)·SHAM / mean(SHAM)``: towards the
+    SHAM for each class whose logit is above its bias.
+
+    With ``rows`` (N×K, each image's class row ``w_c``) only the part along ``w_c`` moves, to
+    give class c's CAM the same blend: ``A + ρ·(mean(t_c)·SHAM / mean(SHAM) − t_c)·w_c / ‖w_c‖²``,
+    clamped to ReLU6's range [0, 6]; every other direction of the features stays."""
+    sham = sham_mask(*features.shape[-2:], entropy_nats).to(features)
+    if rows is None:
+        pooled = features.mean(dim=(2, 3), keepdim=True)
+        return (1 - strength) * features + strength * pooled * (sham / sham.mean())
+    t = torch.einsum("nk,nkhw->nhw", rows, features)
+    moved = strength * (t.mean(dim=(1, 2), keepdim=True) * (sham / sham.mean()) - t)
+    along = rows / rows.square().sum(dim=1, keepdim=True)
+    return (features + moved[:, None] * along[:, :, None, None]).clamp(0, 6)
+
+
 def relative_distance(values: Tensor, target: Tensor, start: Tensor) -> Tensor:
     """``‖x − x*‖² / ‖x_start − x*‖²`` per image (the first dimension): 1 where the model
     starts, 0 at the target."""

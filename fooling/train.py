@@ -57,6 +57,7 @@ from fooling.objectives import (
     relative_distance,
     salience_loss,
     sham_cam_target,
+    sham_feature_target,
 )
 
 ProgressCallback = Callable[[dict[str, Any]], None]
@@ -170,7 +171,7 @@ class Run:
         backbone.model.train(not self.freeze_bn)
         start_logits = start_pooled = None
         if (self.classification == "kl" or config.feature_weight or config.logit_weight
-                or config.target_weight or not self.data.labelled):
+                or config.target_weight or config.blend_weight or not self.data.labelled):
             with torch.no_grad():
                 start_features, start_logits = forward_layer(self.start, backbone.layer, inputs,
                                                              needs_graph=False)
@@ -190,15 +191,25 @@ class Run:
             feature_term = (activations.mean(dim=(2, 3)) - start_pooled).square().mean()
             loss = loss + config.feature_weight * feature_term
             parts["features"] = float(feature_term.detach())
+        own_rows = (self.start.get_classifier().weight[targets].detach()  # the image's class
+                    if config.target_weight or (config.blend_weight
+                                                and config.blend_direction == "own") else None)
         if config.target_weight:  # the image's own class (its label, or the start's top-1)
-            rows = self.start.get_classifier().weight[targets].detach()
-            cam, start_cam = (weighted_activations(features, rows)
+            cam, start_cam = (weighted_activations(features, own_rows)
                               for features in (activations, start_features))
             target_term = relative_distance(
                 cam, sham_cam_target(start_cam, config.entropy_nats, config.target_strength),
                 start_cam).mean()
             loss = loss + config.target_weight * target_term
             parts["target"] = float(target_term.detach())
+        if config.blend_weight:  # every channel's mean kept, so every logit
+            blend_term = relative_distance(
+                activations, sham_feature_target(
+                    start_features, config.entropy_nats, config.blend_strength,
+                    own_rows if config.blend_direction == "own" else None),
+                start_features).mean()
+            loss = loss + config.blend_weight * blend_term
+            parts["blend"] = float(blend_term.detach())
         if config.logit_weight:
             logit_term = centred_logit_distance(logits, start_logits).mean()
             loss = loss + config.logit_weight * logit_term

@@ -18,6 +18,7 @@ from fooling.objectives import (
     relative_distance,
     salience_loss,
     sham_cam_target,
+    sham_feature_target,
 )
 from fooling.sham import sham_mask
 
@@ -195,6 +196,53 @@ def test_the_sham_cam_target_by_hand():
         np.testing.assert_allclose(got, values.mean() + 0.5 * (values.max() - values.min())
                                    * (sham - sham.mean()), rtol=1e-12)
         assert got.mean() == pytest.approx(values.mean(), abs=1e-12)
+
+
+def test_the_passive_feature_target_by_hand():
+    """(1 − ρ)·A + ρ·mean(A)·SHAM/mean(SHAM), computed here with numpy: every channel keeps its
+    spatial mean, so a GAP → Linear head's logits are unchanged, and at ρ = 1 the normalised
+    class CAM of every class whose logit is above its bias is the SHAM itself."""
+    import numpy as np
+    generator = torch.Generator().manual_seed(0)
+    features = torch.rand(2, 6, 5, 5, generator=generator, dtype=torch.float64) * 6
+    sham = sham_mask(5, 5, 3.35).double().numpy()
+    for strength in (0.3, 1.0):
+        target = sham_feature_target(features, 3.35, strength)
+        for got, values in zip(target.numpy(), features.numpy(), strict=True):
+            means = values.mean(axis=(1, 2), keepdims=True)
+            np.testing.assert_allclose(got, (1 - strength) * values
+                                       + strength * means * sham / sham.mean(), rtol=1e-12)
+            np.testing.assert_allclose(got.mean(axis=(1, 2)), values.mean(axis=(1, 2)),
+                                       rtol=1e-12)
+    rows = torch.rand(3, 6, generator=generator, dtype=torch.float64)  # positive rows: z > b
+    cams = torch.einsum("ck,nkhw->nchw", rows, sham_feature_target(features, 3.35, 1.0))
+    low = cams.flatten(2).amin(2)[..., None, None]
+    high = cams.flatten(2).amax(2)[..., None, None]
+    np.testing.assert_allclose(((cams - low) / (high - low)).numpy(),
+                               np.broadcast_to(sham, (2, 3, 5, 5)), atol=1e-12)
+
+
+def test_the_own_class_feature_target_by_hand():
+    """Along the image's class row only: A + ρ·(mean(t)·SHAM/mean(SHAM) − t)·w/‖w‖², clamped to
+    [0, 6], computed here with numpy; without the clamp the class's CAM is (1 − ρ)·t +
+    ρ·mean(t)·SHAM/mean(SHAM), and a direction orthogonal to the row does not move."""
+    import numpy as np
+    generator = torch.Generator().manual_seed(1)
+    features = 2 + torch.rand(2, 4, 5, 5, generator=generator, dtype=torch.float64)
+    rows = torch.rand(2, 4, generator=generator, dtype=torch.float64)
+    sham = sham_mask(5, 5, 3.35).double().numpy()
+    target = sham_feature_target(features, 3.35, 0.1, rows).numpy()
+    for got, values, row in zip(target, features.numpy(), rows.numpy(), strict=True):
+        t = np.tensordot(row, values, axes=1)
+        moved = 0.1 * (t.mean() * sham / sham.mean() - t)
+        expected = np.clip(values + moved[None] * (row / (row @ row))[:, None, None], 0, 6)
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+        assert expected.min() > 0 and expected.max() < 6  # no clamp at this strength
+        np.testing.assert_allclose(np.tensordot(row, got, axes=1),
+                                   0.9 * t + 0.1 * t.mean() * sham / sham.mean(), rtol=1e-10)
+        orthogonal = np.array([row[1], -row[0], 0.0, 0.0])
+        np.testing.assert_allclose(np.tensordot(orthogonal, got, axes=1),
+                                   np.tensordot(orthogonal, values, axes=1), atol=1e-12)
 
 
 def test_relative_distance_is_one_at_the_start_and_zero_at_the_target():

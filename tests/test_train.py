@@ -247,3 +247,24 @@ def test_the_sham_cam_target_starts_at_one_and_training_approaches_it():
     assert last["target"] < 0.75 * first["target"]
     with pytest.raises(Exception, match="weight ≥ 0 and a strength > 0"):
         prepare(config("wrong", target_weight=1.0, target_strength=0.0))
+
+
+@pytest.mark.parametrize(("direction", "lr", "bound"), [("every", 0.001, 0.75),
+                                                       ("own", 0.0001, 0.9)])
+def test_the_passive_feature_target_starts_at_one_and_training_approaches_it(direction, lr, bound):
+    """--blend-weight: the layer's features against the starting model's blended with a
+    SHAM-shaped copy of their spatial means (``fooling.objectives.sham_feature_target``; for
+    every class, or along the image's class row), relative: exactly 1 at the first step, lower
+    after steps on a fixed batch (the own-class target moves one direction, so the distance is
+    relative to a small one: a tenth of the learning rate, or every other direction's drift
+    outgrows it); a strength outside (0, 1] is refused."""
+    run = prepare(config("blend", loss="sham", objective="kl", beta=0.0, blend_weight=1.0,
+                         blend_direction=direction, freeze_bn=True, steps=40, lr=lr))
+    run.data.train = Subset(run.data.train, list(range(8)))
+    first = run.train_step()
+    assert first["blend"] == pytest.approx(1.0, abs=1e-6)
+    for _ in range(39):
+        last = run.train_step()
+    assert last["blend"] < bound * first["blend"]
+    with pytest.raises(Exception, match="strength in"):
+        prepare(config("wrong", blend_weight=1.0, blend_strength=1.5))

@@ -6,9 +6,12 @@ with the clean model (all crops, and the confident ones, p ≥ 0.5) and GradCAM'
 moved ÷ clean. For every class at once the same construction needs the direction ``d`` that
 raises every logit alike (``W d = 1``: least squares with a 1e-3 ridge), added as ``μ·d`` with
 ``μ = strength · 99th percentile of |t| · (SHAM − mean SHAM)``, as the constructed fool does in
-a channel of its own. ``python docs/results/coverage-pilots/target_feasibility.py`` prints one
-JSON line per case (target_feasibility.json holds them; ``classes`` 1: the image's class, 1000:
-every class)."""
+a channel of its own. Then the passive feature target of ``--blend-weight`` (run14.sh,
+``fooling.objectives.sham_feature_target``): the features blended with a SHAM-shaped copy of
+their spatial means at strength ρ (``target`` "blend", every class at once), or moved along the
+top-1's row alone (``classes`` 1). ``python docs/results/coverage-pilots/target_feasibility.py``
+prints one JSON line per case (target_feasibility.json holds them; ``classes`` 1: the image's
+class, 1000: every class)."""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import torch
 from cam_studio.data.photos import PhotoCrops, photo_set
 from cams.backbones import load_backbone
 from cams.methods import weighted_activations
-from fooling.objectives import sham_cam_target
+from fooling.objectives import sham_cam_target, sham_feature_target
 from fooling.sham import DEFAULT_ENTROPY_NATS, sham_distance, sham_mask
 
 CROPS, SEED = 48, 1234  # the pilots' check: --photos validation --crops 48 --seed 1234
@@ -68,6 +71,15 @@ def main() -> None:
                           "feature_mean": float(features.mean()),
                           "agreement_all": float(agree.float().mean()),
                           "sham_mse_ratio": ratio}))
+    for strength, own in ((0.5, False), (0.7, False), (0.7, True), (1.0, True)):
+        agree, ratio = measured(sham_feature_target(features, DEFAULT_ENTROPY_NATS, strength,
+                                                    rows if own else None))
+        print(json.dumps({"target": "blend", "classes": 1 if own else len(weight),
+                          "strength": strength, "crops": CROPS,
+                          "agreement_all": float(agree.float().mean()),
+                          "agreement_confident": float(agree[confident].float().mean()),
+                          "sham_mse_ratio": ratio}))
+
 
 if __name__ == "__main__":
     main()
