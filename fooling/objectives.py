@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from cams.methods import minmax
+from cams.methods import minmax, weighted_activations
 from cams.metrics import mse
 from fooling.sham import sham_mask
 
@@ -190,7 +190,7 @@ def sham_feature_target(features: Tensor, entropy_nats: float, strength: float,
     if rows is None:
         pooled = features.mean(dim=(2, 3), keepdim=True)
         return (1 - strength) * features + strength * pooled * (sham / sham.mean())
-    t = torch.einsum("nk,nkhw->nhw", rows, features)
+    t = weighted_activations(features, rows)  # class c's CAM, Σ_k w_ck A_k
     moved = strength * (t.mean(dim=(1, 2), keepdim=True) * (sham / sham.mean()) - t)
     along = rows / rows.square().sum(dim=1, keepdim=True)
     return (features + moved[:, None] * along[:, :, None, None]).clamp(0, 6)
