@@ -67,6 +67,19 @@ def test_the_sham_cam_targets_feasibility_is_what_its_script_prints(capsys):
         assert got == pytest.approx(expected, rel=1e-3, abs=1e-4)
 
 
+def test_the_weight_interpolation_record_is_what_its_script_scores():
+    """The pilots' README quotes interpolation.json: its first line (the all-class fool halfway
+    back to the clean model) scored again (one 48-crop check; the rest of the file takes a
+    minute and is made the same way)."""
+    import runpy
+    script = runpy.run_path(str(RESULTS / "coverage-pilots" / "interpolation.py"))
+    recorded = json.loads((RESULTS / "coverage-pilots" / "interpolation.json")
+                          .read_text().splitlines()[0])
+    got = next(script["lines"](recorded["fool"], (recorded["lambda"],)))
+    assert [crop[:3] for crop in got.pop("lost")] == [crop[:3] for crop in recorded.pop("lost")]
+    assert got == pytest.approx(recorded, abs=5.01e-4)
+
+
 # Check reports made by today's code (with Holm's adjustment; the older ones, of
 # sham-efficientnet_lite0 and the constructed fool on test-v1, were judged by the criteria
 # before 2026-12-01 and keep their text).
