@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from cams.errors import BACKBONE, WEIGHTS, Fix, UserInputError, shorten
 
@@ -128,6 +128,15 @@ def _sha256(path: Path) -> str:
 
 
 @functools.lru_cache(maxsize=256)
+def state_dict_sha256(model: nn.Module) -> str:
+    """The SHA-256 of ``model``'s state dict: each tensor's name and bytes, in order."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def _cached_sha256(path: Path, mtime_ns: int, size: int) -> str:
     """The digest of a file, computed once per (path, modification time, size)."""
     return _sha256(path)

@@ -117,6 +117,12 @@ class TrainConfig:
                                             "classifier row (its label, or the starting "
                                             "model's top-1; the other directions kept)",
                                    choices=BLEND_DIRECTIONS)
+    steered: int = setting(0, "images steered towards each class in turn (training crops moved "
+                              "by --steer-steps Adam steps on their pixels by the starting model; "
+                              "made once, cached) to make half of every batch: the "
+                              "prediction-keeping term then sees every class's boundary, not only "
+                              "the photos' classes. Unlabelled photo data only")
+    steer_steps: int = setting(6, "Adam steps (0.025 on pixels in [0, 1]) for each --steered image")
     val_size: int = setting(256, "validation images")
     val_every: int | None = setting(None, "validate every N steps (default: each epoch, and at "
                                           "least 5 times)")
@@ -183,6 +189,9 @@ def check_settings(config: TrainConfig, processes: int = 1) -> Objective:
     if config.blend_weight < 0 or not 0 < config.blend_strength <= 1:
         raise UserInputError("the passive feature target needs a weight ≥ 0 and a strength in "
                              "(0, 1]", Fix("blend_weight", "≥ 0"), Fix("blend_strength", "0.7"))
+    if config.steered < 0 or config.steer_steps < 1:
+        raise UserInputError("steered images need a count ≥ 0 and at least one step",
+                             Fix("steered", "1024"), Fix("steer_steps", "6"))
     return objective
 
 
@@ -210,6 +219,9 @@ def check_loaded(config: TrainConfig, objective: Objective, backbone: Backbone,
         raise UserInputError(f"{backbone.name}'s head is not global-average-pool → Linear, whose "
                              "class rows the own-class feature target moves along",
                              Fix("blend_direction", value="every"))
+    if config.steered and data.labelled:
+        raise UserInputError("steered images are unlabelled: they mix only into unlabelled photo "
+                             "crops", Fix("data", value="photos:wide"), Fix("steered", value="0"))
     classes = len(data.class_names) if data.labelled and data.class_names else backbone.num_classes
     check_rivals(config.rivals, classes)
 

@@ -34,6 +34,7 @@ from torch import Tensor
 from cam_studio.data.distributed import Process, average, current, gather
 from cam_studio.data.items import has_masks, stack
 from cam_studio.data.order import batch_indices, seeded_generator
+from cam_studio.data.steered import Interleaved, steered_images
 from cam_studio.data.training import TrainingData, training_data
 from cams.backbones import CLEAN_WEIGHTS, RANDOM_WEIGHTS, Backbone, load_backbone, resolve_device
 from cams.checkpoints import (
@@ -42,6 +43,7 @@ from cams.checkpoints import (
     check_free,
     checkpoint_dir,
     save_checkpoint,
+    state_dict_sha256,
     taken_names,
     unique_name,
 )
@@ -432,6 +434,11 @@ def prepare(config: TrainConfig, distributed: bool = True, resume: bool = False,
         backbone.class_names = list(data.class_names)
     backbone.data_config = {**backbone.data_config, "input_size": (3, data.size, data.size)}
     start = copy.deepcopy(model).eval().requires_grad_(False)
+    if config.steered:
+        data.train = Interleaved(data.train, steered_images(
+            start, backbone.normalise, data.train, backbone.num_classes, config.steered,
+            config.seed, config.steer_steps,
+            key=f"{state_dict_sha256(start)}|{config.data}|{config.seed}|{data.size}"))
     freeze_early_stages(model, config.train_stages, config.head_only)
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
     optimizer = OPTIMIZERS[config.optimizer](trainable, config)

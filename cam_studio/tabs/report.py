@@ -18,6 +18,7 @@ from cam_studio.tabs.comparison import Comparison
 from cam_studio.tabs.verdict import verdict, verdict_markdown
 from cams import __version__
 from cams.backbones import Backbone
+from cams.checkpoints import state_dict_sha256
 from cams.methods import method_row
 from cams.render import png_html
 
@@ -38,11 +39,7 @@ def weights_sha256(backbone: Backbone) -> str:
     recorded = backbone.metadata.get("weights_sha256")
     if recorded:
         return f"{recorded} (the weights file, as the registry recorded it)"
-    digest = hashlib.sha256()
-    for name, tensor in backbone.model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return f"{digest.hexdigest()} (the loaded state dict's tensors)"
+    return f"{state_dict_sha256(backbone.model)} (the loaded state dict's tensors)"
 
 
 def _markdown_lines(text: str) -> str:
