@@ -127,7 +127,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-@functools.lru_cache(maxsize=256)
 def state_dict_sha256(model: nn.Module) -> str:
     """The SHA-256 of ``model``'s state dict: each tensor's name and bytes, in order."""
     digest = hashlib.sha256()
@@ -137,6 +136,7 @@ def state_dict_sha256(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
+@functools.lru_cache(maxsize=256)
 def _cached_sha256(path: Path, mtime_ns: int, size: int) -> str:
     """The digest of a file, computed once per (path, modification time, size)."""
     return _sha256(path)

@@ -114,3 +114,20 @@ def test_weights_without_metadata_are_listed_as_a_problem(registry):
     assert [problem for problem in problems if "kept.safetensors" in problem] == [
         f"{registry / 'kept.safetensors'}: weights without metadata (a save interrupted between "
         "its two files): save it again, or delete it"]
+
+
+def test_the_state_dict_digest_is_sha256_of_names_and_bytes_and_follows_the_weights():
+    import hashlib
+
+    from torch import nn
+
+    from cams.checkpoints import state_dict_sha256
+    model = nn.Linear(3, 2)
+    expected = hashlib.sha256()
+    for name in ("weight", "bias"):
+        expected.update(name.encode())
+        expected.update(getattr(model, name).detach().numpy().tobytes())
+    assert state_dict_sha256(model) == expected.hexdigest()
+    with torch.no_grad():
+        model.bias.add_(1)
+    assert state_dict_sha256(model) != expected.hexdigest()  # (computed again, never cached)
